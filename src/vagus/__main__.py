@@ -1,0 +1,5 @@
+"""``python -m vagus`` runs the command line."""
+
+from vagus.cli import main
+
+raise SystemExit(main())

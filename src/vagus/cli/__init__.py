@@ -1,0 +1,86 @@
+"""The ``vagus`` command line.
+
+Each command lives in its own module of this package and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func`` (a callable
+taking the parsed ``argparse.Namespace`` and returning an exit code). Command modules
+are imported lazily per command so ``vagus --help`` stays fast and bleak is only
+imported on the BLE path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vagus import __version__
+from vagus.exceptions import VagusError
+
+__all__ = ["main"]
+
+#: command name -> (module, one-line help). Order is the order in ``--help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "monitor": ("vagus.cli.monitor", "connect to a strap (or --sim) and show live HRV"),
+    "record": ("vagus.cli.record", "record a session headless (strap or --sim)"),
+    "scan": ("vagus.cli.scan", "list heart-rate straps nearby"),
+    "devices": ("vagus.cli.devices", "list the known strap profiles"),
+    "analyze": ("vagus.cli.analyze", "summarise an RR-interval file"),
+    "sessions": ("vagus.cli.sessions", "list recorded sessions"),
+    "show": ("vagus.cli.sessions", "show one session"),
+    "delete": ("vagus.cli.sessions", "delete a session"),
+    "replay": ("vagus.cli.replay", "replay a session through the pipeline"),
+    "import": ("vagus.cli.transfer", "import an RR file as a session"),
+    "export": ("vagus.cli.transfer", "export a session (kubios, csv, json, edf)"),
+    "report": ("vagus.cli.report", "write an HTML report for a session"),
+    "progress": ("vagus.cli.report", "write an HTML trend report across sessions"),
+    "bench": ("vagus.cli.bench", "benchmarks: pipeline, ble, replay"),
+}
+
+
+def _build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vagus",
+        description=(
+            "Live heart-rate-variability biofeedback from a Bluetooth chest strap.\n"
+            "Try `vagus monitor --sim` to see live HRV from a simulated strap."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vagus {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if command is not None:
+        # Only the module of the command asked for is imported; it may register
+        # several commands (sessions/show/delete).
+        importlib.import_module(COMMANDS[command][0]).register(sub)
+    else:
+        for name, (_module, help_text) in COMMANDS.items():
+            sub.add_parser(name, help=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vagus`` console script; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    parser = _build_parser(command)
+    args = parser.parse_args(args_list)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0 if not args_list else 2
+    try:
+        code: int = func(args)
+    except VagusError as exc:
+        print(f"vagus {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"vagus {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

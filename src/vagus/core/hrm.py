@@ -1,0 +1,194 @@
+"""Heart Rate Measurement (0x2A37) payloads: parse and encode.
+
+Bluetooth SIG, Heart Rate Service 1.0 §3.1 and the GATT Specification Supplement
+("Heart Rate Measurement"). All fields little-endian::
+
+    flags (uint8)
+      bit 0  heart rate value format: 0 = uint8, 1 = uint16 (may change within a connection)
+      bit 1  sensor contact status: contact detected
+      bit 2  sensor contact status supported (bit 1 only meaningful when bit 2 is set)
+      bit 3  energy expended field present
+      bit 4  RR-interval field(s) present
+      bits 5-7 reserved
+    heart rate      uint8 or uint16, beats per minute
+    energy expended uint16, kJ                 (only if bit 3)
+    RR-interval     uint16 each, 1/1024 s, 0..n (only if bit 4)
+
+Three bugs common in open-source parsers are each pinned by a regression test:
+ignoring the flags byte (reading RR from byte 2), ignoring the energy flag (reading
+energy as the first RR), and storing energy under one key while reading another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vagus.exceptions import MalformedPacket
+
+__all__ = [
+    "RR_TICKS_PER_S",
+    "HeartRateMeasurement",
+    "encode_heart_rate_measurement",
+    "parse_heart_rate_measurement",
+    "ticks_to_ms",
+]
+
+#: RR intervals are sent in units of 1/1024 s (Heart Rate Service §3.1.1.5).
+RR_TICKS_PER_S = 1024
+
+_FLAG_HR_UINT16 = 0x01
+_FLAG_CONTACT_DETECTED = 0x02
+_FLAG_CONTACT_SUPPORTED = 0x04
+_FLAG_ENERGY_PRESENT = 0x08
+_FLAG_RR_PRESENT = 0x10
+
+
+def ticks_to_ms(rr_ticks: int) -> float:
+    """Convert an RR interval from 1/1024 s ticks to milliseconds: ``ticks * 1000 / 1024``."""
+    return rr_ticks * 1000.0 / RR_TICKS_PER_S
+
+
+@dataclass(frozen=True, slots=True)
+class HeartRateMeasurement:
+    """One parsed Heart Rate Measurement notification.
+
+    Attributes:
+        hr_bpm: the heart rate the strap reports (beats/min). Several straps
+            overestimate it; vagus computes heart rate from RR instead.
+        rr_ticks: the RR intervals exactly as sent, in 1/1024 s.
+        contact: True/False when the strap supports contact detection, else None.
+        energy_kj: cumulative energy expended (kJ) when the field is present, else None.
+        hr_uint16: whether the heart rate was sent as uint16 (flags bit 0).
+    """
+
+    hr_bpm: int
+    rr_ticks: tuple[int, ...] = ()
+    contact: bool | None = None
+    energy_kj: int | None = None
+    hr_uint16: bool = False
+
+    @property
+    def rr_ms(self) -> tuple[float, ...]:
+        """RR intervals in milliseconds (``ticks * 1000 / 1024``)."""
+        return tuple(t * 1000.0 / RR_TICKS_PER_S for t in self.rr_ticks)
+
+
+def parse_heart_rate_measurement(payload: bytes) -> HeartRateMeasurement:
+    """Parse the bytes of one Heart Rate Measurement (0x2A37) notification.
+
+    Args:
+        payload: the characteristic value exactly as received.
+
+    Returns:
+        The parsed measurement.
+
+    Raises:
+        MalformedPacket: the payload is empty, shorter than its flags promise, or
+            carries an odd number of trailing RR bytes. Nothing is guessed.
+    """
+    n = len(payload)
+    if n == 0:
+        raise MalformedPacket("empty Heart Rate Measurement payload: no flags byte")
+    flags = payload[0]
+    hr_uint16 = bool(flags & _FLAG_HR_UINT16)
+    offset = 1
+    hr_len = 2 if hr_uint16 else 1
+    if n < offset + hr_len:
+        raise MalformedPacket(
+            f"Heart Rate Measurement of {n} bytes is too short: flags 0x{flags:02x} "
+            f"announce a {'uint16' if hr_uint16 else 'uint8'} heart rate at byte {offset}"
+        )
+    hr_bpm = int.from_bytes(payload[1 : 1 + hr_len], "little")
+    offset += hr_len
+
+    energy_kj: int | None = None
+    if flags & _FLAG_ENERGY_PRESENT:
+        if n < offset + 2:
+            raise MalformedPacket(
+                f"Heart Rate Measurement of {n} bytes is too short: flags 0x{flags:02x} "
+                f"announce a uint16 energy-expended field at byte {offset}"
+            )
+        energy_kj = payload[offset] | (payload[offset + 1] << 8)
+        offset += 2
+
+    rr_ticks: tuple[int, ...] = ()
+    if flags & _FLAG_RR_PRESENT:
+        rest = n - offset
+        if rest % 2:
+            raise MalformedPacket(
+                f"Heart Rate Measurement has {rest} trailing RR bytes (flags 0x{flags:02x}); "
+                "RR intervals are uint16, so the count must be even"
+            )
+        rr_ticks = tuple(payload[i] | (payload[i + 1] << 8) for i in range(offset, n, 2))
+    elif n != offset:
+        raise MalformedPacket(
+            f"Heart Rate Measurement has {n - offset} unexpected trailing bytes "
+            f"(flags 0x{flags:02x} announce no RR intervals)"
+        )
+
+    contact: bool | None = None
+    if flags & _FLAG_CONTACT_SUPPORTED:
+        contact = bool(flags & _FLAG_CONTACT_DETECTED)
+    return HeartRateMeasurement(
+        hr_bpm=hr_bpm,
+        rr_ticks=rr_ticks,
+        contact=contact,
+        energy_kj=energy_kj,
+        hr_uint16=hr_uint16,
+    )
+
+
+def encode_heart_rate_measurement(
+    hr_bpm: int,
+    rr_ticks: tuple[int, ...] | list[int] = (),
+    *,
+    contact: bool | None = None,
+    energy_kj: int | None = None,
+    hr_uint16: bool = False,
+    rr_present: bool | None = None,
+) -> bytes:
+    """Encode a Heart Rate Measurement payload, as a strap would send it.
+
+    The inverse of :func:`parse_heart_rate_measurement`; the simulator and the
+    simulated BlueZ use it to produce real 0x2A37 bytes.
+
+    Args:
+        hr_bpm: heart rate, 0-255 for uint8 or 0-65535 with ``hr_uint16``.
+        rr_ticks: RR intervals in 1/1024 s, each 0-65535.
+        contact: None if contact detection is unsupported, else the contact state.
+        energy_kj: energy expended (0-65535) or None to omit the field.
+        hr_uint16: send the heart rate as uint16.
+        rr_present: set flags bit 4; by default only when ``rr_ticks`` is non-empty.
+
+    Raises:
+        ValueError: a field is out of its range.
+    """
+    limit = 0xFFFF if hr_uint16 else 0xFF
+    if not 0 <= hr_bpm <= limit:
+        raise ValueError(f"hr_bpm {hr_bpm} out of range 0..{limit}")
+    if energy_kj is not None and not 0 <= energy_kj <= 0xFFFF:
+        raise ValueError(f"energy_kj {energy_kj} out of range 0..65535")
+    if any(not 0 <= t <= 0xFFFF for t in rr_ticks):
+        raise ValueError("every RR value must be within 0..65535 ticks")
+    if rr_present is None:
+        rr_present = len(rr_ticks) > 0
+    if rr_ticks and not rr_present:
+        raise ValueError("rr_ticks given but rr_present=False")
+    flags = 0
+    if hr_uint16:
+        flags |= _FLAG_HR_UINT16
+    if contact is not None:
+        flags |= _FLAG_CONTACT_SUPPORTED
+        if contact:
+            flags |= _FLAG_CONTACT_DETECTED
+    if energy_kj is not None:
+        flags |= _FLAG_ENERGY_PRESENT
+    if rr_present:
+        flags |= _FLAG_RR_PRESENT
+    out = bytearray([flags])
+    out += hr_bpm.to_bytes(2 if hr_uint16 else 1, "little")
+    if energy_kj is not None:
+        out += energy_kj.to_bytes(2, "little")
+    for t in rr_ticks:
+        out += t.to_bytes(2, "little")
+    return bytes(out)

@@ -1,0 +1,534 @@
+"""The sans-I/O real-time HRV pipeline.
+
+Like the protocol core of the ``websockets`` library, :class:`Pipeline` holds no
+socket, no event loop, no clock and no file: input arrives through the
+``receive_*`` methods with its time, and the resulting events are collected with
+:meth:`Pipeline.events_received`. Live strap data, replay of a recording and offline
+analysis therefore run exactly the same code and give exactly the same events.
+
+Calling contract::
+
+    pipeline = Pipeline()
+    pipeline.receive_packet(t_arrival_s, payload)   # or receive_rr / receive_gap / receive_control
+    for event in pipeline.events_received():        # call after any receive method
+        ...
+    pipeline.close()                                # end of input: decide the pending beats
+    events = pipeline.events_received()
+
+What happens to each beat (SCIENCE.md):
+
+1. **Beat timeline** ("Beats and time"). Beat time = previous beat time + RR. The chain
+   is anchored to the arrival time at the start and after every gap (the last RR of the
+   anchoring packet ends at its arrival time). Packet arrival times are used for nothing
+   but anchoring and for checking the chain: the *lag* of a packet is its arrival time
+   minus the time of its last beat. The lag floor (the smallest lag over the last 30 s)
+   follows the slow drift between the strap's and the host's clocks; a lag more than
+   ``gap_tolerance_s`` above the floor means beats were lost (a ``"dropout"`` gap), a
+   lag more than ``gap_tolerance_s`` below it means the chain ran ahead of the clock
+   (a ``"clock"`` gap). RR values sent while the strap reports no skin contact are not
+   trusted ("contact_lost" gap). No successive difference is taken across a gap and no
+   beat is invented to fill one.
+2. **Artifacts**: :class:`vagus.core.artifacts.Lipponen2019`, causal, decides each beat
+   at most two beats late, and hands out :class:`~vagus.core.events.Beat` events with
+   the artifact class and the corrected NN value.
+3. **Metrics** (:class:`~vagus.core.events.Metrics`) on every beat with an NN value,
+   from running sums over windows of beat time (O(1) per beat).
+4. **Spectrum and coherence** (:class:`~vagus.core.events.Spectrum`) every 5 s of beat
+   time (at multiples of 5 s), from the current contiguous segment only
+   (:mod:`vagus.core.spectrum`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+from vagus.core.artifacts import Lipponen2019
+from vagus.core.events import (
+    Beat,
+    Contact,
+    ControlEvent,
+    Event,
+    Gap,
+    Marker,
+    Metrics,
+    PacerChange,
+    Spectrum,
+)
+from vagus.core.hrm import parse_heart_rate_measurement
+from vagus.core.spectrum import COHERENCE_WINDOW_S, WELCH_WINDOW_S, coherence, welch_lf_hf
+from vagus.exceptions import InvalidInput
+
+__all__ = ["Pipeline"]
+
+#: A metric needs beats covering at least this fraction of its window (else None).
+MIN_COVERAGE = 0.75
+#: ... and at least this many values.
+MIN_VALUES = 5
+HR_WINDOW_S = 10.0
+_LAG_HISTORY_S = 30.0
+_TRIM_AT = 4096  # expired beats kept before the lists are trimmed and the sums recomputed
+_HIST_CAPACITY = 2048  # NN beats of the current segment kept for the spectrum
+
+
+class _NNWindows:
+    """Running sums over sliding windows of beat time, O(1) amortised per beat.
+
+    The NN beats are kept in parallel lists (all segments); each window keeps the
+    index of its first beat and running sums, advanced as beats arrive. ``cover``
+    sums the time each value stands for (its NN in seconds), so a window with a gap
+    inside reports less coverage than its length. Per-beat work is plain Python
+    arithmetic (no numpy call), which keeps the pipeline near 10 µs per beat.
+    """
+
+    __slots__ = (
+        "c10",
+        "c30",
+        "c60",
+        "cd60",
+        "d2",
+        "dcov",
+        "has_d",
+        "i10",
+        "i30",
+        "i60",
+        "n10",
+        "n30",
+        "n60",
+        "nd60",
+        "nn",
+        "ov60",
+        "over",
+        "s10",
+        "s30d2",
+        "s60",
+        "s60d2",
+        "s60sq",
+        "t",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.nn: list[float] = []
+        self.d2: list[float] = []  # ΔNN² to the previous beat of the segment, else 0
+        self.has_d: list[int] = []  # 1 when the beat has a ΔNN
+        self.over: list[int] = []  # 1 when |ΔNN| > 50 ms
+        self.dcov: list[float] = []  # NN (s) of beats with a ΔNN
+        self.i10 = self.i30 = self.i60 = 0
+        self.n10 = self.n30 = self.n60 = self.nd60 = self.ov60 = 0
+        self.s10 = self.c10 = 0.0
+        self.s30d2 = self.c30 = 0.0
+        self.s60 = self.s60sq = self.c60 = self.s60d2 = self.cd60 = 0.0
+
+    def push(self, t: float, nn: float, d: float | None) -> None:
+        nn_s = nn / 1000.0
+        self.t.append(t)
+        self.nn.append(nn)
+        if d is None:
+            d2, hd, ov, dc = 0.0, 0, 0, 0.0
+        else:
+            d2, hd, ov, dc = d * d, 1, (1 if abs(d) > 50.0 else 0), nn_s
+        self.d2.append(d2)
+        self.has_d.append(hd)
+        self.over.append(ov)
+        self.dcov.append(dc)
+        self.s10 += nn
+        self.c10 += nn_s
+        self.n10 += 1
+        self.s30d2 += d2
+        self.c30 += dc
+        self.n30 += hd
+        self.s60 += nn
+        self.s60sq += nn * nn
+        self.c60 += nn_s
+        self.n60 += 1
+        self.s60d2 += d2
+        self.cd60 += dc
+        self.nd60 += hd
+        self.ov60 += ov
+        self._expire(t)
+
+    def _expire(self, t_now: float) -> None:
+        ts, nns = self.t, self.nn
+        i = self.i10
+        t_min = t_now - 10.0
+        while ts[i] <= t_min:
+            self.s10 -= nns[i]
+            self.c10 -= nns[i] / 1000.0
+            self.n10 -= 1
+            i += 1
+        self.i10 = i
+        i = self.i30
+        t_min = t_now - 30.0
+        while ts[i] <= t_min:
+            self.s30d2 -= self.d2[i]
+            self.c30 -= self.dcov[i]
+            self.n30 -= self.has_d[i]
+            i += 1
+        self.i30 = i
+        i = self.i60
+        t_min = t_now - 60.0
+        while ts[i] <= t_min:
+            v = nns[i]
+            self.s60 -= v
+            self.s60sq -= v * v
+            self.c60 -= v / 1000.0
+            self.n60 -= 1
+            self.s60d2 -= self.d2[i]
+            self.cd60 -= self.dcov[i]
+            self.nd60 -= self.has_d[i]
+            self.ov60 -= self.over[i]
+            i += 1
+        self.i60 = i
+        if i > _TRIM_AT:
+            self._trim(i)
+
+    def _trim(self, k: int) -> None:
+        """Drop the first ``k`` (expired) beats and recompute every sum exactly."""
+        for name in ("t", "nn", "d2", "has_d", "over", "dcov"):
+            del getattr(self, name)[:k]
+        self.i10 -= k
+        self.i30 -= k
+        self.i60 = 0
+        nn10 = self.nn[self.i10 :]
+        self.s10 = math.fsum(nn10)
+        self.c10 = self.s10 / 1000.0
+        self.s30d2 = math.fsum(self.d2[self.i30 :])
+        self.c30 = math.fsum(self.dcov[self.i30 :])
+        self.s60 = math.fsum(self.nn)
+        self.s60sq = math.fsum(v * v for v in self.nn)
+        self.c60 = self.s60 / 1000.0
+        self.s60d2 = math.fsum(self.d2)
+        self.cd60 = math.fsum(self.dcov)
+
+
+class _ArtifactWindow:
+    """Share of measured beats classified as artifacts over the last 60 s."""
+
+    __slots__ = ("art", "cover", "i", "n", "n_art", "rr_s", "t")
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.art: list[int] = []
+        self.rr_s: list[float] = []
+        self.i = self.n = self.n_art = 0
+        self.cover = 0.0
+
+    def push(self, t: float, is_artifact: bool, rr_s: float) -> None:
+        a = 1 if is_artifact else 0
+        self.t.append(t)
+        self.art.append(a)
+        self.rr_s.append(rr_s)
+        self.n += 1
+        self.n_art += a
+        self.cover += rr_s
+        i, ts = self.i, self.t
+        t_min = t - 60.0
+        while ts[i] <= t_min:
+            self.n -= 1
+            self.n_art -= self.art[i]
+            self.cover -= self.rr_s[i]
+            i += 1
+        if i > _TRIM_AT:
+            del self.t[:i], self.art[:i], self.rr_s[:i]
+            i = 0
+            self.cover = math.fsum(self.rr_s)
+        self.i = i
+
+    def rate_pct(self) -> float | None:
+        if self.n < MIN_VALUES or self.cover < MIN_COVERAGE * 60.0:
+            return None
+        return 100.0 * self.n_art / self.n
+
+
+class Pipeline:
+    """Turns strap packets or RR intervals into beat, metrics, spectrum and gap events.
+
+    Args:
+        gap_tolerance_s: a lag change of the RR chain against the arrival clock beyond
+            this declares a gap (SCIENCE.md suggests 2 s).
+        spectrum_interval_s: spectrum and coherence are computed at every multiple of
+            this much beat time.
+        corrector: the artifact corrector; a new :class:`Lipponen2019` by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        gap_tolerance_s: float = 2.0,
+        spectrum_interval_s: float = 5.0,
+        corrector: Lipponen2019 | None = None,
+    ) -> None:
+        if not gap_tolerance_s > 0:
+            raise InvalidInput(f"gap_tolerance_s must be > 0, got {gap_tolerance_s}")
+        if not spectrum_interval_s > 0:
+            raise InvalidInput(f"spectrum_interval_s must be > 0, got {spectrum_interval_s}")
+        self.gap_tolerance_s = gap_tolerance_s
+        self.spectrum_interval_s = spectrum_interval_s
+        self._corrector = corrector if corrector is not None else Lipponen2019()
+        self._events: list[Event] = []
+        # Beat timeline.
+        self._t_last_s: float | None = None  # time of the last measured beat in the chain
+        self._gap_start: tuple[float, str] | None = None  # (t of last beat, reason)
+        self._lags: deque[tuple[float, float]] = deque()  # (t_arrival_s, lag_s)
+        self._contact: bool | None = None
+        self._closed = False
+        # NN history of the current segment: for ΔNN and the spectrum.
+        self._segment = 0
+        self._last_nn: tuple[int, float] | None = None  # (segment, nn_ms)
+        # NN of the current segment for the spectrum, in preallocated arrays.
+        self._hist_t = np.empty(_HIST_CAPACITY)
+        self._hist_nn = np.empty(_HIST_CAPACITY)
+        self._hist_n = 0
+        self._hist_keep_s = max(WELCH_WINDOW_S, COHERENCE_WINDOW_S) + 10.0
+        self._next_spectrum_t: float | None = None
+        # Metric windows.
+        self._win = _NNWindows()
+        self._art = _ArtifactWindow()
+        # Counters for status displays.
+        self.packets = 0
+        self.beats_measured = 0
+
+    # ------------------------------------------------------------------ input
+
+    def receive_packet(self, t_arrival_s: float, payload: bytes) -> None:
+        """Feed one Heart Rate Measurement (0x2A37) notification and its arrival time.
+
+        Raises:
+            MalformedPacket: the payload is malformed; the pipeline is unchanged.
+            InvalidInput: ``t_arrival_s`` is not finite.
+        """
+        self._check_open()
+        if not math.isfinite(t_arrival_s):
+            raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
+        hrm = parse_heart_rate_measurement(payload)  # raises before any state change
+        self.packets += 1
+        if hrm.contact != self._contact:
+            self._contact = hrm.contact
+            self._events.append(Contact(t_s=t_arrival_s, contact=hrm.contact))
+            if hrm.contact is False:
+                self._break_chain("contact_lost")
+        if not hrm.rr_ticks or hrm.contact is False:
+            return
+        rr_ms = hrm.rr_ms
+        span_s = sum(hrm.rr_ticks) / 1024.0
+        if self._t_last_s is None or self._gap_start is not None:
+            self._anchor(t_arrival_s - span_s)
+        else:
+            lag_s = t_arrival_s - (self._t_last_s + span_s)
+            floor_s = self._lag_floor(t_arrival_s)
+            if floor_s is not None and lag_s - floor_s > self.gap_tolerance_s:
+                self._break_chain("dropout")
+                self._anchor(t_arrival_s - span_s)
+            elif floor_s is not None and floor_s - lag_s > self.gap_tolerance_s:
+                self._break_chain("clock")
+                self._anchor(t_arrival_s - span_s)
+        for rr in rr_ms:
+            self._add_beat(rr)
+        assert self._t_last_s is not None
+        self._lags.append((t_arrival_s, t_arrival_s - self._t_last_s))
+
+    def receive_rr(self, rr_ms: float | Iterable[float], t_s: float | None = None) -> None:
+        """Feed RR intervals directly (offline input: files, imports, tests).
+
+        Args:
+            rr_ms: one RR interval (ms) or several in order.
+            t_s: the time (s) of the beat that ends the (last) interval, if known.
+                Without it beat times are cumulative (the first beat at its own RR).
+                With it, a beat time that disagrees with the chain by more than
+                ``gap_tolerance_s`` declares a gap and re-anchors.
+
+        Raises:
+            InvalidInput: a value is not finite or not positive.
+        """
+        self._check_open()
+        values = [float(rr_ms)] if isinstance(rr_ms, int | float) else [float(v) for v in rr_ms]
+        for v in values:
+            if not math.isfinite(v) or v <= 0:
+                raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+        if t_s is not None and not math.isfinite(t_s):
+            raise InvalidInput(f"t_s must be finite, got {t_s}")
+        if not values:
+            return
+        span_s = sum(values) / 1000.0
+        if t_s is not None:
+            if self._t_last_s is None or self._gap_start is not None:
+                self._anchor(t_s - span_s)
+            else:
+                err_s = t_s - (self._t_last_s + span_s)
+                if abs(err_s) > self.gap_tolerance_s:
+                    self._break_chain("dropout" if err_s > 0 else "clock")
+                    self._anchor(t_s - span_s)
+        elif self._t_last_s is None:
+            self._anchor(0.0)
+        elif self._gap_start is not None:
+            self._anchor(self._t_last_s)
+        for v in values:
+            self._add_beat(v)
+
+    def receive_gap(self, t_s: float, reason: str = "link_lost") -> None:
+        """Declare a break in the beat chain at ``t_s`` (e.g. the strap's link was lost).
+
+        The :class:`~vagus.core.events.Gap` event is emitted when beats resume, with
+        its duration; :meth:`close` emits it with ``duration_s=None`` if they never do.
+        """
+        self._check_open()
+        if not math.isfinite(t_s):
+            raise InvalidInput(f"t_s must be finite, got {t_s}")
+        self._break_chain(reason)
+
+    def receive_control(self, event: ControlEvent) -> None:
+        """Feed a control event (a marker or a pacer change); it is passed through in order."""
+        self._check_open()
+        if not isinstance(event, Marker | PacerChange):
+            raise InvalidInput(f"not a control event: {event!r}")
+        self._events.append(event)
+
+    def close(self) -> None:
+        """End of input: decide the beats still pending in the artifact corrector."""
+        if self._closed:
+            return
+        self._flush_corrector()
+        if self._gap_start is not None and self._t_last_s is not None:
+            t_gap, reason = self._gap_start
+            self._events.append(Gap(t_s=t_gap, duration_s=None, reason=reason))
+        self._closed = True
+
+    def events_received(self) -> list[Event]:
+        """Return the events produced since the last call (call after any receive method)."""
+        events, self._events = self._events, []
+        return events
+
+    # --------------------------------------------------------------- timeline
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInput("the pipeline is closed; create a new Pipeline for new input")
+
+    def _lag_floor(self, t_now_s: float) -> float | None:
+        lags = self._lags
+        while lags and lags[0][0] < t_now_s - _LAG_HISTORY_S:
+            lags.popleft()
+        if not lags:
+            return None
+        return min(lag for _, lag in lags)
+
+    def _break_chain(self, reason: str) -> None:
+        if self._t_last_s is None or self._gap_start is not None:
+            return
+        self._flush_corrector()
+        self._gap_start = (self._t_last_s, reason)
+
+    def _anchor(self, t_start_s: float) -> None:
+        """Start (or restart after a gap) the beat chain at ``t_start_s``."""
+        if self._gap_start is not None:
+            t_gap, reason = self._gap_start
+            self._events.append(Gap(t_s=t_gap, duration_s=t_start_s - t_gap, reason=reason))
+            self._gap_start = None
+            self._segment += 1
+            self._hist_n = 0
+        self._lags.clear()
+        self._t_last_s = t_start_s
+
+    def _add_beat(self, rr_ms: float) -> None:
+        assert self._t_last_s is not None
+        t = self._t_last_s + rr_ms / 1000.0
+        self._t_last_s = t
+        self.beats_measured += 1
+        for beat in self._corrector.push(t, rr_ms):
+            self._emit_beat(beat)
+
+    def _flush_corrector(self) -> None:
+        for beat in self._corrector.flush():
+            self._emit_beat(beat)
+
+    # ---------------------------------------------------------------- metrics
+
+    def _emit_beat(self, beat: Beat) -> None:
+        events = self._events
+        events.append(beat)
+        t = beat.t_s
+        if not beat.inserted:
+            self._art.push(t, beat.artifact is not None, beat.rr_ms / 1000.0)
+        nn = beat.nn_ms
+        if nn is None:
+            return
+        seg = self._segment
+        last = self._last_nn
+        self._win.push(t, nn, nn - last[1] if last is not None and last[0] == seg else None)
+        self._last_nn = (seg, nn)
+        events.append(self._metrics(t))
+        # Spectrum history (current segment only).
+        k = self._hist_n
+        if k == _HIST_CAPACITY:
+            keep = int(np.searchsorted(self._hist_t, t - self._hist_keep_s))
+            keep = max(keep, 1)
+            self._hist_t[: k - keep] = self._hist_t[keep:k]
+            self._hist_nn[: k - keep] = self._hist_nn[keep:k]
+            k -= keep
+        self._hist_t[k] = t
+        self._hist_nn[k] = nn
+        self._hist_n = k + 1
+        nxt = self._next_spectrum_t
+        step = self.spectrum_interval_s
+        if nxt is None:
+            self._next_spectrum_t = (math.floor(t / step) + 1) * step
+        elif t >= nxt:
+            events.append(self._spectrum(nxt))
+            self._next_spectrum_t = (math.floor(t / step) + 1) * step
+
+    def _metrics(self, t: float) -> Metrics:
+        """Time-domain metrics at beat time ``t`` (formulas: :class:`~vagus.core.events.Metrics`).
+
+        Each is None until its window holds at least :data:`MIN_VALUES` values covering
+        :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s).
+        """
+        w = self._win
+        hr_bpm = 60000.0 * w.n10 / w.s10 if w.n10 >= 3 and w.c10 >= 0.5 * HR_WINDOW_S else None
+        sdnn = mean_nn = None
+        if w.n60 >= MIN_VALUES and w.c60 >= MIN_COVERAGE * 60.0:
+            n = w.n60
+            mean_nn = w.s60 / n
+            var = (w.s60sq - n * mean_nn * mean_nn) / (n - 1)
+            sdnn = math.sqrt(var) if var > 0 else 0.0
+        rmssd30 = None
+        if w.n30 >= MIN_VALUES and w.c30 >= MIN_COVERAGE * 30.0:
+            rmssd30 = math.sqrt(max(w.s30d2, 0.0) / w.n30)
+        rmssd60 = pnn50 = None
+        if w.nd60 >= MIN_VALUES and w.cd60 >= MIN_COVERAGE * 60.0:
+            rmssd60 = math.sqrt(max(w.s60d2, 0.0) / w.nd60)
+            pnn50 = 100.0 * w.ov60 / w.nd60
+        return Metrics(
+            t_s=t,
+            hr_bpm=hr_bpm,
+            rmssd_30s_ms=rmssd30,
+            rmssd_60s_ms=rmssd60,
+            sdnn_60s_ms=sdnn,
+            pnn50_60s=pnn50,
+            artifact_rate_60s=self._art.rate_pct(),
+            mean_nn_60s_ms=mean_nn,
+        )
+
+    # --------------------------------------------------------------- spectrum
+
+    def _spectrum(self, t_end: float) -> Spectrum:
+        """Spectrum and coherence of the current segment at ``t_end`` (see :mod:`.spectrum`)."""
+        k = self._hist_n
+        start = int(np.searchsorted(self._hist_t[:k], t_end - WELCH_WINDOW_S - 5.0))
+        t_arr = self._hist_t[start:k]
+        nn_arr = self._hist_nn[start:k]
+        coh = coherence(t_arr, nn_arr, t_end)
+        welch = welch_lf_hf(t_arr, nn_arr, t_end)
+        return Spectrum(
+            t_s=t_end,
+            peak_hz=coh.peak_hz if coh else None,
+            coherence_ratio=coh.coherence_ratio if coh else None,
+            lf_ms2=welch.lf_ms2 if welch else None,
+            hf_ms2=welch.hf_ms2 if welch else None,
+            lf_hf=welch.lf_hf if welch else None,
+            freqs_hz=tuple(coh.freqs_hz.tolist()) if coh else (),
+            psd_ms2_per_hz=tuple(coh.psd_ms2_per_hz.tolist()) if coh else (),
+        )

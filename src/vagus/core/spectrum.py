@@ -1,0 +1,323 @@
+"""Frequency-domain HRV for the real-time path: coherence ratio and Welch LF/HF.
+
+Both functions take the NN intervals of one contiguous stretch of beats (no gap
+inside; the pipeline passes only the current segment) with their beat times, and
+work on the window that ends at ``t_end_s``. They are written for speed (a few tens
+of microseconds each): grids, windows and band weights are built once and cached.
+
+Coherence ratio (SCIENCE.md "Coherence ratio"; McCraty & Childre 2010, McCraty &
+Zayas 2014; this is *our implementation of the published formula*, not HeartMath's
+proprietary score):
+
+    last 64 s of NN -> 2 Hz linear interpolation (128 samples) -> linear detrend
+    -> Hann window -> periodogram zero-padded to nfft = 1024 (0.00195 Hz grid)
+    -> one-sided PSD (ms²/Hz) -> peak f_p = argmax PSD in [0.04, 0.26] Hz
+    -> peak power P = ∫ PSD over |f - f_p| <= 0.015 Hz
+    -> total power T = ∫ PSD over [0.0033, 0.4] Hz
+    -> CR = P / (T - P)
+
+LF/HF (Task Force 1996): last 120 s of NN -> 4 Hz linear interpolation -> Welch with
+Hann segments of 256 samples (64 s), 50 % overlap, each segment linearly detrended
+-> PSD in ms²/Hz -> trapezoid band power, LF 0.04-0.15 Hz, HF 0.15-0.40 Hz.
+During slow breathing (6/min = 0.1 Hz) the RSA lies in LF: HF is labelled
+"HF (0.15-0.40 Hz)" and is not the vagal proxy then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "COHERENCE_WINDOW_S",
+    "WELCH_WINDOW_S",
+    "CoherenceResult",
+    "WelchResult",
+    "band_power",
+    "coherence",
+    "welch_lf_hf",
+    "welch_psd",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+COHERENCE_WINDOW_S = 64.0
+COHERENCE_FS_HZ = 2.0
+COHERENCE_NFFT = 1024
+COHERENCE_PEAK_BAND_HZ = (0.04, 0.26)
+COHERENCE_PEAK_HALF_WIDTH_HZ = 0.015
+COHERENCE_TOTAL_BAND_HZ = (0.0033, 0.4)
+
+WELCH_WINDOW_S = 120.0
+WELCH_FS_HZ = 4.0
+WELCH_NPERSEG = 256
+VLF_BAND_HZ = (0.0033, 0.04)
+LF_BAND_HZ = (0.04, 0.15)
+HF_BAND_HZ = (0.15, 0.40)
+
+#: The window must hold beats this close to its start (s): np.interp holds the
+#: first value flat before the first beat, which is harmless for one RR interval.
+_EDGE_TOLERANCE_S = 2.5
+
+#: Display spectrum: every 2nd bin of the coherence periodogram (0-0.4 Hz).
+_DISPLAY_STEP = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CoherenceResult:
+    """Coherence over one 64 s window: peak frequency (Hz), ratio, and the PSD for display."""
+
+    peak_hz: float
+    coherence_ratio: float
+    peak_power_ms2: float
+    total_power_ms2: float
+    freqs_hz: FloatArray
+    psd_ms2_per_hz: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class WelchResult:
+    """Welch band powers (ms²) over one window."""
+
+    vlf_ms2: float
+    lf_ms2: float
+    hf_ms2: float
+
+    @property
+    def lf_hf(self) -> float | None:
+        """LF/HF ratio, None when HF power is zero."""
+        return self.lf_ms2 / self.hf_ms2 if self.hf_ms2 > 0 else None
+
+
+def _trapz_weights(freqs: FloatArray, lo: float, hi: float) -> FloatArray:
+    """Weights w so that ``psd @ w`` is the trapezoid integral of psd over bins in [lo, hi]."""
+    idx = np.flatnonzero((freqs >= lo - 1e-12) & (freqs <= hi + 1e-12))
+    w = np.zeros_like(freqs)
+    if idx.size >= 2:
+        df = np.diff(freqs[idx])
+        w[idx[:-1]] += df / 2
+        w[idx[1:]] += df / 2
+    return w
+
+
+def _one_sided(n_bins: int, nfft: int) -> FloatArray:
+    """Factor 2 for every bin but DC (and Nyquist, when it is among the bins)."""
+    f = np.full(n_bins, 2.0)
+    f[0] = 1.0
+    if n_bins == nfft // 2 + 1:
+        f[-1] = 1.0
+    return f
+
+
+def _dft_plan(n: int, nfft: int, fs_hz: float, f_max_hz: float, window: FloatArray) -> FloatArray:
+    """Matrix M (n × 2K) with ``y @ M`` = [Re X | Im X] of the detrended, windowed,
+    zero-padded DFT of y for the K bins 0..f_max_hz.
+
+    The linear detrend is the projection D = I − 11ᵀ/n − x_c x_cᵀ/(x_c·x_c) (x_c the
+    centred sample index); X = (D y ⊙ w) · e^{−2πi k m / nfft} = y · (D (w ⊙ E)) since D is
+    symmetric. One matrix product replaces detrend, window, padding and FFT: for the
+    few bins HRV needs it is several times faster than a full FFT.
+    """
+    freqs = np.arange(nfft // 2 + 1) * fs_hz / nfft
+    k = int(np.flatnonzero(freqs <= f_max_hz + 1e-12)[-1]) + 1
+    m = np.arange(n, dtype=np.float64)[:, None]
+    phase = 2.0 * np.pi * m * np.arange(k)[None, :] / nfft
+    basis = np.concatenate([np.cos(phase), np.sin(phase)], axis=1) * window[:, None]
+    xc = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    proj = np.eye(n) - 1.0 / n - np.outer(xc, xc) / float(xc @ xc)
+    return np.ascontiguousarray(proj @ basis)
+
+
+@dataclass(frozen=True, slots=True)
+class _CoherencePlan:
+    t_rel: FloatArray
+    dft: FloatArray
+    k: int
+    scale: FloatArray
+    freqs: FloatArray
+    peak_lo: int
+    peak_hi: int
+    half: int
+    df: float
+    w_total: FloatArray
+
+
+@lru_cache(maxsize=1)
+def _coherence_plan() -> _CoherencePlan:
+    n = int(COHERENCE_WINDOW_S * COHERENCE_FS_HZ)  # 128 samples
+    # Samples at t_end − 63.5 s … t_end (every 0.5 s).
+    t_rel = (np.arange(n, dtype=np.float64) + 1.0) / COHERENCE_FS_HZ - COHERENCE_WINDOW_S
+    hann = np.hanning(n)  # symmetric Hann, as scipy.signal.get_window('hann', n, False)
+    dft = _dft_plan(n, COHERENCE_NFFT, COHERENCE_FS_HZ, COHERENCE_TOTAL_BAND_HZ[1], hann)
+    k = dft.shape[1] // 2
+    freqs = np.arange(k) * COHERENCE_FS_HZ / COHERENCE_NFFT
+    # One-sided periodogram PSD: |X|² / (fs · Σw²), doubled off DC.
+    scale = _one_sided(k, COHERENCE_NFFT) / (COHERENCE_FS_HZ * float(hann @ hann))
+    df = float(freqs[1])
+    return _CoherencePlan(
+        t_rel=t_rel,
+        dft=dft,
+        k=k,
+        scale=scale,
+        freqs=freqs,
+        peak_lo=int(np.searchsorted(freqs, COHERENCE_PEAK_BAND_HZ[0] - 1e-12, side="left")),
+        peak_hi=int(np.searchsorted(freqs, COHERENCE_PEAK_BAND_HZ[1] + 1e-12, side="right")),
+        half=int(np.floor(COHERENCE_PEAK_HALF_WIDTH_HZ / df + 1e-9)),
+        df=df,
+        w_total=_trapz_weights(freqs, *COHERENCE_TOTAL_BAND_HZ),
+    )
+
+
+def coherence(t_s: FloatArray, nn_ms: FloatArray, t_end_s: float) -> CoherenceResult | None:
+    """Coherence ratio of the 64 s of NN ending at ``t_end_s`` (pinned formula above).
+
+    Args:
+        t_s: beat times (s), increasing, of one contiguous segment.
+        nn_ms: NN intervals (ms) at those beats.
+        t_end_s: end of the window (s).
+
+    Returns:
+        The result, or None when the beats do not cover the whole 64 s window. The
+        display PSD covers 0-0.4 Hz at every 2nd bin (0.0039 Hz).
+    """
+    if t_s.size < 8 or t_s[0] > t_end_s - COHERENCE_WINDOW_S + _EDGE_TOLERANCE_S:
+        return None
+    plan = _coherence_plan()
+    y = np.interp(plan.t_rel + t_end_s, t_s, nn_ms)
+    re_im = y @ plan.dft
+    k = plan.k
+    psd = (np.square(re_im[:k]) + np.square(re_im[k:])) * plan.scale
+    i_peak = plan.peak_lo + int(np.argmax(psd[plan.peak_lo : plan.peak_hi]))
+    total = float(psd @ plan.w_total)
+    peak = _peak_power(psd, i_peak, plan)
+    rest = total - peak
+    ratio = peak / rest if rest > 0 else float("inf")
+    return CoherenceResult(
+        peak_hz=float(plan.freqs[i_peak]),
+        coherence_ratio=ratio,
+        peak_power_ms2=peak,
+        total_power_ms2=total,
+        freqs_hz=plan.freqs[::_DISPLAY_STEP],
+        psd_ms2_per_hz=psd[::_DISPLAY_STEP],
+    )
+
+
+def _peak_power(psd: FloatArray, i_peak: int, plan: _CoherencePlan) -> float:
+    """∫ PSD over exactly |f − f_peak| ≤ 0.015 Hz, the PSD taken as linear between bins.
+
+    The bins within the window are integrated by the trapezoid rule; the two partial
+    bin intervals at its edges (0.015 Hz is 7.68 bins of 0.00195 Hz) are added with the
+    PSD interpolated linearly, so the window is 0.030 Hz wide, not 14 or 16 bins.
+    """
+    h = plan.half
+    seg = psd[i_peak - h : i_peak + h + 1]
+    inner = plan.df * (float(seg.sum()) - 0.5 * float(seg[0] + seg[-1]))
+    r = COHERENCE_PEAK_HALF_WIDTH_HZ / plan.df - h  # fraction of the next bin interval
+    edge = 0.0
+    for i_in, i_out in ((i_peak - h, i_peak - h - 1), (i_peak + h, i_peak + h + 1)):
+        p_in = float(psd[i_in])
+        p_edge = p_in + r * (float(psd[i_out]) - p_in)
+        edge += r * plan.df * 0.5 * (p_in + p_edge)
+    return inner + edge
+
+
+@dataclass(frozen=True, slots=True)
+class _WelchPlan:
+    idx: npt.NDArray[np.intp]
+    dft: FloatArray
+    k: int
+    scale: FloatArray
+    freqs: FloatArray
+    w_vlf: FloatArray
+    w_lf: FloatArray
+    w_hf: FloatArray
+
+
+@lru_cache(maxsize=8)
+def _welch_plan(n: int) -> _WelchPlan:
+    """Segments, detrend+window+DFT matrix and PSD scale for a tachogram of n samples.
+
+    Segments: as many 256-sample segments as 50 % overlap needs to cover all n samples,
+    spaced evenly from the first sample to the last (for 120 s at 4 Hz: 3 segments
+    112 samples apart, 56 % overlap), so the newest seconds are never dropped (a plain
+    ``scipy.signal.welch`` would ignore the last 24 s of a 120 s window). For n = 512
+    this is exactly ``scipy.signal.welch(y, 4, nperseg=256, detrend="linear")``.
+    """
+    m = WELCH_NPERSEG
+    n_seg = 1 + int(np.ceil((n - m) / (m // 2)))
+    starts = np.round(np.linspace(0, n - m, n_seg)).astype(np.intp)
+    idx = starts[:, None] + np.arange(m, dtype=np.intp)[None, :]
+    hann = np.hanning(m + 1)[:-1]  # periodic Hann, as scipy.signal.get_window("hann")
+    dft = _dft_plan(m, m, WELCH_FS_HZ, HF_BAND_HZ[1], hann)
+    k = dft.shape[1] // 2
+    freqs = np.arange(k) * WELCH_FS_HZ / m
+    scale = _one_sided(k, m) / (WELCH_FS_HZ * float(hann @ hann) * n_seg)
+    return _WelchPlan(
+        idx=idx,
+        dft=dft,
+        k=k,
+        scale=scale,
+        freqs=freqs,
+        w_vlf=_trapz_weights(freqs, *VLF_BAND_HZ),
+        w_lf=_trapz_weights(freqs, *LF_BAND_HZ),
+        w_hf=_trapz_weights(freqs, *HF_BAND_HZ),
+    )
+
+
+def welch_psd(y_ms: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Welch PSD (ms²/Hz, 0-0.40 Hz) of an evenly sampled 4 Hz tachogram.
+
+    Hann segments of 256 samples (64 s), about 50 % overlap (segments spread evenly
+    over the whole input, see ``_welch_plan``), each linearly detrended, periodograms
+    averaged (Task Force 1996).
+
+    Returns:
+        (frequencies in Hz, PSD in ms²/Hz) for the bins from 0 to 0.40 Hz.
+    """
+    if y_ms.size < WELCH_NPERSEG:
+        raise ValueError(
+            f"Welch needs at least {WELCH_NPERSEG} samples (64 s at 4 Hz), got {y_ms.size}"
+        )
+    plan = _welch_plan(int(y_ms.size))
+    return plan.freqs, _welch(plan, y_ms)
+
+
+def _welch(plan: _WelchPlan, y_ms: FloatArray) -> FloatArray:
+    re_im = y_ms[plan.idx] @ plan.dft
+    k = plan.k
+    return (np.square(re_im[:, :k]) + np.square(re_im[:, k:])).sum(axis=0) * plan.scale
+
+
+def band_power(freqs_hz: FloatArray, psd: FloatArray, band_hz: tuple[float, float]) -> float:
+    """Trapezoid integral of ``psd`` over the bins within ``band_hz`` (inclusive)."""
+    return float(psd @ _trapz_weights(freqs_hz, *band_hz))
+
+
+def welch_lf_hf(
+    t_s: FloatArray, nn_ms: FloatArray, t_end_s: float, window_s: float = WELCH_WINDOW_S
+) -> WelchResult | None:
+    """VLF, LF and HF power (ms²) of the ``window_s`` of NN ending at ``t_end_s``.
+
+    Args:
+        t_s: beat times (s), increasing, of one contiguous segment.
+        nn_ms: NN intervals (ms) at those beats.
+        t_end_s: end of the window (s).
+        window_s: window length, at least 64 s (120 s live; 300 s segments in reports).
+
+    Returns:
+        The band powers, or None when the beats do not cover the whole window.
+    """
+    if t_s.size < 8 or t_s[0] > t_end_s - window_s + _EDGE_TOLERANCE_S:
+        return None
+    n = round(window_s * WELCH_FS_HZ)
+    plan = _welch_plan(n)
+    grid = t_end_s - window_s + (np.arange(n, dtype=np.float64) + 1.0) / WELCH_FS_HZ
+    psd = _welch(plan, np.interp(grid, t_s, nn_ms))
+    return WelchResult(
+        vlf_ms2=float(psd @ plan.w_vlf),
+        lf_ms2=float(psd @ plan.w_lf),
+        hf_ms2=float(psd @ plan.w_hf),
+    )
