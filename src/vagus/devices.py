@@ -90,8 +90,8 @@ __all__ = [
     "normalise_uuid",
 ]
 
-#: The Bluetooth base UUID: a 16-bit UUID ``xxxx`` stands for ``0000xxxx-0000-1000-8000-00805f9b34fb``
-#: (Bluetooth Core Specification, Vol 3, Part B, §2.5.1).
+#: The Bluetooth base UUID: a 16-bit UUID ``xxxx`` stands for
+#: ``0000xxxx-0000-1000-8000-00805f9b34fb`` (Bluetooth Core Specification, Vol 3, Part B, §2.5.1).
 BLUETOOTH_BASE_UUID = "0000{}-0000-1000-8000-00805f9b34fb"
 
 #: Kinds of sensor a profile may declare.
@@ -294,9 +294,7 @@ class _Fields:
         value = self._get(key, required)
         if value is None:
             return ()
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and v.strip() for v in value
-        ):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise self.error(key, f"expected a list of non-empty strings, got {value!r}")
         return tuple(value)
 
@@ -397,7 +395,9 @@ def _parse_gatt(f: _Fields) -> GattProfile:
     hrm = g.uuid("heart_rate_measurement")
     assert hrm is not None
     gatt = GattProfile(
-        tuple(services), hrm, g.uuid("body_sensor_location", required=False),
+        tuple(services),
+        hrm,
+        g.uuid("body_sensor_location", required=False),
         g.uuid("battery_level", required=False),
     )
     g.check_unknown()

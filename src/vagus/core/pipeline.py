@@ -273,7 +273,8 @@ class Pipeline:
         # Beat timeline.
         self._t_last_s: float | None = None  # time of the last measured beat in the chain
         self._gap_start: tuple[float, str] | None = None  # (t of last beat, reason)
-        self._lags: deque[tuple[float, float]] = deque()  # (t_arrival_s, lag_s)
+        # (t_arrival_s, lag_s) of the last 30 s, kept as a monotonic (increasing-lag) deque.
+        self._lags: deque[tuple[float, float]] = deque()
         self._contact: bool | None = None
         self._closed = False
         # NN history of the current segment: for ΔNN and the spectrum.
@@ -329,7 +330,12 @@ class Pipeline:
         for rr in rr_ms:
             self._add_beat(rr)
         assert self._t_last_s is not None
-        self._lags.append((t_arrival_s, t_arrival_s - self._t_last_s))
+        # Monotonic deque: lags increase from front to back, so the front is the floor.
+        lag_now = t_arrival_s - self._t_last_s
+        lags = self._lags
+        while lags and lags[-1][1] >= lag_now:
+            lags.pop()
+        lags.append((t_arrival_s, lag_now))
 
     def receive_rr(self, rr_ms: float | Iterable[float], t_s: float | None = None) -> None:
         """Feed RR intervals directly (offline input: files, imports, tests).
@@ -414,7 +420,7 @@ class Pipeline:
             lags.popleft()
         if not lags:
             return None
-        return min(lag for _, lag in lags)
+        return lags[0][1]
 
     def _break_chain(self, reason: str) -> None:
         if self._t_last_s is None or self._gap_start is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DeviceInfo",
     "LinkGap",
     "Packet",
+    "ReplaySpec",
     "SimSpec",
     "Source",
     "SourceItem",
@@ -118,7 +120,25 @@ class SimSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-SourceSpec = BleSpec | SimSpec
+@dataclass(frozen=True, slots=True)
+class ReplaySpec:
+    """A recorded session replayed from the store (:mod:`vagus.sources.replay`).
+
+    Attributes:
+        session_id: the session's id or a unique prefix of it.
+        data_dir: the store's data directory (None: ``$VAGUS_DATA_DIR`` or the default).
+        speed: 1.0 is real time, 4.0 four times faster; ``None`` as fast as possible.
+        from_s: start pacing this many seconds after the first record (earlier records
+            are handed out at once so the pipeline is warm).
+    """
+
+    session_id: str
+    data_dir: Path | None = None
+    speed: float | None = 1.0
+    from_s: float = 0.0
+
+
+SourceSpec = BleSpec | SimSpec | ReplaySpec
 
 
 def open_source(spec: SourceSpec) -> Source:
@@ -131,4 +151,8 @@ def open_source(spec: SourceSpec) -> Source:
         from vagus.sources.ble import BleSource  # the only place bleak is imported
 
         return BleSource(spec)
-    raise TypeError(f"unknown source spec {spec!r}; expected BleSpec or SimSpec")
+    if isinstance(spec, ReplaySpec):
+        from vagus.sources.replay import ReplaySource
+
+        return ReplaySource(spec)
+    raise TypeError(f"unknown source spec {spec!r}; expected BleSpec, SimSpec or ReplaySpec")

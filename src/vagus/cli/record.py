@@ -1,0 +1,397 @@
+"""``vagus record``: headless capture of a session to the store, with a live one-line status.
+
+Every packet and link gap is written to the store as it arrives (the input, not the
+output: DESIGN.md), committed at least every second, while the same :class:`Pipeline`
+as ``vagus monitor`` runs live for the status line. The session ends cleanly on Ctrl-C
+(or SIGTERM) or after ``--duration``, with its summary cached.
+
+If the store cannot be opened or written (read-only directory, full disk...), the live
+session keeps running in memory and ``vagus record`` says plainly, on stderr and in the
+status line, that it is NOT recording; it then exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from vagus.cli.monitor import _absorb, _Status
+from vagus.core.events import Event
+from vagus.core.pipeline import Pipeline
+from vagus.exceptions import StoreError
+from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceSpec
+from vagus.store.base import GapRecord, InputRecord, PacketRecord, Store
+from vagus.store.location import add_data_dir_argument
+from vagus.store.recorder import Recorder, SessionSummary, feed_counting
+
+__all__ = ["LiveStatus", "clock_text", "parse_speed", "register", "run"]
+
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+_UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+_TICK_S = 0.25
+_STATUS_EVERY_S = 1.0
+
+
+def parse_speed(text: str) -> float | None:
+    """argparse type for ``--speed``: a positive number, or ``max`` (None: no pacing)."""
+    if text.strip().lower() in {"max", "inf", "0"}:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give 1, 4 or max") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"speed must be positive or max, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``record`` to the CLI."""
+    p = subparsers.add_parser(
+        "record",
+        help="record a session headless (strap or --sim)",
+        description=(
+            "Record a session to the store with a live one-line status. Without --device "
+            "or --sim, the first heart-rate strap found is used. Ctrl-C ends the session."
+        ),
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--device", metavar="ADDR|NAME", help="strap address, or part of its name")
+    src.add_argument("--sim", action="store_true", help="record the simulated strap")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
+    p.add_argument(
+        "--speed",
+        type=parse_speed,
+        default=1.0,
+        metavar="X|max",
+        help="simulator speed: 1 is real time, max as fast as possible (with --sim)",
+    )
+    p.add_argument(
+        "--sim-option",
+        action="append",
+        default=[],
+        type=_sim_option,
+        metavar="KEY=VALUE",
+        help=(
+            "simulator option (repeatable), e.g. dropouts_per_hour=20, "
+            "ectopic_rate=0.01, dropouts=[[60,5]] (the fields of SubjectConfig/StrapConfig)"
+        ),
+    )
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to look for the strap before giving up (default 10)",
+    )
+    p.add_argument("--title", default="", help="session title")
+    p.add_argument("--participant", default="me", help="participant name (default: me)")
+    p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the live events, one JSON object per line (as `vagus monitor --json`)",
+    )
+    add_data_dir_argument(p)
+    p.set_defaults(func=run)
+
+
+def _sim_option(text: str) -> tuple[str, Any]:
+    """argparse type for ``--sim-option KEY=VALUE`` (VALUE as JSON if it parses)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _spec(args: argparse.Namespace) -> SourceSpec:
+    if args.duration is not None and not args.duration > 0:
+        from vagus.exceptions import InvalidInput
+
+        raise InvalidInput(f"--duration must be positive, got {args.duration}")
+    if args.sim:
+        return SimSpec(
+            seed=args.seed,
+            speed=args.speed,
+            duration_s=args.duration,
+            options=dict(args.sim_option),
+        )
+    device: str | None = args.device
+    scan_s: float = args.scan_timeout
+    if device is None:
+        return BleSpec(scan_timeout_s=scan_s)
+    if _MAC.match(device) or _UUID.match(device):
+        return BleSpec(address=device, scan_timeout_s=scan_s)
+    return BleSpec(name=device, scan_timeout_s=scan_s)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "--" if value is None else format(value, spec)
+
+
+def clock_text(seconds: float) -> str:
+    """``MM:SS`` or ``H:MM:SS`` of ``seconds``."""
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+class LiveStatus(_Status):
+    """``vagus monitor``'s status (HR, RMSSD, coherence, battery, contact, packets, gaps)."""
+
+    def add_events(self, events: list[Event]) -> None:
+        for ev in events:
+            _absorb(self, ev)
+
+    def at(self, t_s: float) -> None:
+        if self.t_start_s is None:
+            self.t_start_s = t_s
+        self.t_last_s = t_s
+
+    @property
+    def elapsed_s(self) -> float:
+        """Recording-clock time from the first to the latest input (s)."""
+        return 0.0 if self.t_start_s is None else self.t_last_s - self.t_start_s
+
+    def with_tail(self, tail: str) -> str:
+        """The monitor's status line followed by ``tail`` (e.g. ``REC <id>``)."""
+        return f"{self.line()}  {tail}"
+
+
+def _tail(status: LiveStatus, recorder: Recorder) -> str:
+    if recorder.recording:
+        return f"REC {recorder.session_id}"
+    return "NOT RECORDING"
+
+
+def _status(text: str) -> None:
+    try:
+        from vagus.cli._common import status_line
+    except ImportError:  # pragma: no cover
+        print(text, file=sys.stderr)
+        return
+    status_line(text)
+
+
+def _warn_not_recording(error: StoreError | None) -> None:
+    print(
+        f"\nvagus record: NOT RECORDING: {error}\n"
+        "vagus record: the live session continues in memory, but nothing more is being saved.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _open_recorder(args: argparse.Namespace, source_name: str) -> Recorder:
+    from vagus.store.open import open_store
+
+    store: Store | None = None
+    try:
+        store = open_store(args.data_dir)
+        info = store.create_session(
+            title=args.title,
+            participants=(args.participant,),
+            source=source_name,
+            tags=tuple(args.tag),
+        )
+    except StoreError as exc:
+        if store is not None:
+            with contextlib.suppress(StoreError):
+                store.close()
+        return Recorder(None, None, error=exc)
+    return Recorder(store, info.id)
+
+
+async def _capture(
+    spec: SourceSpec,
+    recorder: Recorder,
+    args: argparse.Namespace,
+    out: TextIO,
+) -> tuple[SessionSummary, LiveStatus, BaseException | None]:
+    """Run the source into the store and the pipeline until done, Ctrl-C or the duration."""
+    from vagus.sources.base import open_source
+
+    pipeline = Pipeline()
+    summary = SessionSummary()
+    status = LiveStatus()
+    participant: str = args.participant
+    json_out: bool = args.json
+    show_status = not json_out or sys.stderr.isatty()
+    profile: str | None = None
+    warned = not recorder.recording
+
+    def emit(events: list[Event]) -> None:
+        if not events:
+            return
+        summary.add_events(events)
+        status.add_events(events)
+        if json_out:
+            out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
+
+    def write(record: InputRecord) -> None:
+        nonlocal warned
+        recorder.write(record)
+        ok = feed_counting(pipeline, record)
+        summary.add_record(record, malformed=not ok)
+        if isinstance(record, PacketRecord):
+            if ok:
+                status.packets += 1
+            else:
+                status.malformed += 1
+        emit(pipeline.events_received())
+        if not recorder.recording and not warned:
+            warned = True
+            _warn_not_recording(recorder.error)
+
+    async def consume() -> None:
+        nonlocal profile
+        async with open_source(spec) as source:
+            async for item in source:
+                if isinstance(item, Packet):
+                    status.connected = True
+                    status.at(item.t_arrival_s)
+                    write(PacketRecord(item.t_arrival_s, item.payload, participant))
+                elif isinstance(item, LinkGap):
+                    status.connected = False
+                    status.gaps += 1
+                    status.at(item.t_s)
+                    write(GapRecord(item.t_s, item.reason, participant))
+                elif isinstance(item, DeviceInfo):
+                    status.device = item.name
+                    status.battery_pct = item.battery_pct
+                    status.connected = item.connected
+                    if item.profile_id != profile:
+                        profile = item.profile_id
+                        recorder.set_device_profile(profile)
+
+    async def ticker() -> None:
+        next_status = time.monotonic()
+        while True:
+            await asyncio.sleep(_TICK_S)
+            recorder.tick()
+            if not recorder.recording and not warned:
+                write_warning()
+            if show_status and time.monotonic() >= next_status:
+                next_status += _STATUS_EVERY_S
+                _status(status.with_tail(_tail(status, recorder)))
+
+    def write_warning() -> None:
+        nonlocal warned
+        warned = True
+        _warn_not_recording(recorder.error)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    consume_task = asyncio.ensure_future(consume())
+    stop_task = asyncio.ensure_future(stop.wait())
+    tick_task = asyncio.ensure_future(ticker())
+    wall_limit = args.duration if isinstance(spec, BleSpec) else None
+    failure: BaseException | None = None
+    try:
+        await asyncio.wait(
+            {consume_task, stop_task}, timeout=wall_limit, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        for task in (consume_task, stop_task, tick_task):
+            task.cancel()
+        await asyncio.gather(consume_task, stop_task, tick_task, return_exceptions=True)
+    if consume_task.done() and not consume_task.cancelled():
+        failure = consume_task.exception()
+    # End of input: the pending beats are decided exactly as a replay decides them.
+    pipeline.close()
+    emit(pipeline.events_received())
+    if show_status:
+        _status(status.with_tail(_tail(status, recorder)))
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+    return summary, status, failure
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record until done; returns 0 if the whole session was saved, else 1."""
+    spec = _spec(args)
+    source_name = "sim" if isinstance(spec, SimSpec) else "ble"
+    recorder = _open_recorder(args, source_name)
+    if recorder.recording:
+        assert recorder.store is not None
+        where = getattr(recorder.store, "path", "the store")
+        print(
+            f"vagus record: recording session {recorder.session_id} to {where} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        _warn_not_recording(recorder.error)
+    summary, _live, failure = asyncio.run(_capture(spec, recorder, args, sys.stdout))
+    data = summary.as_dict()
+    if recorder.recording and summary.records == 0:
+        # Nothing arrived (no strap found, stopped at once): keep no empty session.
+        assert recorder.store is not None and recorder.session_id is not None
+        with contextlib.suppress(StoreError):
+            recorder.store.delete_session(recorder.session_id)
+            recorder.store.close()
+        print("vagus record: nothing was received; no session saved", file=sys.stderr)
+        if failure is not None:
+            raise failure
+        return 1
+    saved = recorder.recording
+    recorder.finish(data)
+    if recorder.store is not None:
+        try:
+            recorder.store.close()
+        except StoreError as exc:
+            recorder.error = recorder.error or exc
+            saved = False
+    saved = saved and recorder.recording
+    _report(recorder, data, saved, args.json)
+    if failure is not None:
+        raise failure
+    return 0 if saved else 1
+
+
+def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: bool) -> None:
+    line = (
+        f"{clock_text(data['duration_s'])}, {data['beats']} beats, "
+        f"mean HR {_fmt(data['mean_hr_bpm'], '.0f')} bpm, "
+        f"RMSSD {_fmt(data['rmssd_ms'], '.0f')} ms, "
+        f"mean coherence {_fmt(data['mean_coherence'], '.2f')}, "
+        f"{data['gaps']} gaps"
+    )
+    if saved:
+        print(f"vagus record: saved session {recorder.session_id}: {line}", file=sys.stderr)
+        if not json_out:
+            print(recorder.session_id)
+    elif recorder.session_id is not None:
+        print(
+            f"vagus record: session {recorder.session_id} is incomplete: recording stopped "
+            f"({recorder.error}); {recorder.written} records were written before that. "
+            f"Live session: {line}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"vagus record: nothing was saved ({recorder.error}). Live session: {line}",
+            file=sys.stderr,
+        )

@@ -1,0 +1,214 @@
+"""``vagus report ID`` and ``vagus progress``: HTML reports on stored sessions.
+
+``vagus report ID [-o FILE.html] [--participant P] [--data-dir D] [--json]`` replays the
+session through the pipeline and writes one self-contained HTML file (figures inline,
+opens offline, prints with a page per section).
+
+``vagus progress [--participant P] [-o FILE.html] [--refresh] [--data-dir D] [--json]``
+writes the trend across sessions (resting RMSSD, mean coherence, time in high
+coherence, resonance rate once known) as figures and a table.
+
+Both show a progress bar on stderr (a rewritten line on a terminal; one line per stage
+otherwise) and print the path written (or, with ``--json``, one JSON object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from vagus.store.location import add_data_dir_argument
+
+__all__ = ["ProgressBar", "register"]
+
+_STAGES = {
+    "replay": "replaying",
+    "battery": "HRV battery (neurokit2)",
+    "plots": "figures",
+    "sessions": "sessions",
+}
+
+
+class ProgressBar:
+    """A progress bar on a stream (stderr): ``label [#####     ]  50 %``.
+
+    On a terminal the line is rewritten in place (at most ~10 times a second); on
+    anything else, one line is written when a stage starts, so logs stay short.
+    """
+
+    def __init__(self, prefix: str, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self.prefix = prefix
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = self.enabled and self.stream.isatty()
+        self._stage: str | None = None
+        self._last_draw = 0.0
+        self._dirty = False
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if not self.enabled:
+            return
+        label = _STAGES.get(stage, stage)
+        if stage != self._stage:
+            if self.tty and self._dirty:
+                self.stream.write("\n")
+            self._stage = stage
+            if not self.tty:
+                self.stream.write(f"{self.prefix}: {label}…\n")
+                self.stream.flush()
+                return
+            self._last_draw = 0.0
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        width = 30
+        done = round(max(0.0, min(1.0, fraction)) * width)
+        bar = "#" * done + " " * (width - done)
+        self.stream.write(f"\r\x1b[2K{self.prefix}: {label:<24} [{bar}] {100 * fraction:5.1f} %")
+        self.stream.flush()
+        self._dirty = True
+
+    def finish(self) -> None:
+        """End the bar's line (on a terminal)."""
+        if self.tty and self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._dirty = False
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` and ``progress`` commands."""
+    rep = subparsers.add_parser(
+        "report",
+        help="write an HTML report for a session",
+        description=(
+            "Replay a stored session through the pipeline and write one self-contained "
+            "HTML report (figures inline, opens offline, prints well): tachogram with "
+            "artifacts and gaps, HR and RMSSD, coherence and pacer, paced against unpaced "
+            "spectrum, the neurokit2 HRV battery beside our real-time metrics, signal "
+            "quality, and the definitions of every number."
+        ),
+    )
+    rep.add_argument("session_id", metavar="ID", help="session id (or a unique prefix)")
+    rep.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="where to write the report (default: vagus-report-ID.html here)",
+    )
+    rep.add_argument(
+        "--participant", default=None, help="whose beats (default: the first participant)"
+    )
+    rep.add_argument("--json", action="store_true", help="print a JSON object, not text")
+    rep.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_data_dir_argument(rep)
+    rep.set_defaults(func=run_report)
+
+    prog = subparsers.add_parser(
+        "progress",
+        help="write an HTML trend report across sessions",
+        description=(
+            "Replay every session (of one participant) and write an HTML report of the "
+            "trends: resting RMSSD, mean coherence, time in high coherence (CR >= 3, our "
+            "threshold), resonance rate once assessed. Values are cached in each finished "
+            "session's summary; --refresh recomputes them."
+        ),
+    )
+    prog.add_argument("--participant", default=None, help="only this participant's sessions")
+    prog.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="where to write the report (default: vagus-progress[-P].html here)",
+    )
+    prog.add_argument("--refresh", action="store_true", help="ignore cached values")
+    prog.add_argument("--json", action="store_true", help="print a JSON object, not text")
+    prog.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_data_dir_argument(prog)
+    prog.set_defaults(func=run_progress)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write the report of one session; print where."""
+    from vagus.report.session import write_session_report
+    from vagus.store.open import open_store
+
+    store = open_store(args.data_dir, create=False)
+    bar = ProgressBar(f"vagus report {args.session_id}", enabled=not args.quiet)
+    try:
+        path, summary = write_session_report(
+            store, args.session_id, args.output, participant=args.participant, progress=bar
+        )
+    finally:
+        bar.finish()
+        store.close()
+    if args.json:
+        out = {
+            "path": str(path),
+            "beats": summary.nn.beats_measured,
+            "duration_s": summary.duration_s,
+            "rmssd_ms": summary.nn.rmssd_ms,
+            "mean_rmssd_60s_ms": summary.realtime_means.get("rmssd_60s_ms"),
+            "mean_coherence": summary.realtime_means.get("coherence_ratio"),
+            "artifact_pct": summary.artifact_total_pct,
+            "gaps": summary.gap_count,
+        }
+        print(json.dumps(out))
+    else:
+        print(f"report written to {path}")
+    return 0
+
+
+def run_progress(args: argparse.Namespace) -> int:
+    """Write the progress report; print where."""
+    from vagus.report.progress import write_progress_report
+    from vagus.store.open import open_store
+
+    store = open_store(args.data_dir, create=False)
+    bar = ProgressBar("vagus progress", enabled=not args.quiet)
+    try:
+        path, rows = write_progress_report(
+            store,
+            args.output,
+            participant=args.participant,
+            refresh=args.refresh,
+            progress=bar,
+        )
+    finally:
+        bar.finish()
+        store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "sessions": [
+                        {
+                            "id": r.session_id,
+                            "started_unix_s": r.started_unix_s,
+                            "participant": r.participant,
+                            "resting_rmssd_ms": r.resting_rmssd_ms,
+                            "mean_rmssd_60s_ms": r.mean_rmssd_60s_ms,
+                            "mean_coherence": r.mean_coherence,
+                            "high_coherence_s": r.high_coherence_s,
+                            "resonance_rate_bpm": r.resonance_rate_bpm,
+                        }
+                        for r in rows
+                    ],
+                }
+            )
+        )
+    else:
+        print(f"progress report ({len(rows)} sessions) written to {path}")
+    return 0

@@ -1,0 +1,265 @@
+"""``vagus import`` and ``vagus export``: RR files in, session files out.
+
+``vagus import FILE [--format F] [--unit ms|s] [--column NAME] [--title T] [--participant P]
+[--data-dir D] [--json]``
+    Reads the whole file first (format detected from its content unless ``--format``;
+    :mod:`vagus.formats.registry`), then stores it as one new session (source
+    ``import:<format>``) in one transaction: a bad line anywhere imports nothing. The
+    session replays like a recorded one. Its summary is computed by running the pipeline.
+
+``vagus export ID --format kubios|csv|json|edf [-o PATH] [--data-dir D] [--json]``
+    Replays the session through the pipeline and writes Kubios RR text, one CSV table,
+    one JSON document or EDF+ (:mod:`vagus.formats.export`). ``-o -`` writes the text
+    formats to stdout. Default path: ``vagus-<id>.<txt|csv|json|edf>`` here.
+
+Both show a progress bar on stderr when it is a terminal (``--quiet`` turns it off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from vagus.exceptions import VagusError
+from vagus.store.location import add_data_dir_argument
+
+__all__ = ["register"]
+
+_EXTENSIONS = {"kubios": "txt", "csv": "csv", "json": "json", "edf": "edf"}
+
+
+class _Progress:
+    """``label [#####     ]  50 %`` on stderr, redrawn at most 10 times a second (TTY only)."""
+
+    def __init__(self, label: str, *, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.label = label
+        self._last = 0.0
+        self._drawn = False
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        frac = min(1.0, done / total)
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r\x1b[2K{self.label} [{bar:<30}] {100 * frac:3.0f} %")
+        self.stream.flush()
+        self._drawn = True
+
+    def done(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``import`` and ``export`` commands."""
+    from vagus.formats.export import EXPORT_FORMATS
+    from vagus.formats.registry import FORMATS
+
+    imp = subparsers.add_parser(
+        "import",
+        help="import an RR file as a session",
+        description=(
+            "Import an RR-interval file as a new session. The format is detected from the "
+            "content where that is unambiguous; otherwise pass --format (and --unit)."
+        ),
+    )
+    imp.add_argument("file", type=Path, metavar="FILE", help="the RR file")
+    imp.add_argument("--format", choices=FORMATS, default=None, help="the file's format")
+    imp.add_argument(
+        "--unit", choices=("ms", "s"), default=None, help="RR unit (plain text; never guessed)"
+    )
+    imp.add_argument("--column", default=None, metavar="NAME", help="RR column of a CSV table")
+    imp.add_argument("--title", default=None, help="session title (default: the file name)")
+    imp.add_argument("--participant", default=None, help="participant name (default: from file)")
+    imp.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    imp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_data_dir_argument(imp)
+    imp.set_defaults(func=_import)
+
+    exp = subparsers.add_parser(
+        "export",
+        help="export a session (kubios, csv, json, edf)",
+        description="Replay a session through the pipeline and write it in a file format.",
+    )
+    exp.add_argument("session_id", metavar="ID", help="session id (or a unique prefix)")
+    exp.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="output format")
+    exp.add_argument(
+        "-o", "--output", default=None, metavar="PATH", help="output file ('-': stdout)"
+    )
+    exp.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    exp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_data_dir_argument(exp)
+    exp.set_defaults(func=_export)
+
+
+def import_file(
+    store: Any,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    unit: str | None = None,
+    column: str | None = None,
+    title: str | None = None,
+    participant: str | None = None,
+    progress: _Progress | None = None,
+) -> dict[str, Any]:
+    """Parse ``path`` fully, then store it as one session in one transaction.
+
+    Returns a dict with the session ``id``, ``format``, ``beats``, ``gaps``, ``markers``,
+    ``duration_s`` and the ``summary``. Nothing is stored when parsing fails; if storing
+    fails, the new (empty) session is deleted again.
+    """
+    from vagus.core.pipeline import Pipeline
+    from vagus.formats.registry import read_rr_file
+    from vagus.store.recorder import SessionSummary, feed_counting
+
+    imported = read_rr_file(path, fmt, unit=unit, column=column)
+    who = participant or imported.participant or "me"
+    records = imported.records(participant=who)
+    # Run the pipeline before storing: the summary, and a last check of every value.
+    pipeline = Pipeline()
+    summary = SessionSummary()
+    for done, record in enumerate(records, start=1):
+        ok = feed_counting(pipeline, record)
+        summary.add_record(record, malformed=not ok)
+        summary.add_events(pipeline.events_received())
+        if progress is not None:
+            progress.update(done, len(records))
+    pipeline.close()
+    summary.add_events(pipeline.events_received())
+    stats = summary.as_dict()
+    started = imported.started_unix_s if imported.started_unix_s is not None else time.time()
+    info = store.create_session(
+        title=title if title is not None else path.name,
+        participants=(who,),
+        source=f"import:{imported.format}",
+        started_unix_s=started,
+        notes=imported.notes,
+    )
+    try:
+        store.append_many(info.id, records)
+        store.update_session(info.id, summary=stats)
+        store.end_session(info.id, started + imported.duration_s)
+    except BaseException:
+        with contextlib.suppress(VagusError):
+            store.delete_session(info.id)
+        raise
+    return {
+        "id": info.id,
+        "file": str(path),
+        "format": imported.format,
+        "beats": imported.beats,
+        "gaps": len(imported.breaks),
+        "markers": len(imported.markers),
+        "duration_s": imported.duration_s,
+        "started_unix_s": started,
+        "summary": stats,
+    }
+
+
+def _import(args: argparse.Namespace) -> int:
+    from vagus.store.open import open_store
+
+    progress = _Progress(f"import {args.file.name}", enabled=not args.quiet)
+    store = open_store(args.data_dir)
+    try:
+        result = import_file(
+            store,
+            args.file,
+            fmt=args.format,
+            unit=args.unit,
+            column=args.column,
+            title=args.title,
+            participant=args.participant,
+            progress=progress,
+        )
+    finally:
+        progress.done()
+        store.close()
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        s = result["summary"]
+        rmssd = s.get("rmssd_ms")
+        print(
+            f"imported {result['file']} ({result['format']}) as session {result['id']}: "
+            f"{result['beats']} beats, {result['duration_s'] / 60:.1f} min, "
+            f"{result['gaps']} gap(s)" + (f", RMSSD {rmssd:.1f} ms" if rmssd is not None else "")
+        )
+    return 0
+
+
+def export_session(
+    store: Any,
+    session_id: str,
+    fmt: str,
+    output: str | None,
+    *,
+    progress: _Progress | None = None,
+) -> dict[str, Any]:
+    """Replay the session and write it in ``fmt`` to ``output`` (see the module doc)."""
+    from vagus.formats import export as ex
+
+    run = ex.run_session(store, session_id, progress.update if progress is not None else None)
+    path = output if output is not None else f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
+    if fmt == "edf":
+        if path == "-":
+            raise VagusError("EDF+ is binary: give a file with -o, not '-'")
+        try:
+            n = ex.write_edf(run, path)
+        except ImportError:
+            raise VagusError("EDF+ export needs pyedflib: pip install 'vagus[report]'") from None
+        except OSError as exc:
+            raise VagusError(f"cannot write {path}: {exc}") from None
+        what = f"{n} annotations"
+    else:
+        writers = {"kubios": ex.write_kubios_rr, "csv": ex.write_csv, "json": ex.write_json}
+        unit = {"kubios": "beats", "csv": "rows", "json": "events"}[fmt]
+        if path == "-":
+            n = writers[fmt](run, sys.stdout)
+        else:
+            tmp = f"{path}.partial"
+            try:
+                with open(tmp, "w", encoding="utf-8", newline="") as out:
+                    n = writers[fmt](run, out)
+                os.replace(tmp, path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise VagusError(f"cannot write {path}: {exc.strerror or exc}") from None
+        what = f"{n} {unit}"
+    return {"id": run.info.id, "format": fmt, "path": path, "written": what}
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vagus.store.open import open_store
+
+    progress = _Progress(f"export {args.session_id}", enabled=not args.quiet)
+    store = open_store(args.data_dir, create=False)
+    try:
+        result = export_session(store, args.session_id, args.format, args.output, progress=progress)
+    finally:
+        progress.done()
+        store.close()
+    if args.json:
+        print(json.dumps(result))
+    elif result["path"] != "-":
+        print(
+            f"exported session {result['id']} ({result['format']}, {result['written']}) "
+            f"to {result['path']}"
+        )
+    return 0

@@ -1,0 +1,305 @@
+"""What every import format shares: the parsed result, text reading, errors, beat times.
+
+Every reader turns a file into an :class:`ImportedRR`: RR intervals in ms, the beat time of
+each interval's end where the file has it (``t_s``, seconds from the start of the first
+interval, so the first beat is at its own RR like :meth:`vagus.core.pipeline.Pipeline.receive_rr`
+without times), the places where the file itself breaks the beat chain (``breaks``),
+markers, and the wall-clock start where the file states one.
+
+:meth:`ImportedRR.records` turns that into the store's input records: one
+:class:`~vagus.store.base.RRRecord` per stretch of up to :data:`RECORD_BEATS` beats, a
+:class:`~vagus.store.base.GapRecord` at each break (so a gap in the file is a gap in the
+pipeline, whatever the pipeline's own tolerance) and a
+:class:`~vagus.store.base.ControlRecord` per marker, in time order.
+
+Errors: a reader raises :class:`~vagus.exceptions.FileFormatError` whose message starts with
+``<file>: line <n>:`` and says what was wrong and what to do (:func:`format_error`). A reader
+parses the whole file before returning, so a bad line anywhere means nothing is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vagus.core.events import Marker
+from vagus.exceptions import FileFormatError
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, RRRecord
+
+__all__ = [
+    "GAP_TOLERANCE_S",
+    "RECORD_BEATS",
+    "ImportedRR",
+    "beat_times_from_arrivals",
+    "breaks_from_beat_times",
+    "check_rr",
+    "format_error",
+    "parse_number",
+    "read_text_lines",
+]
+
+#: Beats per stored RRRecord (a replay can pace and report progress per record).
+RECORD_BEATS = 1024
+#: A beat time that disagrees with the RR chain by more than this breaks the chain
+#: (the pipeline's default ``gap_tolerance_s``, SCIENCE.md "Beats and time").
+GAP_TOLERANCE_S = 2.0
+#: How far the arrival-lag floor looks (s), as the live pipeline's lag history.
+LAG_WINDOW_S = 30.0
+#: A file whose median RR is outside this range (ms) almost surely has the wrong unit.
+PLAUSIBLE_MEDIAN_RR_MS = (200.0, 3000.0)
+
+_BINARY_PROBE_BYTES = 8192
+#: Beats of a segment before a falling lag floor may declare a "clock" break.
+_MIN_FLOOR_BEATS = 10
+
+
+def format_error(path: Path | str, line: int, reason: str) -> FileFormatError:
+    """A :class:`FileFormatError` naming the file, the 1-based line and the reason."""
+    return FileFormatError(f"{Path(path).name}: line {line}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedRR:
+    """One parsed RR file, before it is stored.
+
+    Attributes:
+        format: the format name (``"heartmath"``, ``"vu_ams"``, …).
+        rr_ms: the RR intervals (ms), in file order.
+        t_s: the time (s) of the beat that ends each interval, on the file's own clock
+            with 0 at the start of the first interval; None when the file has no times.
+        breaks: indexes ``i`` where the file breaks the chain before beat ``i`` (a gap),
+            with the reason (``"dropout"``, ``"clock"``, ``"file_gap"``).
+        started_unix_s: wall-clock time of ``t_s == 0`` when the file states it.
+        participant: a participant id named in the file, if any.
+        markers: markers found in the file (at file time ``t_s``).
+        notes: what the reader assumed (time zone, clock offsets), for the session notes.
+    """
+
+    format: str
+    rr_ms: tuple[float, ...]
+    t_s: tuple[float, ...] | None = None
+    breaks: tuple[tuple[int, str], ...] = ()
+    started_unix_s: float | None = None
+    participant: str | None = None
+    markers: tuple[Marker, ...] = field(default=())
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.t_s is not None and len(self.t_s) != len(self.rr_ms):
+            raise ValueError("t_s and rr_ms must have the same length")
+
+    @property
+    def beats(self) -> int:
+        """Number of RR intervals."""
+        return len(self.rr_ms)
+
+    @property
+    def duration_s(self) -> float:
+        """From the start of the first interval to the last beat (s)."""
+        if not self.rr_ms:
+            return 0.0
+        if self.t_s is not None:
+            return self.t_s[-1] - (self.t_s[0] - self.rr_ms[0] / 1000.0) + 0.0
+        return math.fsum(self.rr_ms) / 1000.0
+
+    def records(self, participant: str = "me") -> list[InputRecord]:
+        """The store's input records for this file, in time order (see the module doc)."""
+        n = len(self.rr_ms)
+        if self.t_s is not None:
+            times = np.asarray(self.t_s, dtype=float)
+        else:
+            times = np.cumsum(np.asarray(self.rr_ms, dtype=float)) / 1000.0
+        breaks = {i: r for i, r in self.breaks if 0 < i < n}
+        markers = sorted(self.markers, key=lambda m: m.t_s)
+        # A marker goes before the first beat after it.
+        pos = [int(np.searchsorted(times, m.t_s, side="right")) for m in markers]
+        cuts = set(breaks) | {p for p in pos if 0 < p < n}
+        out: list[InputRecord] = []
+        k = 0
+        a = 0
+        while a < n:
+            b = min(n, a + RECORD_BEATS)
+            nxt = min((c for c in cuts if a < c < b), default=b)
+            if a in breaks:
+                out.append(
+                    GapRecord(t_s=float(times[a - 1]), reason=breaks[a], participant=participant)
+                )
+            while k < len(markers) and pos[k] <= a:
+                out.append(ControlRecord(markers[k]))
+                k += 1
+            ts = tuple(float(v) for v in times[a:nxt]) if self.t_s is not None else None
+            out.append(RRRecord(rr_ms=tuple(self.rr_ms[a:nxt]), t_s=ts, participant=participant))
+            a = nxt
+        out.extend(ControlRecord(m) for m in markers[k:])
+        return out
+
+
+def read_text_lines(path: Path | str) -> list[str]:
+    """The file's lines (without line ends), decoded as UTF-8 (a BOM is dropped).
+
+    Raises:
+        FileFormatError: the file does not exist, is empty, binary or not UTF-8 text.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise FileFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{p}: is a directory, not a file") from None
+    except OSError as exc:
+        raise FileFormatError(f"{p}: cannot be read ({exc.strerror})") from None
+    if not data.strip():
+        raise format_error(p, 1, "the file is empty; export the recording again")
+    probe = data[:_BINARY_PROBE_BYTES]
+    if b"\x00" in probe:
+        line = probe[: probe.index(b"\x00")].count(b"\n") + 1
+        raise format_error(p, line, "binary data (a NUL byte), not a text RR file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise format_error(p, line, "not UTF-8 text; is this an RR text export?") from None
+    bad = next((c for c in text[:_BINARY_PROBE_BYTES] if _is_control(c)), None)
+    if bad is not None:
+        line = text[: text.index(bad)].count("\n") + 1
+        raise format_error(p, line, f"control character {bad!r}: binary data, not an RR text")
+    return text.splitlines()
+
+
+def _is_control(c: str) -> bool:
+    return ord(c) < 32 and c not in "\t\r\n\f\v"
+
+
+def parse_number(text: str, path: Path | str, line: int, what: str) -> float:
+    """A finite float from ``text`` or a FileFormatError naming the line."""
+    s = text.strip()
+    try:
+        value = float(s)
+    except ValueError:
+        shown = s if len(s) <= 40 else s[:37] + "..."
+        raise format_error(path, line, f"{what} {shown!r} is not a number") from None
+    if not math.isfinite(value):
+        raise format_error(path, line, f"{what} {s!r} is not a finite number")
+    return value
+
+
+def check_rr(
+    rr_ms: Sequence[float], lines: Sequence[int], path: Path | str, unit_hint: str = ""
+) -> None:
+    """Every RR must be > 0 ms; the median must be physiological (else: wrong unit?).
+
+    Raises:
+        FileFormatError: naming the first bad line, or line 1 for an implausible median.
+    """
+    if not rr_ms:
+        raise format_error(path, lines[0] if lines else 1, "no RR intervals in the file")
+    for v, ln in zip(rr_ms, lines, strict=True):
+        if not v > 0:
+            raise format_error(path, ln, f"RR interval {v:g} ms is not > 0")
+    med = float(np.median(np.asarray(rr_ms)))
+    lo, hi = PLAUSIBLE_MEDIAN_RR_MS
+    if not lo <= med <= hi:
+        hint = f" {unit_hint}" if unit_hint else ""
+        raise format_error(
+            path,
+            lines[0],
+            f"the median RR is {med:g} ms, outside {lo:g}-{hi:g} ms: the unit is probably "
+            f"wrong{hint}",
+        )
+
+
+def breaks_from_beat_times(
+    rr_ms: Sequence[float], t_s: Sequence[float], tolerance_s: float = GAP_TOLERANCE_S
+) -> list[tuple[int, str]]:
+    """Where stated beat times disagree with the RR chain by more than ``tolerance_s``.
+
+    Beat ``i`` should be at ``t[i-1] + rr[i]``; a later time means beats are missing
+    (``"dropout"``), an earlier one that the clocks disagree (``"clock"``).
+    """
+    out: list[tuple[int, str]] = []
+    for i in range(1, len(t_s)):
+        err = t_s[i] - (t_s[i - 1] + rr_ms[i] / 1000.0)
+        if err > tolerance_s:
+            out.append((i, "dropout"))
+        elif err < -tolerance_s:
+            out.append((i, "clock"))
+    return out
+
+
+def beat_times_from_arrivals(
+    rr_ms: Sequence[float] | np.ndarray,
+    arrival_s: Sequence[float] | np.ndarray,
+    tolerance_s: float = GAP_TOLERANCE_S,
+    window_s: float = LAG_WINDOW_S,
+) -> tuple[np.ndarray, list[tuple[int, str]], float]:
+    """Beat times from RR values, with gaps found from the times the RR arrived.
+
+    Apps such as Polar Sensor Logger and HRV Logger stamp each RR with the phone's clock
+    when it *arrived* (several beats of one BLE packet share a stamp, bursts arrive late).
+    As in the live pipeline (SCIENCE.md "Beats and time"), beat times come from the RR
+    chain, never from arrival times; arrival times only find gaps. The lag of beat ``i``
+    is ``arrival[i] - chain[i]``; its floor (the smallest lag in a window) is the
+    transmission latency plus the missing time so far. Offline we can look both ways:
+    a gap sits before beat ``i`` when the floor of the ``window_s`` after it exceeds the
+    floor of the ``window_s`` before it by more than ``tolerance_s`` (``"dropout"``:
+    beats were lost), or falls below it by more (``"clock"``, once the segment has
+    10 beats: a late first beat is no clock jump). Late bursts do not break the
+    chain: the floors ignore them.
+
+    Returns:
+        ``(t_s, breaks, t0_arrival_s)``: beat times with 0 at the start of the first
+        interval (each segment placed at its lag floor), the breaks, and the arrival
+        clock's time of ``t_s == 0``.
+    """
+    rr = np.asarray(rr_ms, dtype=float)
+    arr = np.asarray(arrival_s, dtype=float)
+    n = rr.size
+    if n == 0:
+        return np.empty(0), [], 0.0
+    chain = np.cumsum(rr) / 1000.0
+    lag = arr - chain
+    # Forward floor F[i] = min(lag[j]) for j >= i with chain[j] <= chain[i] + window_s.
+    fwd = np.empty(n)
+    dq: deque[int] = deque()
+    for i in range(n - 1, -1, -1):
+        while dq and lag[dq[-1]] >= lag[i]:
+            dq.pop()
+        dq.append(i)
+        while chain[dq[0]] > chain[i] + window_s:
+            dq.popleft()
+        fwd[i] = lag[dq[0]]
+    breaks: list[tuple[int, str]] = []
+    seg_start = 0
+    back: deque[int] = deque()  # backward floor over the current segment
+    for i in range(n):
+        if i > seg_start:
+            while chain[back[0]] < chain[i - 1] - window_s:
+                back.popleft()
+            b = lag[back[0]]
+            step = fwd[i] - b
+            # A falling floor needs a settled floor behind it: a late first beat is not
+            # a clock jump.
+            settled = i - seg_start >= _MIN_FLOOR_BEATS
+            if step > tolerance_s or (step < -tolerance_s and settled):
+                breaks.append((i, "dropout" if step > 0 else "clock"))
+                seg_start = i
+                back.clear()
+        while back and lag[back[-1]] >= lag[i]:
+            back.pop()
+        back.append(i)
+    # Each segment sits at its own lag floor.
+    t = np.empty(n)
+    bounds = [b for b, _ in breaks]
+    starts = [0, *bounds]
+    ends = [*bounds, n]
+    offsets = [float(lag[a:b].min()) for a, b in zip(starts, ends, strict=True)]
+    t0 = offsets[0]
+    for (a, b), off in zip(zip(starts, ends, strict=True), offsets, strict=True):
+        t[a:b] = chain[a:b] + (off - t0)
+    return t, breaks, t0

@@ -1,0 +1,61 @@
+"""Elite HRV RR export: one RR interval (ms, integer) per line, nothing else.
+
+Elite HRV's "Export Data" e-mails a zip of one ``.txt`` per reading, named by the
+reading's local start time (``2017-06-29 13-11-53.txt``); the file itself holds only the
+RR values. The start time is taken from that name when it matches; beat times are the
+cumulative RR (the file has no times and no gaps).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from vagus.formats.common import ImportedRR, read_text_lines
+from vagus.formats.plain import read_rr_text
+
+__all__ = ["FORMAT", "looks_like", "read_elite_hrv", "start_from_name"]
+
+FORMAT = "elite_hrv"
+_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2})-(\d{2})-(\d{2})")
+
+
+def start_from_name(path: Path | str) -> dt.datetime | None:
+    """The reading's start time from an Elite HRV file name, or None."""
+    m = _NAME.search(Path(path).stem)
+    if m is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(f"{m[1]} {m[2]}:{m[3]}:{m[4]}")
+    except ValueError:
+        return None
+
+
+def looks_like(path: Path | str, lines: list[str]) -> bool:
+    """An Elite HRV file name and only integers, one per line."""
+    if start_from_name(path) is None:
+        return False
+    vals = [ln.strip() for ln in lines if ln.strip()]
+    return bool(vals) and all(v.isdigit() for v in vals[:200])
+
+
+def read_elite_hrv(path: Path | str) -> ImportedRR:
+    """Read an Elite HRV RR export (see the module doc).
+
+    The numbers are read by :func:`vagus.formats.plain.read_rr_text` (ms).
+
+    Raises:
+        FileFormatError: naming the line (binary or empty file, not a number, RR <= 0).
+    """
+    p = Path(path)
+    read_text_lines(p)
+    text = read_rr_text(p, "ms")
+    start = start_from_name(p)
+    return ImportedRR(
+        format=FORMAT,
+        rr_ms=text.rr_ms,
+        started_unix_s=start.timestamp() if start is not None else None,
+        notes=f"imported from {p.name} (Elite HRV, ms)"
+        + ("; start time from the file name, local time" if start is not None else ""),
+    )

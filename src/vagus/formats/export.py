@@ -1,0 +1,409 @@
+"""Export a session: run its stored input through the real pipeline, write a file.
+
+:func:`run_session` replays the session's input records (``feed`` from
+:mod:`vagus.store.base`, ``close()`` at the end, malformed packets counted and skipped as
+live) and keeps every event. The writers then turn that into:
+
+``kubios``
+    Kubios-compatible RR text (:func:`vagus.formats.kubios.write_kubios`): the measured
+    RR (not corrected: Kubios applies its own correction) with beat times; re-imports with
+    ``vagus import --format kubios`` to the same RR and gaps.
+``csv``
+    One table for spreadsheets, one row per event, a ``type`` column saying which
+    (:data:`CSV_COLUMNS`): ``beat`` rows carry the measured RR, the artifact class, the
+    corrected NN and the metrics computed at that beat (HR, RMSSD 30/60 s, SDNN, pNN50,
+    artifact rate); ``spectrum`` rows the 5-s spectrum results (peak frequency, coherence
+    ratio, LF, HF, LF/HF); ``gap``, ``marker``, ``pacer`` and ``contact`` rows their fields.
+    Rows are in pipeline order (beat time); cells that do not apply are empty. ``time_utc``
+    is the wall-clock time (session start + beat time). Filter on ``type`` to get one
+    table; the full spectra (PSD arrays) are in the JSON export only.
+``json``
+    The whole session in one JSON object (:data:`JSON_FORMAT`): session metadata, an input
+    summary, and every event in its protocol form (``Event.to_json()``).
+``edf``
+    EDF+ (via pyedflib): two signals, the RR and NN tachograms (ms) resampled at
+    :data:`EDF_RATE_HZ` for viewing, and EDF+ annotations that carry the exact values:
+    one ``RR=<ms>`` annotation per measured beat at its beat time (``RR=<ms> <class>``
+    for artifacts), ``Gap: <reason>`` with its duration, ``Marker: <text>``,
+    ``Pacer: <rate>/min``. :func:`read_edf_annotations` reads them back. The file starts
+    at the session's start rounded down to a whole second (UTC; EDF has no time zone),
+    so an onset is ``beat time + fraction of the start second`` for imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from vagus import __version__
+from vagus.core.events import (
+    PROTOCOL_VERSION,
+    Beat,
+    Contact,
+    Event,
+    Gap,
+    Marker,
+    Metrics,
+    PacerChange,
+    Spectrum,
+)
+from vagus.core.pipeline import Pipeline
+from vagus.formats.kubios import write_kubios
+from vagus.store.base import SessionInfo, Store
+from vagus.store.recorder import SessionSummary, feed_counting
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EDF_RATE_HZ",
+    "EXPORT_FORMATS",
+    "JSON_FORMAT",
+    "SessionRun",
+    "read_edf_annotations",
+    "run_session",
+    "write_csv",
+    "write_edf",
+    "write_json",
+    "write_kubios_rr",
+]
+
+EXPORT_FORMATS: tuple[str, ...] = ("kubios", "csv", "json", "edf")
+#: ``"format"`` of the JSON export.
+JSON_FORMAT = "vagus-session"
+JSON_VERSION = 1
+#: Sample rate (Hz) of the EDF+ tachogram signals (the usual HRV resampling rate).
+EDF_RATE_HZ = 4
+CSV_COLUMNS: tuple[str, ...] = (
+    "type",
+    "t_s",
+    "time_utc",
+    "rr_ms",
+    "nn_ms",
+    "artifact",
+    "inserted",
+    "hr_bpm",
+    "rmssd_30s_ms",
+    "rmssd_60s_ms",
+    "sdnn_60s_ms",
+    "pnn50_60s",
+    "artifact_rate_60s",
+    "mean_nn_60s_ms",
+    "peak_hz",
+    "coherence_ratio",
+    "lf_ms2",
+    "hf_ms2",
+    "lf_hf",
+    "duration_s",
+    "reason",
+    "text",
+    "rate_bpm",
+    "inhale_fraction",
+    "contact",
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class SessionRun:
+    """A session replayed through the pipeline: its metadata, input summary and events."""
+
+    info: SessionInfo
+    events: list[Event] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def beats(self) -> list[Beat]:
+        """The beat events, in order."""
+        return [e for e in self.events if isinstance(e, Beat)]
+
+    def measured_rr(self) -> tuple[list[float], list[float]]:
+        """``(t_s, rr_ms)`` of the measured beats (the corrector's inserted beats left out)."""
+        ts: list[float] = []
+        rr: list[float] = []
+        for b in self.beats():
+            if not b.inserted:
+                ts.append(b.t_s)
+                rr.append(b.rr_ms)
+        return ts, rr
+
+
+def run_session(store: Store, session_id: str, progress: Progress | None = None) -> SessionRun:
+    """Replay the session's input through a new :class:`Pipeline` and keep every event.
+
+    Args:
+        store: the store.
+        session_id: the session (a unique prefix is accepted).
+        progress: called as ``progress(done, total)`` with input records done.
+    """
+    info = store.get_session(session_id)
+    total = store.input_count(info.id) if hasattr(store, "input_count") else 0
+    pipeline = Pipeline()
+    summary = SessionSummary()
+    run = SessionRun(info=info)
+    for done, record in enumerate(store.iter_input(info.id), start=1):
+        ok = feed_counting(pipeline, record)
+        summary.add_record(record, malformed=not ok)
+        events = pipeline.events_received()
+        summary.add_events(events)
+        run.events.extend(events)
+        if progress is not None:
+            progress(done, total)
+    pipeline.close()
+    events = pipeline.events_received()
+    summary.add_events(events)
+    run.events.extend(events)
+    run.summary = summary.as_dict()
+    return run
+
+
+# ------------------------------------------------------------------ kubios
+
+
+def write_kubios_rr(run: SessionRun, out: TextIO) -> int:
+    """Write the measured RR with beat times as Kubios RR text; returns the beats written."""
+    ts, rr = run.measured_rr()
+    write_kubios(
+        out,
+        ts,
+        rr,
+        title=run.info.title,
+        device=run.info.device_profile,
+        session_id=run.info.id,
+        started_unix_s=run.info.started_unix_s,
+    )
+    return len(rr)
+
+
+# --------------------------------------------------------------------- csv
+
+
+def _utc(run: SessionRun, t_s: float, origin: float) -> str:
+    when = dt.datetime.fromtimestamp(run.info.started_unix_s + t_s - origin, dt.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return value
+
+
+def _csv_row(run: SessionRun, event: Event, origin: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": event.type, "t_s": event.t_s}
+    row["time_utc"] = _utc(run, event.t_s, origin)
+    if isinstance(event, Beat):
+        row.update(
+            rr_ms=event.rr_ms, nn_ms=event.nn_ms, artifact=event.artifact, inserted=event.inserted
+        )
+    elif isinstance(event, Metrics):
+        row.update({k: getattr(event, k) for k in CSV_COLUMNS if hasattr(event, k)})
+        row["type"] = "metrics"
+    elif isinstance(event, Spectrum):
+        row.update(
+            peak_hz=event.peak_hz,
+            coherence_ratio=event.coherence_ratio,
+            lf_ms2=event.lf_ms2,
+            hf_ms2=event.hf_ms2,
+            lf_hf=event.lf_hf,
+        )
+    elif isinstance(event, Gap):
+        row.update(duration_s=event.duration_s, reason=event.reason)
+    elif isinstance(event, Marker):
+        row.update(text=event.text)
+    elif isinstance(event, PacerChange):
+        row.update(rate_bpm=event.rate_bpm, inhale_fraction=event.inhale_fraction)
+    elif isinstance(event, Contact):
+        row.update(contact=event.contact)
+    return row
+
+
+def write_csv(run: SessionRun, out: TextIO) -> int:
+    """Write the events as one CSV table (see the module doc); returns the rows written."""
+    writer = csv.DictWriter(out, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    rows = 0
+    origin = edf_origin(run)
+    pending: dict[str, Any] | None = None  # the last beat row, waiting for its metrics
+    for event in run.events:
+        if isinstance(event, Metrics) and pending is not None and pending["t_s"] == event.t_s:
+            pending.update({k: v for k, v in _csv_row(run, event, origin).items() if k != "type"})
+            continue
+        if pending is not None:
+            writer.writerow({k: _cell(v) for k, v in pending.items()})
+            rows += 1
+            pending = None
+        row = _csv_row(run, event, origin)
+        if isinstance(event, Beat):
+            pending = row
+            continue
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        rows += 1
+    if pending is not None:
+        writer.writerow({k: _cell(v) for k, v in pending.items()})
+        rows += 1
+    return rows
+
+
+# -------------------------------------------------------------------- json
+
+
+def session_document(run: SessionRun) -> dict[str, Any]:
+    """The JSON export as a dict (see the module doc)."""
+    info = run.info
+    return {
+        "format": JSON_FORMAT,
+        "version": JSON_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "exported_by": f"vagus {__version__}",
+        "session": {
+            "id": info.id,
+            "started_unix_s": info.started_unix_s,
+            "ended_unix_s": info.ended_unix_s,
+            "title": info.title,
+            "participants": list(info.participants),
+            "device_profile": info.device_profile,
+            "source": info.source,
+            "tags": list(info.tags),
+            "notes": info.notes,
+        },
+        "summary": run.summary,
+        "events": [e.to_json() for e in run.events],
+    }
+
+
+def write_json(run: SessionRun, out: TextIO) -> int:
+    """Write the whole session as one JSON object; returns the events written."""
+    json.dump(session_document(run), out, allow_nan=False, separators=(",", ":"))
+    out.write("\n")
+    return len(run.events)
+
+
+# --------------------------------------------------------------------- edf
+
+
+def _tachogram(t_s: Iterable[float], values: Iterable[float], t0: float, n: int) -> np.ndarray:
+    """Values at beat times, linearly interpolated onto ``n`` samples from ``t0``."""
+    t = np.asarray(list(t_s), dtype=float)
+    v = np.asarray(list(values), dtype=float)
+    grid = t0 + np.arange(n) / EDF_RATE_HZ
+    if t.size == 0:
+        return np.zeros(n)
+    out: np.ndarray = np.interp(grid, t, v)
+    return out
+
+
+def _edf_annotations(run: SessionRun) -> list[tuple[float, float, str]]:
+    out: list[tuple[float, float, str]] = []
+    for e in run.events:
+        if isinstance(e, Beat) and not e.inserted:
+            text = f"RR={e.rr_ms:.4f}" + (f" {e.artifact}" if e.artifact else "")
+            out.append((e.t_s, -1.0, text))
+        elif isinstance(e, Gap):
+            dur = e.duration_s if e.duration_s is not None else -1.0
+            out.append((e.t_s, dur, f"Gap: {e.reason}"))
+        elif isinstance(e, Marker):
+            out.append((e.t_s, -1.0, f"Marker: {e.text}"))
+        elif isinstance(e, PacerChange):
+            rate = "off" if e.rate_bpm is None else f"{e.rate_bpm:g}/min"
+            out.append((e.t_s, -1.0, f"Pacer: {rate} inhale {e.inhale_fraction:g}"))
+    return out
+
+
+def edf_origin(run: SessionRun) -> float:
+    """The beat time (s) at the session's start: 0 for sessions whose times start near 0
+    (imports), else the first event's whole second (clocks of live captures).
+
+    The wall-clock time of beat time ``t`` is ``started_unix_s + t - edf_origin(run)``.
+    """
+    times = [e.t_s for e in run.events]
+    if not times:
+        return 0.0
+    lo = min(times)
+    if lo >= 0.0 and max(times) < 7 * 86400.0:
+        return 0.0
+    return float(math.floor(lo))
+
+
+def write_edf(run: SessionRun, path: Path | str) -> int:
+    """Write the session as EDF+ (see the module doc); returns the annotations written.
+
+    Raises:
+        ImportError: pyedflib is not installed (``pip install 'vagus[report]'``).
+    """
+    import pyedflib
+
+    beats = [b for b in run.beats() if not b.inserted]
+    nn = [b for b in run.beats() if b.nn_ms is not None]
+    # EDF+ starts on a whole second here: the fraction moves into the onsets.
+    start_wall = run.info.started_unix_s
+    frac = start_wall - math.floor(start_wall)
+    t0 = edf_origin(run) - frac  # beat time at the file's start
+    t_end = max((e.t_s for e in run.events), default=t0 + 1.0)
+    records = max(1, math.ceil(t_end - t0 + 1e-9))
+    n = records * EDF_RATE_HZ
+    rr_sig = _tachogram((b.t_s for b in beats), (b.rr_ms for b in beats), t0, n)
+    nn_sig = _tachogram((b.t_s for b in nn), (b.nn_ms or 0.0 for b in nn), t0, n)
+    annotations = _edf_annotations(run)
+    # EDFlib stores at most one annotation per annotation signal per data record.
+    per_record = math.ceil((len(annotations) + 1) / records) + 1
+    if per_record > 64:
+        raise ValueError(f"too many annotations for EDF+ ({len(annotations)} in {records} s)")
+    writer = pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+    try:
+        writer.set_number_of_annotation_signals(per_record)
+        headers: list[dict[str, str | int | float | None]] = []
+        for label, sig in (("RR", rr_sig), ("NN", nn_sig)):
+            headers.append(
+                {
+                    "label": label,
+                    "dimension": "ms",
+                    "sample_frequency": EDF_RATE_HZ,
+                    "physical_min": 0.0,
+                    "physical_max": max(3000.0, float(np.ceil(sig.max(initial=0.0)))),
+                    "digital_min": -32768,
+                    "digital_max": 32767,
+                    "transducer": "heart-rate strap (RR from 0x2A37)",
+                    "prefilter": f"linear interpolation to {EDF_RATE_HZ} Hz",
+                }
+            )
+        writer.setSignalHeaders(headers)
+        start = dt.datetime.fromtimestamp(math.floor(start_wall), dt.UTC).replace(tzinfo=None)
+        writer.setStartdatetime(start)
+        writer.setPatientCode(_edf_text(run.info.participants[0] if run.info.participants else ""))
+        writer.setEquipment(_edf_text(f"vagus {__version__} {run.info.device_profile}"))
+        writer.setRecordingAdditional(_edf_text(f"session {run.info.id} {run.info.title}"))
+        writer.writeSamples([rr_sig, nn_sig])
+        for onset, duration, text in annotations:
+            writer.writeAnnotation(onset - t0, duration, text)
+    finally:
+        writer.close()
+    return len(annotations)
+
+
+def _edf_text(text: str) -> str:
+    """EDF header fields are ASCII; spaces are allowed by EDF+ only as separators."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "_" for c in text)
+    return "_".join(clean.split())[:60]
+
+
+def read_edf_annotations(path: Path | str) -> list[tuple[float, float, str]]:
+    """The EDF+ file's annotations as ``(onset_s, duration_s, text)`` (via pyedflib)."""
+    import pyedflib
+
+    reader = pyedflib.EdfReader(str(path))
+    try:
+        onsets, durations, texts = reader.readAnnotations()
+    finally:
+        reader.close()
+    return [(float(o), float(d), str(t)) for o, d, t in zip(onsets, durations, texts, strict=True)]

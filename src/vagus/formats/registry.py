@@ -1,0 +1,172 @@
+"""Import formats by name, and format detection by content.
+
+:func:`detect_format` sniffs the first lines (and, for Elite HRV, the file name), never the
+extension alone, and never a unit from magnitudes. Where the content fits several formats
+(one bare number per line: plain ms, plain s, Elite HRV …) it raises a
+:class:`~vagus.exceptions.FileFormatError` that asks for ``--format`` (and ``--unit``).
+
+=============  ==========================================  ==========  ===============
+name           what                                        RR unit     beat times
+=============  ==========================================  ==========  ===============
+``plain``      one RR per line, ``#`` comments              ``--unit``  cumulative
+``csv``        a named column of a CSV/TSV (``--column``)   name/unit   cumulative
+``kubios``     Kubios RR text: header, RR or time+RR        header      time column
+``heartmath``  HeartMath / HRV Logger CSV                   ms          RR chain + gaps
+``vu_ams``     VU-AMS IBI export                            ms          R-peak times
+``physionet``  PhysioNet RR text (first line = time)        s           cumulative
+``polar``      Polar Sensor Logger ``_RR.txt``              ms          RR chain + gaps
+``elite_hrv``  Elite HRV export (one RR per line)           ms          cumulative
+=============  ==========================================  ==========  ===============
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vagus.exceptions import InvalidInput
+from vagus.formats import csvcolumn, elitehrv, heartmath, kubios, physionet, polar, vuams
+from vagus.formats.common import ImportedRR, format_error, read_text_lines
+from vagus.formats.plain import read_rr_text
+
+__all__ = ["FIXED_UNITS", "FORMATS", "detect_format", "read_rr_file"]
+
+#: Every import format name, in the order of the table above.
+FORMATS: tuple[str, ...] = (
+    "plain",
+    csvcolumn.FORMAT,
+    kubios.FORMAT,
+    heartmath.FORMAT,
+    vuams.FORMAT,
+    physionet.FORMAT,
+    polar.FORMAT,
+    elitehrv.FORMAT,
+)
+#: Formats whose RR unit is fixed by the format.
+FIXED_UNITS: dict[str, str] = {
+    heartmath.FORMAT: "ms",
+    vuams.FORMAT: "ms",
+    physionet.FORMAT: "s",
+    polar.FORMAT: "ms",
+    elitehrv.FORMAT: "ms",
+}
+
+
+def _one_number_per_line(lines: list[str]) -> bool:
+    seen = 0
+    for ln in lines:
+        s = ln.strip()
+        if not s or s.startswith("#"):
+            continue
+        try:
+            float(s)
+        except ValueError:
+            return False
+        seen += 1
+        if seen >= 200:
+            break
+    return seen > 0
+
+
+def detect_format(path: Path | str, *, unit: str | None = None, column: str | None = None) -> str:
+    """The import format of ``path`` from its content (see the module doc).
+
+    Raises:
+        FileFormatError: an empty, binary or unrecognised file, or content that fits
+            several formats (the message says which ``--format`` / ``--unit`` to pass).
+    """
+    p = Path(path)
+    lines = read_text_lines(p)
+    if vuams.looks_like(lines):
+        return vuams.FORMAT
+    if polar.looks_like(lines):
+        return polar.FORMAT
+    if heartmath.looks_like(lines):
+        return heartmath.FORMAT
+    if kubios.looks_like(lines):
+        return kubios.FORMAT
+    if column is not None:
+        return csvcolumn.FORMAT
+    if elitehrv.looks_like(p, lines):
+        return elitehrv.FORMAT
+    if physionet.looks_like(lines):
+        return physionet.FORMAT
+    first_at = next(i for i, ln in enumerate(lines) if ln.strip())
+    if _one_number_per_line(lines):
+        if unit is not None:
+            return "plain"
+        raise format_error(
+            p,
+            first_at + 1,
+            "one number per line with no unit stated: pass --format plain --unit ms "
+            "(or --unit s); for an Elite HRV export --format elite_hrv, for PhysioNet RR "
+            "text (first line = first beat time) --format physionet",
+        )
+    first = lines[first_at]
+    if any(d in first for d in (",", ";", "\t")):
+        raise format_error(
+            p,
+            first_at + 1,
+            "a table that is no known RR export; name the RR column with --column NAME "
+            "(and --unit if its name does not say ms or s)",
+        )
+    raise format_error(
+        p,
+        first_at + 1,
+        f"not a recognised RR file (formats: {', '.join(FORMATS)}); "
+        f"starts with {first.strip()[:40]!r}",
+    )
+
+
+def read_rr_file(
+    path: Path | str,
+    fmt: str | None = None,
+    *,
+    unit: str | None = None,
+    column: str | None = None,
+) -> ImportedRR:
+    """Read an RR file in ``fmt`` (detected when None) into an :class:`ImportedRR`.
+
+    Args:
+        path: the file.
+        fmt: one of :data:`FORMATS`, or None to detect it.
+        unit: ``"ms"`` or ``"s"``: required for ``plain``, and for ``kubios``/``csv``
+            when the file does not state it; must agree with a format's fixed unit.
+        column: the RR column of a ``csv`` table.
+
+    Raises:
+        FileFormatError: the file is not in the format (names the line and reason).
+        InvalidInput: unknown format or unit, or a unit that contradicts the format.
+    """
+    if unit is not None and unit not in ("ms", "s"):
+        raise InvalidInput(f"unknown unit {unit!r}: use ms or s")
+    if fmt is None:
+        fmt = detect_format(path, unit=unit, column=column)
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fixed = FIXED_UNITS.get(fmt)
+    if fixed is not None and unit is not None and unit != fixed:
+        raise InvalidInput(f"{fmt} files hold RR in {fixed}; drop --unit {unit}")
+    p = Path(path)
+    if fmt == "plain":
+        if unit is None:
+            raise InvalidInput("plain RR text needs its unit: pass --unit ms or --unit s")
+        read_text_lines(p)  # empty / binary: named errors first
+        text = read_rr_text(p, "ms" if unit == "ms" else "s")
+        return ImportedRR(
+            format="plain", rr_ms=text.rr_ms, notes=f"imported from {p.name} (plain, {unit})"
+        )
+    if fmt == csvcolumn.FORMAT:
+        if column is None:
+            raise InvalidInput("--format csv needs --column NAME (the RR column)")
+        return csvcolumn.read_csv_column(p, column, unit)
+    if fmt == kubios.FORMAT:
+        return kubios.read_kubios(p, unit)
+    if fmt == heartmath.FORMAT:
+        return heartmath.read_heartmath(p)
+    if fmt == vuams.FORMAT:
+        return vuams.read_vu_ams(p)
+    if fmt == physionet.FORMAT:
+        return physionet.read_physionet(p)
+    if fmt == polar.FORMAT:
+        return polar.read_polar(p)
+    return elitehrv.read_elite_hrv(p)

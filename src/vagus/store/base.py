@@ -1,0 +1,187 @@
+"""The storage interface and the records a session is made of.
+
+A session's input is an ordered sequence of :data:`InputRecord`:
+
+- :class:`PacketRecord`: one raw 0x2A37 payload with its arrival time (live capture);
+- :class:`GapRecord`: the source reported a link loss at ``t_s``;
+- :class:`ControlRecord`: a control event (marker, pacer change) at ``t_s``;
+- :class:`RRRecord`: imported RR intervals (ms), with beat times when the file has them.
+
+:func:`feed` hands one record to a :class:`~vagus.core.pipeline.Pipeline`; replay is
+``for rec in store.iter_input(id): feed(pipeline, rec)``, so a replay computes exactly
+what the live session computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from vagus.core.events import ControlEvent
+
+if TYPE_CHECKING:
+    from vagus.core.pipeline import Pipeline
+
+__all__ = [
+    "ControlRecord",
+    "GapRecord",
+    "InputRecord",
+    "PacketRecord",
+    "RRRecord",
+    "SessionInfo",
+    "Store",
+    "feed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One session's metadata.
+
+    Attributes:
+        id: the session id (short, URL-safe, unique).
+        started_unix_s: wall-clock start (Unix time, s).
+        ended_unix_s: wall-clock end, None while recording (or after a crash).
+        title: free text.
+        participants: participant names; the first is the default one.
+        device_profile: id of the strap's device profile ("generic", "polar_h10", …).
+        source: "ble", "sim", or "import:<format>".
+        tags: free tags.
+        notes: free text.
+        summary: cached derived values (mean HR, RMSSD, coherence, beats, duration_s…);
+            a cache, never trusted over the raw record.
+    """
+
+    id: str
+    started_unix_s: float
+    ended_unix_s: float | None = None
+    title: str = ""
+    participants: tuple[str, ...] = ("me",)
+    device_profile: str = "generic"
+    source: str = "ble"
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRecord:
+    """A raw Heart Rate Measurement payload with its arrival time (source clock, s)."""
+
+    t_arrival_s: float
+    payload: bytes
+    participant: str = "me"
+
+
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    """The source reported the link lost at ``t_s``."""
+
+    t_s: float
+    reason: str = "link_lost"
+    participant: str = "me"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecord:
+    """A control event (marker or pacer change)."""
+
+    event: ControlEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RRRecord:
+    """Imported RR intervals: values in ms, optional beat times (s) of the same length."""
+
+    rr_ms: tuple[float, ...]
+    t_s: tuple[float, ...] | None = None
+    participant: str = "me"
+
+
+InputRecord = PacketRecord | GapRecord | ControlRecord | RRRecord
+
+
+def feed(pipeline: Pipeline, record: InputRecord) -> None:
+    """Hand one stored record to the pipeline, exactly as the live path did.
+
+    A malformed packet raises :class:`~vagus.exceptions.MalformedPacket` as it did live;
+    callers that replay count and skip it the same way the live path does.
+    """
+    if isinstance(record, PacketRecord):
+        pipeline.receive_packet(record.t_arrival_s, record.payload)
+    elif isinstance(record, GapRecord):
+        pipeline.receive_gap(record.t_s, reason=record.reason)
+    elif isinstance(record, ControlRecord):
+        pipeline.receive_control(record.event)
+    elif record.t_s is None:
+        pipeline.receive_rr(record.rr_ms)
+    else:
+        for rr, t in zip(record.rr_ms, record.t_s, strict=True):
+            pipeline.receive_rr(rr, t_s=t)
+
+
+class Store(Protocol):
+    """Where sessions live. The SQLite backend is the embedded default.
+
+    Writes are buffered and committed at least every second (``commit_interval_s``) and
+    on :meth:`close`; a crash loses at most the last second.
+    """
+
+    def create_session(
+        self,
+        *,
+        title: str = "",
+        participants: Sequence[str] = ("me",),
+        device_profile: str = "generic",
+        source: str = "ble",
+        started_unix_s: float | None = None,
+        tags: Sequence[str] = (),
+        notes: str = "",
+    ) -> SessionInfo: ...
+
+    def append(self, session_id: str, record: InputRecord) -> None:
+        """Append one input record (committed within a second)."""
+        ...
+
+    def append_many(self, session_id: str, records: Sequence[InputRecord]) -> None:
+        """Append records in one transaction (imports: all or nothing)."""
+        ...
+
+    def end_session(self, session_id: str, ended_unix_s: float | None = None) -> None: ...
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = None,
+        notes: str | None = None,
+        tags: Sequence[str] | None = None,
+        summary: dict[str, Any] | None = None,
+        device_profile: str | None = None,
+        participants: Sequence[str] | None = None,
+    ) -> SessionInfo: ...
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        """Raises SessionNotFound (accepts a unique prefix of the id)."""
+        ...
+
+    def list_sessions(self) -> list[SessionInfo]: ...
+
+    def iter_input(self, session_id: str) -> Iterator[InputRecord]:
+        """The session's input records in recorded order."""
+        ...
+
+    def input_count(self, session_id: str) -> int:
+        """How many input records the session holds (a cache key for its summary)."""
+        ...
+
+    def delete_session(self, session_id: str) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def commit_if_due(self) -> None:
+        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,309 @@
+"""Recording a live session, and the cached summary of a session.
+
+:class:`Recorder` writes each input record to the store as it arrives and never lets a
+store failure stop the live session: on a :class:`~vagus.exceptions.StoreError` (full
+disk, read-only directory, ...) it stops writing, keeps the error and reports
+``recording = False``; the caller goes on feeding the pipeline and says plainly that the
+session is not being recorded.
+
+:class:`SessionSummary` folds the pipeline's events into the few numbers shown by
+``vagus sessions`` (mean HR, RMSSD, mean coherence, beats, duration...).
+:func:`session_summary` returns a session's cached summary, recomputing it by replaying
+the raw record when the cache is missing or stale (DESIGN.md: derived values are a
+cache, never trusted over the raw record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from vagus.core.events import Beat, Event, Gap, Marker, Metrics, PacerChange, Spectrum
+from vagus.core.pipeline import Pipeline
+from vagus.exceptions import MalformedPacket, StoreError
+from vagus.store.base import (
+    ControlRecord,
+    GapRecord,
+    InputRecord,
+    PacketRecord,
+    SessionInfo,
+    Store,
+    feed,
+)
+
+__all__ = [
+    "SUMMARY_VERSION",
+    "Recorder",
+    "SessionSummary",
+    "compute_summary",
+    "feed_counting",
+    "session_summary",
+]
+
+#: Bumped whenever the summary's definition (or the pipeline's output) changes, so
+#: cached summaries are recomputed from the raw record.
+SUMMARY_VERSION = 1
+
+
+def feed_counting(pipeline: Pipeline, record: InputRecord) -> bool:
+    """:func:`~vagus.store.base.feed` one record; False if it was a malformed packet.
+
+    A malformed packet is skipped and counted by the caller, live and on replay alike,
+    so both compute the same events.
+    """
+    try:
+        feed(pipeline, record)
+    except MalformedPacket:
+        return False
+    return True
+
+
+class SessionSummary:
+    """Whole-session figures folded from the input records and the pipeline's events.
+
+    Definitions (SCIENCE.md "Time domain", over the whole session):
+
+    - ``mean_hr_bpm`` = 60000 / mean(NN) over all corrected NN intervals;
+    - ``rmssd_ms`` = sqrt(mean(ΔNN²)), ΔNN only between adjacent NN beats of the same
+      segment (never across a gap); ``sdnn_ms`` = std(NN, ddof=1);
+    - ``mean_coherence`` = mean of the non-null coherence ratios of the 5 s spectra;
+      ``high_coherence_pct`` = % of those ≥ :attr:`HIGH_COHERENCE`;
+    - ``beats`` = measured beats (inserted beats excluded); ``artifact_pct`` = % of them
+      classified as artifacts; ``gaps`` and ``gap_s`` = gap count and summed known duration;
+    - ``duration_s`` = span of the input's times (arrival and beat times, s).
+    """
+
+    #: Coherence ratio counted as "high" (HeartMath's high band starts near 3; our
+    #: implementation of the published formula, not HeartMath's proprietary score).
+    HIGH_COHERENCE = 3.0
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.malformed_packets = 0
+        self.records = 0
+        self.beats = 0
+        self.artifacts = 0
+        self.gaps = 0
+        self.gap_s = 0.0
+        self.markers = 0
+        self.pacer_changes = 0
+        self._nn_n = 0
+        self._nn_sum = 0.0
+        self._nn_sumsq = 0.0
+        self._d2_sum = 0.0
+        self._d_n = 0
+        self._last_nn: float | None = None
+        self._coh_sum = 0.0
+        self._coh_n = 0
+        self._coh_high = 0
+        self._t_min = math.inf
+        self._t_max = -math.inf
+
+    def add_record(self, record: InputRecord, *, malformed: bool = False) -> None:
+        """Count one input record (``malformed``: it was a packet the pipeline rejected)."""
+        self.records += 1
+        t: float | None
+        if isinstance(record, PacketRecord):
+            self.packets += 1
+            if malformed:
+                self.malformed_packets += 1
+            t = record.t_arrival_s
+        elif isinstance(record, GapRecord):
+            t = record.t_s
+        elif isinstance(record, ControlRecord):
+            t = record.event.t_s
+        else:
+            t = record.t_s[-1] if record.t_s else None
+            if record.t_s:
+                self._span(record.t_s[0] - record.rr_ms[0] / 1000.0)
+        if t is not None:
+            self._span(t)
+
+    def _span(self, t: float) -> None:
+        if math.isfinite(t):
+            self._t_min = min(self._t_min, t)
+            self._t_max = max(self._t_max, t)
+
+    def add_events(self, events: Iterable[Event]) -> None:
+        """Fold pipeline events in."""
+        for ev in events:
+            if isinstance(ev, Beat):
+                if not ev.inserted:
+                    self.beats += 1
+                    if ev.artifact is not None:
+                        self.artifacts += 1
+                    self._span(ev.t_s - ev.rr_ms / 1000.0)
+                    self._span(ev.t_s)
+                nn = ev.nn_ms
+                if nn is None:
+                    continue
+                self._nn_n += 1
+                self._nn_sum += nn
+                self._nn_sumsq += nn * nn
+                if self._last_nn is not None:
+                    d = nn - self._last_nn
+                    self._d2_sum += d * d
+                    self._d_n += 1
+                self._last_nn = nn
+            elif isinstance(ev, Spectrum):
+                if ev.coherence_ratio is not None:
+                    self._coh_n += 1
+                    self._coh_sum += ev.coherence_ratio
+                    if ev.coherence_ratio >= self.HIGH_COHERENCE:
+                        self._coh_high += 1
+            elif isinstance(ev, Gap):
+                self.gaps += 1
+                self._last_nn = None  # no ΔNN across a gap
+                if ev.duration_s is not None:
+                    self.gap_s += ev.duration_s
+            elif isinstance(ev, Marker):
+                self.markers += 1
+            elif isinstance(ev, PacerChange):
+                self.pacer_changes += 1
+            elif isinstance(ev, Metrics):
+                pass
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict (None where there is too little data)."""
+        n = self._nn_n
+        mean_nn = self._nn_sum / n if n else None
+        sdnn = None
+        if n >= 2 and mean_nn is not None:
+            var = (self._nn_sumsq - n * mean_nn * mean_nn) / (n - 1)
+            sdnn = math.sqrt(var) if var > 0 else 0.0
+        duration = self._t_max - self._t_min if self._t_max >= self._t_min else 0.0
+        return {
+            "summary_version": SUMMARY_VERSION,
+            "input_records": self.records,
+            "duration_s": duration,
+            "packets": self.packets,
+            "malformed_packets": self.malformed_packets,
+            "beats": self.beats,
+            "nn_beats": n,
+            "artifact_pct": 100.0 * self.artifacts / self.beats if self.beats else None,
+            "gaps": self.gaps,
+            "gap_s": self.gap_s,
+            "mean_hr_bpm": 60000.0 / mean_nn if mean_nn else None,
+            "mean_nn_ms": mean_nn,
+            "rmssd_ms": math.sqrt(self._d2_sum / self._d_n) if self._d_n else None,
+            "sdnn_ms": sdnn,
+            "mean_coherence": self._coh_sum / self._coh_n if self._coh_n else None,
+            "high_coherence_pct": 100.0 * self._coh_high / self._coh_n if self._coh_n else None,
+            "spectra": self._coh_n,
+            "markers": self.markers,
+            "pacer_changes": self.pacer_changes,
+        }
+
+
+def compute_summary(records: Iterable[InputRecord]) -> dict[str, Any]:
+    """Replay ``records`` through a new Pipeline (no pacing) and summarise."""
+    pipeline = Pipeline()
+    summary = SessionSummary()
+    for record in records:
+        ok = feed_counting(pipeline, record)
+        summary.add_record(record, malformed=not ok)
+        summary.add_events(pipeline.events_received())
+    pipeline.close()
+    summary.add_events(pipeline.events_received())
+    return summary.as_dict()
+
+
+def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> dict[str, Any]:
+    """The session's summary: the cached one if current, else recomputed by replay.
+
+    The cache is current when it has this :data:`SUMMARY_VERSION` and was computed over
+    as many input records as the session now holds. A recomputed summary is written
+    back (``cache``) when possible; a store that cannot be written is not an error here.
+    """
+    cached = info.summary
+    n = store.input_count(info.id)
+    if cached.get("summary_version") == SUMMARY_VERSION and cached.get("input_records") == n:
+        return cached
+    fresh = compute_summary(store.iter_input(info.id))
+    if cache:
+        with contextlib.suppress(StoreError):
+            store.update_session(info.id, summary=fresh)
+    return fresh
+
+
+class Recorder:
+    """Writes a live session's input to the store; a store failure never stops the session.
+
+    Args:
+        store: the store, or None when it could not even be opened.
+        session_id: the session written to (None with no store).
+        error: the error that prevented recording from the start, if any.
+
+    Attributes:
+        recording: True while records are being written.
+        error: the :class:`StoreError` that stopped recording, if any.
+        written: records handed to the store (the last second of them may be rolled
+            back by a failure).
+        lost_records: records not written because recording had stopped.
+    """
+
+    def __init__(
+        self,
+        store: Store | None,
+        session_id: str | None,
+        *,
+        error: StoreError | None = None,
+    ) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.error = error
+        self.recording = store is not None and session_id is not None and error is None
+        self.written = 0
+        self.lost_records = 0
+
+    def _failed(self, exc: StoreError) -> None:
+        self.error = exc
+        self.recording = False
+
+    def write(self, record: InputRecord) -> None:
+        """Append ``record`` (committed within ``commit_interval_s``)."""
+        if not self.recording:
+            self.lost_records += 1
+            return
+        assert self.store is not None and self.session_id is not None
+        try:
+            self.store.append(self.session_id, record)
+        except StoreError as exc:
+            self.lost_records += 1
+            self._failed(exc)
+            return
+        self.written += 1
+
+    def set_device_profile(self, profile_id: str) -> None:
+        """The strap's device profile became known (or changed)."""
+        if not self.recording:
+            return
+        assert self.store is not None and self.session_id is not None
+        try:
+            self.store.update_session(self.session_id, device_profile=profile_id)
+        except StoreError as exc:
+            self._failed(exc)
+
+    def tick(self) -> None:
+        """Call about every 0.1-0.5 s: commits when the commit interval has passed."""
+        if not self.recording:
+            return
+        assert self.store is not None
+        try:
+            self.store.commit_if_due()
+        except StoreError as exc:
+            self._failed(exc)
+
+    def finish(self, summary: dict[str, Any] | None = None) -> None:
+        """End the session (now), store its summary and commit. Errors are kept, not raised."""
+        if not self.recording:
+            return
+        assert self.store is not None and self.session_id is not None
+        try:
+            if summary is not None:
+                self.store.update_session(self.session_id, summary=summary)
+            self.store.end_session(self.session_id)
+        except StoreError as exc:
+            self._failed(exc)

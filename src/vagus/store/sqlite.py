@@ -1,0 +1,658 @@
+"""The embedded session store: one SQLite file in WAL mode.
+
+Schema (version :data:`SCHEMA_VERSION`; every change is a new function appended to
+:data:`MIGRATIONS`, applied in order on open, each in its own transaction)::
+
+    schema_version(version)                      one row: the schema version of the file
+    sessions(id, started_unix_s, ended_unix_s, title, participants JSON, device_profile,
+             source, tags JSON, notes, summary JSON)
+    records(seq, session_id, kind, t_s, participant, data BLOB, times BLOB, text)
+
+``records`` holds every input record of every session in one table, so that one
+``seq`` (the SQLite rowid, increasing) is the order in which records were appended
+across record kinds; :meth:`SqliteStore.iter_input` returns them in that order. Per kind:
+
+======  ===========  ==================================  =========================================
+kind    record       data / times                        t_s / text
+======  ===========  ==================================  =========================================
+1       packet       the exact 0x2A37 payload bytes      arrival time (s) / -
+2       gap          -                                   time of the link loss (s) / reason
+3       control      -                                   event time (s) / the event's JSON
+4       rr           rr_ms as little-endian float64;     time of the last beat or NULL / -
+                     beat times (s) as float64 or NULL
+======  ===========  ==================================  =========================================
+
+Imported RR is stored as one row per :class:`~vagus.store.base.RRRecord` with the values
+packed in a BLOB (8 bytes per beat), so a 24 h Holter record (about 10⁵ beats) is written
+and read back in milliseconds. Views ``packets``, ``gaps``, ``control_events`` and
+``rr_chunks`` show each kind on its own for people reading the file with ``sqlite3``.
+
+Durability (DESIGN.md "Nothing lost"): ``journal_mode=WAL`` and ``synchronous=FULL``;
+:meth:`SqliteStore.append` buffers rows in an open transaction and commits once
+``commit_interval_s`` (1 s) has passed since the last commit, so a crash, a ``kill -9``
+or a power cut loses at most the last second; a recording that never ended has
+``ended_unix_s`` None and reads back as "interrupted". Long-running writers should also
+call :meth:`SqliteStore.commit_if_due` from a timer so a quiet second is committed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vagus.core.events import Marker, PacerChange, event_from_json
+from vagus.exceptions import InvalidInput, SessionNotFound, StoreError
+from vagus.store.base import (
+    ControlRecord,
+    GapRecord,
+    InputRecord,
+    PacketRecord,
+    RRRecord,
+    SessionInfo,
+)
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
+
+#: ``PRAGMA application_id`` of a vagus store (ASCII "vags"), marks the file as ours.
+APPLICATION_ID = 0x76616773
+
+KIND_PACKET = 1
+KIND_GAP = 2
+KIND_CONTROL = 3
+KIND_RR = 4
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_F64 = np.dtype("<f8")
+_FETCH_ROWS = 2048
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    """Version 1: sessions, records (all kinds, one global order) and per-kind views."""
+    # One execute per statement: executescript() would COMMIT the migration's transaction.
+    for statement in _V1_SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_V1_SCHEMA = """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            started_unix_s REAL NOT NULL,
+            ended_unix_s REAL,
+            title TEXT NOT NULL DEFAULT '',
+            participants TEXT NOT NULL DEFAULT '["me"]',
+            device_profile TEXT NOT NULL DEFAULT 'generic',
+            source TEXT NOT NULL DEFAULT 'ble',
+            tags TEXT NOT NULL DEFAULT '[]',
+            notes TEXT NOT NULL DEFAULT '',
+            summary TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE records (
+            seq INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            kind INTEGER NOT NULL,
+            t_s REAL,
+            participant TEXT NOT NULL DEFAULT 'me',
+            data BLOB,
+            times BLOB,
+            text TEXT
+        );
+        CREATE INDEX records_by_session ON records(session_id, seq);
+        CREATE VIEW packets AS
+            SELECT seq, session_id, t_s AS t_arrival_s, participant, data AS payload
+            FROM records WHERE kind = 1;
+        CREATE VIEW gaps AS
+            SELECT seq, session_id, t_s, participant, text AS reason
+            FROM records WHERE kind = 2;
+        CREATE VIEW control_events AS
+            SELECT seq, session_id, t_s, text AS event_json
+            FROM records WHERE kind = 3;
+        CREATE VIEW rr_chunks AS
+            SELECT seq, session_id, participant, length(data) / 8 AS beats,
+                   data AS rr_ms_f64, times AS t_s_f64
+            FROM records WHERE kind = 4;
+"""
+
+
+#: Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``.
+#: Append a function to change the schema; never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _new_id() -> str:
+    """A short, URL-safe, random session id (8 hex digits; 32 bits)."""
+    return secrets.token_hex(4)
+
+
+def _f64_blob(values: Sequence[float]) -> bytes:
+    return np.asarray(values, dtype=_F64).tobytes()
+
+
+def _f64_tuple(blob: bytes) -> tuple[float, ...]:
+    return tuple(np.frombuffer(blob, dtype=_F64).tolist())
+
+
+class SqliteStore:
+    """The :class:`~vagus.store.base.Store` on one SQLite file.
+
+    Args:
+        path: the database file (created with its schema if absent).
+        commit_interval_s: :meth:`append` commits once this much time has passed since
+            the last commit.
+        clock: monotonic clock for the commit interval (tests inject one).
+
+    Raises:
+        StoreError: the file cannot be created or opened, is not an SQLite database, is
+            an SQLite database of something else, is corrupt, or was written by a newer
+            vagus (schema version above :data:`SCHEMA_VERSION`).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        commit_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.commit_interval_s = commit_interval_s
+        self._clock = clock
+        self._in_tx = False
+        self._last_commit = clock()
+        self._check_header()
+        try:
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot open")) from exc
+        try:
+            self._setup()
+        except StoreError:
+            self._conn.close()
+            raise
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(self._explain(exc, "cannot open")) from exc
+
+    # ------------------------------------------------------------ opening
+
+    def _check_header(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            raise StoreError(f"{self.path} is a directory, not a session store") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read the session store {self.path}: {exc}") from exc
+        if head and head != _SQLITE_HEADER:
+            raise StoreError(
+                f"{self.path} is not a vagus session store (not an SQLite database); "
+                "move it away or choose another data directory with --data-dir"
+            )
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 5000")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if tables and ("schema_version" not in tables or app_id != APPLICATION_ID):
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a vagus session store "
+                f"(tables: {', '.join(sorted(tables)) or 'none'}); move it away or choose "
+                "another data directory with --data-dir"
+            )
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"cannot use write-ahead logging on {self.path} (journal mode {mode!r}); "
+                "is it on a network file system? choose a local --data-dir"
+            )
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate(tables)
+
+    def _migrate(self, tables: set[str]) -> None:
+        conn = self._conn
+        version = 0
+        if "schema_version" in tables:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = int(row[0]) if row is not None else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this vagus supports "
+                f"({len(MIGRATIONS)}); upgrade vagus to read it"
+            )
+        for target in range(version + 1, len(MIGRATIONS) + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if target == 1:
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                    conn.execute("INSERT INTO schema_version VALUES (0)")
+                MIGRATIONS[target - 1](conn)
+                conn.execute("UPDATE schema_version SET version = ?", (target,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    def _explain(self, exc: sqlite3.Error, action: str) -> str:
+        text = str(exc)
+        low = text.lower()
+        if "full" in low:
+            hint = "the disk is full; free some space"
+        elif "readonly" in low or "read-only" in low or "unable to open" in low:
+            hint = (
+                "the data directory is not writable; fix its permissions or choose "
+                "another with --data-dir or VAGUS_DATA_DIR"
+            )
+        elif "not a database" in low or "malformed" in low or "corrupt" in low:
+            hint = "the file is corrupt or not a vagus store; move it away"
+        elif "locked" in low or "busy" in low:
+            hint = "another process holds the store; try again"
+        else:
+            hint = "check the data directory"
+        return f"{action} the session store {self.path}: {text} ({hint})"
+
+    # ------------------------------------------------------------ writing
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def _fail(self, exc: sqlite3.Error, action: str) -> StoreError:
+        """Roll back the open transaction and turn ``exc`` into a StoreError."""
+        if self._in_tx:
+            self._in_tx = False
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc):
+            return SessionNotFound(f"{action}: no such session in {self.path}")
+        return StoreError(self._explain(exc, action))
+
+    def create_session(
+        self,
+        *,
+        title: str = "",
+        participants: Sequence[str] = ("me",),
+        device_profile: str = "generic",
+        source: str = "ble",
+        started_unix_s: float | None = None,
+        tags: Sequence[str] = (),
+        notes: str = "",
+    ) -> SessionInfo:
+        """Create and commit a new session; it is listed at once (as interrupted until ended)."""
+        if isinstance(participants, str) or isinstance(tags, str):
+            raise InvalidInput("participants and tags are sequences of strings, not a string")
+        parts = tuple(participants) or ("me",)
+        info = SessionInfo(
+            id="",
+            started_unix_s=time.time() if started_unix_s is None else float(started_unix_s),
+            title=title,
+            participants=parts,
+            device_profile=device_profile,
+            source=source,
+            tags=tuple(tags),
+            notes=notes,
+        )
+        try:
+            self._begin()
+            for _ in range(16):
+                sid = _new_id()
+                if self._conn.execute("SELECT 1 FROM sessions WHERE id=?", (sid,)).fetchone():
+                    continue
+                break
+            else:  # pragma: no cover - 16 collisions of 32 random bits
+                raise StoreError("could not draw a new session id; try again")
+            self._conn.execute(
+                "INSERT INTO sessions (id, started_unix_s, title, participants, "
+                "device_profile, source, tags, notes, summary) VALUES (?,?,?,?,?,?,?,?,'{}')",
+                (
+                    sid,
+                    info.started_unix_s,
+                    title,
+                    json.dumps(list(parts)),
+                    device_profile,
+                    source,
+                    json.dumps(list(info.tags)),
+                    notes,
+                ),
+            )
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "cannot create a session in") from exc
+        return SessionInfo(
+            id=sid,
+            started_unix_s=info.started_unix_s,
+            title=title,
+            participants=parts,
+            device_profile=device_profile,
+            source=source,
+            tags=info.tags,
+            notes=notes,
+        )
+
+    @staticmethod
+    def _row(
+        record: InputRecord,
+    ) -> tuple[int, float | None, str, bytes | None, bytes | None, str | None]:
+        """(kind, t_s, participant, data, times, text) of one record."""
+        if isinstance(record, PacketRecord):
+            return (
+                KIND_PACKET,
+                record.t_arrival_s,
+                record.participant,
+                bytes(record.payload),
+                None,
+                None,
+            )
+        if isinstance(record, GapRecord):
+            return (KIND_GAP, record.t_s, record.participant, None, None, record.reason)
+        if isinstance(record, ControlRecord):
+            ev = record.event
+            if not isinstance(ev, Marker | PacerChange):
+                raise InvalidInput(f"not a control event: {ev!r}")
+            return (KIND_CONTROL, ev.t_s, "", None, None, json.dumps(ev.to_json()))
+        if isinstance(record, RRRecord):
+            times = None
+            t_last = None
+            if record.t_s is not None:
+                if len(record.t_s) != len(record.rr_ms):
+                    raise InvalidInput(
+                        f"RRRecord has {len(record.rr_ms)} RR values but {len(record.t_s)} "
+                        "beat times; give one time per RR or none"
+                    )
+                times = _f64_blob(record.t_s)
+                t_last = float(record.t_s[-1]) if record.t_s else None
+            return (KIND_RR, t_last, record.participant, _f64_blob(record.rr_ms), times, None)
+        raise InvalidInput(f"not an input record: {record!r}")
+
+    _INSERT = (
+        "INSERT INTO records (session_id, kind, t_s, participant, data, times, text) "
+        "VALUES (?,?,?,?,?,?,?)"
+    )
+
+    def append(self, session_id: str, record: InputRecord) -> None:
+        """Append one record; committed once ``commit_interval_s`` passed since the last commit.
+
+        Raises:
+            SessionNotFound: no session ``session_id`` (exact id).
+            StoreError: the write failed (disk full, read-only, ...); the records since
+                the last commit are lost.
+        """
+        row = self._row(record)
+        try:
+            self._begin()
+            self._conn.execute(self._INSERT, (session_id, *row))
+            if self._clock() - self._last_commit >= self.commit_interval_s:
+                self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"cannot append to session {session_id} in") from exc
+
+    def append_many(self, session_id: str, records: Sequence[InputRecord]) -> None:
+        """Append records in one transaction: all of them or (on any error) none."""
+        rows = [(session_id, *self._row(r)) for r in records]
+        try:
+            self._commit()  # earlier appends are not part of this all-or-nothing batch
+            self._begin()
+            self._conn.executemany(self._INSERT, rows)
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"cannot append to session {session_id} in") from exc
+
+    def _commit(self) -> None:
+        if self._in_tx:
+            self._conn.execute("COMMIT")
+            self._in_tx = False
+        self._last_commit = self._clock()
+
+    def commit(self) -> None:
+        """Commit the buffered records now."""
+        try:
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "cannot commit to") from exc
+
+    def commit_if_due(self) -> None:
+        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer)."""
+        if self._in_tx and self._clock() - self._last_commit >= self.commit_interval_s:
+            self.commit()
+
+    def end_session(self, session_id: str, ended_unix_s: float | None = None) -> None:
+        """Mark the session ended (now by default) and commit everything buffered."""
+        sid = self._resolve(session_id)
+        t_end = time.time() if ended_unix_s is None else float(ended_unix_s)
+        try:
+            self._begin()
+            self._conn.execute("UPDATE sessions SET ended_unix_s=? WHERE id=?", (t_end, sid))
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"cannot end session {sid} in") from exc
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = None,
+        notes: str | None = None,
+        tags: Sequence[str] | None = None,
+        summary: dict[str, Any] | None = None,
+        device_profile: str | None = None,
+        participants: Sequence[str] | None = None,
+    ) -> SessionInfo:
+        """Change the given fields (None leaves a field as it is) and commit."""
+        sid = self._resolve(session_id)
+        sets: list[str] = []
+        values: list[Any] = []
+        if title is not None:
+            sets.append("title=?")
+            values.append(title)
+        if notes is not None:
+            sets.append("notes=?")
+            values.append(notes)
+        if tags is not None:
+            sets.append("tags=?")
+            values.append(json.dumps(list(tags)))
+        if summary is not None:
+            sets.append("summary=?")
+            values.append(json.dumps(summary))
+        if device_profile is not None:
+            sets.append("device_profile=?")
+            values.append(device_profile)
+        if participants is not None:
+            if not participants:
+                raise InvalidInput("a session needs at least one participant")
+            sets.append("participants=?")
+            values.append(json.dumps(list(participants)))
+        if sets:
+            try:
+                self._begin()
+                self._conn.execute(
+                    f"UPDATE sessions SET {', '.join(sets)} WHERE id=?", (*values, sid)
+                )
+                self._commit()
+            except sqlite3.Error as exc:
+                raise self._fail(exc, f"cannot update session {sid} in") from exc
+        return self.get_session(sid)
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete the session and all its records (committed at once)."""
+        sid = self._resolve(session_id)
+        try:
+            self._begin()
+            self._conn.execute("DELETE FROM records WHERE session_id=?", (sid,))
+            self._conn.execute("DELETE FROM sessions WHERE id=?", (sid,))
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"cannot delete session {sid} from") from exc
+
+    # ------------------------------------------------------------ reading
+
+    def _resolve(self, session_id: str) -> str:
+        """The full id of the session ``session_id`` (exact, else a unique prefix)."""
+        try:
+            if self._conn.execute("SELECT 1 FROM sessions WHERE id=?", (session_id,)).fetchone():
+                return session_id
+            pattern = session_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._conn.execute(
+                "SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
+                (pattern + "%",),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        if not session_id or not rows:
+            raise SessionNotFound(
+                f"no session {session_id!r} in {self.path}; `vagus sessions` lists them"
+            )
+        if len(rows) > 1:
+            ids = ", ".join(r[0] for r in rows[:5])
+            raise SessionNotFound(
+                f"{session_id!r} matches several sessions ({ids}); give more of the id"
+            )
+        return str(rows[0][0])
+
+    @staticmethod
+    def _info(row: tuple[Any, ...]) -> SessionInfo:
+        sid, started, ended, title, parts, profile, source, tags, notes, summary = row
+        return SessionInfo(
+            id=sid,
+            started_unix_s=started,
+            ended_unix_s=ended,
+            title=title,
+            participants=tuple(json.loads(parts)),
+            device_profile=profile,
+            source=source,
+            tags=tuple(json.loads(tags)),
+            notes=notes,
+            summary=json.loads(summary),
+        )
+
+    _SESSION_COLUMNS = (
+        "id, started_unix_s, ended_unix_s, title, participants, device_profile, "
+        "source, tags, notes, summary"
+    )
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        """The session ``session_id`` (or a unique prefix of it). Raises SessionNotFound."""
+        sid = self._resolve(session_id)
+        try:
+            row = self._conn.execute(
+                f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id=?", (sid,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        if row is None:  # deleted by another process meanwhile
+            raise SessionNotFound(f"no session {session_id!r} in {self.path}")
+        return self._info(row)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        """All sessions, oldest first."""
+        try:
+            rows = self._conn.execute(
+                f"SELECT {self._SESSION_COLUMNS} FROM sessions ORDER BY started_unix_s, id"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        return [self._info(r) for r in rows]
+
+    def input_count(self, session_id: str) -> int:
+        """How many input records the session holds (a cheap cache key for summaries)."""
+        sid = self._resolve(session_id)
+        try:
+            row = self._conn.execute(
+                "SELECT count(*) FROM records WHERE session_id=?", (sid,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        return int(row[0])
+
+    def iter_input(self, session_id: str) -> Iterator[InputRecord]:
+        """The session's input records in the order they were appended.
+
+        Raises SessionNotFound at once (not at the first ``next``); a record that cannot
+        be decoded raises StoreError naming its ``seq``.
+        """
+        sid = self._resolve(session_id)
+        try:
+            cursor = self._conn.execute(
+                "SELECT seq, kind, t_s, participant, data, times, text FROM records "
+                "WHERE session_id=? ORDER BY seq",
+                (sid,),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        return self._decode_rows(cursor)
+
+    def _decode_rows(self, cursor: sqlite3.Cursor) -> Iterator[InputRecord]:
+        try:
+            while True:
+                try:
+                    rows = cursor.fetchmany(_FETCH_ROWS)
+                except sqlite3.Error as exc:
+                    raise StoreError(self._explain(exc, "cannot read")) from exc
+                if not rows:
+                    return
+                for seq, kind, t_s, participant, data, times, text in rows:
+                    try:
+                        if kind == KIND_PACKET:
+                            yield PacketRecord(t_s, bytes(data), participant)
+                        elif kind == KIND_RR:
+                            yield RRRecord(
+                                _f64_tuple(data),
+                                None if times is None else _f64_tuple(times),
+                                participant,
+                            )
+                        elif kind == KIND_GAP:
+                            yield GapRecord(t_s, text, participant)
+                        elif kind == KIND_CONTROL:
+                            event = event_from_json(json.loads(text))
+                            if not isinstance(event, Marker | PacerChange):
+                                raise ValueError(f"{event.type!r} is not a control event")
+                            yield ControlRecord(event)
+                        else:
+                            raise ValueError(f"unknown record kind {kind}")
+                    except (ValueError, TypeError) as exc:
+                        raise StoreError(
+                            f"record {seq} of {self.path} cannot be read: {exc}"
+                        ) from exc
+        finally:
+            cursor.close()
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Commit what is buffered and close the file (idempotent)."""
+        conn = getattr(self, "_conn", None)
+        if conn is None:
+            return
+        try:
+            self.commit()
+        finally:
+            conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"

@@ -1,0 +1,45 @@
+"""Shared fixtures.
+
+BLE: ``bluez_bus`` starts a private dbus-daemon (and the ``bluetoothctl`` shim) and points
+this process at it; ``fake_bluez`` runs the simulated BlueZ service in the test's event
+loop, with no straps (tests add them). The real bleak code talks to it unmodified.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from vagus.testing.fake_bluez import BusEnvironment, FakeBlueZ
+
+
+@pytest.fixture
+def bluez_bus() -> Iterator[BusEnvironment]:
+    """A private system-style D-Bus with ``DBUS_SYSTEM_BUS_ADDRESS`` set to it."""
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip(
+            "dbus-daemon not installed (Debian package `dbus`; tests/install-system-deps.sh)"
+        )
+    env = BusEnvironment()
+    env.start()
+    restore = env.apply()
+    try:
+        yield env
+    finally:
+        restore()
+        env.stop()
+
+
+@pytest.fixture
+async def fake_bluez(bluez_bus: BusEnvironment) -> AsyncIterator[FakeBlueZ]:
+    """The simulated ``org.bluez`` on ``bluez_bus``, in this test's event loop."""
+    from vagus.sources.ble import release_bluez
+
+    fake = FakeBlueZ(bluez_bus.address)
+    async with fake:
+        try:
+            yield fake
+        finally:
+            await release_bluez()

@@ -1,0 +1,304 @@
+"""The real bleak code path (BleSource, scan) against the simulated BlueZ (BLE.md).
+
+Nothing here is mocked: bleak's BlueZ backend talks D-Bus to ``vagus.testing.fake_bluez``
+on a private dbus-daemon. The straps run faster than real time where a test needs
+minutes of session, so timing knobs of the reader are scaled down with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from vagus.core.hrm import parse_heart_rate_measurement
+from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
+from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
+from vagus.sources.ble import BleSource, release_bluez, scan
+from vagus.testing.fake_bluez import (
+    BusEnvironment,
+    FakeBlueZ,
+    FakeStrap,
+    ScriptedStrap,
+    SentPacket,
+    strap_address,
+    uuid16,
+)
+
+pytestmark = pytest.mark.ble
+
+#: generous upper bound on any single test's wait; a hang fails instead of blocking
+WAIT_S = 30.0
+
+
+def add_strap(fake: FakeBlueZ, index: int, name: str, **kwargs: object) -> FakeStrap:
+    return fake.add_strap(
+        FakeStrap(strap_address(index), name, ScriptedStrap(seed=index), **kwargs)  # type: ignore[arg-type]
+    )
+
+
+async def test_scan_finds_straps_by_service_with_their_profiles(fake_bluez: FakeBlueZ) -> None:
+    add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4", rssi_dbm=-70)
+    add_strap(fake_bluez, 1, "HRM-Pro:123456", rssi_dbm=-50)
+    add_strap(fake_bluez, 2, "TICKR 1A2B", rssi_dbm=-60)
+    # a device that does not advertise the Heart Rate Service must not be listed,
+    # whatever its name says
+    add_strap(fake_bluez, 3, "Polar H10 FFFFFFFF", advertise_uuids=(uuid16(0x110B),))
+
+    found = await scan(0.6)
+
+    assert [(s.name, s.profile_id) for s in found] == [
+        ("HRM-Pro:123456", "garmin_hrm_pro"),  # strongest first
+        ("TICKR 1A2B", "wahoo_tickr"),
+        ("Polar H10 A1B2C3D4", "polar_h10"),
+    ]
+    assert [s.address for s in found] == [strap_address(i) for i in (1, 2, 0)]
+    assert all(-75 <= s.rssi_dbm <= -45 for s in found)
+
+
+async def test_scan_unknown_strap_gets_generic_profile(fake_bluez: FakeBlueZ) -> None:
+    add_strap(fake_bluez, 0, "XYZ-HR 42")
+    (strap,) = await scan(0.4)
+    assert strap.profile_id == "generic"
+
+
+async def collect_packets(source: BleSource, n: int) -> tuple[list[Packet], list[SourceItem]]:
+    packets: list[Packet] = []
+    others: list[SourceItem] = []
+    async with asyncio.timeout(WAIT_S):
+        async for item in source:
+            if isinstance(item, Packet):
+                packets.append(item)
+                if len(packets) >= n:
+                    break
+            else:
+                others.append(item)
+    return packets, others
+
+
+@pytest.mark.parametrize("use_start_notify", [True, False], ids=["StartNotify", "AcquireNotify"])
+async def test_receive_every_payload_shape(fake_bluez: FakeBlueZ, use_start_notify: bool) -> None:
+    fake_bluez.set_time_scale(40.0)  # 40 notifications per real second
+    strap = add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4", battery_pct=64)
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, use_start_notify=use_start_notify)
+
+    async with BleSource(spec, settle_s=0.1) as source:
+        packets, others = await collect_packets(source, 120)
+        assert source.stats.settle_discarded >= 1
+
+    info = others[0]
+    assert isinstance(info, DeviceInfo)
+    assert (info.device_id, info.name, info.profile_id) == (
+        strap.address,
+        "Polar H10 A1B2C3D4",
+        "polar_h10",
+    )
+    assert (info.battery_pct, info.body_location) == (64, 1)
+    assert not any(isinstance(i, LinkGap) for i in others)
+
+    # exactly what the strap sent, in order, after the settling packets
+    sent = [p.payload for p in strap.sent_in(1)]
+    payloads = [p.payload for p in packets]
+    skipped = sent.index(payloads[0])
+    assert payloads == sent[skipped : skipped + len(payloads)]
+    times = [p.t_arrival_s for p in packets]
+    assert times == sorted(times)
+    assert all(p.device_id == strap.address for p in packets)
+
+    parsed = [parse_heart_rate_measurement(p) for p in payloads]
+    assert {m.hr_uint16 for m in parsed} == {True, False}
+    assert any(m.energy_kj is not None for m in parsed)
+    assert max(len(m.rr_ticks) for m in parsed) >= 3
+    assert {m.contact for m in parsed} == {True, False}
+
+    await asyncio.sleep(0.1)
+    assert not strap.connected  # leaving the source disconnected the strap
+
+
+def check_delivered_once(strap: FakeStrap, packets: list[Packet], max_settle: int) -> None:
+    """Each connection's packets, minus a few settling ones at its start, exactly once."""
+    received = [p.payload for p in packets]
+    pos = 0
+    for connection in range(1, strap.connections + 1):
+        sent = [p.payload for p in strap.sent_in(connection)]
+        last = connection == strap.connections
+        if pos == len(received):
+            assert last, f"nothing received from connection {connection}"
+            assert len(sent) <= max_settle + 5  # cut short by the end of the test
+            break
+        skipped = sent.index(received[pos])
+        assert skipped <= max_settle, f"connection {connection}: {skipped} settling packets"
+        expected = sent[skipped:]
+        if last:
+            expected = expected[: len(received) - pos]
+        assert received[pos : pos + len(expected)] == expected, f"connection {connection}"
+        pos += len(expected)
+    assert pos == len(received)
+
+
+async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBlueZ) -> None:
+    scale = 60.0  # 5 simulated minutes in about 5 s
+    fake_bluez.set_time_scale(scale)
+    strap = add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4")
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=5, max_retries=5)
+    session_s, drops = 300.0, 10
+    settle_s = 0.1  # real seconds, about 6 strap seconds at this scale
+
+    async def drop_links() -> None:
+        for k in range(1, drops + 1):
+            t_drop = k * session_s / (drops + 1)
+            while not (fake_bluez.strap_time_s() >= t_drop and strap.connected):
+                await asyncio.sleep(0.01)
+            fake_bluez.drop_link(strap.address)
+
+    packets: list[Packet] = []
+    gaps: list[LinkGap] = []
+    infos: list[DeviceInfo] = []
+    async with BleSource(
+        spec, settle_s=settle_s, silent_timeout_s=2.0, backoff_initial_s=0.05
+    ) as source:
+        dropper = asyncio.create_task(drop_links())
+        try:
+            async with asyncio.timeout(WAIT_S):
+                async for item in source:
+                    if isinstance(item, Packet):
+                        packets.append(item)
+                    elif isinstance(item, LinkGap):
+                        gaps.append(item)
+                    else:
+                        infos.append(item)
+                    if fake_bluez.strap_time_s() >= session_s and dropper.done():
+                        break
+        finally:
+            dropper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dropper
+        stats = source.stats
+
+    assert len(gaps) == drops
+    assert {g.reason for g in gaps} == {"link_lost"}
+    assert strap.connections == drops + 1 == stats.connects
+    assert len(infos) == drops + 1 and all(i.connected for i in infos)
+    # each gap sits between the packets of two connections
+    for gap in gaps:
+        assert any(p.t_arrival_s < gap.t_s for p in packets)
+        assert any(p.t_arrival_s > gap.t_s for p in packets)
+    check_delivered_once(strap, packets, max_settle=int(settle_s * scale) + 6)
+    assert stats.packets == len(packets)
+    assert len(packets) > 0.4 * session_s  # most of the session arrived despite 10 drops
+
+
+async def test_strap_that_disappears_raises_connection_lost(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.set_time_scale(10.0)
+    strap = add_strap(fake_bluez, 0, "HRM-Pro:123456")
+    spec = BleSpec(name="hrm-pro", scan_timeout_s=5, connect_timeout_s=0.5, max_retries=3)
+    items: list[SourceItem] = []
+    with pytest.raises(ConnectionLost) as excinfo:
+        async with BleSource(spec, settle_s=0.0, backoff_initial_s=0.05) as source:
+            async with asyncio.timeout(WAIT_S):
+                async for item in source:
+                    items.append(item)
+                    if sum(isinstance(i, Packet) for i in items) == 5:
+                        fake_bluez.disappear(strap.address)
+    message = str(excinfo.value)
+    assert "HRM-Pro:123456" in message and "3 attempts" in message
+    assert "wet" in message and "vagus scan" in message
+    gaps = [i for i in items if isinstance(i, LinkGap)]
+    assert len(gaps) == 1
+    assert source.stats.failed_attempts == 3
+
+
+async def test_silent_strap_is_presumed_lost_and_reconnected(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.set_time_scale(10.0)
+    strap = add_strap(fake_bluez, 0, "TICKR 1A2B")
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=2)
+    items: list[SourceItem] = []
+    async with BleSource(spec, settle_s=0.0, silent_timeout_s=0.5) as source:
+        async with asyncio.timeout(WAIT_S):
+            async for item in source:
+                items.append(item)
+                n_packets = sum(isinstance(i, Packet) for i in items)
+                if n_packets == 3 and isinstance(item, Packet):
+                    fake_bluez.set_silent(strap.address, True)
+                if isinstance(item, LinkGap):
+                    fake_bluez.set_silent(strap.address, False)
+                if n_packets >= 10:
+                    break
+    gaps = [i for i in items if isinstance(i, LinkGap)]
+    assert [g.reason for g in gaps] == ["silent"]
+    assert strap.connections == 2
+
+
+async def test_silent_strap_forever_spends_the_retry_budget(fake_bluez: FakeBlueZ) -> None:
+    strap = add_strap(fake_bluez, 0, "TICKR 1A2B")
+    fake_bluez.set_time_scale(10.0)
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=2, max_retries=2)
+    with pytest.raises(ConnectionLost, match="could not reconnect"):
+        async with BleSource(
+            spec, settle_s=0.0, silent_timeout_s=0.3, backoff_initial_s=0.05
+        ) as source:
+            async with asyncio.timeout(WAIT_S):
+                async for item in source:
+                    if isinstance(item, Packet):
+                        fake_bluez.set_silent(strap.address, True)
+    assert strap.connections == 3  # the first connection and two retries that stayed silent
+
+
+async def test_connect_to_strongest_and_cancel_disconnects(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.set_time_scale(10.0)
+    weak = add_strap(fake_bluez, 0, "Polar H10 00000001", rssi_dbm=-80)
+    strong = add_strap(fake_bluez, 1, "Polar H10 00000002", rssi_dbm=-40)
+    first_packet = asyncio.Event()
+
+    async def run() -> None:
+        async with BleSource(BleSpec(scan_timeout_s=5), settle_s=0.0) as source:
+            async for item in source:
+                if isinstance(item, Packet):
+                    first_packet.set()
+
+    task = asyncio.create_task(run())
+    async with asyncio.timeout(WAIT_S):
+        await first_packet.wait()
+    assert strong.connected and not weak.connected
+    task.cancel()  # what Ctrl-C does to the running command
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.1)
+    assert not strong.connected
+
+
+async def test_malformed_payload_is_passed_on_not_fatal(fake_bluez: FakeBlueZ) -> None:
+    class Broken:
+        """Alternates valid payloads with ones that break their own flags."""
+
+        def __init__(self) -> None:
+            self.inner = ScriptedStrap(seed=3)
+
+        def packets_until(self, t_s: float) -> list[SentPacket]:
+            out = []
+            for i, item in enumerate(self.inner.packets_until(t_s)):
+                payload = item.payload if i % 2 else b"\x10\x40\x01"  # odd RR byte count
+                out.append(SentPacket(t_s, payload, 0))
+            return out
+
+    fake_bluez.set_time_scale(20.0)
+    strap = fake_bluez.add_strap(FakeStrap(strap_address(0), "HRM", Broken()))
+    async with BleSource(BleSpec(address=strap.address), settle_s=0.0) as source:
+        packets, _ = await collect_packets(source, 6)
+    assert b"\x10\x40\x01" in [p.payload for p in packets]
+
+
+async def test_device_not_found_says_what_to_try(fake_bluez: FakeBlueZ) -> None:
+    spec = BleSpec(name="Polar", scan_timeout_s=0.3)
+    with pytest.raises(DeviceNotFound, match="wet its electrodes"):
+        async with BleSource(spec):
+            pass
+
+
+async def test_no_bluez_on_the_bus_is_a_clear_error(bluez_bus: BusEnvironment) -> None:
+    try:
+        with pytest.raises(SourceError, match="BlueZ is not running"):
+            await scan(0.2)
+    finally:
+        await release_bluez()

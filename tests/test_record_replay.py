@@ -1,0 +1,370 @@
+"""Recording and replay: exact events, pacing against a target clock, crash safety,
+and a live session that keeps running when the store fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vagus.cli import main
+from vagus.core.events import Marker, event_from_json
+from vagus.core.hrm import encode_heart_rate_measurement
+from vagus.core.pipeline import Pipeline
+from vagus.exceptions import SourceError
+from vagus.sources import LinkGap, Packet, ReplaySpec, open_source
+from vagus.sources.replay import Pacer, ReplaySource, paced, schedule
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord, feed
+from vagus.store.open import open_store
+from vagus.store.recorder import Recorder, compute_summary
+from vagus.store.sqlite import SqliteStore
+
+SIM_ARGS = [
+    "--sim",
+    "--speed",
+    "max",
+    "--seed",
+    "11",
+    "--sim-option",
+    "dropouts_per_hour=20",
+    "--sim-option",
+    "contact_losses_per_hour=12",
+    "--sim-option",
+    "ectopic_rate=0.02",
+]
+
+
+def _record(
+    capsys: pytest.CaptureFixture[str], data: Path, *extra: str
+) -> tuple[int, list[str], str]:
+    code = main(["record", *SIM_ARGS, "--json", "--data-dir", str(data), *extra])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def _only_session(data: Path) -> str:
+    with SqliteStore(data / "sessions.sqlite3") as store:
+        sessions = store.list_sessions()
+    assert len(sessions) == 1
+    return sessions[0].id
+
+
+def test_replay_events_equal_the_live_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, live, err = _record(capsys, tmp_path, "--duration", "1500", "--title", "t1")
+    assert code == 0, err
+    sid = _only_session(tmp_path)
+    assert f"saved session {sid}" in err
+    events = [event_from_json(json.loads(line)) for line in live]
+    kinds = {e.type for e in events}
+    assert {"beat", "metrics", "spectrum", "gap", "contact"} <= kinds  # a rich session
+
+    assert main(["replay", sid, "--speed", "max", "--json", "--data-dir", str(tmp_path)]) == 0
+    replayed = capsys.readouterr().out.splitlines()
+    assert replayed == live  # byte for byte, every event
+
+    # The same through the ReplaySource (strap items only; this session has nothing else).
+    async_events = _replay_through_source(tmp_path, sid)
+    assert [json.dumps(e.to_json()) for e in async_events] == live
+
+    # The cached summary equals one recomputed from the raw record.
+    with SqliteStore(tmp_path / "sessions.sqlite3") as store:
+        info = store.get_session(sid)
+        assert info.ended_unix_s is not None and info.title == "t1"
+        assert info.summary == compute_summary(store.iter_input(sid))
+        assert info.summary["beats"] > 1500
+        assert info.summary["gaps"] >= 1
+
+
+def _replay_through_source(data: Path, sid: str) -> list[object]:
+    import asyncio
+
+    async def go() -> list[object]:
+        pipeline = Pipeline()
+        out: list[object] = []
+        async with open_source(ReplaySpec(sid, data_dir=data, speed=None)) as source:
+            async for item in source:
+                if isinstance(item, Packet):
+                    try:
+                        pipeline.receive_packet(item.t_arrival_s, item.payload)
+                    except Exception:
+                        pass
+                elif isinstance(item, LinkGap):
+                    pipeline.receive_gap(item.t_s, reason=item.reason)
+                out.extend(pipeline.events_received())
+        pipeline.close()
+        out.extend(pipeline.events_received())
+        return out
+
+    return asyncio.run(go())
+
+
+def test_replay_from_an_offset_prints_the_tail_of_the_live_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, live, _err = _record(capsys, tmp_path, "--duration", "600")
+    assert code == 0
+    sid = _only_session(tmp_path)
+    args = ["replay", sid[:4], "--speed", "max", "--json", "--data-dir", str(tmp_path)]
+    assert main([*args, "--from", "05:00"]) == 0
+    tail = capsys.readouterr().out.splitlines()
+    assert 0 < len(tail) < len(live)
+    assert live[-len(tail) :] == tail
+    first_t = json.loads(tail[0])["t_s"]
+    assert first_t >= 290.0  # events from about 5 minutes in, not from the start
+    assert main([*args, "--from", "2:00:00"]) == 0
+    out, err = capsys.readouterr()
+    assert "past the end" in err
+
+
+def test_replay_of_an_unknown_session_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _record(capsys, tmp_path, "--duration", "30")
+    assert main(["replay", "nosuchid", "--data-dir", str(tmp_path)]) == 1
+    assert "no session 'nosuchid'" in capsys.readouterr().err
+
+
+def _packet(t: float, rr_ms: tuple[float, ...]) -> PacketRecord:
+    ticks = tuple(round(v * 1.024) for v in rr_ms)
+    return PacketRecord(t, encode_heart_rate_measurement(70, rr_ticks=ticks))
+
+
+def test_feeding_split_rr_records_gives_the_events_of_the_whole() -> None:
+    import random
+
+    rng = random.Random(4)
+    rr = tuple(800.0 + rng.gauss(0, 40) for _ in range(700))
+    t = []
+    acc = 5.0
+    for i, v in enumerate(rr):
+        acc += v / 1000.0 + (30.0 if i == 350 else 0.0)  # a gap in the beat times
+        t.append(acc)
+    for record in (RRRecord(rr), RRRecord(rr, tuple(t))):
+        whole = Pipeline()
+        feed(whole, record)
+        whole.close()
+        expected = whole.events_received()
+        assert any(e.type == "gap" for e in expected) == (record.t_s is not None)
+        for chunk in (1, 97):
+            parts = Pipeline()
+            items = list(schedule([record], rr_chunk=chunk))
+            assert len(items) == -(-700 // chunk)
+            for item in items:
+                feed(parts, item.record)
+            parts.close()
+            assert parts.events_received() == expected
+
+
+def test_schedule_times_and_catch_up() -> None:
+    records: list[InputRecord] = [
+        _packet(100.0, (800.0,)),
+        ControlRecord(Marker(t_s=100.5, text="m")),
+        GapRecord(101.0),
+        RRRecord((500.0, 500.0)),  # no times: continues from the previous record's time
+        RRRecord((1000.0,), (110.0,)),
+    ]
+    items = list(schedule(records, from_s=1.2))
+    assert [round(i.t_s, 6) for i in items] == [100.0, 100.5, 101.0, 101.5, 102.0, 110.0]
+    assert [i.catch_up for i in items] == [True, True, True, False, False, False]
+    assert [i.source_index for i in items] == [0, 1, 2, 3, 3, 4]
+
+
+class FakeTime:
+    """A clock whose sleeps overshoot, like a real OS scheduler."""
+
+    def __init__(self, overshoot_s: float) -> None:
+        self.now = 50.0
+        self.overshoot_s = overshoot_s
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.now += s + self.overshoot_s
+
+
+@pytest.mark.parametrize("speed", [1.0, 4.0])
+def test_pacing_follows_the_target_clock_without_drift(speed: float) -> None:
+    ft = FakeTime(overshoot_s=0.013)
+    records = [_packet(10.0 + i, (1000.0,)) for i in range(200)]
+    handed_at = []
+    for item in paced(records, speed=speed, clock=ft.clock, sleep=ft.sleep):
+        handed_at.append((item.t_s, ft.now))
+    t0, w0 = handed_at[0]
+    for t_rec, wall in handed_at:
+        target = w0 + (t_rec - t0) / speed
+        # Each record is late by at most one overshoot: errors never accumulate.
+        assert target <= wall <= target + 0.013 + 1e-9
+    assert all(s < 1.0 / speed for s in ft.sleeps)
+
+
+def test_pacing_at_max_speed_never_sleeps_and_late_records_do_not_shift_targets() -> None:
+    ft = FakeTime(overshoot_s=0.0)
+    list(paced([_packet(float(i), (1000.0,)) for i in range(50)], speed=None, sleep=ft.sleep))
+    assert ft.sleeps == []
+    pacer = Pacer(2.0, clock=ft.clock)
+    assert pacer.delay_s(0.0) == 0.0
+    ft.now += 10.0  # the consumer stalled for 10 s
+    assert pacer.delay_s(4.0) == 0.0  # late: at once
+    assert pacer.delay_s(30.0) == pytest.approx(5.0)  # target unchanged: 50 + 15 - 60
+
+
+def test_replay_source_yields_strap_items_and_records_yields_everything(tmp_path: Path) -> None:
+    import asyncio
+
+    store = open_store(tmp_path)
+    pkt_sess = store.create_session(device_profile="polar_h10")
+    recs: list[InputRecord] = [
+        _packet(1.0, (800.0,)),
+        ControlRecord(Marker(t_s=1.5, text="start")),
+        GapRecord(2.0),
+        _packet(9.0, (810.0,)),
+    ]
+    store.append_many(pkt_sess.id, recs)
+    rr_sess = store.create_session(source="import:plain")
+    store.append_many(rr_sess.id, [RRRecord((800.0, 820.0))])
+
+    async def go() -> tuple[list[object], list[InputRecord], Exception | None]:
+        src = ReplaySource(ReplaySpec(pkt_sess.id, speed=None), store=store)
+        async with src:
+            items = [item async for item in src]
+            everything = [s.record async for s in src.records()]
+        error = None
+        async with ReplaySource(ReplaySpec(rr_sess.id, speed=None), store=store) as rr_src:
+            try:
+                async for _ in rr_src:
+                    pass
+            except SourceError as exc:
+                error = exc
+        return items, everything, error
+
+    items, everything, error = asyncio.run(go())
+    assert items[0].profile_id == "polar_h10"  # type: ignore[attr-defined]
+    assert [type(i).__name__ for i in items] == ["DeviceInfo", "Packet", "LinkGap", "Packet"]
+    assert everything == recs
+    assert error is not None and "imported RR" in str(error)
+    store.close()
+
+
+def test_a_recording_killed_with_sigkill_leaves_a_readable_interrupted_session(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "VAGUS_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vagus", "record", "--sim", "--speed", "40", "--seed", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    db = tmp_path / "sessions.sqlite3"
+    committed = 0
+    deadline = time.monotonic() + 60.0
+    try:
+        while committed < 60 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            if db.exists():
+                try:
+                    conn = sqlite3.connect(db, timeout=5)
+                    committed = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+                    conn.close()
+                except sqlite3.OperationalError:
+                    pass  # the schema is being created
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert committed >= 60, proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == -signal.SIGKILL
+
+    with SqliteStore(db) as store:
+        (info,) = store.list_sessions()
+        assert info.ended_unix_s is None  # interrupted
+        records = list(store.iter_input(info.id))
+        assert len(records) >= committed  # nothing committed was lost
+        assert all(isinstance(r, PacketRecord | GapRecord) for r in records)
+        summary = compute_summary(records)
+        assert summary["beats"] > 0
+    # It lists as interrupted and replays.
+    out = subprocess.run(
+        [sys.executable, "-m", "vagus", "sessions"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "(interrupted)" in out.stdout and info.id in out.stdout
+
+
+def test_store_failure_mid_session_keeps_the_live_session_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, reference, _err = _record(capsys, tmp_path / "ok", "--duration", "900")
+    assert code == 0
+
+    import vagus.store.open as open_mod
+
+    real_open = open_mod.open_store
+
+    def full_disk_store(*args: object, **kwargs: object) -> object:
+        store = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        conn = store._conn  # type: ignore[attr-defined]
+        conn.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL after a few hundred packets
+        store.commit_interval_s = 0.0  # type: ignore[attr-defined]
+        return store
+
+    monkeypatch.setattr(open_mod, "open_store", full_disk_store)
+    code, live, err = _record(capsys, tmp_path / "full", "--duration", "900")
+    assert code == 1
+    assert "NOT RECORDING" in err and "disk is full" in err
+    assert "the live session continues in memory" in err
+    assert "is incomplete" in err
+    assert live == reference  # the live pipeline did not notice the store failing
+
+
+def test_an_unusable_data_directory_records_nothing_but_runs_live(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # chmod does not stop root (CI): a path under a regular file can never be created.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code, live, err = _record(capsys, blocker / "data", "--duration", "120")
+    assert code == 1
+    assert "NOT RECORDING" in err and "cannot create the data directory" in err
+    assert "nothing was saved" in err
+    assert any(json.loads(line)["type"] == "metrics" for line in live)
+
+
+def test_recorder_stops_writing_on_a_store_error_and_keeps_it(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3", commit_interval_s=0.0)
+    info = store.create_session()
+    rec = Recorder(store, info.id)
+    rec.write(_packet(1.0, (800.0,)))
+    assert rec.recording and rec.written == 1
+    store._conn.execute("PRAGMA query_only = ON")  # every write now fails: SQLITE_READONLY
+    rec.write(_packet(2.0, (800.0,)))
+    assert not rec.recording and rec.error is not None
+    assert "not writable" in str(rec.error)
+    rec.write(_packet(3.0, (800.0,)))
+    rec.tick()
+    rec.finish({"beats": 1})
+    assert rec.lost_records == 2 and rec.written == 1
+    store._conn.execute("PRAGMA query_only = OFF")
+    assert store.input_count(info.id) == 1
+    store.close()
+
+
+def test_record_with_nothing_received_keeps_no_empty_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A duration shorter than the first packet of the simulator (about 0.3 s in).
+    code, live, err = _record(capsys, tmp_path, "--duration", "0.01")
+    assert code == 1
+    assert "no session saved" in err
+    with SqliteStore(tmp_path / "sessions.sqlite3") as store:
+        assert store.list_sessions() == []

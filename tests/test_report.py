@@ -1,0 +1,387 @@
+"""Reports: ``vagus report`` on a simulated and on an imported real session, ``vagus progress``.
+
+Sessions live in a real SQLite store (``open_store(tmp_path)``); the simulated one is made
+of real 0x2A37 packets from the sans-I/O :class:`~vagus.sources.simulator.VirtualStrap`,
+with markers, pacer changes and a link dropout (a gap).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vagus.cli import main
+from vagus.core.events import Beat, Gap, Marker, PacerChange
+from vagus.core.pipeline import Pipeline
+from vagus.sources.base import Packet
+from vagus.sources.simulator import StrapConfig, SubjectConfig, VirtualStrap
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord, feed
+from vagus.store.base import Store as StoreProtocol
+from vagus.store.open import open_store
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PYHRV_SHORT = DATA / "pyhrv" / "SampleNNISeriesShort.txt"
+
+#: Markers and pacer of the simulated session: rest, pace at 6/min, change to 5.5/min,
+#: pacer off, rest. The link drops out at 250 s for 12 s.
+CONTROLS: tuple[Marker | PacerChange, ...] = (
+    Marker(5.0, "baseline <rest> & settle"),
+    PacerChange(100.0, 6.0),
+    Marker(100.0, "start pacing"),
+    PacerChange(220.0, 5.5),
+    PacerChange(330.0, None),
+    Marker(330.0, "rest again"),
+)
+DROPOUT = (250.0, 12.0)
+
+
+def simulated_records(
+    duration_s: float = 420.0,
+    *,
+    seed: int = 3,
+    controls: tuple[Marker | PacerChange, ...] = CONTROLS,
+    dropouts: tuple[tuple[float, float], ...] = (DROPOUT,),
+) -> list[InputRecord]:
+    """The input records a live recording of the virtual strap would have stored."""
+    strap = VirtualStrap(
+        SubjectConfig(),
+        StrapConfig(dropouts=dropouts, missed_rate=0.004, ectopic_rate=0.004),
+        seed=seed,
+    )
+    for ev in controls:
+        if isinstance(ev, PacerChange):
+            strap.subject.set_pacer(ev.rate_bpm, ev.t_s)
+    pending = sorted(controls, key=lambda e: e.t_s)
+    records: list[InputRecord] = []
+    t = 0.0
+    while t < duration_s:
+        t += 1.0
+        while pending and pending[0].t_s <= t:
+            records.append(ControlRecord(pending.pop(0)))
+        for item in strap.packets_until(t):
+            if isinstance(item, Packet):
+                records.append(PacketRecord(item.t_arrival_s, item.payload))
+            else:
+                records.append(GapRecord(item.t_s, item.reason))
+    return records
+
+
+def store_session(
+    store: StoreProtocol,
+    records: list[InputRecord],
+    *,
+    title: str,
+    source: str = "sim",
+    started_unix_s: float | None = None,
+) -> str:
+    info = store.create_session(title=title, source=source, started_unix_s=started_unix_s)
+    store.append_many(info.id, records)
+    store.end_session(info.id)
+    return info.id
+
+
+def numpy_rmssd_of_replay(records: list[InputRecord]) -> tuple[float, int]:
+    """Independent check: replay with a bare Pipeline, RMSSD of the corrected NN with numpy,
+    no difference across a gap. Returns (RMSSD ms, number of gaps)."""
+    p = Pipeline()
+    for rec in records:
+        feed(p, rec)
+    p.close()
+    seg = 0
+    nn: list[float] = []
+    segs: list[int] = []
+    gaps = 0
+    for ev in p.events_received():
+        if isinstance(ev, Gap):
+            seg += 1
+            gaps += 1
+        elif isinstance(ev, Beat) and ev.nn_ms is not None:
+            nn.append(ev.nn_ms)
+            segs.append(seg)
+    d = np.diff(np.asarray(nn))[np.diff(np.asarray(segs)) == 0]
+    return float(np.sqrt(np.mean(d**2))), gaps
+
+
+def assert_self_contained(doc: str) -> None:
+    """No external reference: nothing fetched over the network or from files."""
+    assert doc.startswith("<!DOCTYPE html>")
+    assert doc.count("<html") == 1 and doc.rstrip().endswith("</html>")
+    for attr in re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', doc, flags=re.I):
+        assert attr.startswith("data:") or attr.startswith("#"), attr
+    assert not re.search(r"(?:https?|file|ftp)://", doc, flags=re.I)
+    assert "@import" not in doc and "url(" not in doc
+    assert "<script" not in doc.lower()
+    assert "<link" not in doc.lower()
+
+
+def inline_images(doc: str) -> list[str]:
+    return re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', doc)
+
+
+def test_report_on_simulated_session(tmp_path: Path) -> None:
+    records = simulated_records()
+    store = open_store(tmp_path / "data")
+    sid = store_session(store, records, title="Evening <breathwork>")
+    store.close()
+    out = tmp_path / "report.html"
+    code = main(["report", sid, "-o", str(out), "--data-dir", str(tmp_path / "data"), "-q"])
+    assert code == 0
+    doc = out.read_text(encoding="utf-8")
+    assert_self_contained(doc)
+    # The four figures: tachogram, HR/RMSSD, coherence/pacer, spectrum.
+    assert len(inline_images(doc)) == 4
+    # Every section, page breaks for print.
+    for section in ("tachogram", "hr-rmssd", "coherence", "spectrum", "battery", "quality"):
+        assert f'<section id="{section}">' in doc
+    assert "@media print" in doc and "break-before: page" in doc
+    # User text is escaped.
+    assert "Evening &lt;breathwork&gt;" in doc and "<breathwork>" not in doc
+    # Markers, with their text and times from the start (M:SS).
+    assert "baseline &lt;rest&gt; &amp; settle" in doc
+    assert "start pacing" in doc and "rest again" in doc
+    # Times count from the session's first data (here the first packet's arrival).
+    first = records[0]
+    assert isinstance(first, PacketRecord)
+    at = 100.0 - first.t_arrival_s
+    assert f"<td>{int(at // 60)}:{round(at % 60):02d}</td><td>pacer</td>" in doc
+    assert "pacer 6 breaths/min" in doc and "pacer 5.5 breaths/min" in doc and "pacer off" in doc
+    # The gap: in the signal-quality table with its reason and duration.
+    rmssd, gaps = numpy_rmssd_of_replay(records)
+    assert gaps == 1
+    m = re.search(r"<td>(\d+:\d\d)</td><td class=\"num\">([\d.]+) s</td><td>link_lost</td>", doc)
+    assert m is not None, "gap row missing"
+    minutes, seconds = m.group(1).split(":")
+    # The gap starts at the last beat before the dropout (at most ~2 s before it).
+    assert DROPOUT[0] - 3.0 <= 60 * int(minutes) + int(seconds) + first.t_arrival_s <= DROPOUT[0]
+    assert DROPOUT[1] <= float(m.group(2)) <= DROPOUT[1] + 4.0
+    # A summary number against plain numpy: whole-session RMSSD of the corrected NN.
+    assert f"<td>RMSSD (ms)</td><td class='num'>{rmssd:,.3f}</td>" in doc
+    # neurokit2's battery ran (all three domains) and agrees on RMSSD (same definition,
+    # no difference across the gap).
+    nk_rmssd = re.search(r"<td>RMSSD</td><td class=\"num\">([\d.,]+)</td><td>ms</td>", doc)
+    assert nk_rmssd is not None
+    assert float(nk_rmssd.group(1)) == pytest.approx(rmssd, abs=0.01)
+    assert "failed" not in doc
+    for domain in ("Time domain", "Frequency domain", "Nonlinear domain"):
+        assert domain in doc
+    assert "not ms²" in doc  # neurokit2's normalised band powers are labelled as such
+    assert "not HeartMath's proprietary score" in html.unescape(doc)
+    # Paced against unpaced spectra were both found.
+    assert re.search(r"Paced: mean of [1-9]\d* 64 s windows", doc)
+    assert re.search(r"unpaced: mean of [1-9]\d* windows", doc)
+
+
+def test_report_summary_values(tmp_path: Path) -> None:
+    """Library API: the summary's values against plain numpy on the replayed beats."""
+    from vagus.report.session import (
+        HIGH_COHERENCE_THRESHOLD,
+        replay_records,
+        summarize_replay,
+    )
+    from vagus.store.base import SessionInfo
+
+    records = simulated_records(300.0, seed=5)
+    replay = replay_records(SessionInfo(id="x", started_unix_s=0.0), records)
+    summary = summarize_replay(replay)
+    rmssd, _ = numpy_rmssd_of_replay(records)
+    assert summary.nn.rmssd_ms == pytest.approx(rmssd, rel=1e-12)
+    # Resting RMSSD: the NN before the pacer starts (100 s) and after it stops (330 s is
+    # past the end), no difference across the pacer switch.
+    has_nn = np.isfinite(replay.beat_nn_ms)
+    t, nn = replay.beat_t_s[has_nn], replay.beat_nn_ms[has_nn]
+    rest = nn[t < 100.0]
+    d = np.diff(rest)
+    assert summary.resting_rmssd_ms == pytest.approx(float(np.sqrt(np.mean(d * d))), rel=1e-12)
+    # Coherence: session mean and time in high coherence from the Spectrum events.
+    crs = [s.coherence_ratio for s in replay.spectra if s.coherence_ratio is not None]
+    assert summary.realtime_means["coherence_ratio"] == pytest.approx(float(np.mean(crs)))
+    n_high = sum(1 for c in crs if c >= HIGH_COHERENCE_THRESHOLD)
+    assert summary.high_coherence_s == pytest.approx(5.0 * n_high)
+    assert n_high > 0  # the simulated subject is coherent while paced
+    rmssd60 = replay.rmssd_60s_ms[np.isfinite(replay.rmssd_60s_ms)]
+    assert summary.realtime_means["rmssd_60s_ms"] == pytest.approx(float(rmssd60.mean()))
+    # Artifacts by class, over measured beats.
+    assert sum(summary.artifacts.values()) == sum(
+        1
+        for a, ins in zip(replay.beat_artifact, replay.beat_inserted, strict=True)
+        if a is not None and not ins
+    )
+
+
+def _import_pyhrv_short() -> list[InputRecord]:
+    try:
+        from vagus.formats.registry import read_rr_file
+    except ImportError:  # the import module is not there yet: the same records by hand
+        values = [float(x) for x in PYHRV_SHORT.read_text().split()]
+        return [RRRecord(rr_ms=tuple(values))]
+    return read_rr_file(PYHRV_SHORT, "plain", unit="ms").records()
+
+
+@pytest.mark.skipif(not PYHRV_SHORT.exists(), reason=f"shared data not found at {DATA}")
+def test_report_on_imported_pyhrv_file(tmp_path: Path) -> None:
+    """pyhrv's 5-min NN series: the RMSSD of the intervals as imported (the report's
+    "RR as measured" column, no artifact correction) is the README's 101.301 ms. Our
+    corrector flags some of its beats, so the corrected-NN RMSSD differs; neurokit2 run on
+    the corrected NN must agree with our corrected-NN RMSSD (same definition)."""
+    from vagus.report.session import hrv_battery, replay_session, session_report_html
+
+    store = open_store(tmp_path)
+    sid = store_session(store, _import_pyhrv_short(), title="pyhrv short", source="import:plain")
+    replay = replay_session(store, sid)
+    store.close()
+    doc, summary = session_report_html(replay)
+    assert_self_contained(doc)
+    assert summary.rr.beats == 337
+    assert summary.rr.rmssd_ms == pytest.approx(101.301, abs=5e-4)
+    assert summary.rr.sdnn_ms == pytest.approx(95.690, abs=5e-4)
+    assert summary.rr.pnn50_pct == pytest.approx(48.512, abs=5e-4)
+    row = re.search(r"<td>RMSSD \(ms\)</td><td class='num'>([\d.,]+)</td>"
+                    r"<td class='num'>([\d.,]+)</td>", doc)  # fmt: skip
+    assert row is not None and row.group(2) == "101.301"
+    # No pacer: the whole-session spectrum, said so.
+    assert "This session has no pacer" in doc
+    assert len(inline_images(doc)) == 4
+    # neurokit2 on the corrected NN (peaks at 1000 Hz from cumulative NN: ≤ 1 ms rounding).
+    battery = hrv_battery(replay)
+    assert not battery.errors
+    assert battery.values["time"]["HRV_RMSSD"] == pytest.approx(summary.nn.rmssd_ms, abs=0.5)
+    assert battery.values["time"]["HRV_SDNN"] == pytest.approx(summary.nn.sdnn_ms, abs=0.5)
+
+
+def test_report_on_tiny_and_empty_sessions(tmp_path: Path) -> None:
+    """Too little data gives a report that says so, never a crash or a made-up number."""
+    from vagus.report.session import hrv_battery, replay_session, session_report_html
+
+    store = open_store(tmp_path)
+    empty = store_session(store, [], title="empty")
+    tiny = store_session(store, [RRRecord(rr_ms=(800.0, 810.0, 790.0, 805.0))], title="tiny")
+    for sid in (empty, tiny):
+        replay = replay_session(store, sid)
+        doc, summary = session_report_html(replay)
+        assert_self_contained(doc)
+        assert summary.nn.rmssd_ms is None or math.isfinite(summary.nn.rmssd_ms)
+        assert "too few for the battery" in doc
+        assert hrv_battery(replay).values == {}
+    store.close()
+
+
+def test_report_unknown_session_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    open_store(tmp_path).close()
+    code = main(["report", "nosuchid", "--data-dir", str(tmp_path), "-q"])
+    assert code == 1
+    assert "nosuchid" in capsys.readouterr().err
+
+
+def test_progress_over_three_sessions(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "data")
+    ids = []
+    for k in range(3):
+        # Rest 0-90 s, paced at 6/min from 90 s: resting RMSSD and coherence per session.
+        controls = (PacerChange(90.0, 6.0), Marker(90.0, f"pace {k}"))
+        recs = simulated_records(200.0, seed=10 + k, controls=controls, dropouts=())
+        ids.append(
+            store_session(store, recs, title=f"day {k + 1}", started_unix_s=1.7e9 + 86400 * k)
+        )
+    store.update_session(ids[2], summary={"resonance_rate_bpm": 5.5})
+    store.close()
+    out = tmp_path / "progress.html"
+    args = ["progress", "-o", str(out), "--data-dir", str(tmp_path / "data"), "-q"]
+    assert main(args) == 0
+    doc = out.read_text(encoding="utf-8")
+    assert_self_contained(doc)
+    assert len(inline_images(doc)) == 1
+    table = doc.split('<section id="table">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td class='num'>(\d)</td>", table)
+    assert rows == ["1", "2", "3"]
+    for sid in ids:
+        assert f"<code>{sid}</code>" in table
+    assert table.count("not yet assessed") == 2
+    assert "<td class='num'>5.5</td>" in table
+    assert "CR ≥ 3" in doc and "ours" in doc
+    # The values are cached in each finished session's summary (the resonance rate kept),
+    # and a second run uses the cache and gives the same rows.
+    from vagus.report.progress import CACHE_KEY, progress_rows
+
+    store = open_store(tmp_path / "data")
+    info = store.get_session(ids[2])
+    assert info.summary["resonance_rate_bpm"] == 5.5
+    assert CACHE_KEY in info.summary
+    cached = progress_rows(store)
+    fresh = progress_rows(store, refresh=True, write_cache=False)
+    store.close()
+    assert [r.cached for r in cached] == [True, True, True]
+    assert [r.cached for r in fresh] == [False, False, False]
+    for a, b in zip(cached, fresh, strict=True):
+        assert a.resting_rmssd_ms == pytest.approx(b.resting_rmssd_ms)
+        assert a.mean_coherence == pytest.approx(b.mean_coherence)
+        assert a.high_coherence_s == pytest.approx(b.high_coherence_s)
+        assert a.resting_rmssd_ms is not None and a.mean_coherence is not None
+
+
+def test_progress_filters_by_participant(tmp_path: Path) -> None:
+    from vagus.report.progress import progress_rows
+
+    store = open_store(tmp_path)
+    a = store.create_session(title="a", participants=("ann",))
+    store.append_many(a.id, [RRRecord(rr_ms=(800.0,) * 120, participant="ann")])
+    b = store.create_session(title="b", participants=("bob",))
+    store.append_many(b.id, [RRRecord(rr_ms=(900.0,) * 120, participant="bob")])
+    rows = progress_rows(store, "bob", write_cache=False)
+    store.close()
+    assert [r.session_id for r in rows] == [b.id]
+    assert rows[0].mean_hr_bpm == pytest.approx(60000.0 / 900.0)
+
+
+def test_report_does_not_import_heavy_libraries_on_import() -> None:
+    """The live path never loads matplotlib or neurokit2: importing the report modules
+    does not either (they are imported inside the functions that draw or run the battery)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vagus.report, vagus.cli.report; "
+        "print(any(m.split('.')[0] in ('matplotlib', 'neurokit2') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_progress_bar_output() -> None:
+    """Non-terminal: one line per stage; terminal: one rewritten line, ended by finish()."""
+    import io
+
+    from vagus.cli.report import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.StringIO()
+    bar = ProgressBar("vagus report x", plain)
+    for stage in ("replay", "battery", "plots"):
+        for f in (0.0, 0.5, 1.0):
+            bar(stage, f)
+    bar.finish()
+    assert plain.getvalue().splitlines() == [
+        "vagus report x: replaying…",
+        "vagus report x: HRV battery (neurokit2)…",
+        "vagus report x: figures…",
+    ]
+    tty = Tty()
+    bar = ProgressBar("vagus report x", tty)
+    bar("replay", 0.0)
+    bar("replay", 1.0)
+    bar.finish()
+    text = tty.getvalue()
+    assert "\r" in text and text.endswith("100.0 %\n")
+    assert "[" + "#" * 30 + "]" in text
+    quiet = io.StringIO()
+    ProgressBar("x", quiet, enabled=False)("replay", 0.5)
+    assert quiet.getvalue() == ""

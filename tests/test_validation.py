@@ -1,0 +1,350 @@
+"""Validation on real recordings (../shared/data) and on signals of known spectrum.
+
+Reference values come from the scripts in tests/reference/ (plain numpy / scipy) and
+from pyhrv's own exported results; each tolerance is stated where it is checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vagus.core.events import Beat, Event, Spectrum
+from vagus.core.metrics import frequency_summary, pnn50, rmssd, sdnn, summarize_events
+from vagus.core.pipeline import Pipeline
+from vagus.core.spectrum import band_power, welch_lf_hf, welch_psd
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"shared recordings not found at {DATA} (../shared/data)"
+)
+
+# Golden table (change-aversion): printed by tests/reference/time_domain_reference.py
+# (plain numpy, SCIENCE.md definitions); shared/data/README.md shows them to 3 decimals.
+PYHRV_TIME_DOMAIN = {
+    "Short": (337, 95.69035398754956, 101.30063401766522, 48.51190476190476),
+    "Long": (4684, 85.35721021230724, 60.523479806961085, 28.571428571428573),
+}
+README_3DP = {"Short": (95.690, 101.301, 48.512), "Long": (85.357, 60.523, 28.571)}
+# pyhrv's reported Welch LF, HF (ms²): SampleExport.json (Short) and SampleReport.txt (Long);
+# reproduced to 1e-9 by tests/reference/pyhrv_welch_reference.py.
+PYHRV_WELCH = {
+    "Short": (1561.5567256403754, 5337.081162110837),
+    "Long": (2942.5372448423686, 1648.0967694750873),
+}
+
+
+def load_nn(name: str) -> np.ndarray:
+    return np.loadtxt(DATA / "pyhrv" / f"SampleNNISeries{name}.txt", comments="#")
+
+
+class PassThrough:
+    """A corrector that accepts every beat as normal (to test the pipeline's formula path
+    on series that are already NN; the real corrector is validated in test_artifacts)."""
+
+    def push(self, t_s: float, rr_ms: float) -> list[Beat]:
+        return [Beat(t_s=t_s, rr_ms=rr_ms, artifact=None, nn_ms=rr_ms)]
+
+    def flush(self) -> list[Beat]:
+        return []
+
+
+def run_pipeline(rr_ms: Any, t_s: Any = None, corrector: Any = None) -> list[Event]:
+    p = Pipeline(corrector=corrector)
+    if t_s is None:
+        p.receive_rr([float(v) for v in rr_ms])
+    else:
+        for rr, t in zip(rr_ms, t_s, strict=True):
+            p.receive_rr(float(rr), t_s=float(t))
+    p.close()
+    return p.events_received()
+
+
+# ----------------------------------------------------------------- time domain (pyhrv)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["Short", "Long"])
+def test_time_domain_offline_helpers_equal_reference(name: str) -> None:
+    n, sdnn_ref, rmssd_ref, pnn50_ref = PYHRV_TIME_DOMAIN[name]
+    nn = load_nn(name)
+    assert nn.size == n
+    assert sdnn(nn) == pytest.approx(sdnn_ref, abs=1e-6)
+    assert rmssd(nn) == pytest.approx(rmssd_ref, abs=1e-6)
+    assert pnn50(nn) == pytest.approx(pnn50_ref, abs=1e-6)
+    # The README's rounded values (3 decimals).
+    for ours, shown in zip((sdnn(nn), rmssd(nn), pnn50(nn)), README_3DP[name], strict=True):
+        assert ours == pytest.approx(shown, abs=5e-4)
+
+
+@needs_data
+def test_time_domain_matches_pyhrv_export_full_precision() -> None:
+    import json
+
+    export = json.loads((DATA / "pyhrv" / "SampleExport.json").read_text())
+    nn = load_nn("Short")
+    assert sdnn(nn) == pytest.approx(export["sdnn"], abs=1e-6)
+    assert rmssd(nn) == pytest.approx(export["rmssd"], abs=1e-6)
+    # pyhrv's pNN50 divides by N - 1 too; its SDSD (std of |ΔNN|) differs by definition.
+    assert pnn50(nn) == pytest.approx(export["pnn50"], abs=1e-6)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["Short", "Long"])
+def test_time_domain_pipeline_whole_recording_path(name: str) -> None:
+    """Pipeline events -> summarize_events gives the same numbers (corrector bypassed:
+    pyhrv's series are already NN; with the real corrector a few beats are flagged)."""
+    _, sdnn_ref, rmssd_ref, pnn50_ref = PYHRV_TIME_DOMAIN[name]
+    s = summarize_events(run_pipeline(load_nn(name), corrector=PassThrough()))
+    assert s.sdnn_ms == pytest.approx(sdnn_ref, abs=1e-6)
+    assert s.rmssd_ms == pytest.approx(rmssd_ref, abs=1e-6)
+    assert s.pnn50_pct == pytest.approx(pnn50_ref, abs=1e-6)
+    # With the real corrector: at most 1 % of beats flagged, metrics within 5 %.
+    real = summarize_events(run_pipeline(load_nn(name)))
+    assert sum(real.artifacts.values()) <= 0.01 * real.beats
+    assert real.rmssd_ms == pytest.approx(rmssd_ref, rel=0.05)
+
+
+# ----------------------------------------------------------------- spectrum: known sines
+
+
+def _dense_sine_beats(
+    f_hz: float, amp_ms: float, duration_s: float, dt_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(1, int(duration_s / dt_s) + 1) * dt_s
+    return t, 800.0 + amp_ms * np.sin(2 * np.pi * f_hz * t + 0.3)
+
+
+@pytest.mark.parametrize(("f_hz", "band"), [(0.1, "lf"), (0.25, "hf")])
+def test_welch_band_power_equals_sine_power(f_hz: float, band: str) -> None:
+    """The spectral estimator itself: an evenly sampled 4 Hz tachogram (no interpolation
+    loss) and beats dense enough (20 per second) that linear interpolation is exact to
+    0.05 %: band power within 2 % of the analytic A²/2."""
+    amp = 30.0
+    expected = amp**2 / 2
+    grid = np.arange(480) / 4.0
+    freqs, psd = welch_psd(800.0 + amp * np.sin(2 * np.pi * f_hz * grid + 0.3))
+    rng = (0.04, 0.15) if band == "lf" else (0.15, 0.40)
+    assert band_power(freqs, psd, rng) == pytest.approx(expected, rel=0.02)
+    for window_s in (120.0, 300.0):
+        t, nn = _dense_sine_beats(f_hz, amp, window_s + 10, 0.05)
+        res = welch_lf_hf(t, nn, float(t[-1]), window_s=window_s)
+        assert res is not None
+        got = res.lf_ms2 if band == "lf" else res.hf_ms2
+        other = res.hf_ms2 if band == "lf" else res.lf_ms2
+        assert got == pytest.approx(expected, rel=0.02)
+        assert other < 0.01 * expected
+    t, nn = _dense_sine_beats(f_hz, amp, 610, 0.05)
+    fs = frequency_summary(t, nn)
+    assert fs.welch_windows == 2
+    got = fs.lf_ms2 if band == "lf" else fs.hf_ms2
+    assert got == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize(("f_hz", "hr_bpm"), [(0.1, 75.0), (0.25, 75.0), (0.25, 67.0)])
+def test_linear_interpolation_attenuation_at_realistic_heart_rate(
+    f_hz: float, hr_bpm: float
+) -> None:
+    """Documented loss of the pinned tachogram (linear interpolation between beats).
+
+    A sine sampled once per beat (f_beat = HR/60) and interpolated linearly keeps an
+    amplitude of sinc²(f/f_beat) (the triangle kernel's transfer function), so its power
+    is sinc⁴: at 0.25 Hz and 75 bpm 0.766 (−23 %), at 0.1 Hz 0.958. The measured power
+    matches that prediction within 2 %.
+    """
+    amp = 30.0
+    f_beat = hr_bpm / 60.0
+    t = np.arange(1, int(400 * f_beat)) / f_beat
+    nn = 800.0 + amp * np.sin(2 * np.pi * f_hz * t + 0.3)
+    res = welch_lf_hf(t, nn, float(t[-1]), window_s=300.0)
+    assert res is not None
+    got = res.lf_ms2 if f_hz < 0.15 else res.hf_ms2
+    predicted = amp**2 / 2 * np.sinc(f_hz / f_beat) ** 4
+    assert got == pytest.approx(predicted, rel=0.02)
+    if (f_hz, hr_bpm) == (0.25, 75.0):
+        assert 1 - got / (amp**2 / 2) == pytest.approx(0.23, abs=0.01)
+
+
+# ----------------------------------------------------------------- spectrum: pyhrv
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["Short", "Long"])
+def test_lf_hf_against_pyhrv(name: str) -> None:
+    """Our whole-recording LF/HF against pyhrv's reported Welch values.
+
+    Measured differences (ours / pyhrv − 1):
+
+    ======  ========  ========
+    series  LF        HF
+    ======  ========  ========
+    Short   −14.7 %   −37.5 %
+    Long    −18.7 %   −29.7 %
+    ======  ========  ========
+
+    Why (each step measured with tests/reference/pyhrv_welch_reference.py):
+    1. Interpolation: pyhrv interpolates the tachogram with a cubic spline, we linearly
+       (SCIENCE.md pins linear). Linear interpolation attenuates power by about
+       sinc⁴(f/f_beat) (see the test above): at 67 bpm (Short) HF drops by 28 %, LF by
+       8 %. This alone explains most of the HF gap.
+    2. Window and segments: pyhrv uses one Hamming periodogram over the whole 5 min
+       (Short) or 75 s Hamming segments (Long) with mean removal; we use Welch with 64 s
+       Hann segments, linear detrend, averaged over 5-min windows. Different leakage and
+       variance: −7 % to −13 % here.
+    3. Band edges: pyhrv sums PSD bins in [lo, hi) × df, we integrate by trapezoid.
+
+    Checked: LF within 30 % on both series and HF within 30 % on Long. Short's HF misses
+    30 % (−37.5 %) by design of the pinned linear interpolation; with the same data
+    interpolated by a cubic spline our Welch estimator comes within 15 % of pyhrv on all
+    four values, which is asserted to show the explanation holds.
+    """
+    from scipy.interpolate import CubicSpline
+
+    lf_ref, hf_ref = PYHRV_WELCH[name]
+    nn = load_nn(name)
+    t = np.cumsum(nn) / 1000.0
+    fs = frequency_summary(t, nn)
+    assert fs.lf_ms2 is not None and fs.hf_ms2 is not None
+    d_lf = fs.lf_ms2 / lf_ref - 1
+    d_hf = fs.hf_ms2 / hf_ref - 1
+    stated = {"Short": (-0.147, -0.375), "Long": (-0.187, -0.297)}[name]
+    assert (d_lf, d_hf) == pytest.approx(stated, abs=0.005)
+    assert abs(d_lf) < 0.30
+    if name == "Long":
+        assert abs(d_hf) < 0.30
+    # The explanation: the same windows with cubic interpolation.
+    spline = CubicSpline(t, nn)
+    n_win = int((t[-1] - t[0] + 2.5) // 300)
+    lf_c, hf_c = [], []
+    for j in range(n_win):
+        t_end = t[-1] - (n_win - 1 - j) * 300.0
+        grid = t_end - 300.0 + (np.arange(1200) + 1) / 4.0
+        f, p = welch_psd(spline(np.clip(grid, t[0], t[-1])))
+        lf_c.append(band_power(f, p, (0.04, 0.15)))
+        hf_c.append(band_power(f, p, (0.15, 0.40)))
+    assert float(np.mean(lf_c)) == pytest.approx(lf_ref, rel=0.15)
+    assert float(np.mean(hf_c)) == pytest.approx(hf_ref, rel=0.15)
+
+
+# ----------------------------------------------------------------- VU-AMS ECG: coherence
+
+
+def _clock_s(text: str) -> float:
+    h, m, s = text.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def load_vu() -> tuple[np.ndarray, np.ndarray]:
+    """R-peak times (s of the day) and IBI (ms) of test_vu.txt; the first row has no IBI."""
+    t: list[float] = []
+    ibi: list[float] = []
+    lines = (DATA / "wearablehrv" / "test_vu.txt").read_text().splitlines()
+    for line in lines[2:]:
+        cols = line.split("\t")
+        if not cols[0].strip():
+            continue
+        stamp = dt.datetime.strptime(cols[0], "%d-%m-%y/%H:%M:%S.%f")
+        t.append(stamp.hour * 3600 + stamp.minute * 60 + stamp.second + stamp.microsecond / 1e6)
+        ibi.append(float(cols[2]))
+    return np.array(t[1:]), np.array(ibi[1:])
+
+
+def load_conditions() -> dict[str, tuple[float, float]]:
+    out: dict[str, list[float]] = {}
+    for line in (DATA / "wearablehrv" / "test_events.csv").read_text().splitlines()[1:]:
+        stamp, cond, _which = line.split(",")
+        out.setdefault(cond, []).append(_clock_s(stamp))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def vu_events() -> list[Event]:
+    if not DATA.is_dir():
+        pytest.skip(f"shared recordings not found at {DATA} (../shared/data)")
+    t, ibi = load_vu()
+    return run_pipeline(ibi, t_s=t)
+
+
+@needs_data
+def test_vu_ams_coherence_breathing_vs_rest(vu_events: list[Event]) -> None:
+    """Real pipeline over the VU-AMS ECG R-peaks; Spectrum windows fully inside a block."""
+    cond = load_conditions()
+    assert cond["sitting"] == (_clock_s("14:09:20"), _clock_s("14:14:20"))
+    assert cond["breathing"] == (_clock_s("14:29:25"), _clock_s("14:32:25"))
+    spectra = [e for e in vu_events if isinstance(e, Spectrum) and e.coherence_ratio is not None]
+
+    def inside(block: str) -> list[Spectrum]:
+        a, b = cond[block]
+        return [s for s in spectra if a + 64.0 <= s.t_s <= b]
+
+    breathing, sitting = inside("breathing"), inside("sitting")
+    assert len(breathing) >= 20 and len(sitting) >= 40
+    cr_breath = float(np.median([s.coherence_ratio for s in breathing]))
+    cr_rest = float(np.median([s.coherence_ratio for s in sitting]))
+    # SCIENCE.md expects CR around 3-4 while breathing at 6/min and about 0.5 at rest.
+    assert cr_breath >= 4 * cr_rest
+    assert 2.5 <= cr_breath <= 5.0 and cr_rest <= 1.0
+    peak = float(np.median([s.peak_hz for s in breathing]))
+    assert abs(peak - 0.0996) <= 0.005
+
+
+@needs_data
+def test_vu_ams_beat_times_follow_r_peaks(vu_events: list[Event]) -> None:
+    t, _ibi = load_vu()
+    measured = [e for e in vu_events if isinstance(e, Beat) and not e.inserted]
+    assert len(measured) == t.size
+    np.testing.assert_allclose([b.t_s for b in measured], t, atol=0.01)
+
+
+# ----------------------------------------------------------------- IPFM simulator
+
+
+def _ipfm(rate_bpm: float, seed: int, **overrides: float) -> np.ndarray:
+    from vagus.sources.simulator import ipfm_rr_ms
+
+    return np.asarray(ipfm_rr_ms(200.0, rate_bpm, seed=seed, **overrides))
+
+
+@pytest.mark.parametrize("rate_bpm", [4.5, 6.0, 10.0, 15.0])
+def test_ipfm_peak_frequency_follows_breathing(rate_bpm: float) -> None:
+    """Clean IPFM subject (no noise, no Mayer wave): every 64 s window's peak within
+    0.1 breaths/min of the breathing rate once 64 s have passed."""
+    rr = _ipfm(rate_bpm, seed=1, noise=0.0, mayer_amplitude=0.0)
+    events = run_pipeline(rr)
+    spectra = [e for e in events if isinstance(e, Spectrum) and e.t_s >= 64.0]
+    assert len(spectra) >= 20
+    for s in spectra:
+        assert s.peak_hz is not None
+        assert abs(s.peak_hz * 60 - rate_bpm) <= 0.1, s.t_s
+
+
+@pytest.mark.parametrize("rate_bpm", [4.5, 6.0, 10.0, 15.0])
+def test_ipfm_peak_frequency_with_noise_and_mayer_wave(rate_bpm: float) -> None:
+    """Default (noisy) subject: the median peak within 0.1 breaths/min; single windows
+    within one bin of the 1024-point grid (0.117 breaths/min) plus 0.06 (half a bin)."""
+    rr = _ipfm(rate_bpm, seed=2)
+    spectra = [e for e in run_pipeline(rr) if isinstance(e, Spectrum) and e.t_s >= 64.0]
+    peaks = np.array([s.peak_hz * 60 for s in spectra if s.peak_hz is not None])
+    assert peaks.size == len(spectra)
+    assert abs(float(np.median(peaks)) - rate_bpm) <= 0.1
+    assert np.max(np.abs(peaks - rate_bpm)) <= 0.117 + 0.06
+
+
+# ----------------------------------------------------------------- determinism
+
+
+@needs_data
+def test_determinism_on_real_file() -> None:
+    t, ibi = load_vu()
+    a = run_pipeline(ibi[:1500], t_s=t[:1500])
+    b = run_pipeline(ibi[:1500], t_s=t[:1500])
+    assert a == b
+    assert [e.to_json() for e in a] == [e.to_json() for e in b]
+    assert not any(
+        isinstance(v, float) and not math.isfinite(v) for e in a for v in e.to_json().values()
+    )
