@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 
 import pytest
@@ -164,3 +165,38 @@ async def test_scan_without_bluez_is_a_clear_error(bluez_bus: BusEnvironment) ->
     code, _out, err = await run_vagus(bluez_bus, "scan", "--timeout", "0.3")
     assert code == 1
     assert "BlueZ is not running" in err and "Traceback" not in err
+
+
+@pytest.mark.ble
+async def test_monitor_ctrl_c_disconnects_with_summary(
+    fake_bluez: FakeBlueZ, bluez_bus: BusEnvironment
+) -> None:
+    fake_bluez.set_time_scale(10.0)
+    strap = fake_bluez.add_strap(FakeStrap(strap_address(0), "HRM-Pro:42", ScriptedStrap(4)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vagus",
+        "monitor",
+        "--device",
+        strap.address,
+        env=bluez_bus.env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while len(strap.sent) < 30:  # connected and streaming past the settling time
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "stopped (Ctrl-C)" in text and "HRM-Pro:42" in text and "packets" in text
+    assert "Traceback" not in text
+    await asyncio.sleep(0.2)
+    assert not strap.connected  # notifications stopped and the strap disconnected

@@ -244,6 +244,31 @@ def test_unit_that_contradicts_the_format() -> None:
         read_rr_file(need(HEARTMATH), unit="s")
 
 
+def test_vu_ams_segment_starts_and_labels(tmp_path: Path) -> None:
+    lines = need(VU).read_text().splitlines()
+    # Line 1003 (row 1000: beat 999 once the zero is dropped) starts a new segment;
+    # line 503 (beat 499) carries label code 3.
+    f = lines[1002].split("\t")
+    f[2] = "0"
+    lines[1002] = "\t".join(f)
+    g = lines[502].split("\t")
+    g[4] = "3"
+    lines[502] = "\t".join(g)
+    out = tmp_path / "vu.txt"
+    out.write_text("\n".join(lines) + "\n")
+    got = read_rr_file(out)
+    assert got.beats == 3039
+    assert got.breaks == ((999, "file_gap"),)
+    assert [m.text for m in got.markers] == ["LabelCode1=3"]
+    assert got.t_s is not None
+    assert got.markers[0].t_s == got.t_s[499]
+    h = list(lines)
+    h[10], h[11] = h[11], h[10]
+    out.write_text("\n".join(h) + "\n")
+    with pytest.raises(FileFormatError, match="line 12: R-peak times must increase"):
+        read_rr_file(out)
+
+
 # ------------------------------------------------------------- corrupt files
 
 

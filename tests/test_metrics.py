@@ -93,3 +93,13 @@ def test_summarize_events_uses_corrected_nn_and_gaps() -> None:
     assert s.rmssd_ms == pytest.approx(10 * np.sqrt(2), rel=0.15)
     assert s.frequency.welch_windows == 1  # 340 s + 280 s: only the first holds 5 min
     assert s.duration_s == pytest.approx(sum(nn) / 1000)
+
+
+def test_summary_reports_nothing_from_too_few_beats() -> None:
+    nn = np.array([800.0, 810.0, 790.0, 805.0])
+    s = m.summarize(np.cumsum(nn) / 1000, nn)
+    assert s.beats == 4
+    assert (s.mean_nn_ms, s.hr_bpm, s.sdnn_ms, s.rmssd_ms, s.pnn50_pct, s.sdsd_ms) == (None,) * 6
+    nn5 = np.append(nn, 800.0)
+    s5 = m.summarize(np.cumsum(nn5) / 1000, nn5)
+    assert s5.sdnn_ms == pytest.approx(np.std(nn5, ddof=1))

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -142,8 +143,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def clock_text(seconds: float) -> str:
-    """``MM:SS`` or ``H:MM:SS`` of ``seconds``."""
-    s = max(0, int(seconds))
+    """``MM:SS`` or ``H:MM:SS`` of ``seconds`` (rounded, as ``vagus sessions`` shows it)."""
+    s = max(0, round(seconds))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
@@ -184,6 +185,12 @@ def _status(text: str) -> None:
         print(text, file=sys.stderr)
         return
     status_line(text)
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _warn_not_recording(error: StoreError | None) -> None:
@@ -234,12 +241,20 @@ async def _capture(
     warned = not recorder.recording
 
     def emit(events: list[Event]) -> None:
+        nonlocal json_out
         if not events:
             return
         summary.add_events(events)
         status.add_events(events)
         if json_out:
-            out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
+            try:
+                out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
+                if args.speed is not None:
+                    out.flush()
+            except BrokenPipeError:
+                # The reader of the events went away (`| head`): keep recording.
+                _silence_stdout()
+                json_out = False
 
     def write(record: InputRecord) -> None:
         nonlocal warned
@@ -256,10 +271,22 @@ async def _capture(
             warned = True
             _warn_not_recording(recorder.error)
 
+    # The simulator stops itself at ``duration_s`` of its time; a strap's recording
+    # stops once its input spans ``--duration`` from the first packet (scan and
+    # connection time do not count).
+    limit_s: float | None = args.duration if isinstance(spec, BleSpec) else None
+    t_first: list[float] = []
+
     async def consume() -> None:
         nonlocal profile
         async with open_source(spec) as source:
             async for item in source:
+                if limit_s is not None and not isinstance(item, DeviceInfo):
+                    t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
+                    if not t_first:
+                        t_first.append(t_item)
+                    elif t_item - t_first[0] > limit_s:
+                        return
                 if isinstance(item, Packet):
                     status.connected = True
                     status.at(item.t_arrival_s)
@@ -305,12 +332,9 @@ async def _capture(
     consume_task = asyncio.ensure_future(consume())
     stop_task = asyncio.ensure_future(stop.wait())
     tick_task = asyncio.ensure_future(ticker())
-    wall_limit = args.duration if isinstance(spec, BleSpec) else None
     failure: BaseException | None = None
     try:
-        await asyncio.wait(
-            {consume_task, stop_task}, timeout=wall_limit, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({consume_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
@@ -319,6 +343,8 @@ async def _capture(
         await asyncio.gather(consume_task, stop_task, tick_task, return_exceptions=True)
     if consume_task.done() and not consume_task.cancelled():
         failure = consume_task.exception()
+    if stop.is_set():
+        print("\nvagus record: stopped; ending the session", file=sys.stderr, flush=True)
     # End of input: the pending beats are decided exactly as a replay decides them.
     pipeline.close()
     emit(pipeline.events_received())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -130,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
             json_out=args.json,
             out=sys.stdout,
         )
+    except BrokenPipeError:
+        # The reader of --json went away (`| head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     finally:
         store.close()
 

@@ -214,11 +214,11 @@ def export_session(
     """Replay the session and write it in ``fmt`` to ``output`` (see the module doc)."""
     from vagus.formats import export as ex
 
+    if fmt == "edf" and output == "-":
+        raise VagusError("EDF+ is binary: give a file with -o, not '-'")
     run = ex.run_session(store, session_id, progress.update if progress is not None else None)
     path = output if output is not None else f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
     if fmt == "edf":
-        if path == "-":
-            raise VagusError("EDF+ is binary: give a file with -o, not '-'")
         try:
             n = ex.write_edf(run, path)
         except ImportError:
@@ -252,6 +252,10 @@ def _export(args: argparse.Namespace) -> int:
     store = open_store(args.data_dir, create=False)
     try:
         result = export_session(store, args.session_id, args.format, args.output, progress=progress)
+    except BrokenPipeError:  # `vagus export ID --format csv -o - | head`: the reader left
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        return 0
     finally:
         progress.done()
         store.close()

@@ -27,6 +27,7 @@ from vagus.core.spectrum import COHERENCE_WINDOW_S, coherence, welch_lf_hf
 from vagus.exceptions import InvalidInput
 
 __all__ = [
+    "MIN_SUMMARY_BEATS",
     "REPORT_WELCH_WINDOW_S",
     "CoherencePoint",
     "FrequencySummary",
@@ -53,6 +54,9 @@ GapLike = Sequence[bool] | npt.NDArray[np.bool_] | None
 #: Welch segments of a whole-recording analysis (SCIENCE.md: "in reports over the whole
 #: session (5-min segments)").
 REPORT_WELCH_WINDOW_S = 300.0
+#: :func:`summarize` reports no time-domain metric from fewer NN values than this (the
+#: live pipeline's ``MIN_VALUES``): never a number from too little data.
+MIN_SUMMARY_BEATS = 5
 #: Step (s of beat time) of the sliding 64 s coherence windows, as live.
 COHERENCE_STEP_S = 5.0
 #: A window may start this much after the first beat (np.interp holds the first value).
@@ -316,7 +320,8 @@ def summarize(
     """Summarise a whole recording of NN intervals (ms) at beat times ``t_s`` (s).
 
     ``duration_s`` is the time covered by beats: the sum of NN values (so gaps are not
-    counted).
+    counted). With fewer than :data:`MIN_SUMMARY_BEATS` NN values every time-domain
+    metric is None.
     """
     nn = _as_nn(nn_ms)
     seg = segment_ids(nn.size, segment, gap_before)
@@ -324,15 +329,16 @@ def summarize(
     seg_i = seg.astype(np.int64)
     freq = frequency_summary(t, nn, segment=seg_i)
     coh = freq.coherence
+    enough = nn.size >= MIN_SUMMARY_BEATS
     return Summary(
         beats=int(nn.size),
         duration_s=float(nn.sum() / 1000.0),
-        mean_nn_ms=mean_nn(nn),
-        hr_bpm=hr(nn),
-        sdnn_ms=sdnn(nn),
-        rmssd_ms=rmssd(nn, segment=seg_i),
-        pnn50_pct=pnn50(nn, segment=seg_i),
-        sdsd_ms=sdsd(nn, segment=seg_i),
+        mean_nn_ms=mean_nn(nn) if enough else None,
+        hr_bpm=hr(nn) if enough else None,
+        sdnn_ms=sdnn(nn) if enough else None,
+        rmssd_ms=rmssd(nn, segment=seg_i) if enough else None,
+        pnn50_pct=pnn50(nn, segment=seg_i) if enough else None,
+        sdsd_ms=sdsd(nn, segment=seg_i) if enough else None,
         frequency=freq,
         beats_measured=beats_measured,
         artifacts=dict(artifacts or {}),

@@ -288,7 +288,8 @@ def welch_psd(y_ms: FloatArray) -> tuple[FloatArray, FloatArray]:
 def _welch(plan: _WelchPlan, y_ms: FloatArray) -> FloatArray:
     re_im = y_ms[plan.idx] @ plan.dft
     k = plan.k
-    return (np.square(re_im[:, :k]) + np.square(re_im[:, k:])).sum(axis=0) * plan.scale
+    psd: FloatArray = (np.square(re_im[:, :k]) + np.square(re_im[:, k:])).sum(axis=0) * plan.scale
+    return psd
 
 
 def band_power(freqs_hz: FloatArray, psd: FloatArray, band_hz: tuple[float, float]) -> float:

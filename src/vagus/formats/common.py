@@ -1,10 +1,11 @@
 """What every import format shares: the parsed result, text reading, errors, beat times.
 
 Every reader turns a file into an :class:`ImportedRR`: RR intervals in ms, the beat time of
-each interval's end where the file has it (``t_s``, seconds from the start of the first
-interval, so the first beat is at its own RR like :meth:`vagus.core.pipeline.Pipeline.receive_rr`
-without times), the places where the file itself breaks the beat chain (``breaks``),
-markers, and the wall-clock start where the file states one.
+each interval's end where the file has it (``t_s``, seconds on the file's own clock: 0 at
+the start of the first interval for apps that stamp arrivals and for VU-AMS, the record's
+start for PhysioNet, the exported session's clock for Kubios), the places where the file
+itself breaks the beat chain (``breaks``), markers, and the wall-clock time of ``t_s == 0``
+where the file states one.
 
 :meth:`ImportedRR.records` turns that into the store's input records: one
 :class:`~vagus.store.base.RRRecord` per stretch of up to :data:`RECORD_BEATS` beats, a
@@ -71,7 +72,7 @@ class ImportedRR:
         format: the format name (``"heartmath"``, ``"vu_ams"``, …).
         rr_ms: the RR intervals (ms), in file order.
         t_s: the time (s) of the beat that ends each interval, on the file's own clock
-            with 0 at the start of the first interval; None when the file has no times.
+            (see the module doc); None when the file has no times (cumulative RR).
         breaks: indexes ``i`` where the file breaks the chain before beat ``i`` (a gap),
             with the reason (``"dropout"``, ``"clock"``, ``"file_gap"``).
         started_unix_s: wall-clock time of ``t_s == 0`` when the file states it.
@@ -104,7 +105,7 @@ class ImportedRR:
         if not self.rr_ms:
             return 0.0
         if self.t_s is not None:
-            return self.t_s[-1] - (self.t_s[0] - self.rr_ms[0] / 1000.0) + 0.0
+            return self.t_s[-1] - (self.t_s[0] - self.rr_ms[0] / 1000.0)
         return math.fsum(self.rr_ms) / 1000.0
 
     def records(self, participant: str = "me") -> list[InputRecord]:

@@ -86,9 +86,14 @@ ProgressCallback = Callable[[str, float], None]
 #: the rest of the spectrum); HeartMath's own level thresholds are proprietary.
 HIGH_COHERENCE_THRESHOLD = 3.0
 
-#: The neurokit2 nonlinear domain is O(n²) in places (entropies): above this many NN it
-#: runs on the first ``NONLINEAR_MAX_NN`` NN of the longest contiguous segment.
-NONLINEAR_MAX_NN = 6000
+#: The neurokit2 nonlinear domain grows as N² (entropies, correlation dimension: 1000 NN
+#: take ~3 s, 6000 NN ~3 min): above this many NN it runs on the first
+#: ``NONLINEAR_MAX_NN`` NN of the longest contiguous segment (about 15 min at 65 bpm).
+NONLINEAR_MAX_NN = 1000
+
+#: Above this much NN time (s), neurokit2's frequency domain interpolates at 4 Hz (the
+#: Task Force rate) instead of its default 100 Hz, which needs ~2 GB for 24 h.
+FREQUENCY_DEFAULT_MAX_S = 7200.0
 
 #: Peaks for neurokit2 are sample indices at this rate, built from cumulative NN.
 BATTERY_SAMPLING_RATE_HZ = 1000
@@ -651,19 +656,27 @@ def hrv_battery(replay: SessionReplay, progress: ProgressCallback = _nothing) ->
         nonlinear_input = np.round(np.concatenate([[0.0], np.cumsum(part)])).astype(np.int64)
         notes.append(
             f"Nonlinear domain: on the first {part.size} NN of the longest contiguous stretch "
-            f"(the whole series has {nn.size}; several entropies grow as N²)."
+            f"(the whole series has {nn.size}; several entropies grow as N²), "
+            f"about {part.sum() / 60000.0:.0f} min."
         )
-    domains: list[tuple[str, Callable[..., pd.DataFrame], Any]] = [
-        ("time", nk.hrv_time, peaks),
-        ("frequency", nk.hrv_frequency, peaks),
-        ("nonlinear", nk.hrv_nonlinear, nonlinear_input),
+    freq_kwargs: dict[str, Any] = {}
+    if float(nn.sum()) / 1000.0 > FREQUENCY_DEFAULT_MAX_S:
+        freq_kwargs["interpolation_rate"] = 4
+        notes.append(
+            "Frequency domain: interpolated at 4 Hz (neurokit2's default of 100 Hz needs "
+            f"gigabytes for recordings over {FREQUENCY_DEFAULT_MAX_S / 3600:g} h)."
+        )
+    domains: list[tuple[str, Callable[..., pd.DataFrame], Any, dict[str, Any]]] = [
+        ("time", nk.hrv_time, peaks, {}),
+        ("frequency", nk.hrv_frequency, peaks, freq_kwargs),
+        ("nonlinear", nk.hrv_nonlinear, nonlinear_input, {}),
     ]
     seen: set[str] = set()
-    for i, (name, func, arg) in enumerate(domains):
+    for i, (name, func, arg, kwargs) in enumerate(domains):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                df = func(arg, sampling_rate=BATTERY_SAMPLING_RATE_HZ)
+                df = func(arg, sampling_rate=BATTERY_SAMPLING_RATE_HZ, **kwargs)
                 row = df.iloc[0]
                 values[name] = {
                     str(k): float(v) for k, v in row.items() if isinstance(v, int | float)

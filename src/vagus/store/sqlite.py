@@ -220,28 +220,42 @@ class SqliteStore:
             )
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._migrate(tables)
+        self._migrate()
 
-    def _migrate(self, tables: set[str]) -> None:
+    def _read_version(self) -> int:
         conn = self._conn
-        version = 0
-        if "schema_version" in tables:
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = int(row[0]) if row is not None else 0
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this vagus supports "
-                f"({len(MIGRATIONS)}); upgrade vagus to read it"
-            )
-        for target in range(version + 1, len(MIGRATIONS) + 1):
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone():
+            return 0
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _migrate(self) -> None:
+        """Apply the missing migrations, each in its own transaction.
+
+        The version is read again under the write lock, so two processes opening a new
+        store at once do not both create it.
+        """
+        conn = self._conn
+        while True:
+            if self._read_version() > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {self._read_version()}, newer than this "
+                    f"vagus supports ({len(MIGRATIONS)}); upgrade vagus to read it"
+                )
+            if self._read_version() == len(MIGRATIONS):
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if target == 1:
-                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                    conn.execute("INSERT INTO schema_version VALUES (0)")
-                MIGRATIONS[target - 1](conn)
-                conn.execute("UPDATE schema_version SET version = ?", (target,))
+                version = self._read_version()
+                if version < len(MIGRATIONS):
+                    if version == 0:
+                        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                        conn.execute("INSERT INTO schema_version VALUES (0)")
+                    MIGRATIONS[version](conn)
+                    conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -1089,6 +1089,26 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+_TMP_PREFIX = "vagus-bluez-"
+
+
+def _remove_stale_dirs(min_age_s: float = 600.0) -> None:
+    """Remove temp dirs left by runs that were killed (their bus no longer answers)."""
+    for path in Path(tempfile.gettempdir()).glob(_TMP_PREFIX + "*"):
+        try:
+            if time.time() - path.stat().st_mtime < min_age_s:
+                continue
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(0.5)
+                probe.connect(str(path / "system_bus_socket"))
+        except FileNotFoundError:
+            shutil.rmtree(path, ignore_errors=True)
+        except ConnectionRefusedError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 class BusEnvironment:
     """A private ``dbus-daemon`` (system-bus style) plus a ``bluetoothctl`` shim.
 
@@ -1115,7 +1135,8 @@ class BusEnvironment:
             raise FileNotFoundError(
                 "dbus-daemon not found: install the Debian package `dbus` (apt-get install dbus)"
             )
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="vagus-bluez-"))
+        _remove_stale_dirs()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX))
         sock = self.tmpdir / "system_bus_socket"
         config = self.tmpdir / "system.conf"
         config.write_text(_BUS_CONFIG.format(socket=sock))
