@@ -3,7 +3,10 @@ and a live session that keeps running when the store fails."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -20,12 +23,13 @@ from vagus.core.events import Marker, event_from_json
 from vagus.core.hrm import encode_heart_rate_measurement
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import MalformedPacket, SourceError
-from vagus.sources import LinkGap, Packet, ReplaySpec, open_source
+from vagus.sources import BleSpec, LinkGap, Packet, ReplaySpec, open_source
 from vagus.sources.replay import Pacer, ReplaySource, paced, schedule
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord, feed
 from vagus.store.open import open_store
 from vagus.store.recorder import Recorder, compute_summary
 from vagus.store.sqlite import SqliteStore
+from vagus.testing.fake_bluez import FakeBlueZ, FakeStrap, ScriptedStrap, strap_address
 
 SIM_ARGS = [
     "--sim",
@@ -86,8 +90,6 @@ def test_replay_events_equal_the_live_events(
 
 
 def _replay_through_source(data: Path, sid: str) -> list[object]:
-    import asyncio
-
     async def go() -> list[object]:
         pipeline = Pipeline()
         out: list[object] = []
@@ -119,9 +121,9 @@ def test_replay_from_an_offset_prints_the_tail_of_the_live_events(
     assert live[-len(tail) :] == tail
     first_t = json.loads(tail[0])["t_s"]
     assert first_t >= 290.0  # events from about 5 minutes in, not from the start
-    assert main([*args, "--from", "2:00:00"]) == 0
-    _out, err = capsys.readouterr()
-    assert "past the end" in err
+    assert main([*args, "--from", "2:00:00"]) == 1
+    out, err = capsys.readouterr()
+    assert "past the end" in err and out == ""
 
 
 def test_replay_of_an_unknown_session_is_a_clear_error(
@@ -222,8 +224,6 @@ def test_pacing_at_max_speed_never_sleeps_and_late_records_do_not_shift_targets(
 
 
 def test_replay_source_yields_strap_items_and_records_yields_everything(tmp_path: Path) -> None:
-    import asyncio
-
     store = open_store(tmp_path)
     pkt_sess = store.create_session(device_profile="polar_h10")
     recs: list[InputRecord] = [
@@ -371,3 +371,51 @@ def test_record_with_nothing_received_keeps_no_empty_session(
     assert "no session saved" in err
     with SqliteStore(tmp_path / "sessions.sqlite3") as store:
         assert store.list_sessions() == []
+
+
+@pytest.mark.ble
+async def test_record_from_a_strap_through_the_real_ble_reader(
+    fake_bluez: FakeBlueZ, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vagus record --device ADDR` against the simulated BlueZ: stored = delivered."""
+    from vagus.cli.record import _capture, _open_recorder
+
+    fake_bluez.set_time_scale(40.0)  # 40 notifications per real second
+    strap = fake_bluez.add_strap(
+        FakeStrap(strap_address(0), "Polar H10 A1B2C3D4", ScriptedStrap(seed=3))
+    )
+    args = argparse.Namespace(
+        data_dir=tmp_path, title="ble", participant="me", tag=[], json=True, duration=3.0
+    )
+    recorder = _open_recorder(args, "ble")
+    out = io.StringIO()
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, settle_s=0.1)
+    summary, _status, failure = await asyncio.wait_for(
+        _capture(spec, recorder, args, out), timeout=30
+    )
+    assert failure is None
+    recorder.finish(summary.as_dict())
+    assert recorder.store is not None and recorder.session_id is not None
+    store = recorder.store
+    info = store.get_session(recorder.session_id)
+    assert (info.device_profile, info.source, info.title) == ("polar_h10", "ble", "ble")
+    assert info.ended_unix_s is not None
+    stored = [r.payload for r in store.iter_input(info.id) if isinstance(r, PacketRecord)]
+    sent = [p.payload for p in strap.sent_in(1)]
+    start = sent.index(stored[0])
+    assert len(stored) >= 40 and stored == sent[start : start + len(stored)]
+    # Replaying the stored input gives the events printed live.
+    replayed = io.StringIO()
+    from vagus.cli.replay import replay_records
+
+    replay_records(
+        store.iter_input(info.id),
+        session_id=info.id,
+        total=store.input_count(info.id),
+        speed=None,
+        from_s=0.0,
+        json_out=True,
+        out=replayed,
+    )
+    assert replayed.getvalue() == out.getvalue() != ""
+    store.close()

@@ -38,6 +38,7 @@ CONTROLS: tuple[Marker | PacerChange, ...] = (
     Marker(330.0, "rest again"),
 )
 DROPOUT = (250.0, 12.0)
+CONTACT_LOSS = (370.0, 8.0)
 
 
 def simulated_records(
@@ -46,11 +47,17 @@ def simulated_records(
     seed: int = 3,
     controls: tuple[Marker | PacerChange, ...] = CONTROLS,
     dropouts: tuple[tuple[float, float], ...] = (DROPOUT,),
+    contact_losses: tuple[tuple[float, float], ...] = (),
 ) -> list[InputRecord]:
     """The input records a live recording of the virtual strap would have stored."""
     strap = VirtualStrap(
         SubjectConfig(),
-        StrapConfig(dropouts=dropouts, missed_rate=0.004, ectopic_rate=0.004),
+        StrapConfig(
+            dropouts=dropouts,
+            contact_losses=contact_losses,
+            missed_rate=0.004,
+            ectopic_rate=0.004,
+        ),
         seed=seed,
     )
     for ev in controls:
@@ -124,7 +131,7 @@ def inline_images(doc: str) -> list[str]:
 
 
 def test_report_on_simulated_session(tmp_path: Path) -> None:
-    records = simulated_records()
+    records = simulated_records(contact_losses=(CONTACT_LOSS,))
     store = open_store(tmp_path / "data")
     sid = store_session(store, records, title="Evening <breathwork>")
     store.close()
@@ -152,13 +159,17 @@ def test_report_on_simulated_session(tmp_path: Path) -> None:
     assert "pacer 6 breaths/min" in doc and "pacer 5.5 breaths/min" in doc and "pacer off" in doc
     # The gap: in the signal-quality table with its reason and duration.
     rmssd, gaps = numpy_rmssd_of_replay(records)
-    assert gaps == 1
+    assert gaps == 2  # the dropout and the contact loss
     m = re.search(r"<td>(\d+:\d\d)</td><td class=\"num\">([\d.]+) s</td><td>link_lost</td>", doc)
     assert m is not None, "gap row missing"
     minutes, seconds = m.group(1).split(":")
     # The gap starts at the last beat before the dropout (at most ~2 s before it).
     assert DROPOUT[0] - 3.0 <= 60 * int(minutes) + int(seconds) + first.t_arrival_s <= DROPOUT[0]
     assert DROPOUT[1] <= float(m.group(2)) <= DROPOUT[1] + 4.0
+    # Contact loss: the time without skin contact (packets arrive about once a second).
+    lost = re.search(r"<td>skin-contact loss</td><td class='num'>0:(\d\d)</td>", doc)
+    assert lost is not None and CONTACT_LOSS[1] - 1.5 <= int(lost.group(1)) <= CONTACT_LOSS[1] + 1.5
+    assert re.search(r"<td>contact_lost</td>", doc)
     # A summary number against plain numpy: whole-session RMSSD of the corrected NN.
     assert f"<td>RMSSD (ms)</td><td class='num'>{rmssd:,.3f}</td>" in doc
     # neurokit2's battery ran (all three domains) and agrees on RMSSD (same definition,

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from vagus.cli._common import status_line
 from vagus.cli.monitor import _absorb, _Status
 from vagus.core.events import Event
 from vagus.core.pipeline import Pipeline
@@ -172,19 +173,10 @@ class LiveStatus(_Status):
         return f"{self.line()}  {tail}"
 
 
-def _tail(status: LiveStatus, recorder: Recorder) -> str:
+def _tail(recorder: Recorder) -> str:
     if recorder.recording:
         return f"REC {recorder.session_id}"
     return "NOT RECORDING"
-
-
-def _status(text: str) -> None:
-    try:
-        from vagus.cli._common import status_line
-    except ImportError:  # pragma: no cover
-        print(text, file=sys.stderr)
-        return
-    status_line(text)
 
 
 def _silence_stdout() -> None:
@@ -236,6 +228,7 @@ async def _capture(
     status = LiveStatus()
     participant: str = args.participant
     json_out: bool = args.json
+    flush_each = not (isinstance(spec, SimSpec) and spec.speed is None)  # live: per batch
     show_status = not json_out or sys.stderr.isatty()
     profile: str | None = None
     warned = not recorder.recording
@@ -249,7 +242,7 @@ async def _capture(
         if json_out:
             try:
                 out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
-                if args.speed is not None:
+                if flush_each:
                     out.flush()
             except BrokenPipeError:
                 # The reader of the events went away (`| head`): keep recording.
@@ -313,7 +306,7 @@ async def _capture(
                 write_warning()
             if show_status and time.monotonic() >= next_status:
                 next_status += _STATUS_EVERY_S
-                _status(status.with_tail(_tail(status, recorder)))
+                status_line(status.with_tail(_tail(recorder)))
 
     def write_warning() -> None:
         nonlocal warned
@@ -349,7 +342,7 @@ async def _capture(
     pipeline.close()
     emit(pipeline.events_received())
     if show_status:
-        _status(status.with_tail(_tail(status, recorder)))
+        status_line(status.with_tail(_tail(recorder)))
         if sys.stderr.isatty():
             sys.stderr.write("\n")
     return summary, status, failure
@@ -377,6 +370,7 @@ def run(args: argparse.Namespace) -> int:
         assert recorder.store is not None and recorder.session_id is not None
         with contextlib.suppress(StoreError):
             recorder.store.delete_session(recorder.session_id)
+        with contextlib.suppress(StoreError):
             recorder.store.close()
         print("vagus record: nothing was received; no session saved", file=sys.stderr)
         if failure is not None:

@@ -194,7 +194,7 @@ def replay_records(
             next_status = time.monotonic() + 1.0
             status_line(status.with_tail(tail()))
     pipeline.close()
-    emit(pipeline.events_received(), False)
+    emit(pipeline.events_received(), not shown)  # nothing shown: --from past the end
     elapsed = time.perf_counter() - t_wall0
     if progress is not None:
         progress.done()
@@ -202,13 +202,14 @@ def replay_records(
         status_line(status.with_tail(tail()))
         if sys.stderr.isatty():
             sys.stderr.write("\n")
+    s = summary.as_dict()
     if not shown and from_s > 0:
         print(
-            f"vagus replay: --from {format_duration(from_s)} is past the end of "
-            f"session {session_id}",
+            f"vagus replay: error: --from {format_duration(from_s)} is past the end of "
+            f"session {session_id} ({format_duration(s['duration_s'])} long); nothing replayed",
             file=sys.stderr,
         )
-    s = summary.as_dict()
+        return 1
     print(
         f"vagus replay: session {session_id}: {format_duration(s['duration_s'])}, "
         f"{s['beats']} beats, {s['gaps']} gaps replayed in {elapsed:.2f} s",

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vagus.exceptions import InvalidInput
+from vagus.exceptions import InvalidInput, VagusError
 from vagus.store.base import ControlRecord, GapRecord, PacketRecord, RRRecord, SessionInfo, Store
 from vagus.store.location import add_data_dir_argument, data_dir
 from vagus.store.recorder import session_summary
@@ -129,6 +129,14 @@ def _require(directory: Path | None) -> Store:
     return store
 
 
+def _summary_or_error(store: Store, info: SessionInfo) -> dict[str, Any]:
+    """The summary; a session whose record cannot be replayed is listed with the reason."""
+    try:
+        return session_summary(store, info)
+    except VagusError as exc:
+        return {"error": str(exc)}
+
+
 def run_sessions(args: argparse.Namespace) -> int:
     """List the sessions."""
     store = _open_existing(args.data_dir)
@@ -139,7 +147,7 @@ def run_sessions(args: argparse.Namespace) -> int:
             print(f"no sessions yet in {data_dir(args.data_dir)}", file=sys.stderr)
         return 0
     try:
-        rows = [(info, session_summary(store, info)) for info in store.list_sessions()]
+        rows = [(info, _summary_or_error(store, info)) for info in store.list_sessions()]
     finally:
         store.close()
     if args.json:

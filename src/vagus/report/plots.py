@@ -87,8 +87,18 @@ def figure_to_html(fig: Figure, alt: str) -> str:
     return f'<img alt="{escape(alt, quote=True)}" src="data:image/png;base64,{data}">'
 
 
+def _unit_s(replay: SessionReplay) -> float:
+    """Seconds per unit of the time axis: minutes, or hours for recordings over 3 h."""
+    return 3600.0 if replay.t_end_s - replay.t0_s > 3 * 3600.0 else 60.0
+
+
+def _time_label(replay: SessionReplay) -> str:
+    return "time from start (h)" if _unit_s(replay) == 3600.0 else "time from start (min)"
+
+
 def _minutes(replay: SessionReplay, t_s: Any) -> Any:
-    return (np.asarray(t_s, dtype=np.float64) - replay.t0_s) / 60.0
+    """Time from the session start in axis units (minutes, or hours for long recordings)."""
+    return (np.asarray(t_s, dtype=np.float64) - replay.t0_s) / _unit_s(replay)
 
 
 def _spans(replay: SessionReplay) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -165,8 +175,14 @@ def tachogram_figure(replay: SessionReplay) -> str | None:
                            lw=1.2, zorder=3, label=f"{cls} ({int(sel.sum())})")  # fmt: skip
         _decorate(ax, r, label_markers=True, legend=True)
         ax.set_ylabel("interval (ms)")
-        ax.set_xlabel("time from start (min)")
-        lo, hi = np.nanpercentile(r.beat_rr_ms, [0.5, 99.5])
+        ax.set_xlabel(_time_label(r))
+        lo, hi = (float(v) for v in np.nanpercentile(r.beat_rr_ms, [0.5, 99.5]))
+        # Keep every plausible artifact in view; out-of-range values (< 250, > 2500 ms)
+        # may fall off the chart (they are counted in the legend and the quality table).
+        art_rr = r.beat_rr_ms[(arts != "") & measured]
+        art_rr = art_rr[(art_rr >= 250.0) & (art_rr <= 2500.0)]
+        if art_rr.size:
+            lo, hi = min(lo, float(art_rr.min())), max(hi, float(art_rr.max()))
         pad = max(50.0, 0.15 * (hi - lo))
         ax.set_ylim(max(0.0, lo - pad), hi + pad)
         ax.grid(alpha=0.3)
@@ -187,7 +203,7 @@ def hr_rmssd_figure(replay: SessionReplay) -> str | None:
         ax2.plot(x, r.rmssd_30s_ms, color="#9ecae1", lw=0.9, label="RMSSD 30 s")
         ax2.plot(x, r.rmssd_60s_ms, color=_NN_COLOR, lw=1.2, label="RMSSD 60 s")
         ax2.set_ylabel("RMSSD (ms)")
-        ax2.set_xlabel("time from start (min)")
+        ax2.set_xlabel(_time_label(r))
         for ax in (ax1, ax2):
             _decorate(ax, r, label_markers=ax is ax1, legend=False)
             ax.grid(alpha=0.3)
@@ -216,16 +232,17 @@ def coherence_figure(replay: SessionReplay, threshold: float) -> str | None:
         t = _minutes(r, [p[0] for p in pts])
         cr = np.asarray([math.nan if p[1] is None else p[1] for p in pts], dtype=np.float64)
         pk = np.asarray([math.nan if p[2] is None else p[2] * 60 for p in pts], dtype=np.float64)
-        ax1.plot(t, cr, color="#6a3d9a", lw=1.0, marker=".", ms=3, label="coherence ratio")
+        dots = "." if len(pts) <= 400 else ""
+        ax1.plot(t, cr, color="#6a3d9a", lw=0.8, marker=dots, ms=3, label="coherence ratio")
         ax1.axhline(threshold, color="#6a3d9a", ls=":", lw=1.0, label=f"CR = {threshold:g}")
         ax1.set_ylabel("coherence ratio")
         ax1.set_ylim(bottom=0)
         steps = _pacer_steps(r)
         if steps is not None:
             ax2.step(steps[0], steps[1], where="post", color="#ff7f0e", lw=1.8, label="pacer")
-        ax2.plot(t, pk, ".", color="#6a3d9a", ms=4, label="spectral peak × 60")
+        ax2.plot(t, pk, ".", color="#6a3d9a", ms=4 if dots else 1.5, label="spectral peak × 60")
         ax2.set_ylabel("breaths/min")
-        ax2.set_xlabel("time from start (min)")
+        ax2.set_xlabel(_time_label(r))
         for ax in (ax1, ax2):
             _decorate(ax, r, label_markers=ax is ax1, legend=False)
             ax.grid(alpha=0.3)
@@ -321,7 +338,12 @@ def progress_figure(rows: Sequence[ProgressRow], threshold: float) -> str | None
         a3.bar(x, np.nan_to_num(minutes), color="#b2abd2",
                label=f"time with CR ≥ {threshold:g}")  # fmt: skip
         a3.set_ylabel("minutes")
-        a4.plot(x, col("resonance_rate_bpm"), "D-", color="#ff7f0e", label="resonance rate")
+        resonance = col("resonance_rate_bpm")
+        a4.plot(x, resonance, "D-", color="#ff7f0e", label="resonance rate")
+        if not np.any(np.isfinite(resonance)):
+            a4.set_yticks([])
+            a4.text(0.5, 0.5, "resonance rate not yet assessed", transform=a4.transAxes,
+                    ha="center", va="center", color="#777777")  # fmt: skip
         a4.set_ylabel("breaths/min")
         a4.set_xlabel("session")
         a4.set_xticks(x, [f"{i}\n{r.date}" for i, r in zip(x, rows, strict=True)], fontsize=7)

@@ -20,6 +20,7 @@ the raw record: ``refresh=True`` recomputes them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import math
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vagus.exceptions import StoreError
 from vagus.report.session import (
     HIGH_COHERENCE_THRESHOLD,
     ProgressCallback,
@@ -168,7 +170,9 @@ def progress_rows(
                     per = {}
                 per[who] = values
                 summary = {**info.summary, CACHE_KEY: {**_cache_tag(), "participants": per}}
-                store.update_session(info.id, summary=summary)
+                # A read-only store still gets its report; the cache is only a cache.
+                with contextlib.suppress(StoreError):
+                    store.update_session(info.id, summary=summary)
         progress("sessions", (i + 1) / len(sessions))
     return rows
 

@@ -504,7 +504,7 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
     interval_s = _spectrum_interval(r.spectra)
     n_high = int(np.count_nonzero(crs >= HIGH_COHERENCE_THRESHOLD))
     # Resting: NN while no pacer was set.
-    unpaced = np.asarray([r.pacer_rate_at(float(t)) is None for t in t_nn], dtype=bool)
+    unpaced = _unpaced_mask(r, t_nn)
     resting_s = float(nn[unpaced].sum() / 1000.0) if nn.size else 0.0
     paced_s = float(nn[~unpaced].sum() / 1000.0) if nn.size else 0.0
     resting: float | None = None
@@ -541,6 +541,16 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
         contact_reported=any(c.contact is not None for c in r.contacts),
         spectrum=compare_spectra(r),
     )
+
+
+def _unpaced_mask(r: SessionReplay, t_s: FloatArray) -> npt.NDArray[np.bool_]:
+    """True where no pacer is set at ``t_s`` (the last change at or before it said off)."""
+    if not r.pacer_changes:
+        return np.ones(t_s.size, dtype=bool)
+    change_t = np.asarray([p.t_s for p in r.pacer_changes], dtype=np.float64)
+    off = np.asarray([p.rate_bpm is None for p in r.pacer_changes] + [True], dtype=bool)
+    idx = np.searchsorted(change_t, t_s, side="right") - 1  # -1: before any change
+    return np.asarray(off[idx], dtype=bool)  # off[-1] is the appended True
 
 
 def _spectrum_interval(spectra: Sequence[Spectrum]) -> float:
@@ -1176,7 +1186,7 @@ def render_session_html(
 {header}
 <div class="grid">{cards}</div>
 <p class="note">Replayed from the raw record through the same pipeline as live (vagus
-{_e(__version__)}). Times are from the session start (M:SS). Paced time
+{_e(__version__)}). Times (M:SS or H:MM:SS) count from the session's first data. Paced time
 {paced_min}, unpaced (resting) time {rest_min}; resting RMSSD
 {_fmt(s.resting_rmssd_ms, 1, "ms")} (RMSSD of the NN while no pacer was set).</p>
 <h3>Markers and pacer</h3>
