@@ -37,6 +37,7 @@ import contextlib
 import ctypes
 import importlib
 import json
+import math
 import os
 import random
 import select
@@ -163,8 +164,6 @@ class ScriptedStrap:
         return self._next_packet_s
 
     def _hr_at(self, t_s: float) -> float:
-        import math
-
         mid = (self._low + self._high) / 2
         amp = (self._high - self._low) / 2
         return mid + amp * math.sin(2 * math.pi * t_s / 40.0)
@@ -373,7 +372,6 @@ class FakeBlueZ:
         self._discovery_count: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._t0 = 0.0
-        self._connection_counter = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -625,7 +623,6 @@ class FakeBlueZ:
     # ----------------------------------------------------------------- connections
 
     def _connect(self, strap: FakeStrap) -> None:
-        self._connection_counter += 1
         strap.connections += 1
         strap.connection = strap.connections
         strap.connected = True
