@@ -43,3 +43,12 @@ async def fake_bluez(bluez_bus: BusEnvironment) -> AsyncIterator[FakeBlueZ]:
             yield fake
         finally:
             await release_bluez()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test touches the user's real session store: VAGUS_DATA_DIR points at a temp dir
+    unless the test sets its own."""
+    monkeypatch.setenv("VAGUS_DATA_DIR", str(tmp_path_factory.mktemp("vagus-data")))

@@ -375,7 +375,7 @@ def test_progress_bar_output() -> None:
             return True
 
     plain = io.StringIO()
-    bar = ProgressBar("vagus report x", plain)
+    bar = ProgressBar("vagus report x", stream=plain)
     for stage in ("replay", "battery", "plots"):
         for f in (0.0, 0.5, 1.0):
             bar(stage, f)
@@ -386,7 +386,7 @@ def test_progress_bar_output() -> None:
         "vagus report x: figures…",
     ]
     tty = Tty()
-    bar = ProgressBar("vagus report x", tty)
+    bar = ProgressBar("vagus report x", stream=tty)
     bar("replay", 0.0)
     bar("replay", 1.0)
     bar.finish()
@@ -394,5 +394,5 @@ def test_progress_bar_output() -> None:
     assert "\r" in text and text.endswith("100.0 %\n")
     assert "[" + "#" * 30 + "]" in text
     quiet = io.StringIO()
-    ProgressBar("x", quiet, enabled=False)("replay", 0.5)
+    ProgressBar("x", stream=quiet, enabled=False)("replay", 0.5)
     assert quiet.getvalue() == ""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from vagus.cli._common import status_line
+from vagus.cli._common import ProgressBar, status_line
 from vagus.cli.record import LiveStatus, parse_speed
 from vagus.cli.sessions import format_duration
 from vagus.core.events import Event
@@ -83,35 +83,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
-class _Progress:
-    """A progress bar on stderr (TTY only), redrawn at most 10 times a second."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total = max(1, total)
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-        self._next = 0.0
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now < self._next:
-            return
-        self._next = now + 0.1
-        frac = min(1.0, done / self.total)
-        width = 30
-        fill = int(frac * width)
-        sys.stderr.write(f"\r\x1b[2K{self.label} [{'#' * fill}{'.' * (width - fill)}] {frac:4.0%}")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            self.update(self.total, force=True)
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     """Replay one session."""
     from vagus.cli.sessions import _require
@@ -155,7 +126,7 @@ def replay_records(
     pipeline = Pipeline()
     summary = SessionSummary()
     status = LiveStatus()
-    progress = _Progress(total, f"replay {session_id}") if speed is None else None
+    progress = ProgressBar(f"replay {session_id}", total=total) if speed is None else None
     show_status = speed is not None and (not json_out or sys.stderr.isatty())
     next_status = time.monotonic()
     t_wall0 = time.perf_counter()
@@ -197,7 +168,7 @@ def replay_records(
     emit(pipeline.events_received(), not shown)  # nothing shown: --from past the end
     elapsed = time.perf_counter() - t_wall0
     if progress is not None:
-        progress.done()
+        progress.finish()
     elif show_status:
         status_line(status.with_tail(tail()))
         if sys.stderr.isatty():

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from vagus.cli import _common
 from vagus.store.location import add_data_dir_argument
 
 __all__ = ["ProgressBar", "register"]
@@ -33,54 +32,11 @@ _STAGES = {
 }
 
 
-class ProgressBar:
-    """A progress bar on a stream (stderr): ``label [#####     ]  50 %``.
-
-    On a terminal the line is rewritten in place (at most ~10 times a second); on
-    anything else, one line is written when a stage starts, so logs stay short.
-    """
-
-    def __init__(self, prefix: str, stream: TextIO | None = None, *, enabled: bool = True) -> None:
-        self.prefix = prefix
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.tty = self.enabled and self.stream.isatty()
-        self._stage: str | None = None
-        self._last_draw = 0.0
-        self._dirty = False
+class ProgressBar(_common.ProgressBar):
+    """The shared progress bar, with the report's stage names spelled out."""
 
     def __call__(self, stage: str, fraction: float) -> None:
-        if not self.enabled:
-            return
-        label = _STAGES.get(stage, stage)
-        if stage != self._stage:
-            if self.tty and self._dirty:
-                self.stream.write("\n")
-            self._stage = stage
-            if not self.tty:
-                self.stream.write(f"{self.prefix}: {label}…\n")
-                self.stream.flush()
-                return
-            self._last_draw = 0.0
-        if not self.tty:
-            return
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last_draw < 0.1:
-            return
-        self._last_draw = now
-        width = 30
-        done = round(max(0.0, min(1.0, fraction)) * width)
-        bar = "#" * done + " " * (width - done)
-        self.stream.write(f"\r\x1b[2K{self.prefix}: {label:<24} [{bar}] {100 * fraction:5.1f} %")
-        self.stream.flush()
-        self._dirty = True
-
-    def finish(self) -> None:
-        """End the bar's line (on a terminal)."""
-        if self.tty and self._dirty:
-            self.stream.write("\n")
-            self.stream.flush()
-        self._dirty = False
+        super().__call__(_STAGES.get(stage, stage), fraction)
 
 
 def register(subparsers: Any) -> None:

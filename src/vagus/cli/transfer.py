@@ -24,44 +24,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from vagus.cli._common import ProgressBar
 from vagus.exceptions import VagusError
 from vagus.store.location import add_data_dir_argument
 
 __all__ = ["register"]
 
 _EXTENSIONS = {"kubios": "txt", "csv": "csv", "json": "json", "edf": "edf"}
-
-
-class _Progress:
-    """``label [#####     ]  50 %`` on stderr, redrawn at most 10 times a second (TTY only)."""
-
-    def __init__(self, label: str, *, enabled: bool = True, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled and self.stream.isatty()
-        self.label = label
-        self._last = 0.0
-        self._drawn = False
-
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and done < total:
-            return
-        self._last = now
-        frac = min(1.0, done / total)
-        bar = "#" * int(30 * frac)
-        self.stream.write(f"\r\x1b[2K{self.label} [{bar:<30}] {100 * frac:3.0f} %")
-        self.stream.flush()
-        self._drawn = True
-
-    def done(self) -> None:
-        if self._drawn:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-            self._drawn = False
 
 
 def register(subparsers: Any) -> None:
@@ -115,7 +86,7 @@ def import_file(
     column: str | None = None,
     title: str | None = None,
     participant: str | None = None,
-    progress: _Progress | None = None,
+    progress: ProgressBar | None = None,
 ) -> dict[str, Any]:
     """Parse ``path`` fully, then store it as one session in one transaction.
 
@@ -174,7 +145,7 @@ def import_file(
 def _import(args: argparse.Namespace) -> int:
     from vagus.store.open import open_store
 
-    progress = _Progress(f"import {args.file.name}", enabled=not args.quiet)
+    progress = ProgressBar(f"import {args.file.name}", enabled=not args.quiet)
     store = open_store(args.data_dir)
     try:
         result = import_file(
@@ -188,7 +159,7 @@ def _import(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        progress.done()
+        progress.finish()
         store.close()
     if args.json:
         print(json.dumps(result, allow_nan=False))
@@ -209,7 +180,7 @@ def export_session(
     fmt: str,
     output: str | None,
     *,
-    progress: _Progress | None = None,
+    progress: ProgressBar | None = None,
 ) -> dict[str, Any]:
     """Replay the session and write it in ``fmt`` to ``output`` (see the module doc)."""
     from vagus.formats import export as ex
@@ -248,7 +219,7 @@ def export_session(
 def _export(args: argparse.Namespace) -> int:
     from vagus.store.open import open_store
 
-    progress = _Progress(f"export {args.session_id}", enabled=not args.quiet)
+    progress = ProgressBar(f"export {args.session_id}", enabled=not args.quiet)
     store = open_store(args.data_dir, create=False)
     try:
         result = export_session(store, args.session_id, args.format, args.output, progress=progress)
@@ -257,7 +228,7 @@ def _export(args: argparse.Namespace) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
         return 0
     finally:
-        progress.done()
+        progress.finish()
         store.close()
     if args.json:
         print(json.dumps(result))
