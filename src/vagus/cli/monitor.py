@@ -17,14 +17,13 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vagus.cli._common import positive_float, status_line
+from vagus.cli._live import LiveStatus
 from vagus.exceptions import MalformedPacket
 
 if TYPE_CHECKING:
-    from vagus.core.events import Event
     from vagus.core.pipeline import Pipeline
     from vagus.sources.base import SourceSpec
 
@@ -78,64 +77,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-@dataclass
-class _Status:
-    """What the status line and the summary show."""
-
-    t_start_s: float | None = None
-    t_last_s: float = 0.0
-    device: str = ""
-    hr_bpm: float | None = None
-    rmssd_ms: float | None = None
-    coherence: float | None = None
-    battery_pct: int | None = None
-    contact: bool | None = None
-    connected: bool = False
-    packets: int = 0
-    malformed: int = 0
-    gaps: int = 0
-    beats: int = 0
-    artifacts: int = 0
-    malformed_examples: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        def fmt(value: float | None, spec: str) -> str:
-            return "--" if value is None else format(value, spec)
-
-        contact = {None: "n/a", True: "ok", False: "LOST"}[self.contact]
-        elapsed = self.t_last_s - self.t_start_s if self.t_start_s is not None else 0.0
-        parts = [
-            f"{elapsed:6.0f}s",
-            f"HR {fmt(self.hr_bpm, '.0f')} bpm",
-            f"RMSSD60 {fmt(self.rmssd_ms, '.1f')} ms",
-            f"coherence {fmt(self.coherence, '.2f')}",
-            f"battery {fmt(self.battery_pct, 'd')}%",
-            f"contact {contact}",
-            f"packets {self.packets}",
-            f"gaps {self.gaps}",
-        ]
-        if self.malformed:
-            parts.append(f"malformed {self.malformed}")
-        if not self.connected:
-            parts.append("(reconnecting)")
-        return "  ".join(parts)
-
-    def summary(self) -> str:
-        elapsed = self.t_last_s - self.t_start_s if self.t_start_s is not None else 0.0
-        lines = [
-            f"{self.device or 'source'}: {elapsed:.0f} s, {self.packets} packets, "
-            f"{self.beats} beats ({self.artifacts} artifacts), {self.gaps} gaps, "
-            f"{self.malformed} malformed packets",
-        ]
-        if self.hr_bpm is not None or self.rmssd_ms is not None:
-            hr = "--" if self.hr_bpm is None else f"{self.hr_bpm:.0f}"
-            rmssd = "--" if self.rmssd_ms is None else f"{self.rmssd_ms:.1f}"
-            lines.append(f"last: HR {hr} bpm, RMSSD60 {rmssd} ms")
-        for example in self.malformed_examples:
-            lines.append(f"  malformed: {example}")
-        return "\n".join(lines)
-
-
 def _spec(args: argparse.Namespace) -> SourceSpec:
     from vagus.sources.base import BleSpec, SimSpec
 
@@ -150,22 +91,7 @@ def _spec(args: argparse.Namespace) -> SourceSpec:
     return BleSpec(name=args.device, scan_timeout_s=scan_s, use_start_notify=notify)
 
 
-def _absorb(status: _Status, event: Event) -> None:
-    from vagus.core.events import Beat, Contact, Metrics, Spectrum
-
-    if isinstance(event, Metrics):
-        status.hr_bpm = event.hr_bpm
-        status.rmssd_ms = event.rmssd_60s_ms
-    elif isinstance(event, Spectrum):
-        status.coherence = event.coherence_ratio
-    elif isinstance(event, Contact):
-        status.contact = event.contact
-    elif isinstance(event, Beat):
-        status.beats += 1
-        status.artifacts += event.artifact is not None
-
-
-async def _monitor(args: argparse.Namespace, status: _Status) -> None:
+async def _monitor(args: argparse.Namespace, status: LiveStatus) -> None:
     from vagus.core.pipeline import Pipeline
     from vagus.sources import DeviceInfo, LinkGap, Packet, open_source
 
@@ -176,7 +102,7 @@ async def _monitor(args: argparse.Namespace, status: _Status) -> None:
 
     def flush_events() -> None:
         for event in pipeline.events_received():
-            _absorb(status, event)
+            status.absorb(event)
             if as_json:
                 sys.stdout.write(json.dumps(event.to_json()) + "\n")
                 sys.stdout.flush()
@@ -229,7 +155,7 @@ async def _monitor(args: argparse.Namespace, status: _Status) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    status = _Status()
+    status = LiveStatus()
     interrupted = False
     try:
         asyncio.run(_monitor(args, status))

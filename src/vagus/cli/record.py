@@ -24,7 +24,7 @@ import time
 from typing import Any, TextIO
 
 from vagus.cli._common import status_line
-from vagus.cli.monitor import _absorb, _Status
+from vagus.cli._live import LiveStatus
 from vagus.core.events import Event
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import StoreError
@@ -149,28 +149,6 @@ def clock_text(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
-class LiveStatus(_Status):
-    """``vagus monitor``'s status (HR, RMSSD, coherence, battery, contact, packets, gaps)."""
-
-    def add_events(self, events: list[Event]) -> None:
-        for ev in events:
-            _absorb(self, ev)
-
-    def at(self, t_s: float) -> None:
-        if self.t_start_s is None:
-            self.t_start_s = t_s
-        self.t_last_s = t_s
-
-    @property
-    def elapsed_s(self) -> float:
-        """Recording-clock time from the first to the latest input (s)."""
-        return 0.0 if self.t_start_s is None else self.t_last_s - self.t_start_s
-
-    def with_tail(self, tail: str) -> str:
-        """The monitor's status line followed by ``tail`` (e.g. ``REC <id>``)."""
-        return f"{self.line()}  {tail}"
 
 
 def _tail(recorder: Recorder) -> str:

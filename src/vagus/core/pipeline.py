@@ -59,7 +59,13 @@ from vagus.core.events import (
     Spectrum,
 )
 from vagus.core.hrm import parse_heart_rate_measurement
-from vagus.core.spectrum import COHERENCE_WINDOW_S, WELCH_WINDOW_S, coherence, welch_lf_hf
+from vagus.core.spectrum import (
+    COHERENCE_WINDOW_S,
+    WELCH_WINDOW_S,
+    _coherence_plan,
+    _coherence_values,
+    _welch_bands,
+)
 from vagus.exceptions import InvalidInput
 
 __all__ = ["Pipeline"]
@@ -72,6 +78,7 @@ HR_WINDOW_S = 10.0
 _LAG_HISTORY_S = 30.0
 _TRIM_AT = 4096  # expired beats kept before the lists are trimmed and the sums recomputed
 _HIST_CAPACITY = 2048  # NN beats of the current segment kept for the spectrum
+_DISPLAY_STEP = 2  # display PSD: every 2nd bin of the coherence periodogram (spectrum.py)
 
 
 class _NNWindows:
@@ -521,20 +528,32 @@ class Pipeline:
     # --------------------------------------------------------------- spectrum
 
     def _spectrum(self, t_end: float) -> Spectrum:
-        """Spectrum and coherence of the current segment at ``t_end`` (see :mod:`.spectrum`)."""
+        """Spectrum and coherence of the current segment at ``t_end`` (see :mod:`.spectrum`).
+
+        The same computations as :func:`~vagus.core.spectrum.coherence` and
+        :func:`~vagus.core.spectrum.welch_lf_hf`, without their result objects.
+        """
         k = self._hist_n
-        start = int(np.searchsorted(self._hist_t[:k], t_end - WELCH_WINDOW_S - 5.0))
-        t_arr = self._hist_t[start:k]
+        hist_t = self._hist_t
+        start = int(hist_t[:k].searchsorted(t_end - WELCH_WINDOW_S - 5.0))
+        t_arr = hist_t[start:k]
         nn_arr = self._hist_nn[start:k]
-        coh = coherence(t_arr, nn_arr, t_end)
-        welch = welch_lf_hf(t_arr, nn_arr, t_end)
+        coh = _coherence_values(t_arr, nn_arr, t_end)
+        bands = _welch_bands(t_arr, nn_arr, t_end)
+        lf = hf = lf_hf = None
+        if bands is not None:
+            lf = bands[1]
+            hf = bands[2]
+            lf_hf = lf / hf if hf > 0 else None
+        if coh is None:
+            return Spectrum(t_end, None, None, lf, hf, lf_hf, (), ())
         return Spectrum(
-            t_s=t_end,
-            peak_hz=coh.peak_hz if coh else None,
-            coherence_ratio=coh.coherence_ratio if coh else None,
-            lf_ms2=welch.lf_ms2 if welch else None,
-            hf_ms2=welch.hf_ms2 if welch else None,
-            lf_hf=welch.lf_hf if welch else None,
-            freqs_hz=tuple(coh.freqs_hz.tolist()) if coh else (),
-            psd_ms2_per_hz=tuple(coh.psd_ms2_per_hz.tolist()) if coh else (),
+            t_end,
+            coh[0],
+            coh[1],
+            lf,
+            hf,
+            lf_hf,
+            _coherence_plan().display_freqs,
+            tuple(coh[5][::_DISPLAY_STEP]),
         )
