@@ -319,13 +319,16 @@ class Lipponen2019:
         ok2 = has2 and lo <= r2 <= hi
 
         # medRR: corrected past NN of this segment + in-range RR_j, RR_j+1, RR_j+2.
-        vals = list(self._hist)
-        if ok0:
-            vals.append(r0)
-        if ok1:
-            vals.append(r1)
-        if ok2:
-            vals.append(r2)
+        if ok0 and ok1 and ok2:
+            vals = [*self._hist, r0, r1, r2]
+        else:
+            vals = list(self._hist)
+            if ok0:
+                vals.append(r0)
+            if ok1:
+                vals.append(r1)
+            if ok2:
+                vals.append(r2)
         if not vals:  # only possible when RR_j itself is out of range
             self._decide_range(out, t0, r0, has1, r1, ok1, self._prev_nn)
             return
@@ -454,7 +457,10 @@ class Lipponen2019:
 
         if cls is None:
             out.append(Beat(t0, r0, None, r0))
-            self._accept(r0)
+            # self._accept(r0), inlined: the path of almost every beat.
+            self._prev_d = 0.0 if self._prev_nn is None else r0 - self._prev_nn
+            self._prev_nn = r0
+            self._hist.append(r0)
         else:
             # Linear interpolation between NN_j-1 and the next plausible interval.
             nn = 0.5 * (prev + _median3(f1, f2, med))

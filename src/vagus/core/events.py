@@ -12,7 +12,7 @@ Protocol version: :data:`PROTOCOL_VERSION`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 __all__ = [
@@ -172,6 +172,44 @@ class PacerChange(_EventMixin):
     rate_bpm: float | None
     inhale_fraction: float = 0.4
 
+
+def _fast_init(cls: type) -> None:
+    """Give a frozen slots dataclass a faster ``__init__`` with the same signature.
+
+    The ``__init__`` that ``dataclass(frozen=True)`` generates sets each field with
+    ``object.__setattr__(self, name, value)``; this one calls the slot descriptors'
+    ``__set__`` directly (about half the cost: events are made on every beat). The
+    class stays frozen (assignment still raises ``FrozenInstanceError``) and keeps its
+    fields, defaults, equality, repr and JSON form. A class with a field the simple
+    form cannot express (default factory, ``init=False``, keyword-only) keeps its
+    generated ``__init__``.
+    """
+    if any(
+        f.default_factory is not MISSING or not f.init or f.kw_only is True for f in fields(cls)
+    ):
+        return
+    params: list[str] = []
+    body: list[str] = []
+    env: dict[str, Any] = {}
+    for f in fields(cls):
+        setter = f"_set_{f.name}"
+        env[setter] = cls.__dict__[f.name].__set__
+        if f.default is not MISSING:
+            env[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+        body.append(f"    {setter}(self, {f.name})")
+    src = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n"
+    exec(src, env)  # generated from the field names, as dataclasses does
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in (Beat, Metrics, Spectrum, Gap, Contact, Marker, PacerChange):
+    _fast_init(_cls)
+del _cls
 
 ControlEvent = Marker | PacerChange
 Event = Beat | Metrics | Spectrum | Gap | Contact | Marker | PacerChange

@@ -58,7 +58,7 @@ from vagus.core.events import (
     PacerChange,
     Spectrum,
 )
-from vagus.core.hrm import parse_heart_rate_measurement
+from vagus.core.hrm import RR_TICKS_PER_S, parse_heart_rate_measurement
 from vagus.core.spectrum import (
     COHERENCE_WINDOW_S,
     WELCH_WINDOW_S,
@@ -131,65 +131,91 @@ class _NNWindows:
         self.s60 = self.s60sq = self.c60 = self.s60d2 = self.cd60 = 0.0
 
     def push(self, t: float, nn: float, d: float | None) -> None:
+        """Add one NN beat (``d``: its ΔNN, None at a segment start) and expire old beats."""
         nn_s = nn / 1000.0
-        self.t.append(t)
-        self.nn.append(nn)
+        ts = self.t
+        nns = self.nn
+        ts.append(t)
+        nns.append(nn)
         if d is None:
-            d2, hd, ov, dc = 0.0, 0, 0, 0.0
+            d2 = dc = 0.0
+            hd = ov = 0
         else:
-            d2, hd, ov, dc = d * d, 1, (1 if abs(d) > 50.0 else 0), nn_s
-        self.d2.append(d2)
-        self.has_d.append(hd)
+            d2 = d * d
+            hd = 1
+            ov = 1 if d > 50.0 or d < -50.0 else 0
+            dc = nn_s
+        d2s = self.d2
+        dcovs = self.dcov
+        has_ds = self.has_d
+        d2s.append(d2)
+        has_ds.append(hd)
         self.over.append(ov)
-        self.dcov.append(dc)
-        self.s10 += nn
-        self.c10 += nn_s
-        self.n10 += 1
-        self.s30d2 += d2
-        self.c30 += dc
-        self.n30 += hd
-        self.s60 += nn
-        self.s60sq += nn * nn
-        self.c60 += nn_s
-        self.n60 += 1
-        self.s60d2 += d2
-        self.cd60 += dc
-        self.nd60 += hd
-        self.ov60 += ov
-        self._expire(t)
-
-    def _expire(self, t_now: float) -> None:
-        ts, nns = self.t, self.nn
+        dcovs.append(dc)
+        # 10 s window: sum and coverage of NN.
+        s10 = self.s10 + nn
+        c10 = self.c10 + nn_s
+        n10 = self.n10 + 1
         i = self.i10
-        t_min = t_now - 10.0
-        while ts[i] <= t_min:
-            self.s10 -= nns[i]
-            self.c10 -= nns[i] / 1000.0
-            self.n10 -= 1
-            i += 1
-        self.i10 = i
-        i = self.i30
-        t_min = t_now - 30.0
-        while ts[i] <= t_min:
-            self.s30d2 -= self.d2[i]
-            self.c30 -= self.dcov[i]
-            self.n30 -= self.has_d[i]
-            i += 1
-        self.i30 = i
-        i = self.i60
-        t_min = t_now - 60.0
+        t_min = t - 10.0
         while ts[i] <= t_min:
             v = nns[i]
-            self.s60 -= v
-            self.s60sq -= v * v
-            self.c60 -= v / 1000.0
-            self.n60 -= 1
-            self.s60d2 -= self.d2[i]
-            self.cd60 -= self.dcov[i]
-            self.nd60 -= self.has_d[i]
-            self.ov60 -= self.over[i]
+            s10 -= v
+            c10 -= v / 1000.0
+            n10 -= 1
             i += 1
+        self.i10 = i
+        self.s10 = s10
+        self.c10 = c10
+        self.n10 = n10
+        # 30 s window: ΔNN² sum and coverage.
+        s30d2 = self.s30d2 + d2
+        c30 = self.c30 + dc
+        n30 = self.n30 + hd
+        i = self.i30
+        t_min = t - 30.0
+        while ts[i] <= t_min:
+            s30d2 -= d2s[i]
+            c30 -= dcovs[i]
+            n30 -= has_ds[i]
+            i += 1
+        self.i30 = i
+        self.s30d2 = s30d2
+        self.c30 = c30
+        self.n30 = n30
+        # 60 s window: NN sums, ΔNN² sum, pNN50 count.
+        s60 = self.s60 + nn
+        s60sq = self.s60sq + nn * nn
+        c60 = self.c60 + nn_s
+        n60 = self.n60 + 1
+        s60d2 = self.s60d2 + d2
+        cd60 = self.cd60 + dc
+        nd60 = self.nd60 + hd
+        ov60 = self.ov60 + ov
+        i = self.i60
+        t_min = t - 60.0
+        if ts[i] <= t_min:
+            overs = self.over
+            while ts[i] <= t_min:
+                v = nns[i]
+                s60 -= v
+                s60sq -= v * v
+                c60 -= v / 1000.0
+                n60 -= 1
+                s60d2 -= d2s[i]
+                cd60 -= dcovs[i]
+                nd60 -= has_ds[i]
+                ov60 -= overs[i]
+                i += 1
         self.i60 = i
+        self.s60 = s60
+        self.s60sq = s60sq
+        self.c60 = c60
+        self.n60 = n60
+        self.s60d2 = s60d2
+        self.cd60 = cd60
+        self.nd60 = nd60
+        self.ov60 = ov60
         if i > _TRIM_AT:
             self._trim(i)
 
@@ -226,23 +252,27 @@ class _ArtifactWindow:
 
     def push(self, t: float, is_artifact: bool, rr_s: float) -> None:
         a = 1 if is_artifact else 0
-        self.t.append(t)
+        ts = self.t
+        ts.append(t)
         self.art.append(a)
         self.rr_s.append(rr_s)
-        self.n += 1
-        self.n_art += a
-        self.cover += rr_s
-        i, ts = self.i, self.t
+        n = self.n + 1
+        n_art = self.n_art + a
+        cover = self.cover + rr_s
+        i = self.i
         t_min = t - 60.0
         while ts[i] <= t_min:
-            self.n -= 1
-            self.n_art -= self.art[i]
-            self.cover -= self.rr_s[i]
+            n -= 1
+            n_art -= self.art[i]
+            cover -= self.rr_s[i]
             i += 1
+        self.n = n
+        self.n_art = n_art
         if i > _TRIM_AT:
             del self.t[:i], self.art[:i], self.rr_s[:i]
             i = 0
-            self.cover = math.fsum(self.rr_s)
+            cover = math.fsum(self.rr_s)
+        self.cover = cover
         self.i = i
 
     def rate_pct(self) -> float | None:
@@ -286,7 +316,7 @@ class Pipeline:
         self._closed = False
         # NN history of the current segment: for ΔNN and the spectrum.
         self._segment = 0
-        self._last_nn: tuple[int, float] | None = None  # (segment, nn_ms)
+        self._last_nn_ms: float | None = None  # last NN of the current segment
         # NN of the current segment for the spectrum, in preallocated arrays.
         self._hist_t = np.empty(_HIST_CAPACITY)
         self._hist_nn = np.empty(_HIST_CAPACITY)
@@ -319,10 +349,11 @@ class Pipeline:
             self._events.append(Contact(t_s=t_arrival_s, contact=hrm.contact))
             if hrm.contact is False:
                 self._break_chain("contact_lost")
-        if not hrm.rr_ticks or hrm.contact is False:
+        rr_ticks = hrm.rr_ticks
+        if not rr_ticks or hrm.contact is False:
             return
-        rr_ms = hrm.rr_ms
-        span_s = sum(hrm.rr_ticks) / 1024.0
+        rr_ms = [v * 1000.0 / RR_TICKS_PER_S for v in rr_ticks]  # as HeartRateMeasurement.rr_ms
+        span_s = sum(rr_ticks) / 1024.0
         if self._t_last_s is None or self._gap_start is not None:
             self._anchor(t_arrival_s - span_s)
         else:
@@ -334,8 +365,7 @@ class Pipeline:
             elif floor_s is not None and floor_s - lag_s > self.gap_tolerance_s:
                 self._break_chain("clock")
                 self._anchor(t_arrival_s - span_s)
-        for rr in rr_ms:
-            self._add_beat(rr)
+        self._add_beats(rr_ms)
         assert self._t_last_s is not None
         # Monotonic deque: lags increase from front to back, so the front is the floor.
         lag_now = t_arrival_s - self._t_last_s
@@ -358,15 +388,23 @@ class Pipeline:
             InvalidInput: a value is not finite or not positive.
         """
         self._check_open()
-        values = [float(rr_ms)] if isinstance(rr_ms, int | float) else [float(v) for v in rr_ms]
-        for v in values:
+        values: tuple[float] | list[float]
+        if isinstance(rr_ms, (int, float)):  # one value (replay feeds beat by beat)
+            v = float(rr_ms)
             if not math.isfinite(v) or v <= 0:
                 raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+            values = (v,)
+            span_s = v / 1000.0
+        else:
+            values = [float(v) for v in rr_ms]
+            for v in values:
+                if not math.isfinite(v) or v <= 0:
+                    raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+            span_s = sum(values) / 1000.0
         if t_s is not None and not math.isfinite(t_s):
             raise InvalidInput(f"t_s must be finite, got {t_s}")
         if not values:
             return
-        span_s = sum(values) / 1000.0
         if t_s is not None:
             if self._t_last_s is None or self._gap_start is not None:
                 self._anchor(t_s - span_s)
@@ -379,8 +417,7 @@ class Pipeline:
             self._anchor(0.0)
         elif self._gap_start is not None:
             self._anchor(self._t_last_s)
-        for v in values:
-            self._add_beat(v)
+        self._add_beats(values)
 
     def receive_gap(self, t_s: float, reason: str = "link_lost") -> None:
         """Declare a break in the beat chain at ``t_s`` (e.g. the strap's link was lost).
@@ -442,17 +479,25 @@ class Pipeline:
             self._events.append(Gap(t_s=t_gap, duration_s=t_start_s - t_gap, reason=reason))
             self._gap_start = None
             self._segment += 1
+            self._last_nn_ms = None
             self._hist_n = 0
         self._lags.clear()
         self._t_last_s = t_start_s
 
-    def _add_beat(self, rr_ms: float) -> None:
-        assert self._t_last_s is not None
-        t = self._t_last_s + rr_ms / 1000.0
+    def _add_beats(self, rr_ms: Iterable[float]) -> None:
+        """Put measured beats on the timeline (t = previous t + RR) and through the corrector."""
+        t = self._t_last_s
+        assert t is not None
+        push = self._corrector.push
+        emit = self._emit_beat
+        n = 0
+        for rr in rr_ms:
+            t += rr / 1000.0
+            n += 1
+            for beat in push(t, rr):
+                emit(beat)
         self._t_last_s = t
-        self.beats_measured += 1
-        for beat in self._corrector.push(t, rr_ms):
-            self._emit_beat(beat)
+        self.beats_measured += n
 
     def _flush_corrector(self) -> None:
         for beat in self._corrector.flush():
@@ -469,10 +514,9 @@ class Pipeline:
         nn = beat.nn_ms
         if nn is None:
             return
-        seg = self._segment
-        last = self._last_nn
-        self._win.push(t, nn, nn - last[1] if last is not None and last[0] == seg else None)
-        self._last_nn = (seg, nn)
+        last = self._last_nn_ms
+        self._win.push(t, nn, None if last is None else nn - last)
+        self._last_nn_ms = nn
         events.append(self._metrics(t))
         # Spectrum history (current segment only).
         k = self._hist_n
@@ -486,11 +530,10 @@ class Pipeline:
         self._hist_nn[k] = nn
         self._hist_n = k + 1
         nxt = self._next_spectrum_t
-        step = self.spectrum_interval_s
-        if nxt is None:
-            self._next_spectrum_t = (math.floor(t / step) + 1) * step
-        elif t >= nxt:
-            events.append(self._spectrum(nxt))
+        if nxt is None or t >= nxt:
+            step = self.spectrum_interval_s
+            if nxt is not None:
+                events.append(self._spectrum(nxt))
             self._next_spectrum_t = (math.floor(t / step) + 1) * step
 
     def _metrics(self, t: float) -> Metrics:
@@ -500,30 +543,29 @@ class Pipeline:
         :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s).
         """
         w = self._win
-        hr_bpm = 60000.0 * w.n10 / w.s10 if w.n10 >= 3 and w.c10 >= 0.5 * HR_WINDOW_S else None
+        n = w.n10
+        hr_bpm = 60000.0 * n / w.s10 if n >= 3 and w.c10 >= 0.5 * HR_WINDOW_S else None
         sdnn = mean_nn = None
-        if w.n60 >= MIN_VALUES and w.c60 >= MIN_COVERAGE * 60.0:
-            n = w.n60
+        n = w.n60
+        if n >= MIN_VALUES and w.c60 >= MIN_COVERAGE * 60.0:
             mean_nn = w.s60 / n
             var = (w.s60sq - n * mean_nn * mean_nn) / (n - 1)
             sdnn = math.sqrt(var) if var > 0 else 0.0
         rmssd30 = None
-        if w.n30 >= MIN_VALUES and w.c30 >= MIN_COVERAGE * 30.0:
-            rmssd30 = math.sqrt(max(w.s30d2, 0.0) / w.n30)
+        n = w.n30
+        if n >= MIN_VALUES and w.c30 >= MIN_COVERAGE * 30.0:
+            s2 = w.s30d2
+            rmssd30 = math.sqrt(s2 / n if not s2 <= 0.0 else 0.0)
         rmssd60 = pnn50 = None
-        if w.nd60 >= MIN_VALUES and w.cd60 >= MIN_COVERAGE * 60.0:
-            rmssd60 = math.sqrt(max(w.s60d2, 0.0) / w.nd60)
-            pnn50 = 100.0 * w.ov60 / w.nd60
-        return Metrics(
-            t_s=t,
-            hr_bpm=hr_bpm,
-            rmssd_30s_ms=rmssd30,
-            rmssd_60s_ms=rmssd60,
-            sdnn_60s_ms=sdnn,
-            pnn50_60s=pnn50,
-            artifact_rate_60s=self._art.rate_pct(),
-            mean_nn_60s_ms=mean_nn,
-        )
+        n = w.nd60
+        if n >= MIN_VALUES and w.cd60 >= MIN_COVERAGE * 60.0:
+            s2 = w.s60d2
+            rmssd60 = math.sqrt(s2 / n if not s2 <= 0.0 else 0.0)
+            pnn50 = 100.0 * w.ov60 / n
+        art = self._art
+        n = art.n
+        rate = None if n < MIN_VALUES or art.cover < MIN_COVERAGE * 60.0 else 100.0 * art.n_art / n
+        return Metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, rate, mean_nn)
 
     # --------------------------------------------------------------- spectrum
 
