@@ -168,6 +168,85 @@ def test_gap_never_resumed_is_closed_with_unknown_duration() -> None:
     assert len(gaps) == 1 and gaps[0].duration_s is None
 
 
+def test_nonsense_rr_after_reconnect_breaks_chain_never_negative_gap() -> None:
+    """A strap may send nonsense RR right after a reconnect (BLE.md): e.g. 65535 ticks
+    (64 s). It produces no beat, and the gap never has a negative duration."""
+    ticks = rsa_ticks(120)
+    pk = packetize(ticks)
+    p = Pipeline()
+    for t, payload, _ in pk[:60]:
+        p.receive_packet(t, payload)
+    t_link_lost = pk[59][0]
+    p.receive_gap(t_link_lost, reason="link_lost")
+    # Reconnected 5 s later: the first packet carries one nonsense value and one real RR.
+    t_back = t_link_lost + 5.0
+    p.receive_packet(t_back, encode_heart_rate_measurement(70, [65535, 922], contact=True))
+    for t, payload, _ in pk[66:]:
+        p.receive_packet(t, payload)
+    p.close()
+    events = p.events_received()
+    assert all(b.rr_ms <= 2500.0 for b in beats(events))
+    gaps = of_type(events, Gap)
+    assert [g.reason for g in gaps] == ["link_lost"]
+    assert gaps[0].duration_s is not None and 0.0 <= gaps[0].duration_s < 6.0
+    times = [b.t_s for b in beats(events)]
+    assert times == sorted(times)
+
+
+def test_anchor_never_before_last_beat() -> None:
+    """RR that disagree with the arrival clock (they span more than the time since the
+    last beat) cannot move the new chain back in time: the gap has duration 0."""
+    p = Pipeline()
+    p.receive_rr([800.0] * 20, t_s=16.0)
+    p.receive_gap(16.0)
+    p.receive_rr([2000.0, 2000.0], t_s=17.0)  # would start the chain at 13 s
+    p.close()
+    events = p.events_received()
+    gap = of_type(events, Gap)[0]
+    assert gap.duration_s == 0.0
+    times = [b.t_s for b in beats(events)]
+    assert times == sorted(times) and times[-1] == pytest.approx(20.0)
+
+
+def test_rr_longer_than_range_is_a_gap_offline() -> None:
+    """An RR over 2.5 s (nsr001 has three, up to 7.5 s) is a gap of that length in
+    cumulative offline input, not a beat."""
+    p = Pipeline()
+    p.receive_rr([800.0] * 30 + [7476.5625] + [800.0] * 30)
+    p.close()
+    events = p.events_received()
+    gaps = of_type(events, Gap)
+    assert len(gaps) == 1 and gaps[0].reason == "rr_out_of_range"
+    assert gaps[0].t_s == pytest.approx(24.0)
+    assert gaps[0].duration_s == pytest.approx(7.4765625)
+    bt = beats(events)
+    assert len(bt) == 60 and all(b.rr_ms == 800.0 for b in bt)
+    assert bt[30].t_s == pytest.approx(24.0 + 7.4765625 + 0.8)
+
+
+def test_long_rr_inside_a_packet_splits_it() -> None:
+    """Beats before the long value stay on the running chain; those after it start a
+    new chain anchored at the packet's arrival."""
+    ticks = rsa_ticks(60)
+    pk = packetize(ticks)
+    p = Pipeline()
+    for t, payload, _ in pk[:40]:
+        p.receive_packet(t, payload)
+    t_last = pk[39][0]
+    payload = encode_heart_rate_measurement(70, [900, 4000, 950], contact=True)
+    p.receive_packet(t_last + 5.0, payload)
+    p.close()
+    events = p.events_received()
+    gap = of_type(events, Gap)[0]
+    assert gap.reason == "rr_out_of_range"
+    bt = beats(events)
+    assert bt[-1].t_s == pytest.approx(t_last + 5.0)
+    assert bt[-1].rr_ms == pytest.approx(950 / 1.024)
+    assert bt[-2].rr_ms == pytest.approx(900 / 1.024)
+    assert gap.t_s == pytest.approx(bt[-2].t_s)
+    assert gap.duration_s is not None and gap.duration_s >= 0.0
+
+
 def _alternating(n: int, base: float) -> list[float]:
     return [base + (15.0 if i % 2 else -15.0) for i in range(n)]
 
@@ -392,3 +471,33 @@ def test_markers_passed_through_in_order() -> None:
     assert events.index(marker) < events.index(pacer)
     with pytest.raises(InvalidInput):
         Pipeline().receive_control(Beat(t_s=1.0, rr_ms=800.0))  # type: ignore[arg-type]
+
+
+def test_live_lf_hf_equal_offline_welch_on_each_segment() -> None:
+    """The pipeline keeps the 4 Hz spline tachogram incrementally; its LF/HF equal
+    welch_lf_hf computed from scratch on the segment's beats (to rounding), also
+    after a gap restarts the segment."""
+    from vagus.core.spectrum import welch_lf_hf
+
+    rng = random.Random(5)
+    ticks = [max(300, t + rng.randint(-40, 40)) for t in rsa_ticks(900, amp_ms=60.0)]
+    pk = packetize(ticks)
+    kept = pk[:400] + pk[410:]  # a dropout: two segments
+    p = Pipeline()
+    segment: list[tuple[float, float]] = []
+    checked = 0
+    for t, payload, _ in kept:
+        p.receive_packet(t, payload)
+        for e in p.events_received():
+            if isinstance(e, Gap):
+                segment = []
+            elif isinstance(e, Beat) and e.nn_ms is not None:
+                segment.append((e.t_s, e.nn_ms))
+            elif isinstance(e, Spectrum) and e.lf_ms2 is not None:
+                arr = np.array(segment)
+                ref = welch_lf_hf(arr[:, 0], arr[:, 1], e.t_s)
+                assert ref is not None
+                assert e.lf_ms2 == pytest.approx(ref.lf_ms2, rel=1e-9)
+                assert e.hf_ms2 == pytest.approx(ref.hf_ms2, rel=1e-9)
+                checked += 1
+    assert checked > 100

@@ -137,28 +137,20 @@ ECTOPIC_ENTRY_FRACTION = 0.30
 EXTRA_SHORT_FRACTION = 0.70
 
 
-def _threshold(sorted_vals: list[float], alpha: float, med: float, floor_frac: float) -> float:
-    """``alpha * IQR / 2`` of a sorted window, with the floor and warm-up prior (module doc)."""
-    n = len(sorted_vals)
-    th = 0.0
-    if n >= 2:
-        pos = 0.25 * (n - 1)
-        i = int(pos)
-        f = pos - i
-        q1 = sorted_vals[i]
-        if f:
-            q1 += (sorted_vals[i + 1] - q1) * f
-        pos = 0.75 * (n - 1)
-        i = int(pos)
-        f = pos - i
-        q3 = sorted_vals[i]
-        if f:
-            q3 += (sorted_vals[i + 1] - q3) * f
-        th = alpha * (q3 - q1) * 0.5
-    if n < WARMUP_VALUES and floor_frac < TH_PRIOR_FRACTION:
-        floor_frac = TH_PRIOR_FRACTION
-    floor = floor_frac * med
-    return th if th > floor else floor
+def _quartile_pos(n: int) -> tuple[int, float, int, float]:
+    """Index and fraction of the 25th and 75th percentiles of ``n`` sorted values
+    (linear interpolation, as ``numpy.percentile``). A threshold is
+    ``Th = max(alpha * IQR / 2, floor)`` with the floor and warm-up prior of the module doc.
+    """
+    pos = 0.25 * (n - 1)
+    i1 = int(pos)
+    pos3 = 0.75 * (n - 1)
+    i3 = int(pos3)
+    return i1, pos - i1, i3, pos3 - i3
+
+
+#: _quartile_pos(n) for window sizes up to 1024 (the corrector's windows are smaller).
+_QUARTILE_POS = [_quartile_pos(n) for n in range(1025)]
 
 
 def _median3(a: float, b: float, c: float) -> float:
@@ -219,9 +211,10 @@ class Lipponen2019:
     ) -> None:
         if not alpha > 0:
             raise InvalidInput(f"alpha must be > 0 (the paper uses 5.2), got {alpha!r}")
-        if window_beats < 4:
+        if not 4 <= window_beats < len(_QUARTILE_POS):
             raise InvalidInput(
-                f"window_beats must be >= 4 (the paper uses 91), got {window_beats!r}"
+                f"window_beats must be 4-{len(_QUARTILE_POS) - 1} (the paper uses 91), "
+                f"got {window_beats!r}"
             )
         if median_beats < 4:
             raise InvalidInput(
@@ -253,6 +246,11 @@ class Lipponen2019:
         self._m_sorted: list[float] = []
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def max_rr_ms(self) -> float:
+        """Upper end of the physiological RR range (ms); longer intervals are ``"range"``."""
+        return self._max_rr
 
     def push(self, t_s: float, rr_ms: float) -> list[Beat]:
         """Feed one measured beat (its time and RR). Returns the beats decided now (0..n),
@@ -286,20 +284,6 @@ class Lipponen2019:
         self._prev_d = 0.0 if prev is None else nn - prev
         self._prev_nn = nn
         self._hist.append(nn)
-
-    def _remember(self, abs_d: float, abs_m: float) -> None:
-        """Add the decided beat's |dRR| and |mRR| to the rolling threshold windows."""
-        d_fifo = self._d_fifo
-        d_sorted = self._d_sorted
-        m_fifo = self._m_fifo
-        m_sorted = self._m_sorted
-        if len(d_fifo) >= self._window:
-            del d_sorted[bisect_left(d_sorted, d_fifo.popleft())]
-            del m_sorted[bisect_left(m_sorted, m_fifo.popleft())]
-        d_fifo.append(abs_d)
-        insort(d_sorted, abs_d)
-        m_fifo.append(abs_m)
-        insort(m_sorted, abs_m)
 
     def _decide(self, out: list[Beat]) -> None:
         """Decide the oldest pending beat (and its merge partner) and emit it into ``out``."""
@@ -364,9 +348,51 @@ class Lipponen2019:
         neg_m = m0 < 0.0
         if neg_m:
             m0 = -2.0 * m0  # |mRR|, negative values doubled
-        th1 = _threshold(self._d_sorted, self._alpha, med, TH1_FLOOR_FRACTION)
-        th2 = _threshold(self._m_sorted, self._alpha, med, TH2_FLOOR_FRACTION)
-        self._remember(d0 if d0 >= 0.0 else -d0, m0)  # after the thresholds: past only
+        # Th1, Th2 = max(alpha * IQR / 2, floor) of both windows (they always hold the
+        # same number of values), with the quartile positions from a table: the hot path.
+        d_sorted = self._d_sorted
+        m_sorted = self._m_sorted
+        n_win = len(d_sorted)
+        if n_win >= 2:
+            i1, w1, i3, w3 = _QUARTILE_POS[n_win]
+            q1 = d_sorted[i1]
+            q3 = d_sorted[i3]
+            if w1:
+                q1 += (d_sorted[i1 + 1] - q1) * w1
+            if w3:
+                q3 += (d_sorted[i3 + 1] - q3) * w3
+            th1 = self._alpha * (q3 - q1) * 0.5
+            q1 = m_sorted[i1]
+            q3 = m_sorted[i3]
+            if w1:
+                q1 += (m_sorted[i1 + 1] - q1) * w1
+            if w3:
+                q3 += (m_sorted[i3 + 1] - q3) * w3
+            th2 = self._alpha * (q3 - q1) * 0.5
+        else:
+            th1 = th2 = 0.0
+        if n_win < WARMUP_VALUES:
+            floor1 = max(TH1_FLOOR_FRACTION, TH_PRIOR_FRACTION) * med
+            floor2 = max(TH2_FLOOR_FRACTION, TH_PRIOR_FRACTION) * med
+        else:
+            floor1 = TH1_FLOOR_FRACTION * med
+            floor2 = TH2_FLOOR_FRACTION * med
+        if th1 < floor1:
+            th1 = floor1
+        if th2 < floor2:
+            th2 = floor2
+        # Remember |dRR| and |mRR| after the thresholds (they use the past only): FIFOs
+        # for expiry, sorted copies for the IQR.
+        d_fifo = self._d_fifo
+        m_fifo = self._m_fifo
+        if n_win >= self._window:
+            del d_sorted[bisect_left(d_sorted, d_fifo.popleft())]
+            del m_sorted[bisect_left(m_sorted, m_fifo.popleft())]
+        abs_d = d0 if d0 >= 0.0 else -d0
+        d_fifo.append(abs_d)
+        insort(d_sorted, abs_d)
+        m_fifo.append(m0)
+        insort(m_sorted, m0)
 
         cls: str | None = None
         dd0 = d0 / th1

@@ -136,7 +136,9 @@ class Gap(_EventMixin):
             new beat's time minus its RR), ``None`` while still unknown.
         reason: ``"dropout"`` (beats missing: the RR chain fell behind the arrival
             clock), ``"clock"`` (RR chain ran ahead of the arrival clock),
-            ``"link_lost"``, ``"contact_lost"`` or what the source reported.
+            ``"rr_out_of_range"`` (an RR longer than 2.5 s: no beat can be placed from
+            it), ``"link_lost"``, ``"contact_lost"`` or what the source reported.
+            Never negative: a new chain never starts before the last beat.
     """
 
     type: ClassVar[str] = "gap"

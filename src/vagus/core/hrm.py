@@ -21,6 +21,7 @@ energy as the first RR), and storing energy under one key while reading another.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from vagus.exceptions import MalformedPacket
@@ -29,6 +30,7 @@ __all__ = [
     "RR_TICKS_PER_S",
     "HeartRateMeasurement",
     "encode_heart_rate_measurement",
+    "parse_fields",
     "parse_heart_rate_measurement",
     "ticks_to_ms",
 ]
@@ -86,20 +88,49 @@ def parse_heart_rate_measurement(payload: bytes) -> HeartRateMeasurement:
         MalformedPacket: the payload is empty, shorter than its flags promise, or
             carries an odd number of trailing RR bytes. Nothing is guessed.
     """
+    flags, hr_bpm, energy_kj, rr_ticks = parse_fields(payload)
+    return HeartRateMeasurement(
+        hr_bpm,
+        rr_ticks,
+        bool(flags & _FLAG_CONTACT_DETECTED) if flags & _FLAG_CONTACT_SUPPORTED else None,
+        energy_kj,
+        bool(flags & _FLAG_HR_UINT16),
+    )
+
+
+#: ``struct.Struct("<nH")`` for n RR values, made on first use (a notification holds at
+#: most 9 in a 23-byte ATT payload; longer payloads from larger MTUs work the same way).
+_RR_STRUCTS: dict[int, struct.Struct] = {}
+
+
+def parse_fields(payload: bytes) -> tuple[int, int, int | None, tuple[int, ...]]:
+    """The fields of a 0x2A37 payload as a plain tuple ``(flags, hr_bpm, energy_kj,
+    rr_ticks)``: :func:`parse_heart_rate_measurement` without building its result object
+    (the real-time pipeline parses every notification with it).
+
+    Raises:
+        MalformedPacket: as :func:`parse_heart_rate_measurement`.
+    """
     n = len(payload)
     if n == 0:
         raise MalformedPacket("empty Heart Rate Measurement payload: no flags byte")
     flags = payload[0]
-    hr_uint16 = bool(flags & _FLAG_HR_UINT16)
-    offset = 1
-    hr_len = 2 if hr_uint16 else 1
-    if n < offset + hr_len:
-        raise MalformedPacket(
-            f"Heart Rate Measurement of {n} bytes is too short: flags 0x{flags:02x} "
-            f"announce a {'uint16' if hr_uint16 else 'uint8'} heart rate at byte {offset}"
-        )
-    hr_bpm = int.from_bytes(payload[1 : 1 + hr_len], "little")
-    offset += hr_len
+    if flags & _FLAG_HR_UINT16:
+        if n < 3:
+            raise MalformedPacket(
+                f"Heart Rate Measurement of {n} bytes is too short: flags 0x{flags:02x} "
+                "announce a uint16 heart rate at byte 1"
+            )
+        hr_bpm = payload[1] | (payload[2] << 8)
+        offset = 3
+    else:
+        if n < 2:
+            raise MalformedPacket(
+                f"Heart Rate Measurement of {n} bytes is too short: flags 0x{flags:02x} "
+                "announce a uint8 heart rate at byte 1"
+            )
+        hr_bpm = payload[1]
+        offset = 2
 
     energy_kj: int | None = None
     if flags & _FLAG_ENERGY_PRESENT:
@@ -111,31 +142,24 @@ def parse_heart_rate_measurement(payload: bytes) -> HeartRateMeasurement:
         energy_kj = payload[offset] | (payload[offset + 1] << 8)
         offset += 2
 
-    rr_ticks: tuple[int, ...] = ()
+    rest = n - offset
     if flags & _FLAG_RR_PRESENT:
-        rest = n - offset
-        if rest % 2:
+        if rest & 1:
             raise MalformedPacket(
                 f"Heart Rate Measurement has {rest} trailing RR bytes (flags 0x{flags:02x}); "
                 "RR intervals are uint16, so the count must be even"
             )
-        rr_ticks = tuple(payload[i] | (payload[i + 1] << 8) for i in range(offset, n, 2))
-    elif n != offset:
+        count = rest >> 1
+        unpack = _RR_STRUCTS.get(count)
+        if unpack is None:
+            unpack = _RR_STRUCTS[count] = struct.Struct(f"<{count}H")
+        return flags, hr_bpm, energy_kj, unpack.unpack_from(payload, offset)
+    if rest:
         raise MalformedPacket(
-            f"Heart Rate Measurement has {n - offset} unexpected trailing bytes "
+            f"Heart Rate Measurement has {rest} unexpected trailing bytes "
             f"(flags 0x{flags:02x} announce no RR intervals)"
         )
-
-    contact: bool | None = None
-    if flags & _FLAG_CONTACT_SUPPORTED:
-        contact = bool(flags & _FLAG_CONTACT_DETECTED)
-    return HeartRateMeasurement(
-        hr_bpm=hr_bpm,
-        rr_ticks=rr_ticks,
-        contact=contact,
-        energy_kj=energy_kj,
-        hr_uint16=hr_uint16,
-    )
+    return flags, hr_bpm, energy_kj, ()
 
 
 def encode_heart_rate_measurement(

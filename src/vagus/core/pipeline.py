@@ -58,13 +58,17 @@ from vagus.core.events import (
     PacerChange,
     Spectrum,
 )
-from vagus.core.hrm import RR_TICKS_PER_S, parse_heart_rate_measurement
+from vagus.core.hrm import RR_TICKS_PER_S, parse_fields
 from vagus.core.spectrum import (
+    _EDGE_TOLERANCE_S,
     COHERENCE_WINDOW_S,
+    WELCH_FS_HZ,
     WELCH_WINDOW_S,
+    IncrementalTachogram,
     _coherence_plan,
     _coherence_values,
     _welch_bands,
+    _welch_bands_of_grid,
 )
 from vagus.exceptions import InvalidInput
 
@@ -130,8 +134,14 @@ class _NNWindows:
         self.s30d2 = self.c30 = 0.0
         self.s60 = self.s60sq = self.c60 = self.s60d2 = self.cd60 = 0.0
 
-    def push(self, t: float, nn: float, d: float | None) -> None:
-        """Add one NN beat (``d``: its ΔNN, None at a segment start) and expire old beats."""
+    def push(self, t: float, nn: float, d: float | None, artifact_rate: float | None) -> Metrics:
+        """Add one NN beat (``d``: its ΔNN, None at a segment start), expire old beats and
+        return the metrics at ``t`` (formulas: :class:`~vagus.core.events.Metrics`).
+
+        Each metric is None until its window holds at least :data:`MIN_VALUES` values
+        covering :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s).
+        ``artifact_rate`` (from :class:`_ArtifactWindow`) is passed through.
+        """
         nn_s = nn / 1000.0
         ts = self.t
         nns = self.nn
@@ -218,6 +228,23 @@ class _NNWindows:
         self.ov60 = ov60
         if i > _TRIM_AT:
             self._trim(i)
+            s10, c10, s30d2, c30 = self.s10, self.c10, self.s30d2, self.c30
+            s60, s60sq, c60, s60d2, cd60 = self.s60, self.s60sq, self.c60, self.s60d2, self.cd60
+        # The metrics, from the sums just updated.
+        hr_bpm = 60000.0 * n10 / s10 if n10 >= 3 and c10 >= 0.5 * HR_WINDOW_S else None
+        sdnn = mean_nn = None
+        if n60 >= MIN_VALUES and c60 >= MIN_COVERAGE * 60.0:
+            mean_nn = s60 / n60
+            var = (s60sq - n60 * mean_nn * mean_nn) / (n60 - 1)
+            sdnn = math.sqrt(var) if var > 0 else 0.0
+        rmssd30 = None
+        if n30 >= MIN_VALUES and c30 >= MIN_COVERAGE * 30.0:
+            rmssd30 = math.sqrt(s30d2 / n30 if not s30d2 <= 0.0 else 0.0)
+        rmssd60 = pnn50 = None
+        if nd60 >= MIN_VALUES and cd60 >= MIN_COVERAGE * 60.0:
+            rmssd60 = math.sqrt(s60d2 / nd60 if not s60d2 <= 0.0 else 0.0)
+            pnn50 = 100.0 * ov60 / nd60
+        return Metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, artifact_rate, mean_nn)
 
     def _trim(self, k: int) -> None:
         """Drop the first ``k`` (expired) beats and recompute every sum exactly."""
@@ -250,7 +277,9 @@ class _ArtifactWindow:
         self.i = self.n = self.n_art = 0
         self.cover = 0.0
 
-    def push(self, t: float, is_artifact: bool, rr_s: float) -> None:
+    def push(self, t: float, is_artifact: bool, rr_s: float) -> float | None:
+        """Add one measured beat; return the artifact rate (%) of the 60 s ending at ``t``
+        (None below :data:`MIN_VALUES` beats or :data:`MIN_COVERAGE` of the window)."""
         a = 1 if is_artifact else 0
         ts = self.t
         ts.append(t)
@@ -274,11 +303,16 @@ class _ArtifactWindow:
             cover = math.fsum(self.rr_s)
         self.cover = cover
         self.i = i
-
-    def rate_pct(self) -> float | None:
-        if self.n < MIN_VALUES or self.cover < MIN_COVERAGE * 60.0:
+        if n < MIN_VALUES or cover < MIN_COVERAGE * 60.0:
             return None
-        return 100.0 * self.n_art / self.n
+        return 100.0 * n_art / n
+
+    def rate(self) -> float | None:
+        """The artifact rate (%) as :meth:`push` last returned it."""
+        n = self.n
+        if n < MIN_VALUES or self.cover < MIN_COVERAGE * 60.0:
+            return None
+        return 100.0 * self.n_art / n
 
 
 class Pipeline:
@@ -306,6 +340,9 @@ class Pipeline:
         self.gap_tolerance_s = gap_tolerance_s
         self.spectrum_interval_s = spectrum_interval_s
         self._corrector = corrector if corrector is not None else Lipponen2019()
+        # Longer RR values break the chain (see _receive_long_rr); duck-typed correctors
+        # without the attribute get the default physiological range.
+        self._max_rr_ms: float = getattr(self._corrector, "max_rr_ms", 2500.0)
         self._events: list[Event] = []
         # Beat timeline.
         self._t_last_s: float | None = None  # time of the last measured beat in the chain
@@ -321,7 +358,10 @@ class Pipeline:
         self._hist_t = np.empty(_HIST_CAPACITY)
         self._hist_nn = np.empty(_HIST_CAPACITY)
         self._hist_n = 0
-        self._hist_keep_s = max(WELCH_WINDOW_S, COHERENCE_WINDOW_S) + 10.0
+        # Beats kept: the Welch window, the spline's context knots before it (at most
+        # SPLINE_CONTEXT_KNOTS × 2.5 s) and one spectrum interval.
+        self._hist_keep_s = max(WELCH_WINDOW_S, COHERENCE_WINDOW_S) + 60.0
+        self._tach = IncrementalTachogram()
         self._next_spectrum_t: float | None = None
         # Metric windows.
         self._win = _NNWindows()
@@ -342,18 +382,22 @@ class Pipeline:
         self._check_open()
         if not math.isfinite(t_arrival_s):
             raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
-        hrm = parse_heart_rate_measurement(payload)  # raises before any state change
+        flags, _, _, rr_ticks = parse_fields(payload)  # raises before any state change
         self.packets += 1
-        if hrm.contact != self._contact:
-            self._contact = hrm.contact
-            self._events.append(Contact(t_s=t_arrival_s, contact=hrm.contact))
-            if hrm.contact is False:
+        contact = bool(flags & 0x02) if flags & 0x04 else None  # flags bits 1, 2 (hrm.py)
+        if contact is not self._contact:
+            self._contact = contact
+            self._events.append(Contact(t_s=t_arrival_s, contact=contact))
+            if contact is False:
                 self._break_chain("contact_lost")
-        rr_ticks = hrm.rr_ticks
-        if not rr_ticks or hrm.contact is False:
+        if not rr_ticks or contact is False:
             return
-        rr_ms = [v * 1000.0 / RR_TICKS_PER_S for v in rr_ticks]  # as HeartRateMeasurement.rr_ms
-        span_s = sum(rr_ticks) / 1024.0
+        # ticks * 1000 / 1024, exactly (1000 / 1024 = 0.9765625 is a binary fraction).
+        rr_ms = [v * 0.9765625 for v in rr_ticks]
+        if max(rr_ms) > self._max_rr_ms:
+            self._receive_long_rr(rr_ms, t_arrival_s)
+            return
+        span_s = sum(rr_ticks) / RR_TICKS_PER_S
         if self._t_last_s is None or self._gap_start is not None:
             self._anchor(t_arrival_s - span_s)
         else:
@@ -404,6 +448,9 @@ class Pipeline:
         if t_s is not None and not math.isfinite(t_s):
             raise InvalidInput(f"t_s must be finite, got {t_s}")
         if not values:
+            return
+        if max(values) > self._max_rr_ms:
+            self._receive_long_rr(values, t_s)
             return
         if t_s is not None:
             if self._t_last_s is None or self._gap_start is not None:
@@ -472,15 +519,70 @@ class Pipeline:
         self._flush_corrector()
         self._gap_start = (self._t_last_s, reason)
 
+    def _receive_long_rr(self, rr_ms: list[float] | tuple[float], t_end_s: float | None) -> None:
+        """Input holding an RR longer than the physiological range (``max_rr_ms``, 2.5 s).
+
+        Such a value is not a beat that can be placed or corrected: the strap saw no
+        beat for that long, or sent nonsense (as some do right after a reconnect,
+        BLE.md). The chain is broken there (a ``"rr_out_of_range"`` gap): the values
+        before the first long one go on the running chain, the long values (and any
+        between them) produce no beat, and the values after the last one start a new
+        chain, anchored at ``t_end_s`` (the packet's arrival or the given beat time).
+        Without ``t_end_s`` (cumulative offline input) the long values are taken as
+        elapsed time, so the gap lasts as long as they say.
+        """
+        lim = self._max_rr_ms
+        long_idx = [i for i, v in enumerate(rr_ms) if v > lim]
+        head = rr_ms[: long_idx[0]]
+        tail = rr_ms[long_idx[-1] + 1 :]
+        chain_on = self._t_last_s is not None and self._gap_start is None
+        if head and (chain_on or t_end_s is None):
+            if self._t_last_s is None:
+                self._anchor(0.0)
+            elif self._gap_start is not None:
+                self._anchor(self._t_last_s)
+            self._add_beats(head)
+        if self._t_last_s is None:
+            if t_end_s is None:
+                self._anchor(0.0)
+            else:  # nothing to break yet: the tail starts the chain
+                if tail:
+                    self._anchor(t_end_s - sum(tail) / 1000.0)
+                    self._add_beats(tail)
+                return
+        self._break_chain("rr_out_of_range")
+        if t_end_s is None:
+            # Cumulative time: the skipped values elapsed; the next beats continue from there.
+            assert self._t_last_s is not None
+            self._t_last_s += sum(rr_ms[long_idx[0] : long_idx[-1] + 1]) / 1000.0
+            if tail:
+                self._anchor(self._t_last_s)
+                self._add_beats(tail)
+            return
+        if tail:
+            self._anchor(t_end_s - sum(tail) / 1000.0)
+            self._add_beats(tail)
+            assert self._t_last_s is not None
+            self._lags.append((t_end_s, t_end_s - self._t_last_s))
+
     def _anchor(self, t_start_s: float) -> None:
-        """Start (or restart after a gap) the beat chain at ``t_start_s``."""
+        """Start (or restart after a gap) the beat chain at ``t_start_s``.
+
+        After a gap the new chain never starts before the last beat of the old one: an
+        anchor that would (RR values that disagree with the arrival clock by more than
+        the gap, e.g. nonsense sent after a reconnect) is moved to that beat, so beat
+        times stay increasing and a gap never has a negative duration.
+        """
         if self._gap_start is not None:
             t_gap, reason = self._gap_start
+            if t_start_s < t_gap:
+                t_start_s = t_gap
             self._events.append(Gap(t_s=t_gap, duration_s=t_start_s - t_gap, reason=reason))
             self._gap_start = None
             self._segment += 1
             self._last_nn_ms = None
             self._hist_n = 0
+            self._tach.reset()
         self._lags.clear()
         self._t_last_s = t_start_s
 
@@ -509,15 +611,16 @@ class Pipeline:
         events = self._events
         events.append(beat)
         t = beat.t_s
-        if not beat.inserted:
-            self._art.push(t, beat.artifact is not None, beat.rr_ms / 1000.0)
+        if beat.inserted:
+            rate = self._art.rate()
+        else:
+            rate = self._art.push(t, beat.artifact is not None, beat.rr_ms / 1000.0)
         nn = beat.nn_ms
         if nn is None:
             return
         last = self._last_nn_ms
-        self._win.push(t, nn, None if last is None else nn - last)
+        events.append(self._win.push(t, nn, None if last is None else nn - last, rate))
         self._last_nn_ms = nn
-        events.append(self._metrics(t))
         # Spectrum history (current segment only).
         k = self._hist_n
         if k == _HIST_CAPACITY:
@@ -536,37 +639,6 @@ class Pipeline:
                 events.append(self._spectrum(nxt))
             self._next_spectrum_t = (math.floor(t / step) + 1) * step
 
-    def _metrics(self, t: float) -> Metrics:
-        """Time-domain metrics at beat time ``t`` (formulas: :class:`~vagus.core.events.Metrics`).
-
-        Each is None until its window holds at least :data:`MIN_VALUES` values covering
-        :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s).
-        """
-        w = self._win
-        n = w.n10
-        hr_bpm = 60000.0 * n / w.s10 if n >= 3 and w.c10 >= 0.5 * HR_WINDOW_S else None
-        sdnn = mean_nn = None
-        n = w.n60
-        if n >= MIN_VALUES and w.c60 >= MIN_COVERAGE * 60.0:
-            mean_nn = w.s60 / n
-            var = (w.s60sq - n * mean_nn * mean_nn) / (n - 1)
-            sdnn = math.sqrt(var) if var > 0 else 0.0
-        rmssd30 = None
-        n = w.n30
-        if n >= MIN_VALUES and w.c30 >= MIN_COVERAGE * 30.0:
-            s2 = w.s30d2
-            rmssd30 = math.sqrt(s2 / n if not s2 <= 0.0 else 0.0)
-        rmssd60 = pnn50 = None
-        n = w.nd60
-        if n >= MIN_VALUES and w.cd60 >= MIN_COVERAGE * 60.0:
-            s2 = w.s60d2
-            rmssd60 = math.sqrt(s2 / n if not s2 <= 0.0 else 0.0)
-            pnn50 = 100.0 * w.ov60 / n
-        art = self._art
-        n = art.n
-        rate = None if n < MIN_VALUES or art.cover < MIN_COVERAGE * 60.0 else 100.0 * art.n_art / n
-        return Metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, rate, mean_nn)
-
     # --------------------------------------------------------------- spectrum
 
     def _spectrum(self, t_end: float) -> Spectrum:
@@ -576,12 +648,21 @@ class Pipeline:
         :func:`~vagus.core.spectrum.welch_lf_hf`, without their result objects.
         """
         k = self._hist_n
-        hist_t = self._hist_t
-        start = int(hist_t[:k].searchsorted(t_end - WELCH_WINDOW_S - 5.0))
-        t_arr = hist_t[start:k]
-        nn_arr = self._hist_nn[start:k]
-        coh = _coherence_values(t_arr, nn_arr, t_end)
-        bands = _welch_bands(t_arr, nn_arr, t_end)
+        hist_t = self._hist_t[:k]
+        hist_nn = self._hist_nn[:k]
+        start = int(hist_t.searchsorted(t_end - COHERENCE_WINDOW_S - 5.0))
+        coh = _coherence_values(hist_t[start:], hist_nn[start:], t_end)
+        bands: list[float] | None = None
+        j_end = round(t_end * WELCH_FS_HZ)
+        if k < 8 or hist_t[0] > t_end - WELCH_WINDOW_S + _EDGE_TOLERANCE_S:
+            pass  # the window is not covered yet
+        elif abs(j_end - t_end * WELCH_FS_HZ) < 1e-6:
+            # t_end on the 4 Hz grid (spectrum_interval_s a multiple of 0.25 s): update
+            # the segment's tachogram incrementally instead of a spline per window.
+            n_win = round(WELCH_WINDOW_S * WELCH_FS_HZ)
+            bands = _welch_bands_of_grid(self._tach.window(hist_t, hist_nn, j_end, n_win))
+        else:
+            bands = _welch_bands(hist_t, hist_nn, t_end)
         lf = hf = lf_hf = None
         if bands is not None:
             lf = bands[1]
@@ -597,5 +678,5 @@ class Pipeline:
             hf,
             lf_hf,
             _coherence_plan().display_freqs,
-            tuple(coh[5][::_DISPLAY_STEP]),
+            tuple(coh[5]),
         )

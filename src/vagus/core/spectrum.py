@@ -53,8 +53,10 @@ except ImportError:  # pragma: no cover - numpy < 2
 
 __all__ = [
     "COHERENCE_WINDOW_S",
+    "SPLINE_CONTEXT_KNOTS",
     "WELCH_WINDOW_S",
     "CoherenceResult",
+    "IncrementalTachogram",
     "WelchResult",
     "band_power",
     "coherence",
@@ -84,6 +86,12 @@ _EDGE_TOLERANCE_S = 2.5
 
 #: Display spectrum: every 2nd bin of the coherence periodogram (0-0.4 Hz).
 _DISPLAY_STEP = 2
+
+#: Knots of context taken beyond the grid points a spline is evaluated at. The natural
+#: spline is global, but a knot's influence decays by 2 − √3 ≈ 0.27 per knot, so with
+#: 20 knots of context the values equal those of the spline through *all* beats of the
+#: segment to about 0.27²⁰ ≈ 3e-12 of the local curvature.
+SPLINE_CONTEXT_KNOTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +270,9 @@ def _coherence_values(
 ) -> tuple[float, float, float, float, FloatArray, list[float]] | None:
     """The computation behind :func:`coherence`, without building a result object.
 
-    Returns ``(peak_hz, ratio, peak_power, total_power, psd, psd_list)`` with the full
-    periodogram (0-0.4 Hz) as an array and as a list (the real-time path turns the
-    display bins into a tuple without another numpy call), or None (see :func:`coherence`).
+    Returns ``(peak_hz, ratio, peak_power, total_power, psd, display)``: the full
+    periodogram (0-0.4 Hz) as an array and its display bins (every
+    ``_DISPLAY_STEP``-th) as a list of floats, or None (see :func:`coherence`).
     """
     if t_s.size < 8 or t_s[0] > t_end_s - COHERENCE_WINDOW_S + _EDGE_TOLERANCE_S:
         return None
@@ -279,29 +287,32 @@ def _coherence_values(
     psd += im
     i_peak = plan.peak_lo + int(psd[plan.peak_lo : plan.peak_hi].argmax())
     total = float(psd @ plan.w_total)
-    p = psd.tolist()
-    peak = _peak_power(p, i_peak, plan)
+    # Python floats of the bins around the peak only (half-width + 1 on each side).
+    lo = i_peak - plan.half - 1
+    p = psd[lo : i_peak + plan.half + 2].tolist()
+    peak = _peak_power(p, plan.half + 1, plan)
     rest = total - peak
     ratio = peak / rest if rest > 0 else float("inf")
-    return _refined_peak_hz(p, i_peak, plan.df), ratio, peak, total, psd, p
+    peak_hz = _refined_peak_hz(p, plan.half + 1, plan.df, lo)
+    return peak_hz, ratio, peak, total, psd, psd[::_DISPLAY_STEP].tolist()
 
 
-def _refined_peak_hz(psd: list[float], i_peak: int, df: float) -> float:
+def _refined_peak_hz(psd: list[float], i_peak: int, df: float, offset: int = 0) -> float:
     """Peak frequency refined between bins by a parabola through the log-PSD of the peak
     bin and its two neighbours (exact for a Gaussian-shaped peak, close for a Hann
     main lobe). The 0.00195 Hz grid alone is 0.117 breaths/min coarse; the refined value
     is what is reported as the breathing rhythm. The peak *power* stays centred on the
-    peak bin, as pinned.
+    peak bin, as pinned. ``psd[0]`` is bin ``offset`` of the periodogram.
     """
     lo = psd[i_peak - 1]
     mid = psd[i_peak]
     hi = psd[i_peak + 1]
     if lo <= 0.0 or mid <= 0.0 or hi <= 0.0:
-        return i_peak * df
+        return (offset + i_peak) * df
     a, b, c = math.log(lo), math.log(mid), math.log(hi)
     denom = a - 2.0 * b + c
     delta = 0.5 * (a - c) / denom if denom < 0.0 else 0.0
-    return (i_peak + max(-0.5, min(0.5, delta))) * df
+    return (offset + i_peak + max(-0.5, min(0.5, delta))) * df
 
 
 def _peak_power(psd: list[float], i_peak: int, plan: _CoherencePlan) -> float:
@@ -512,11 +523,10 @@ def _welch_bands(
     n = round(window_s * WELCH_FS_HZ)
     plan = _welch_plan(n)
     grid = t_end_s - window_s + plan.grid_rel
-    # Knots: the beats of the window plus two on each side (the spline is global, but
-    # the influence of a knot decays by ~0.27 per knot).
+    # Knots: the beats of the window plus SPLINE_CONTEXT_KNOTS on each side.
     j0, j1 = t_s.searchsorted(grid[:: n - 1]).tolist()
-    i0 = max(j0 - 2, 0)
-    i1 = min(j1 + 2, t_s.size)
+    i0 = max(j0 - SPLINE_CONTEXT_KNOTS, 0)
+    i1 = min(j1 + SPLINE_CONTEXT_KNOTS, t_s.size)
     x = t_s[i0:i1]
     # Beats on both sides of the grid unless the first/last beat is within it: then the
     # grid is held flat beyond the beats (np.searchsorted: t_s[j0 - 1] < grid[0] and
@@ -528,3 +538,83 @@ def _welch_bands(
     re_im *= re_im
     bands: list[float] = (re_im.ravel() @ plan.w_bands).tolist()
     return bands
+
+
+def _welch_bands_of_grid(y_ms: FloatArray) -> list[float]:
+    """``[vlf, lf, hf]`` (ms²) of an evenly sampled 4 Hz tachogram (the Welch stage of
+    :func:`_welch_bands`)."""
+    plan = _welch_plan(int(y_ms.size))
+    re_im = plan.dft_t @ y_ms[plan.idx_t]
+    re_im *= re_im
+    bands: list[float] = (re_im.ravel() @ plan.w_bands).tolist()
+    return bands
+
+
+class IncrementalTachogram:
+    """The 4 Hz Welch tachogram of one segment, kept up to date as beats arrive.
+
+    The values are the natural cubic spline through all the segment's beats (knots:
+    beat time, NN), on the absolute grid ``t = j / 4 s``, held flat before the first
+    beat. Recomputing the spline of a 120 s window every 5 s costs most of the live
+    spectrum; here each update solves it only over the newest beats plus
+    :data:`SPLINE_CONTEXT_KNOTS` of context, and rewrites only the grid points that the
+    new beats can still move (those after the last beat minus the context). Older grid
+    points are kept: they equal the segment-wide spline to ~3e-12 relative, as do the
+    values :func:`welch_lf_hf` computes from scratch (same spline, same context), so
+    live and offline LF/HF agree to rounding.
+
+    Args:
+        capacity: grid points kept (2048 = 512 s at 4 Hz).
+    """
+
+    __slots__ = ("_buf", "_j0", "_n", "_unsettled_t")
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._buf = np.empty(capacity)
+        self._j0 = 0  # grid index of _buf[0]
+        self._n = 0  # _buf[:_n] holds grid indices _j0 .. _j0 + _n - 1
+        self._unsettled_t = -math.inf  # grid points after this time must be recomputed
+
+    def reset(self) -> None:
+        """Forget the grid (a new segment starts)."""
+        self._n = 0
+        self._unsettled_t = -math.inf
+
+    def window(self, x: FloatArray, y: FloatArray, j_end: int, n_win: int) -> FloatArray:
+        """Grid values at indices ``j_end - n_win + 1 .. j_end`` (a view, valid until the
+        next call).
+
+        Args:
+            x: beat times (s) of the segment, increasing, at least those from
+                :data:`SPLINE_CONTEXT_KNOTS` beats before the window (or the segment
+                start) to a beat at or after ``j_end / 4``.
+            y: NN intervals (ms) at those beats.
+            j_end: grid index of the last sample (``t_end * 4``).
+            n_win: samples in the window (at most the capacity).
+        """
+        j_first = j_end - n_win + 1
+        j0 = self._j0
+        valid_end = j0 + self._n
+        if self._n and j0 <= j_first <= valid_end:
+            r = max(j_first, min(valid_end, math.floor(self._unsettled_t * WELCH_FS_HZ) + 1))
+        else:
+            r = j_first
+            j0 = self._j0 = j_first
+            self._n = 0
+        buf = self._buf
+        if j_end - j0 + 1 > buf.size:  # keep the window's part, move it to the front
+            keep = r - j_first
+            buf[:keep] = buf[j_first - j0 : r - j0]
+            j0 = self._j0 = j_first
+        # Knots: SPLINE_CONTEXT_KNOTS before the first grid point to recompute, to the end.
+        k = x.size
+        a = int(x.searchsorted(r / WELCH_FS_HZ)) - 1 - SPLINE_CONTEXT_KNOTS
+        a = max(a, 0)
+        xs = x[a:]
+        tq = (_index_ramp(j_end - r + 1) + r) * (1.0 / WELCH_FS_HZ)
+        if tq[0] < xs[0] or tq[-1] > xs[-1]:
+            tq = np.minimum(np.maximum(tq, xs[0]), xs[-1])
+        buf[r - j0 : j_end - j0 + 1] = _spline(xs, y[a:], tq)
+        self._n = j_end - j0 + 1
+        self._unsettled_t = float(x[max(k - 1 - SPLINE_CONTEXT_KNOTS, a)])
+        return buf[j_first - j0 : j_end - j0 + 1]
