@@ -83,7 +83,8 @@ Correction (the ``nn_ms`` of the emitted :class:`~vagus.core.events.Beat`)
   gets ``nn = None`` and class ``"range"``, its partner class ``"extra"`` (``"range"``
   when it is out of range itself, e.g. two 200 ms parts) and ``nn = sum``. Every other
   out-of-range beat (too long, 0, negative, NaN/inf, no plausible merge) gets
-  ``nn = None`` and stays out of every statistic.
+  ``nn = None`` and stays out of every statistic. (The pipeline never passes a too-long
+  one: it breaks the beat chain there, a ``"rr_out_of_range"`` gap.)
 
 So ``nn_ms`` is ``None`` or within ``[min_rr_ms / 2, max_rr_ms]`` (the halves of a missed
 beat may be shorter than ``min_rr_ms`` in a very fast rhythm).
