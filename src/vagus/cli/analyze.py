@@ -1,69 +1,146 @@
-"""``vagus analyze FILE [--unit ms|s] [--json]``: summarise an RR-interval file.
+"""``vagus analyze FILE [--format F] [--unit ms|s] [--every S] [--json]``: summarise an RR file.
 
 The file goes through the real :class:`~vagus.core.pipeline.Pipeline` (the same code as
 live): artifacts are classified and corrected, then the whole-recording metrics are
-computed from the corrected NN (:mod:`vagus.core.metrics`), and a per-minute table shows
-HR, RMSSD (60 s), coherence and the peak frequency as the live view would have shown them.
+computed from the corrected NN (:mod:`vagus.core.metrics`), and a table shows how HR,
+RMSSD, coherence and the peak frequency went over time.
+
+Input: by default a plain RR list (one value per line, ``#`` comments, ``--unit``, ms
+unless stated); an error names the first bad line, and says which ``--format`` or
+``--unit`` the file looks like it needs. ``--format F`` reads any import format
+(:mod:`vagus.formats.registry`; ``auto`` detects it) exactly as ``vagus import`` would,
+markers, gaps and beat times included.
+
+The over-time table: one row per window of ``--every`` seconds of beat time (on the
+file's own clock, windows at multiples of it); by default the shortest of 1, 2, 5, 10, 15,
+30 min, 1, 2, 3, 6, 12, 24 h that gives at most :data:`MAX_ROWS` rows. Each row
+aggregates its window (:func:`window_rows`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from vagus.core.events import Event, Metrics, Spectrum
-from vagus.core.metrics import Summary, summarize_events
+import numpy as np
+
+from vagus.cli._common import positive_float
+from vagus.core.events import Beat, Event, Gap, Spectrum
+from vagus.core.metrics import MIN_SUMMARY_BEATS, Summary, summarize_events
+from vagus.exceptions import FileFormatError, InvalidInput, VagusError
 from vagus.formats.plain import read_rr_text
 
-__all__ = ["analyze_file", "register", "run"]
+__all__ = ["MAX_ROWS", "analyze_file", "register", "row_interval", "run", "window_rows"]
 
-#: Rows of the over-time table, one per this many seconds of beat time.
-ROW_INTERVAL_S = 60.0
+#: The default over-time table has at most this many rows.
+MAX_ROWS = 30
+#: Row spacings (s) the default table chooses from.
+ROW_STEPS_S: tuple[float, ...] = (
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    10800.0,
+    21600.0,
+    43200.0,
+    86400.0,
+)
+#: What ``--format`` names mean, for the hints.
+_FORMAT_NAMES = {
+    "kubios": "Kubios RR text",
+    "heartmath": "HeartMath / HRV Logger CSV",
+    "vu_ams": "VU-AMS IBI export",
+    "polar": "Polar Sensor Logger RR export",
+    "elite_hrv": "Elite HRV export",
+    "json": "vagus JSON export",
+    "vagus_csv": "vagus CSV export",
+    "edf": "EDF+ file",
+}
 
 
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` command."""
+    from vagus.formats.registry import FORMATS
+
     parser = subparsers.add_parser(
         "analyze",
         help="summarise an RR-interval file",
         description=(
-            "Summarise an RR-interval file (one value per line, '#' comment lines, unit "
-            "stated with --unit; never guessed): beats, duration, artifacts found, "
-            "time-domain metrics of the corrected NN, LF/HF (Welch over 5-min windows), "
-            "and HR, RMSSD, coherence and peak frequency per minute."
+            "Summarise an RR-interval file: beats, duration, artifacts found, time-domain "
+            "metrics of the corrected NN, LF/HF (Welch over 5-min windows), and HR, RMSSD, "
+            "coherence and peak frequency over time. By default the file is a plain RR list "
+            "(one value per line, '#' comment lines, unit stated with --unit, ms unless "
+            "given; never guessed); --format reads any format `vagus import` reads."
         ),
     )
-    parser.add_argument("file", type=Path, help="RR text file, one interval per line")
+    parser.add_argument("file", type=Path, help="the RR file")
     parser.add_argument(
-        "--unit", choices=("ms", "s"), default="ms", help="unit of the values (default: ms)"
+        "--format",
+        choices=("auto", *FORMATS),
+        default="plain",
+        help="the file's format (default: plain RR list; auto: detect it as vagus import does)",
     )
+    parser.add_argument(
+        "--unit",
+        choices=("ms", "s"),
+        default=None,
+        help="unit of the values (plain: default ms; other formats state their own)",
+    )
+    parser.add_argument("--column", default=None, metavar="NAME", help="RR column (--format csv)")
     parser.add_argument(
         "--first-value-is-time",
         action="store_true",
-        help="the first value is the time of the first beat (PhysioNet *_rr_secs.txt)",
+        help="plain: the first value is the time of the first beat (as --format physionet)",
+    )
+    parser.add_argument(
+        "--every",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help=f"row spacing of the over-time table (default: at most {MAX_ROWS} rows)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
-def analyze_file(
-    path: Path, unit: str, *, first_value_is_time: bool = False
-) -> tuple[Summary, list[dict[str, float | None]]]:
-    """Run the pipeline over an RR file; return the summary and the per-minute rows.
+# ------------------------------------------------------------------ reading
 
-    Raises:
-        FileFormatError: the file is not an RR list (names the first bad line).
-    """
+
+def _hint(path: Path, unit: str | None) -> str:
+    """What the file looks like, when it is not a plain RR list ("" if nothing better)."""
+    from vagus.formats.registry import detect_format
+
+    try:
+        fmt = detect_format(path, unit=unit)
+    except VagusError as exc:
+        if "--column" in str(exc):
+            return "it looks like a table: pass --format csv --column NAME (and --unit)"
+        return ""
+    if fmt in _FORMAT_NAMES:
+        return f"it looks like a {_FORMAT_NAMES[fmt]}: pass --format {fmt}"
+    return ""  # plain or physionet: read_rr_text's own hints say it
+
+
+def _plain_events(path: Path, unit: str | None, first_value_is_time: bool) -> list[Event]:
     from vagus.core.pipeline import Pipeline
 
-    rr = read_rr_text(
-        path,
-        "s" if unit == "s" else "ms",
-        first_value_is_time=first_value_is_time,
-    )
+    try:
+        rr = read_rr_text(
+            path, "s" if unit == "s" else "ms", first_value_is_time=first_value_is_time
+        )
+    except FileFormatError as exc:
+        hint = _hint(path, unit) if path.is_file() else ""
+        if hint:
+            raise FileFormatError(f"{exc}; {hint}") from None
+        raise
     pipeline = Pipeline()
     if rr.first_beat_s is not None:
         pipeline.receive_rr(rr.rr_ms[0], t_s=rr.first_beat_s + rr.rr_ms[0] / 1000.0)
@@ -71,43 +148,169 @@ def analyze_file(
     else:
         pipeline.receive_rr(rr.rr_ms)
     pipeline.close()
-    events = pipeline.events_received()
-    return summarize_events(events), _rows(events)
+    return pipeline.events_received()
 
 
-def _rows(events: list[Event]) -> list[dict[str, float | None]]:
-    """One row per minute of beat time: the last metrics and spectrum before its end."""
-    rows: list[dict[str, float | None]] = []
-    last_m: Metrics | None = None
-    last_s: Spectrum | None = None
-    boundary: float | None = None
+def _format_events(
+    path: Path, fmt: str | None, unit: str | None, column: str | None
+) -> tuple[str, list[Event]]:
+    from vagus.core.pipeline import Pipeline
+    from vagus.formats.registry import read_rr_file
+    from vagus.store.recorder import feed_counting
 
-    def emit(t: float) -> None:
-        peak = last_s.peak_hz if last_s is not None else None
+    imported = read_rr_file(path, fmt, unit=unit, column=column)
+    pipeline = Pipeline()
+    events: list[Event] = []
+    for record in imported.records():
+        feed_counting(pipeline, record)  # malformed packets: skipped, as live and on import
+        events.extend(pipeline.events_received())
+    pipeline.close()
+    events.extend(pipeline.events_received())
+    return imported.format, events
+
+
+def analyze_events(
+    path: Path,
+    fmt: str = "plain",
+    unit: str | None = None,
+    *,
+    column: str | None = None,
+    first_value_is_time: bool = False,
+) -> tuple[str, list[Event]]:
+    """Read ``path`` in ``fmt`` (``"auto"``: detect) and run it through the pipeline.
+
+    Returns the format read and every event.
+
+    Raises:
+        FileFormatError: the file is not in the format (names the line and reason, and
+            for a plain list what the file looks like instead).
+        InvalidInput: options that do not fit together.
+    """
+    if fmt == "plain":
+        if column is not None:
+            raise InvalidInput("--column is for --format csv")
+        return "plain", _plain_events(path, unit, first_value_is_time)
+    if first_value_is_time:
+        raise InvalidInput(
+            "--first-value-is-time is for plain RR lists; --format physionet reads "
+            "PhysioNet RR text"
+        )
+    return _format_events(path, None if fmt == "auto" else fmt, unit, column)
+
+
+def analyze_file(
+    path: Path,
+    unit: str | None = "ms",
+    *,
+    first_value_is_time: bool = False,
+    fmt: str = "plain",
+    column: str | None = None,
+    every_s: float | None = None,
+) -> tuple[Summary, list[dict[str, float | None]]]:
+    """Run the pipeline over an RR file; return the summary and the over-time rows.
+
+    Raises:
+        FileFormatError: the file is not in the format (names the first bad line).
+    """
+    _, events = analyze_events(
+        path, fmt, unit, column=column, first_value_is_time=first_value_is_time
+    )
+    return summarize_events(events), window_rows(events, every_s)
+
+
+# ------------------------------------------------------------------- table
+
+
+def row_interval(events: list[Event], max_rows: int = MAX_ROWS) -> float:
+    """The shortest of :data:`ROW_STEPS_S` that gives at most ``max_rows`` windows
+    (whole days beyond that)."""
+    times = [e.t_s for e in events if isinstance(e, Beat | Spectrum)]
+    if not times:
+        return ROW_STEPS_S[0]
+    lo, hi = min(times), max(times)
+    for step in ROW_STEPS_S:
+        if _window(hi, step) - _window(lo, step) + 1 <= max_rows:
+            return step
+    day = ROW_STEPS_S[-1]
+    return day * math.ceil((hi - lo) / day / (max_rows - 1))
+
+
+def _window(t: float, every: float) -> int:
+    """Index of the window (``(k·every, (k+1)·every]``) that holds time ``t``."""
+    return math.ceil(t / every) - 1
+
+
+def window_rows(events: list[Event], every_s: float | None = None) -> list[dict[str, Any]]:
+    """One row per window of ``every_s`` seconds of beat time (default: :func:`row_interval`).
+
+    A window is ``(k·every, (k+1)·every]``; windows with no beats between the first and
+    the last are kept (a gap shows as a row of n/a). Each row aggregates its window:
+
+    - ``beats``: measured beats; ``artifact_pct``: % of them classified as artifacts;
+    - ``hr_bpm`` = 60000 / mean(NN) and ``rmssd_ms`` = sqrt(mean(ΔNN²)) of the corrected
+      NN in the window, ΔNN only between adjacent NN of the window and of one segment
+      (never across a gap); None from fewer than 5 NN;
+    - ``coherence_median`` and ``peak_hz_median``: medians over the 5-s spectra whose
+      time falls in the window (64 s coherence windows, as live); ``peak_breaths_per_min``
+      = 60 · ``peak_hz_median``.
+    """
+    every = every_s if every_s is not None else row_interval(events)
+    wins: dict[int, dict[str, Any]] = {}
+
+    def win(t: float) -> dict[str, Any]:
+        k = _window(t, every)
+        w = wins.get(k)
+        if w is None:
+            w = wins[k] = {"beats": 0, "art": 0, "nn": [], "d2": [], "coh": [], "peak": []}
+        return w
+
+    segment = 0
+    last: tuple[int, int, float] | None = None  # (window, segment, NN) of the last NN beat
+    for ev in events:
+        if isinstance(ev, Gap):
+            segment += 1
+        elif isinstance(ev, Beat):
+            w = win(ev.t_s)
+            if not ev.inserted:
+                w["beats"] += 1
+                w["art"] += ev.artifact is not None
+            if ev.nn_ms is None:
+                continue
+            k = _window(ev.t_s, every)
+            w["nn"].append(ev.nn_ms)
+            if last is not None and last[0] == k and last[1] == segment:
+                w["d2"].append((ev.nn_ms - last[2]) ** 2)
+            last = (k, segment, ev.nn_ms)
+        elif isinstance(ev, Spectrum):
+            w = win(ev.t_s)
+            if ev.coherence_ratio is not None:
+                w["coh"].append(ev.coherence_ratio)
+            if ev.peak_hz is not None:
+                w["peak"].append(ev.peak_hz)
+    rows: list[dict[str, Any]] = []
+    if not wins:
+        return rows
+    for k in range(min(wins), max(wins) + 1):
+        w = wins.get(k, {"beats": 0, "art": 0, "nn": [], "d2": [], "coh": [], "peak": []})
+        enough = len(w["nn"]) >= MIN_SUMMARY_BEATS
+        peak = float(np.median(w["peak"])) if w["peak"] else None
         rows.append(
             {
-                "t_s": t,
-                "hr_bpm": last_m.hr_bpm if last_m else None,
-                "rmssd_60s_ms": last_m.rmssd_60s_ms if last_m else None,
-                "coherence_ratio": last_s.coherence_ratio if last_s else None,
-                "peak_hz": peak,
+                "t_start_s": k * every,
+                "t_end_s": (k + 1) * every,
+                "beats": w["beats"],
+                "artifact_pct": 100.0 * w["art"] / w["beats"] if w["beats"] else None,
+                "hr_bpm": 60000.0 / float(np.mean(w["nn"])) if enough else None,
+                "rmssd_ms": float(np.sqrt(np.mean(w["d2"]))) if enough and w["d2"] else None,
+                "coherence_median": float(np.median(w["coh"])) if w["coh"] else None,
+                "peak_hz_median": peak,
                 "peak_breaths_per_min": peak * 60.0 if peak is not None else None,
             }
         )
-
-    for ev in events:
-        if not isinstance(ev, Metrics | Spectrum):
-            continue
-        if boundary is None:
-            boundary = (ev.t_s // ROW_INTERVAL_S + 1) * ROW_INTERVAL_S
-        while ev.t_s > boundary:
-            emit(boundary)
-            boundary += ROW_INTERVAL_S
-        if isinstance(ev, Metrics):
-            last_m = ev
-        else:
-            last_s = ev
     return rows
+
+
+# ------------------------------------------------------------------ output
 
 
 def summary_to_json(summary: Summary) -> dict[str, Any]:
@@ -139,12 +342,42 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
+def _clock(t_s: float, seconds: bool) -> str:
+    """``h:mm`` (or ``h:mm:ss``) of a beat time in seconds."""
+    sign = "-" if t_s < 0 else ""
+    total = round(abs(t_s))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{sign}{h}:{m:02d}:{s:02d}" if seconds else f"{sign}{h}:{m:02d}"
+
+
+def _spacing(every: float) -> str:
+    if every % 3600 == 0:
+        return f"{every / 3600:g} h"
+    if every % 60 == 0:
+        return f"{every / 60:g} min"
+    return f"{every:g} s"
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the summary of ``args.file`` (human text, or one JSON object with --json)."""
-    summary, rows = analyze_file(args.file, args.unit, first_value_is_time=args.first_value_is_time)
+    from vagus.formats.registry import FIXED_UNITS
+
+    fmt, events = analyze_events(
+        args.file,
+        args.format,
+        args.unit,
+        column=args.column,
+        first_value_is_time=args.first_value_is_time,
+    )
+    summary = summarize_events(events)
+    every = args.every if args.every is not None else row_interval(events)
+    rows = window_rows(events, every)
+    unit = FIXED_UNITS.get(fmt) or args.unit or "ms"
     if args.json:
-        obj = {"file": str(args.file), "unit": args.unit, **summary_to_json(summary)}
-        obj["minutes"] = rows
+        obj = {"file": str(args.file), "format": fmt, "unit": unit, **summary_to_json(summary)}
+        obj["every_s"] = every
+        obj["rows"] = rows
         print(json.dumps(obj, allow_nan=False))
         return 0
     out = sys.stdout
@@ -153,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
     n_art = sum(s.artifacts.values())
     measured = s.beats_measured or 0
     minutes, seconds = divmod(s.duration_s, 60.0)
-    print(f"{args.file}", file=out)
+    print(f"{args.file}" + (f" ({fmt})" if fmt != "plain" else ""), file=out)
     print(
         f"  beats          {measured} measured, {s.beats} NN after correction"
         f" ({int(minutes)} min {seconds:04.1f} s of NN, {s.gaps} gaps)",
@@ -182,20 +415,28 @@ def run(args: argparse.Namespace) -> int:
         "  (64 s windows every 5 s; our implementation of the published HeartMath formula)",
         file=out,
     )
-    if rows:
-        print("", file=out)
+    if not rows:
+        return 0
+    secs = every % 60 != 0
+    width = 8 if secs else 5
+    print("", file=out)
+    print(
+        f"  over time, every {_spacing(every)} of the file's beat time (h:mm; --every "
+        "SECONDS to change): HR and RMSSD of the window's NN, medians of its 5-s spectra",
+        file=out,
+    )
+    print(
+        f"  {'from':>{width}}  {'to':>{width}}  {'beats':>6}  {'art %':>5}  {'HR bpm':>6}  "
+        f"{'RMSSD ms':>8}  {'coherence':>9}  {'peak Hz':>7}  {'peak /min':>9}",
+        file=out,
+    )
+    for r in rows:
         print(
-            f"  {'t (min)':>7}  {'HR bpm':>6}  {'RMSSD60 ms':>10}  {'coherence':>9}  "
-            f"{'peak Hz':>7}  {'peak /min':>9}",
+            f"  {_clock(r['t_start_s'], secs):>{width}}  {_clock(r['t_end_s'], secs):>{width}}  "
+            f"{r['beats']:>6d}  {_fmt(r['artifact_pct'], '5.1f'):>5}  "
+            f"{_fmt(r['hr_bpm'], '6.1f'):>6}  {_fmt(r['rmssd_ms'], '8.1f'):>8}  "
+            f"{_fmt(r['coherence_median'], '9.2f'):>9}  {_fmt(r['peak_hz_median'], '7.4f'):>7}  "
+            f"{_fmt(r['peak_breaths_per_min'], '9.2f'):>9}",
             file=out,
         )
-        for r in rows:
-            t_min = (r["t_s"] or 0.0) / 60.0
-            print(
-                f"  {t_min:>7.0f}  {_fmt(r['hr_bpm'], '6.1f'):>6}  "
-                f"{_fmt(r['rmssd_60s_ms'], '10.1f'):>10}  "
-                f"{_fmt(r['coherence_ratio'], '9.2f'):>9}  {_fmt(r['peak_hz'], '7.4f'):>7}  "
-                f"{_fmt(r['peak_breaths_per_min'], '9.2f'):>9}",
-                file=out,
-            )
     return 0

@@ -1,11 +1,15 @@
 """``vagus import`` and ``vagus export``: RR files in, session files out.
 
-``vagus import FILE [--format F] [--unit ms|s] [--column NAME] [--title T] [--participant P]
-[--data-dir D] [--json]``
+``vagus import FILE [--format F] [--unit ms|s] [--column NAME] [--tz ZONE] [--title T]
+[--participant P] [--data-dir D] [--json]``
     Reads the whole file first (format detected from its content unless ``--format``;
     :mod:`vagus.formats.registry`), then stores it as one new session (source
     ``import:<format>``) in one transaction: a bad line anywhere imports nothing. The
     session replays like a recorded one. Its summary is computed by running the pipeline.
+    Naive local times in the file (VU-AMS, Polar, HRV Logger, Elite HRV file names) are
+    read in ``--tz`` (an IANA name; default: this machine's time zone) and stored as UTC.
+    vagus's own exports (``json``, ``csv``, ``edf``, ``kubios``) import back: a JSON
+    export replays to exactly the exported session's events.
 
 ``vagus export ID --format kubios|csv|json|edf [-o PATH] [--data-dir D] [--json]``
     Replays the session through the pipeline and writes Kubios RR text, one CSV table,
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import sys
@@ -27,12 +32,22 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli._common import ProgressBar
-from vagus.exceptions import VagusError
+from vagus.exceptions import InvalidInput, VagusError
 from vagus.store.location import add_data_dir_argument
 
-__all__ = ["register"]
+__all__ = ["export_session", "import_file", "register", "time_zone"]
 
 _EXTENSIONS = {"kubios": "txt", "csv": "csv", "json": "json", "edf": "edf"}
+
+
+def time_zone(text: str) -> dt.tzinfo:
+    """argparse type for ``--tz``: an IANA time zone name."""
+    from vagus.formats.common import parse_time_zone
+
+    try:
+        return parse_time_zone(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -54,6 +69,16 @@ def register(subparsers: Any) -> None:
         "--unit", choices=("ms", "s"), default=None, help="RR unit (plain text; never guessed)"
     )
     imp.add_argument("--column", default=None, metavar="NAME", help="RR column of a CSV table")
+    imp.add_argument(
+        "--tz",
+        type=time_zone,
+        default=None,
+        metavar="ZONE",
+        help=(
+            "time zone of the file's local (naive) times, an IANA name such as "
+            "Europe/Amsterdam (default: this machine's time zone); stored as UTC"
+        ),
+    )
     imp.add_argument("--title", default=None, help="session title (default: the file name)")
     imp.add_argument("--participant", default=None, help="participant name (default: from file)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -84,21 +109,27 @@ def import_file(
     fmt: str | None = None,
     unit: str | None = None,
     column: str | None = None,
+    tz: dt.tzinfo | None = None,
     title: str | None = None,
     participant: str | None = None,
     progress: ProgressBar | None = None,
 ) -> dict[str, Any]:
     """Parse ``path`` fully, then store it as one session in one transaction.
 
+    ``tz``: the zone of naive local times in the file (None: this machine's). The title,
+    device profile and end time come from the file where it names them (a vagus JSON
+    export), else the title is the file name.
+
     Returns a dict with the session ``id``, ``format``, ``beats``, ``gaps``, ``markers``,
     ``duration_s`` and the ``summary``. Nothing is stored when parsing fails; if storing
     fails, the new (empty) session is deleted again.
     """
+    from vagus.core.events import Marker
     from vagus.core.pipeline import Pipeline
     from vagus.formats.registry import read_rr_file
     from vagus.store.recorder import SessionSummary, feed_counting
 
-    imported = read_rr_file(path, fmt, unit=unit, column=column)
+    imported = read_rr_file(path, fmt, unit=unit, column=column, tz=tz)
     who = participant or imported.participant or "me"
     records = imported.records(participant=who)
     # Run the pipeline before storing: the summary, and a last check of every value.
@@ -114,9 +145,15 @@ def import_file(
     summary.add_events(pipeline.events_received())
     stats = summary.as_dict()
     started = imported.started_unix_s if imported.started_unix_s is not None else time.time()
+    ended = (
+        imported.ended_unix_s
+        if imported.ended_unix_s is not None
+        else started + imported.duration_s
+    )
     info = store.create_session(
-        title=title if title is not None else path.name,
+        title=title if title is not None else (imported.title or path.name),
         participants=(who,),
+        device_profile=imported.device_profile or "generic",
         source=f"import:{imported.format}",
         started_unix_s=started,
         notes=imported.notes,
@@ -124,7 +161,7 @@ def import_file(
     try:
         store.append_many(info.id, records)
         store.update_session(info.id, summary=stats)
-        store.end_session(info.id, started + imported.duration_s)
+        store.end_session(info.id, ended)
     except BaseException:
         with contextlib.suppress(VagusError):
             store.delete_session(info.id)
@@ -135,7 +172,7 @@ def import_file(
         "format": imported.format,
         "beats": imported.beats,
         "gaps": len(imported.breaks),
-        "markers": len(imported.markers),
+        "markers": sum(isinstance(m, Marker) for m in imported.markers),
         "duration_s": imported.duration_s,
         "started_unix_s": started,
         "summary": stats,
@@ -154,6 +191,7 @@ def _import(args: argparse.Namespace) -> int:
             fmt=args.format,
             unit=args.unit,
             column=args.column,
+            tz=args.tz,
             title=args.title,
             participant=args.participant,
             progress=progress,
@@ -187,7 +225,12 @@ def export_session(
 
     if fmt == "edf" and output == "-":
         raise VagusError("EDF+ is binary: give a file with -o, not '-'")
-    run = ex.run_session(store, session_id, progress.update if progress is not None else None)
+    run = ex.run_session(
+        store,
+        session_id,
+        progress.update if progress is not None else None,
+        keep_input=fmt == "json",
+    )
     path = output if output is not None else f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
     if fmt == "edf":
         try:

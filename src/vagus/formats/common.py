@@ -4,23 +4,37 @@ Every reader turns a file into an :class:`ImportedRR`: RR intervals in ms, the b
 each interval's end where the file has it (``t_s``, seconds on the file's own clock: 0 at
 the start of the first interval for apps that stamp arrivals and for VU-AMS, the record's
 start for PhysioNet, the exported session's clock for Kubios), the places where the file
-itself breaks the beat chain (``breaks``), markers, and the wall-clock time of ``t_s == 0``
-where the file states one.
+itself breaks the beat chain (``breaks``), markers and pacer changes, and the wall-clock time
+of ``t_s == 0`` where the file states one.
+
+Wall-clock times: a file that states naive local times (VU-AMS R-peak times, Polar and
+HRV Logger phone stamps, an Elite HRV file name, a foreign Kubios or EDF+ header) is read in
+the time zone the caller names (``vagus import --tz``; :func:`parse_time_zone`), by default
+this machine's; :func:`wall_clock` turns such a time into Unix time (UTC), which is what the
+store keeps.
 
 :meth:`ImportedRR.records` turns that into the store's input records: one
 :class:`~vagus.store.base.RRRecord` per stretch of up to :data:`RECORD_BEATS` beats, a
 :class:`~vagus.store.base.GapRecord` at each break (so a gap in the file is a gap in the
 pipeline, whatever the pipeline's own tolerance) and a
-:class:`~vagus.store.base.ControlRecord` per marker, in time order.
+:class:`~vagus.store.base.ControlRecord` per marker or pacer change, in time order. A file
+that holds a session's raw input (the vagus JSON export) sets ``input`` instead, and
+:meth:`ImportedRR.records` returns those records as they were, so the imported session
+replays to exactly the events of the exported one.
 
 Errors: a reader raises :class:`~vagus.exceptions.FileFormatError` whose message starts with
-``<file>: line <n>:`` and says what was wrong and what to do (:func:`format_error`). A reader
+``<file>: line <n>:`` and says what was wrong and what to do (:func:`format_error`); files
+without meaningful lines name the place instead (an EDF+ annotation's number and onset, a
+JSON record's path such as ``input[12]``). A reader
 parses the whole file before returning, so a bad line anywhere means nothing is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
+import zoneinfo
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vagus.core.events import Marker
-from vagus.exceptions import FileFormatError
-from vagus.store.base import ControlRecord, GapRecord, InputRecord, RRRecord
+from vagus.core.events import ControlEvent
+from vagus.exceptions import FileFormatError, InvalidInput
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 
 __all__ = [
     "GAP_TOLERANCE_S",
@@ -41,7 +55,11 @@ __all__ = [
     "check_rr",
     "format_error",
     "parse_number",
+    "parse_time_zone",
     "read_text_lines",
+    "wall_clock",
+    "zero_rr_note",
+    "zone_label",
 ]
 
 #: Beats per stored RRRecord (a replay can pace and report progress per record).
@@ -75,10 +93,18 @@ class ImportedRR:
             (see the module doc); None when the file has no times (cumulative RR).
         breaks: indexes ``i`` where the file breaks the chain before beat ``i`` (a gap),
             with the reason (``"dropout"``, ``"clock"``, ``"file_gap"``).
-        started_unix_s: wall-clock time of ``t_s == 0`` when the file states it.
+        started_unix_s: wall-clock time of ``t_s == 0`` when the file states it (for a
+            vagus JSON export: the exported session's start, on its own terms).
         participant: a participant id named in the file, if any.
-        markers: markers found in the file (at file time ``t_s``).
+        markers: control events found in the file (markers, pacer changes; at file time
+            ``t_s``).
         notes: what the reader assumed (time zone, clock offsets), for the session notes.
+        input: the session's raw input records when the file holds them (vagus JSON
+            export); then :meth:`records` returns them unchanged and ``rr_ms``, ``t_s``,
+            ``breaks`` and ``markers`` only describe what they replay to.
+        title: the session title the file names, if any.
+        device_profile: the device profile the file names, if any.
+        ended_unix_s: the wall-clock end the file states, if any.
     """
 
     format: str
@@ -87,8 +113,12 @@ class ImportedRR:
     breaks: tuple[tuple[int, str], ...] = ()
     started_unix_s: float | None = None
     participant: str | None = None
-    markers: tuple[Marker, ...] = field(default=())
+    markers: tuple[ControlEvent, ...] = field(default=())
     notes: str = ""
+    input: tuple[InputRecord, ...] | None = None
+    title: str | None = None
+    device_profile: str | None = None
+    ended_unix_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.t_s is not None and len(self.t_s) != len(self.rr_ms):
@@ -109,7 +139,13 @@ class ImportedRR:
         return math.fsum(self.rr_ms) / 1000.0
 
     def records(self, participant: str = "me") -> list[InputRecord]:
-        """The store's input records for this file, in time order (see the module doc)."""
+        """The store's input records for this file, in time order (see the module doc).
+
+        With ``input`` (a file that holds raw input), those records as they are, except
+        that the file's own participant (``self.participant``) is renamed ``participant``.
+        """
+        if self.input is not None:
+            return [_renamed(r, self.participant, participant) for r in self.input]
         n = len(self.rr_ms)
         if self.t_s is not None:
             times = np.asarray(self.t_s, dtype=float)
@@ -138,6 +174,63 @@ class ImportedRR:
             a = nxt
         out.extend(ControlRecord(m) for m in markers[k:])
         return out
+
+
+def _renamed(record: InputRecord, old: str | None, new: str) -> InputRecord:
+    if old is None or old == new or isinstance(record, ControlRecord):
+        return record
+    if isinstance(record, PacketRecord | GapRecord | RRRecord) and record.participant == old:
+        return dataclasses.replace(record, participant=new)
+    return record
+
+
+def zero_rr_note(count: int) -> str:
+    """The notes' remark on RR values of 0 ms left out of an import (none: "").
+
+    Straps send 0 ms right after (re)connecting; the live pipeline records it as a
+    ``range`` artifact with no duration, and vagus's exports write it. It is no interval
+    (the pipeline's ``receive_rr`` takes none), and leaving it out moves no other beat.
+    """
+    if count == 0:
+        return ""
+    return (
+        f"; {count} RR value(s) of 0 ms left out (a strap's nonsense value, a range "
+        "artifact with no duration)"
+    )
+
+
+def parse_time_zone(name: str) -> dt.tzinfo:
+    """The IANA time zone ``name`` (``Europe/Amsterdam``, ``UTC``).
+
+    Raises:
+        InvalidInput: no such time zone (the message says what to pass).
+    """
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {name!r}: give an IANA name such as Europe/Amsterdam, "
+            "America/New_York or UTC"
+        ) from None
+
+
+def wall_clock(when: dt.datetime, tz: dt.tzinfo | None) -> float:
+    """Unix time (s) of ``when``; a naive ``when`` is a local time in ``tz``.
+
+    ``tz=None`` means this machine's time zone. A time that names its own offset keeps
+    it. Ambiguous local times (the repeated hour when clocks go back) are read as the
+    first of the two (``fold=0``).
+    """
+    if when.tzinfo is not None or tz is None:
+        return when.timestamp()
+    return when.replace(tzinfo=tz).timestamp()
+
+
+def zone_label(tz: dt.tzinfo | None) -> str:
+    """How the session notes name ``tz``: its IANA key, or "this machine's time zone"."""
+    if tz is None:
+        return "this machine's time zone"
+    return str(getattr(tz, "key", None) or tz)
 
 
 def read_text_lines(path: Path | str) -> list[str]:

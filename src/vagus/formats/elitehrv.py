@@ -2,7 +2,8 @@
 
 Elite HRV's "Export Data" e-mails a zip of one ``.txt`` per reading, named by the
 reading's local start time (``2017-06-29 13-11-53.txt``); the file itself holds only the
-RR values. The start time is taken from that name when it matches; beat times are the
+RR values. The start time is taken from that name when it matches (a local time, read in
+the zone given as ``tz``, ``vagus import --tz``, by default this machine's); beat times are the
 cumulative RR (the file has no times and no gaps).
 """
 
@@ -12,7 +13,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from vagus.formats.common import ImportedRR, read_text_lines
+from vagus.formats.common import ImportedRR, read_text_lines, wall_clock, zone_label
 from vagus.formats.plain import read_rr_text
 
 __all__ = ["FORMAT", "looks_like", "read_elite_hrv", "start_from_name"]
@@ -40,8 +41,8 @@ def looks_like(path: Path | str, lines: list[str]) -> bool:
     return bool(vals) and all(v.isdigit() for v in vals[:200])
 
 
-def read_elite_hrv(path: Path | str) -> ImportedRR:
-    """Read an Elite HRV RR export (see the module doc).
+def read_elite_hrv(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
+    """Read an Elite HRV RR export (see the module doc; ``tz``: the file name's zone).
 
     The numbers are read by :func:`vagus.formats.plain.read_rr_text` (ms).
 
@@ -55,7 +56,11 @@ def read_elite_hrv(path: Path | str) -> ImportedRR:
     return ImportedRR(
         format=FORMAT,
         rr_ms=text.rr_ms,
-        started_unix_s=start.timestamp() if start is not None else None,
+        started_unix_s=wall_clock(start, tz) if start is not None else None,
         notes=f"imported from {p.name} (Elite HRV, ms)"
-        + ("; start time from the file name, local time" if start is not None else ""),
+        + (
+            f"; start time from the file name, local time in {zone_label(tz)}"
+            if start is not None
+            else ""
+        ),
     )

@@ -18,14 +18,20 @@ live) and keeps every event. The writers then turn that into:
     is the wall-clock time (session start + beat time). Filter on ``type`` to get one
     table; the full spectra (PSD arrays) are in the JSON export only.
 ``json``
-    The whole session in one JSON object (:data:`JSON_FORMAT`): session metadata, an input
-    summary, and every event in its protocol form (``Event.to_json()``).
+    The whole session in one JSON object (:data:`JSON_FORMAT`, version
+    :data:`JSON_VERSION`): session metadata, an input summary, every event in its protocol
+    form (``Event.to_json()``) and the raw input records (``input``:
+    :func:`vagus.formats.vagusjson.record_to_json`), so ``vagus import`` of the file gives a
+    session that replays to exactly the same events.
 ``edf``
     EDF+ (via pyedflib): two signals, the RR and NN tachograms (ms) resampled at
     :data:`EDF_RATE_HZ` for viewing, and EDF+ annotations that carry the exact values:
     one ``RR=<ms>`` annotation per measured beat at its beat time (``RR=<ms> <class>``
-    for artifacts), ``Gap: <reason>`` with its duration, ``Marker: <text>``,
-    ``Pacer: <rate>/min``. :func:`read_edf_annotations` reads them back. The file starts
+    for artifacts; the RR with up to 7 decimals, exact for a strap's 1/1024 s ticks),
+    ``Gap: <reason>`` with its duration, ``Marker: <text>`` (EDFlib keeps at most 40
+    characters of an annotation), ``Pacer: <rate>/min inhale <fraction>``.
+    :func:`read_edf_annotations` reads them back and ``vagus import`` (:mod:`vagus.formats.edf`)
+    imports them: beat times to EDF+'s 100 µs. The file starts
     at the session's start rounded down to a whole second (UTC; EDF has no time zone),
     so an onset is ``beat time + fraction of the start second`` for imports.
 """
@@ -56,8 +62,10 @@ from vagus.core.events import (
     Spectrum,
 )
 from vagus.core.pipeline import Pipeline
+from vagus.formats.edf import read_edf_annotations
 from vagus.formats.kubios import write_kubios
-from vagus.store.base import SessionInfo, Store
+from vagus.formats.vagusjson import JSON_FORMAT, JSON_VERSION, record_to_json
+from vagus.store.base import InputRecord, SessionInfo, Store
 from vagus.store.recorder import SessionSummary, feed_counting
 
 __all__ = [
@@ -75,9 +83,6 @@ __all__ = [
 ]
 
 EXPORT_FORMATS: tuple[str, ...] = ("kubios", "csv", "json", "edf")
-#: ``"format"`` of the JSON export.
-JSON_FORMAT = "vagus-session"
-JSON_VERSION = 1
 #: Sample rate (Hz) of the EDF+ tachogram signals (the usual HRV resampling rate).
 EDF_RATE_HZ = 4
 CSV_COLUMNS: tuple[str, ...] = (
@@ -113,11 +118,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(slots=True)
 class SessionRun:
-    """A session replayed through the pipeline: its metadata, input summary and events."""
+    """A session replayed through the pipeline: its metadata, input summary and events
+    (and its input records, when asked for)."""
 
     info: SessionInfo
     events: list[Event] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    input: list[InputRecord] | None = None
 
     def beats(self) -> list[Beat]:
         """The beat events, in order."""
@@ -134,20 +141,29 @@ class SessionRun:
         return ts, rr
 
 
-def run_session(store: Store, session_id: str, progress: Progress | None = None) -> SessionRun:
+def run_session(
+    store: Store,
+    session_id: str,
+    progress: Progress | None = None,
+    *,
+    keep_input: bool = False,
+) -> SessionRun:
     """Replay the session's input through a new :class:`Pipeline` and keep every event.
 
     Args:
         store: the store.
         session_id: the session (a unique prefix is accepted).
         progress: called as ``progress(done, total)`` with input records done.
+        keep_input: also keep the input records (``run.input``: the JSON export).
     """
     info = store.get_session(session_id)
     total = store.input_count(info.id) if hasattr(store, "input_count") else 0
     pipeline = Pipeline()
     summary = SessionSummary()
-    run = SessionRun(info=info)
+    run = SessionRun(info=info, input=[] if keep_input else None)
     for done, record in enumerate(store.iter_input(info.id), start=1):
+        if run.input is not None:
+            run.input.append(record)
         ok = feed_counting(pipeline, record)
         summary.add_record(record, malformed=not ok)
         events = pipeline.events_received()
@@ -259,9 +275,9 @@ def write_csv(run: SessionRun, out: TextIO) -> int:
 
 
 def session_document(run: SessionRun) -> dict[str, Any]:
-    """The JSON export as a dict (see the module doc)."""
+    """The JSON export as a dict (see the module doc); ``input`` needs ``keep_input``."""
     info = run.info
-    return {
+    doc: dict[str, Any] = {
         "format": JSON_FORMAT,
         "version": JSON_VERSION,
         "protocol_version": PROTOCOL_VERSION,
@@ -280,6 +296,9 @@ def session_document(run: SessionRun) -> dict[str, Any]:
         "summary": run.summary,
         "events": [e.to_json() for e in run.events],
     }
+    if run.input is not None:
+        doc["input"] = [record_to_json(r) for r in run.input]
+    return doc
 
 
 def write_json(run: SessionRun, out: TextIO) -> int:
@@ -307,7 +326,7 @@ def _edf_annotations(run: SessionRun) -> list[tuple[float, float, str]]:
     out: list[tuple[float, float, str]] = []
     for e in run.events:
         if isinstance(e, Beat) and not e.inserted:
-            text = f"RR={e.rr_ms:.4f}" + (f" {e.artifact}" if e.artifact else "")
+            text = f"RR={_decimal(e.rr_ms, 7)}" + (f" {e.artifact}" if e.artifact else "")
             out.append((e.t_s, -1.0, text))
         elif isinstance(e, Gap):
             dur = e.duration_s if e.duration_s is not None else -1.0
@@ -381,8 +400,11 @@ def write_edf(run: SessionRun, path: Path | str) -> int:
         start = dt.datetime.fromtimestamp(math.floor(start_wall), dt.UTC).replace(tzinfo=None)
         writer.setStartdatetime(start)
         writer.setPatientCode(_edf_text(run.info.participants[0] if run.info.participants else ""))
-        writer.setEquipment(_edf_text(f"vagus {__version__} {run.info.device_profile}"))
-        writer.setRecordingAdditional(_edf_text(f"session {run.info.id} {run.info.title}"))
+        equipment = _edf_text(f"vagus {__version__} {run.info.device_profile}", 24)
+        writer.setEquipment(equipment)
+        # EDF+ recording field: equipment + additional + 23 chars of fixed parts <= 80.
+        additional = _edf_text(f"session {run.info.id} {run.info.title}", 57 - len(equipment))
+        writer.setRecordingAdditional(additional)
         writer.writeSamples([rr_sig, nn_sig])
         for onset, duration, text in annotations:
             writer.writeAnnotation(onset - t0, duration, text)
@@ -391,19 +413,14 @@ def write_edf(run: SessionRun, path: Path | str) -> int:
     return len(annotations)
 
 
-def _edf_text(text: str) -> str:
-    """EDF header fields are ASCII; spaces are allowed by EDF+ only as separators."""
+def _decimal(value: float, places: int) -> str:
+    """``value`` with at most ``places`` decimals, trailing zeros dropped (812.0, 811.5234375)."""
+    text = f"{value:.{places}f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _edf_text(text: str, limit: int = 60) -> str:
+    """EDF header fields are ASCII; spaces are allowed by EDF+ only as separators; at
+    most ``limit`` characters (the header has 80 for several fields together)."""
     clean = "".join(c if 32 <= ord(c) < 127 else "_" for c in text)
-    return "_".join(clean.split())[:60]
-
-
-def read_edf_annotations(path: Path | str) -> list[tuple[float, float, str]]:
-    """The EDF+ file's annotations as ``(onset_s, duration_s, text)`` (via pyedflib)."""
-    import pyedflib
-
-    reader = pyedflib.EdfReader(str(path))
-    try:
-        onsets, durations, texts = reader.readAnnotations()
-    finally:
-        reader.close()
-    return [(float(o), float(d), str(t)) for o, d, t in zip(onsets, durations, texts, strict=True)]
+    return "_".join(clean.split())[:limit]

@@ -7,7 +7,9 @@ HRV Logger app from a HeartMath pulse sensor; HRV Logger's own files name the fi
     timestamp, rr, since_start
     1688126658992,945,6442          <- Unix ms when the RR arrived, RR (ms), cumulative RR (ms)
 
-The ``timestamp`` is the phone's clock when the beat *arrived* (bursts of beats share
+A ``date`` without a time zone is a local time, read in the zone given as ``tz``
+(``vagus import --tz``, by default this machine's). The ``timestamp`` is the phone's clock
+when the beat *arrived* (bursts of beats share
 nearly one stamp), so beat times come from the RR chain and the stamps only find gaps
 (:func:`~vagus.formats.common.beat_times_from_arrivals`): in the example file the sensor
 dropped beats 18 times (4-30 s each), and each becomes a gap in the pipeline.
@@ -25,6 +27,7 @@ from vagus.formats.common import (
     format_error,
     parse_number,
     read_text_lines,
+    wall_clock,
 )
 
 __all__ = ["FORMAT", "looks_like", "read_heartmath"]
@@ -43,8 +46,8 @@ def looks_like(lines: list[str]) -> bool:
     return len(cols) >= 2 and cols[0] in ("timestamp", "date") and cols[1] == "rr"
 
 
-def parse_clock(text: str, path: Path, line: int) -> float:
-    """Unix ms (digits) or an ISO local date-time, as seconds on a common clock."""
+def parse_clock(text: str, path: Path, line: int, tz: dt.tzinfo | None = None) -> float:
+    """Unix ms (digits) or an ISO date-time (naive: local in ``tz``), as Unix seconds."""
     s = text.strip()
     if s.isdigit():
         return int(s) / 1000.0
@@ -54,11 +57,11 @@ def parse_clock(text: str, path: Path, line: int) -> float:
         raise format_error(
             path, line, f"timestamp {s!r} is neither Unix ms nor an ISO date-time"
         ) from None
-    return when.timestamp()
+    return wall_clock(when, tz)
 
 
-def read_heartmath(path: Path | str) -> ImportedRR:
-    """Read a HeartMath / HRV Logger RR CSV (see the module doc).
+def read_heartmath(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
+    """Read a HeartMath / HRV Logger RR CSV (see the module doc); ``tz``: see there.
 
     Raises:
         FileFormatError: naming the line: a missing header, a row with the wrong number of
@@ -87,7 +90,7 @@ def read_heartmath(path: Path | str) -> ImportedRR:
                 f"{len(fields)} fields, expected {len(cols)} ({', '.join(cols)}); "
                 "is the line truncated or the delimiter not a comma?",
             )
-        arrival.append(parse_clock(fields[0], p, i + 1))
+        arrival.append(parse_clock(fields[0], p, i + 1, tz))
         rr.append(parse_number(fields[1], p, i + 1, "RR"))
         where.append(i + 1)
     check_rr(rr, where, p)

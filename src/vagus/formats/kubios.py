@@ -20,7 +20,11 @@ kubios``)::
 The time column is the beat time (s from the session start); a gap in the session is a
 jump in it, which the reader turns back into a gap. Reading: the unit is taken from the
 header (``[ms]``/``(ms)`` or ``[s]``/``(s)`` next to "RR"); a header that names none needs
-``--unit`` (never guessed from magnitudes).
+``--unit`` (never guessed from magnitudes). An RR of 0 (a strap's nonsense value right
+after connecting, written as the ``range`` artifact it was) is left out of files vagus
+wrote, and is an error in any other file. A start time in the comment without a UTC
+offset (other tools) is a local time, read in the zone given as ``tz`` (``vagus import
+--tz``, by default this machine's); vagus writes UTC with its offset.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from vagus.formats.common import (
     format_error,
     parse_number,
     read_text_lines,
+    wall_clock,
+    zero_rr_note,
 )
 
 __all__ = ["FORMAT", "MAGIC", "looks_like", "read_kubios", "write_kubios"]
@@ -74,12 +80,15 @@ def _is_number_row(s: str) -> bool:
     return True
 
 
-def read_kubios(path: Path | str, unit: str | None = None) -> ImportedRR:
+def read_kubios(
+    path: Path | str, unit: str | None = None, tz: dt.tzinfo | None = None
+) -> ImportedRR:
     """Read Kubios-style RR text (see the module doc).
 
     Args:
         path: the file.
         unit: ``"ms"`` or ``"s"`` for the RR column when the header does not say.
+        tz: the zone of a start time without an offset (None: this machine's).
 
     Raises:
         FileFormatError: naming the line (no data, a row with a different number of
@@ -115,6 +124,8 @@ def read_kubios(path: Path | str, unit: str | None = None) -> ImportedRR:
             "the header does not state the RR unit; pass --unit ms or --unit s",
         )
     factor = 1.0 if use == "ms" else 1000.0
+    ours = "exported by vagus" in head
+    zeros = 0
     ncols: int | None = None
     rr: list[float] = []
     times: list[float] = []
@@ -133,9 +144,14 @@ def read_kubios(path: Path | str, unit: str | None = None) -> ImportedRR:
                 f"{len(parts)} column(s), expected {ncols} like the first data row; "
                 "truncated line or a different delimiter?",
             )
+        value = parse_number(parts[-1], p, i + 1, "RR") * factor
+        time = parse_number(parts[0], p, i + 1, "time") if ncols == 2 else 0.0
+        if ours and value == 0:
+            zeros += 1
+            continue
         if ncols == 2:
-            times.append(parse_number(parts[0], p, i + 1, "time"))
-        rr.append(parse_number(parts[-1], p, i + 1, "RR") * factor)
+            times.append(time)
+        rr.append(value)
         where.append(i + 1)
     check_rr(rr, where, p, f"(read as {use}; pass --unit to change)")
     t_s: tuple[float, ...] | None = None
@@ -146,23 +162,23 @@ def read_kubios(path: Path | str, unit: str | None = None) -> ImportedRR:
                 raise format_error(p, where[k], "beat times must increase")
         t_s = tuple(times)
         breaks = breaks_from_beat_times(rr, times)
-    started = _started(head)
+    started = _started(head, tz)
     return ImportedRR(
         format=FORMAT,
         rr_ms=tuple(rr),
         t_s=t_s,
         breaks=tuple(breaks),
         started_unix_s=started,
-        notes=f"imported from {p.name} (Kubios RR text, RR in {use})",
+        notes=f"imported from {p.name} (Kubios RR text, RR in {use})" + zero_rr_note(zeros),
     )
 
 
-def _started(head: str) -> float | None:
+def _started(head: str, tz: dt.tzinfo | None) -> float | None:
     m = re.search(r"started (\d{4}-\d{2}-\d{2}T[0-9:.+-]+)", head)
     if m is None:
         return None
     try:
-        return dt.datetime.fromisoformat(m[1]).timestamp()
+        return wall_clock(dt.datetime.fromisoformat(m[1]), tz)
     except ValueError:
         return None
 

@@ -16,6 +16,10 @@ guessed from magnitudes (NeuroKit's ``intervals_sanitize`` does; we don't): it i
 inside a plausible file (a 0.2 s or 3 s interval) are kept: classifying them is the
 artifact corrector's job (range class). Anything else raises
 :class:`~vagus.exceptions.FileFormatError` naming the first bad line and the reason.
+
+The hints name the likely mistake: the other unit, or, for a PhysioNet RR export read as
+plain RR (a first value far beyond any RR, then RR intervals in seconds), ``--format
+physionet`` (the first value is the time of the first beat, not an interval).
 """
 
 from __future__ import annotations
@@ -36,6 +40,37 @@ PLAUSIBLE_MEDIAN_RR_MS = (250.0, 2500.0)
 #: No single value may exceed this (ms): not an RR interval in any unit.
 _MAX_VALUE_MS = 60_000.0
 _FACTOR_TO_MS: dict[str, float] = {"ms": 1.0, "s": 1000.0}
+#: Values (s) the hint for PhysioNet RR text looks for: a first value beyond any RR
+#: interval, then a median RR in this range.
+_PHYSIONET_FIRST_S = 3.0
+_PHYSIONET_RR_S = (0.2, 3.0)
+_PHYSIONET_HINT = (
+    "this looks like PhysioNet RR text: the first value is the time of the first beat "
+    "and the rest are RR intervals in seconds; pass --format physionet"
+)
+
+
+def _physionet_like(values: list[float]) -> bool:
+    """The raw numbers look like PhysioNet RR text (first a time, then RR in seconds)."""
+    if len(values) < 3 or not values[0] > _PHYSIONET_FIRST_S:
+        return False
+    rest = sorted(values[1:])
+    median = rest[len(rest) // 2]
+    lo, hi = _PHYSIONET_RR_S
+    return lo <= median <= hi
+
+
+def _numbers_after(lines: list[bytes], limit: int = 200) -> list[float]:
+    """Up to ``limit`` numbers of ``lines`` (comments, blanks and non-numbers skipped)."""
+    out: list[float] = []
+    for raw in lines:
+        try:
+            out.append(float(raw.decode("utf-8", "replace").strip()))
+        except ValueError:
+            continue
+        if len(out) >= limit:
+            break
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +129,9 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
     line_nos: list[int] = []
     comments: list[str] = []
     first_beat_s: float | None = None
-    for no, raw in enumerate(data.splitlines(), start=1):
+    raw_values: list[float] = []  # as written, for the hints
+    all_lines = data.splitlines()
+    for no, raw in enumerate(all_lines, start=1):
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -117,6 +154,8 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             ) from None
         if not math.isfinite(value):
             raise FileFormatError(f"{p}, line {no}: {_show(line)} is not a finite number")
+        first_value = not raw_values and not first_value_is_time
+        raw_values.append(value)
         if first_value_is_time and first_beat_s is None:
             if value < 0:
                 raise FileFormatError(
@@ -130,6 +169,8 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             )
         if value * factor > _MAX_VALUE_MS:
             hint = "; if the file is in ms, pass --unit ms" if unit == "s" else ""
+            if first_value and _physionet_like([value, *_numbers_after(all_lines[no:])]):
+                hint = f"; {_PHYSIONET_HINT}"
             raise FileFormatError(
                 f"{p}, line {no}: {_show(line)} {unit} is not an RR interval "
                 f"(over {_MAX_VALUE_MS / 1000:.0f} s){hint}"
@@ -142,11 +183,14 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
     lo, hi = PLAUSIBLE_MEDIAN_RR_MS
     if not lo <= median_ms <= hi:
         other = "s" if unit == "ms" else "ms"
+        if not first_value_is_time and _physionet_like(raw_values):
+            hint = _PHYSIONET_HINT
+        else:
+            hint = f"if the file is in {other}, pass --unit {other}"
         raise FileFormatError(
-            f"{p}: values are implausible as RR intervals in {unit} (median "
-            f"{median_ms / factor:g} {unit} = {median_ms:g} ms, expected "
-            f"{lo / factor:g}-{hi / factor:g} {unit}); if the file is in {other}, "
-            f"pass --unit {other}"
+            f"{p}: values are implausible as RR intervals in {unit} (median RR "
+            f"{median_ms / factor:g} {unit}, expected {lo / factor:g}-{hi / factor:g} "
+            f"{unit}); {hint}"
         )
     return RRText(
         path=p,

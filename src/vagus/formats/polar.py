@@ -8,8 +8,8 @@ The layout (semicolon-separated, one RR per row, the phone's local clock)::
 The phone timestamp is when the heart-rate notification *arrived*, so the RR values of one
 notification share a stamp and a stamp can be seconds after its beat. Beat times come from
 the RR chain; the stamps only find gaps
-(:func:`~vagus.formats.common.beat_times_from_arrivals`). Naive stamps are taken as the
-importing machine's local time.
+(:func:`~vagus.formats.common.beat_times_from_arrivals`). Naive stamps are local times,
+read in the zone given as ``tz`` (``vagus import --tz``, by default this machine's).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from vagus.formats.common import (
     format_error,
     parse_number,
     read_text_lines,
+    wall_clock,
+    zone_label,
 )
 
 __all__ = ["FORMAT", "HEADER", "looks_like", "read_polar"]
@@ -38,8 +40,8 @@ def looks_like(lines: list[str]) -> bool:
     return first.strip().rstrip(";").lower() == HEADER.lower()
 
 
-def read_polar(path: Path | str) -> ImportedRR:
-    """Read a Polar Sensor Logger ``_RR.txt`` export (see the module doc).
+def read_polar(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
+    """Read a Polar Sensor Logger ``_RR.txt`` export (see the module doc; ``tz`` there).
 
     Raises:
         FileFormatError: naming the line (wrong header, field count, stamp or RR).
@@ -88,10 +90,10 @@ def read_polar(path: Path | str) -> ImportedRR:
         rr_ms=tuple(rr),
         t_s=tuple(float(t) for t in t_s),
         breaks=tuple(breaks),
-        started_unix_s=first.timestamp() + t0,
+        started_unix_s=wall_clock(first, tz) + t0,
         notes=(
             f"imported from {p.name} (Polar Sensor Logger): beat times from the RR chain; "
             f"{len(breaks)} gap(s) found from the phone stamps"
-            + ("; stamps taken as local time" if first.tzinfo is None else "")
+            + (f"; stamps read as local time in {zone_label(tz)}" if first.tzinfo is None else "")
         ),
     )

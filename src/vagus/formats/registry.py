@@ -1,9 +1,9 @@
 """Import formats by name, and format detection by content.
 
-:func:`detect_format` sniffs the first lines (and, for Elite HRV, the file name), never the
-extension alone, and never a unit from magnitudes. Where the content fits several formats
-(one bare number per line: plain ms, plain s, Elite HRV …) it raises a
-:class:`~vagus.exceptions.FileFormatError` that asks for ``--format`` (and ``--unit``).
+:func:`detect_format` sniffs the first bytes (EDF+), the first lines (and, for Elite HRV,
+the file name), never the extension alone, and never a unit from magnitudes. Where the
+content fits several formats (one bare number per line: plain ms, plain s, Elite HRV …)
+it raises a :class:`~vagus.exceptions.FileFormatError` that asks for ``--format`` (and ``--unit``).
 
 =============  ==========================================  ==========  ===============
 name           what                                        RR unit     beat times
@@ -16,15 +16,36 @@ name           what                                        RR unit     beat time
 ``physionet``  PhysioNet RR text (first line = time)        s           cumulative
 ``polar``      Polar Sensor Logger ``_RR.txt``              ms          RR chain + gaps
 ``elite_hrv``  Elite HRV export (one RR per line)           ms          cumulative
+``json``       ``vagus export --format json``              ms          raw input
+``vagus_csv``  ``vagus export --format csv``               ms          ``t_s`` column
+``edf``        ``vagus export --format edf`` (EDF+)        ms          annotations
 =============  ==========================================  ==========  ===============
+
+The last three read back what ``vagus export`` writes (Kubios RR text already is
+``kubios``): ``json`` replays to exactly the exported session's events, the others to the
+same RR, gaps and markers. ``--format csv`` without ``--column`` on a vagus CSV export
+reads it as ``vagus_csv``. Formats with naive local times take the zone ``tz``
+(``vagus import --tz``; None: this machine's).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from vagus.exceptions import InvalidInput
-from vagus.formats import csvcolumn, elitehrv, heartmath, kubios, physionet, polar, vuams
+from vagus.formats import (
+    csvcolumn,
+    edf,
+    elitehrv,
+    heartmath,
+    kubios,
+    physionet,
+    polar,
+    vaguscsv,
+    vagusjson,
+    vuams,
+)
 from vagus.formats.common import ImportedRR, format_error, read_text_lines
 from vagus.formats.plain import read_rr_text
 
@@ -40,6 +61,9 @@ FORMATS: tuple[str, ...] = (
     physionet.FORMAT,
     polar.FORMAT,
     elitehrv.FORMAT,
+    vagusjson.FORMAT,
+    vaguscsv.FORMAT,
+    edf.FORMAT,
 )
 #: Formats whose RR unit is fixed by the format.
 FIXED_UNITS: dict[str, str] = {
@@ -48,6 +72,9 @@ FIXED_UNITS: dict[str, str] = {
     physionet.FORMAT: "s",
     polar.FORMAT: "ms",
     elitehrv.FORMAT: "ms",
+    vagusjson.FORMAT: "ms",
+    vaguscsv.FORMAT: "ms",
+    edf.FORMAT: "ms",
 }
 
 
@@ -75,7 +102,13 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
             several formats (the message says which ``--format`` / ``--unit`` to pass).
     """
     p = Path(path)
+    if edf.looks_like_edf(_head(p)):
+        return edf.FORMAT
     lines = read_text_lines(p)
+    if vagusjson.looks_like(lines):
+        return vagusjson.FORMAT
+    if vaguscsv.looks_like(lines):
+        return vaguscsv.FORMAT
     if vuams.looks_like(lines):
         return vuams.FORMAT
     if polar.looks_like(lines):
@@ -102,6 +135,13 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
             "text (first line = first beat time) --format physionet",
         )
     first = lines[first_at]
+    if first.lstrip().startswith(("{", "[")):
+        raise format_error(
+            p,
+            first_at + 1,
+            "JSON that is not a vagus session export (`vagus export --format json`); "
+            "vagus reads RR files and its own exports",
+        )
     if any(d in first for d in (",", ";", "\t")):
         raise format_error(
             p,
@@ -117,12 +157,22 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
     )
 
 
+def _head(p: Path) -> bytes:
+    """The first 256 bytes ("" for a file that cannot be opened: read_text_lines says why)."""
+    try:
+        with p.open("rb") as f:
+            return f.read(256)
+    except OSError:
+        return b""
+
+
 def read_rr_file(
     path: Path | str,
     fmt: str | None = None,
     *,
     unit: str | None = None,
     column: str | None = None,
+    tz: dt.tzinfo | None = None,
 ) -> ImportedRR:
     """Read an RR file in ``fmt`` (detected when None) into an :class:`ImportedRR`.
 
@@ -132,6 +182,7 @@ def read_rr_file(
         unit: ``"ms"`` or ``"s"``: required for ``plain``, and for ``kubios``/``csv``
             when the file does not state it; must agree with a format's fixed unit.
         column: the RR column of a ``csv`` table.
+        tz: the time zone of naive local times in the file (None: this machine's).
 
     Raises:
         FileFormatError: the file is not in the format (names the line and reason).
@@ -157,16 +208,24 @@ def read_rr_file(
         )
     if fmt == csvcolumn.FORMAT:
         if column is None:
+            if vaguscsv.looks_like(read_text_lines(p)):
+                return vaguscsv.read_vagus_csv(p)
             raise InvalidInput("--format csv needs --column NAME (the RR column)")
         return csvcolumn.read_csv_column(p, column, unit)
     if fmt == kubios.FORMAT:
-        return kubios.read_kubios(p, unit)
+        return kubios.read_kubios(p, unit, tz)
     if fmt == heartmath.FORMAT:
-        return heartmath.read_heartmath(p)
+        return heartmath.read_heartmath(p, tz)
     if fmt == vuams.FORMAT:
-        return vuams.read_vu_ams(p)
+        return vuams.read_vu_ams(p, tz)
     if fmt == physionet.FORMAT:
         return physionet.read_physionet(p)
     if fmt == polar.FORMAT:
-        return polar.read_polar(p)
-    return elitehrv.read_elite_hrv(p)
+        return polar.read_polar(p, tz)
+    if fmt == vagusjson.FORMAT:
+        return vagusjson.read_vagus_json(p)
+    if fmt == vaguscsv.FORMAT:
+        return vaguscsv.read_vagus_csv(p)
+    if fmt == edf.FORMAT:
+        return edf.read_edf(p, tz)
+    return elitehrv.read_elite_hrv(p, tz)

@@ -6,7 +6,9 @@ The layout (as ``../shared/data/wearablehrv/test_vu.txt``, exported by VU-DAMS):
     R-peak time<TAB>ibi_cumulative<TAB>ibi<TAB>interpolated<TAB>LabelCode1 … LabelCode5
     30-06-23/14:08:59.580<TAB>0<TAB>0<TAB>O<TAB>-9999 …
 
-``R-peak time`` is the local date and time of each R peak (``dd-mm-yy/HH:MM:SS.fff``),
+``R-peak time`` is the local date and time of each R peak (``dd-mm-yy/HH:MM:SS.fff``,
+no time zone: read in the zone given as ``tz``, ``vagus import --tz``, by default this
+machine's; the store keeps UTC),
 ``ibi`` the interval (ms) ending at it; an ``ibi`` of 0 starts a segment (the first R
 peak, or after excluded data). The R-peak times are kept as beat times, so a gap in the
 file is a gap in the pipeline. A ``LabelCode`` column whose value changes to something
@@ -26,6 +28,8 @@ from vagus.formats.common import (
     format_error,
     parse_number,
     read_text_lines,
+    wall_clock,
+    zone_label,
 )
 
 __all__ = ["FORMAT", "looks_like", "read_vu_ams"]
@@ -41,8 +45,8 @@ def looks_like(lines: list[str]) -> bool:
     return len(head) >= 2 and head[0].lower().startswith("subject id") and "R-peak time" in head[1]
 
 
-def read_vu_ams(path: Path | str) -> ImportedRR:
-    """Read a VU-AMS IBI export (see the module doc).
+def read_vu_ams(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
+    """Read a VU-AMS IBI export (see the module doc); ``tz``: the zone of its local times.
 
     Raises:
         FileFormatError: naming the line (missing header or column, wrong field count,
@@ -120,8 +124,9 @@ def read_vu_ams(path: Path | str) -> ImportedRR:
         rr_ms=tuple(rr),
         t_s=tuple(t_s),
         breaks=tuple(sorted(breaks.items())),
-        started_unix_s=t0.timestamp(),
+        started_unix_s=wall_clock(t0, tz),
         participant=participant or None,
         markers=tuple(markers),
-        notes=f"imported from {p.name} (VU-AMS); R-peak times taken as local time",
+        notes=f"imported from {p.name} (VU-AMS); R-peak times read as local time in "
+        f"{zone_label(tz)}",
     )

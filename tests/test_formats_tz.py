@@ -1,0 +1,137 @@
+"""``vagus import --tz``: naive local times in a file are read in the named zone, stored as UTC.
+
+VU-AMS R-peak times, Polar phone stamps, HRV Logger dates, Elite HRV file names and a
+foreign Kubios header hold local wall-clock times with no zone. Without ``--tz`` they are
+read in this machine's zone (tested by setting ``TZ``); times that state their offset
+(HeartMath Unix ms, vagus's own exports) are not moved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vagus.cli import main
+from vagus.store.open import open_store
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VU = DATA / "wearablehrv" / "test_vu.txt"
+HEARTMATH = DATA / "wearablehrv" / "test_heartmath.csv"
+RR = [812.0, 798.0, 845.0, 830.0, 790.0, 805.0, 820.0, 815.0] * 20
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared recordings are not next to the project)")
+    return path
+
+
+def utc(*args: int) -> float:
+    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+
+
+def imported(
+    capsys: pytest.CaptureFixture[str], data: Path, path: Path, *extra: str
+) -> dict[str, object]:
+    code = main(["import", str(path), "--data-dir", str(data), "--json", "-q", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+@pytest.fixture
+def machine_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local zone is Asia/Tokyo (UTC+9, no DST) for the test."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_vu_ams_with_explicit_zones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The first R peak is at 30-06-23/14:08:59.580 local time.
+    ams = imported(capsys, tmp_path, need(VU), "--tz", "Europe/Amsterdam")  # CEST, UTC+2
+    assert ams["started_unix_s"] == pytest.approx(utc(2023, 6, 30, 12, 8, 59, 580000), abs=1e-6)
+    nyc = imported(capsys, tmp_path, VU, "--tz", "America/New_York")  # EDT, UTC-4
+    assert nyc["started_unix_s"] == pytest.approx(utc(2023, 6, 30, 18, 8, 59, 580000), abs=1e-6)
+    store = open_store(tmp_path)
+    try:
+        info = store.get_session(str(ams["id"]))
+        assert info.started_unix_s == pytest.approx(utc(2023, 6, 30, 12, 8, 59, 580000), abs=1e-6)
+        assert "local time in Europe/Amsterdam" in info.notes
+    finally:
+        store.close()
+
+
+def test_default_is_this_machines_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], machine_tz: None
+) -> None:
+    got = imported(capsys, tmp_path, need(VU))
+    assert got["started_unix_s"] == pytest.approx(utc(2023, 6, 30, 5, 8, 59, 580000), abs=1e-6)
+
+
+def test_polar_stamps(tmp_path: Path, capsys: pytest.CaptureFixture[str], machine_tz: None) -> None:
+    f = tmp_path / "Polar_H10_RR.txt"
+    t = dt.datetime(2024, 1, 15, 9, 30, 0)  # winter: Amsterdam is UTC+1
+    rows = ["Phone timestamp;RR-interval [ms]"]
+    for rr in RR:
+        t += dt.timedelta(milliseconds=rr)
+        rows.append(f"{t.isoformat(timespec='milliseconds')};{rr:g}")
+    f.write_text("\n".join(rows) + "\n")
+    ams = imported(capsys, tmp_path, f, "--tz", "Europe/Amsterdam")
+    tokyo = imported(capsys, tmp_path, f)  # the machine's zone
+    # The first stamp (09:30:00.812 local) is the first beat; t_s == 0 is one RR earlier.
+    assert ams["started_unix_s"] == pytest.approx(utc(2024, 1, 15, 8, 30, 0), abs=0.01)
+    assert tokyo["started_unix_s"] == pytest.approx(utc(2024, 1, 15, 0, 30, 0), abs=0.01)
+
+
+def test_elite_hrv_name_and_hrv_logger_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elite = tmp_path / "2017-06-29 13-11-53.txt"
+    elite.write_text("\n".join(f"{v:.0f}" for v in RR) + "\n")
+    got = imported(capsys, tmp_path, elite, "--tz", "America/Los_Angeles")  # PDT, UTC-7
+    assert got["started_unix_s"] == pytest.approx(utc(2017, 6, 29, 20, 11, 53), abs=1e-6)
+
+    logger = tmp_path / "hrvlogger.csv"
+    t = dt.datetime(2024, 7, 1, 8, 0, 0)
+    rows = ["date, rr, since_start"]
+    total = 0.0
+    for rr in RR:
+        t += dt.timedelta(milliseconds=rr)
+        total += rr
+        rows.append(f"{t.isoformat(timespec='milliseconds')},{rr:g},{total:g}")
+    logger.write_text("\n".join(rows) + "\n")
+    got = imported(capsys, tmp_path, logger, "--tz", "Australia/Sydney")  # AEST, UTC+10
+    assert got["started_unix_s"] == pytest.approx(utc(2024, 6, 30, 22, 0, 0), abs=0.01)
+
+
+def test_zoned_times_do_not_move(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = imported(capsys, tmp_path, need(HEARTMATH))  # Unix ms stamps: already UTC
+    zoned = imported(capsys, tmp_path, HEARTMATH, "--tz", "Pacific/Auckland")
+    assert plain["started_unix_s"] == zoned["started_unix_s"]
+    kubios = tmp_path / "k.txt"
+    kubios.write_text(
+        "# SIGNAL/SERIES EXPORT - KUBIOS\n"
+        "# Comment: RR intervals from elsewhere, started 2024-03-01T10:00:00\n"
+        "# Columns: RR interval [ms]\n" + "\n".join(f"{v:g}" for v in RR) + "\n"
+    )
+    foreign = imported(capsys, tmp_path, kubios, "--tz", "Europe/London")  # GMT in March
+    assert foreign["started_unix_s"] == pytest.approx(utc(2024, 3, 1, 10, 0, 0))
+    foreign = imported(capsys, tmp_path, kubios, "--tz", "Asia/Kolkata")  # UTC+5:30
+    assert foreign["started_unix_s"] == pytest.approx(utc(2024, 3, 1, 4, 30, 0))
+
+
+def test_unknown_zone_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["import", str(need(VU)), "--tz", "Mars/Olympus_Mons", "--data-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown time zone 'Mars/Olympus_Mons'" in err and "IANA" in err
