@@ -525,9 +525,7 @@ def test_fuzzed_exports_are_read_or_rejected_cleanly(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    edits=st.lists(
-        st.tuples(st.integers(0, 2**20), st.integers(0, 255)), min_size=1, max_size=8
-    )
+    edits=st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)), min_size=1, max_size=8)
 )
 def test_damaged_edf_is_read_or_rejected_cleanly(
     edits: list[tuple[int, int]], edf_bytes: bytes, tmp_path_factory: pytest.TempPathFactory
