@@ -308,7 +308,11 @@ def test_progress_over_three_sessions(tmp_path: Path) -> None:
     doc = out.read_text(encoding="utf-8")
     assert_self_contained(doc)
     assert len(inline_images(doc)) == 1
-    table = doc.split('<section id="table">', 1)[1].split("</table>", 1)[0]
+    # Sessions stored without a named participant ("me"): one "(no participant)" section.
+    assert doc.count('<section class="participant') == 1
+    section = doc.split('id="participant-me"', 1)[1]
+    assert section.split("</h2>", 1)[0].endswith("(no participant)")
+    table = section.split("<h3>Sessions</h3>", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr><td class='num'>(\d)</td>", table)
     assert rows == ["1", "2", "3"]
     for sid in ids:
@@ -396,3 +400,270 @@ def test_progress_bar_output() -> None:
     quiet = io.StringIO()
     ProgressBar("x", stream=quiet, enabled=False)("replay", 0.5)
     assert quiet.getvalue() == ""
+
+
+# ------------------------------------------------------------ progress: per participant
+
+VU = DATA / "wearablehrv" / "test_vu.txt"
+HEARTMATH = DATA / "wearablehrv" / "test_heartmath.csv"
+
+
+def _participant_sections(doc: str) -> dict[str, str]:
+    """data-participant -> the section's HTML."""
+    found = re.findall(
+        r'<section class="participant[^"]*" id="[^"]+" data-participant="([^"]*)">(.*?)</section>',
+        doc,
+        flags=re.S,
+    )
+    return {html.unescape(who): body for who, body in found}
+
+
+def _hr_of_session(store: StoreProtocol, session_id: str, participant: str) -> float:
+    """Independent check: mean HR (60000 / mean corrected NN) of one participant's beats
+    in one session, from a bare Pipeline over the stored input."""
+    p = Pipeline()
+    for rec in store.iter_input(session_id):
+        if getattr(rec, "participant", participant) == participant:
+            feed(p, rec)
+    p.close()
+    nn = [e.nn_ms for e in p.events_received() if isinstance(e, Beat) and e.nn_ms is not None]
+    return 60000.0 / float(np.mean(nn))
+
+
+@pytest.mark.skipif(
+    not (PYHRV_SHORT.exists() and VU.exists() and HEARTMATH.exists()),
+    reason=f"shared data not found at {DATA}",
+)
+def test_progress_one_section_per_participant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real imports for two named participants and one unnamed: one section each, each
+    with its own figure and rows, values from that participant's sessions only."""
+    import json
+
+    data = str(tmp_path / "data")
+
+    def imp(path: Path, *extra: str) -> str:
+        assert main(["import", str(path), "--data-dir", data, "-q", "--json", *extra]) == 0
+        return str(json.loads(capsys.readouterr().out)["id"])
+
+    ann = [
+        imp(HEARTMATH, "--participant", "ann"),
+        imp(PYHRV_SHORT, "--format", "plain", "--unit", "ms", "--participant", "ann"),
+    ]
+    bob = [imp(VU, "--participant", "bob")]
+    nobody = [imp(PYHRV_SHORT, "--format", "plain", "--unit", "ms", "--title", "no name")]
+    out = tmp_path / "progress.html"
+    assert main(["progress", "-o", str(out), "--data-dir", data, "-q"]) == 0
+    assert "3 participant(s)" in capsys.readouterr().out
+    doc = out.read_text(encoding="utf-8")
+    assert_self_contained(doc)
+    sections = _participant_sections(doc)
+    # Named participants by name, then the unnamed one; one figure per section.
+    assert list(sections) == ["ann", "bob", "me"]
+    assert len(inline_images(doc)) == 3
+    assert "<h2>Participant: ann</h2>" in sections["ann"]
+    assert "<h2>Participant: bob</h2>" in sections["bob"]
+    assert "<h2>(no participant)</h2>" in sections["me"]
+    store = open_store(data, create=False)
+    try:
+        for who, ids in (("ann", ann), ("bob", bob), ("me", nobody)):
+            body = sections[who]
+            table = body.split("<h3>Sessions</h3>", 1)[1]
+            # Exactly this participant's sessions, numbered within the section.
+            assert re.findall(r"<code>(\w+)</code>", table) == ids
+            assert re.findall(r"<tr><td class='num'>(\d+)</td>", table) == [
+                str(i) for i in range(1, len(ids) + 1)
+            ]
+            assert f"{len(ids)} session(s)" in body
+            # Each row's mean HR is that session's own, not a pooled value.
+            cells = re.findall(r"<td class='num'>[\d:]+</td><td class='num'>([\d.,]+)</td>", table)
+            assert cells == [f"{_hr_of_session(store, sid, who):,.1f}" for sid in ids]
+        # ann's two sessions differ, and neither is the pooled mean over her sessions.
+        hr = [_hr_of_session(store, sid, "ann") for sid in ann]
+        assert abs(hr[0] - hr[1]) > 1.0
+        # The same file imported for "me" and for ann: the same values in both sections
+        # (each replays only its own sessions).
+        assert _hr_of_session(store, ann[1], "ann") == pytest.approx(
+            _hr_of_session(store, nobody[0], "me")
+        )
+    finally:
+        store.close()
+    # --participant keeps one section; "(no participant)" names the unnamed one.
+    one = tmp_path / "bob.html"
+    assert main(["progress", "--participant", "bob", "-o", str(one), "--data-dir", data]) == 0
+    capsys.readouterr()
+    doc = one.read_text(encoding="utf-8")
+    assert list(_participant_sections(doc)) == ["bob"]
+    assert len(inline_images(doc)) == 1
+    assert all(sid not in doc for sid in ann + nobody)
+    unnamed = tmp_path / "nobody.html"
+    args = ["progress", "--participant", "(no participant)", "-o", str(unnamed), "-q"]
+    assert main([*args, "--data-dir", data]) == 0
+    assert list(_participant_sections(unnamed.read_text(encoding="utf-8"))) == ["me"]
+
+
+def test_progress_session_with_two_participants(tmp_path: Path) -> None:
+    """A session with two participants gives one row in each of their sections, each
+    from that participant's own beats; both cached values survive."""
+    from vagus.report.progress import CACHE_KEY, group_by_participant, progress_rows
+
+    store = open_store(tmp_path)
+    both = store.create_session(title="dyad", participants=("client", "coach"))
+    store.append_many(
+        both.id,
+        [
+            RRRecord(rr_ms=(800.0,) * 120, participant="client"),
+            RRRecord(rr_ms=(1000.0,) * 120, participant="coach"),
+        ],
+    )
+    store.end_session(both.id)
+    rows = progress_rows(store)
+    grouped = dict(group_by_participant(rows))
+    assert list(grouped) == ["client", "coach"]
+    assert grouped["client"][0].mean_hr_bpm == pytest.approx(75.0)
+    assert grouped["coach"][0].mean_hr_bpm == pytest.approx(60.0)
+    cache = store.get_session(both.id).summary[CACHE_KEY]["participants"]
+    assert set(cache) == {"client", "coach"}
+    cached = progress_rows(store)
+    store.close()
+    assert [r.cached for r in cached] == [True, True]
+    assert [r.mean_hr_bpm for r in cached] == pytest.approx([75.0, 60.0])
+
+
+# ---------------------------------------------------- session report: implausible input
+
+
+def _measured_rr_expectation(records: list[InputRecord]) -> tuple[list[float], float, float]:
+    """Independent check with a bare Pipeline: (out-of-range measured RR, RMSSD of the
+    in-range measured RR with no difference across a gap or an out-of-range value, the
+    same RMSSD had the out-of-range values been kept)."""
+    p = Pipeline()
+    for rec in records:
+        feed(p, rec)
+    p.close()
+    seg = 0
+    beats: list[tuple[float, int]] = []
+    for ev in p.events_received():
+        if isinstance(ev, Gap):
+            seg += 1
+        elif isinstance(ev, Beat) and not ev.inserted:
+            beats.append((ev.rr_ms, seg))
+    bad = [rr for rr, _ in beats if not 250.0 <= rr <= 2500.0]
+    diffs: list[float] = []
+    pooled: list[float] = []
+    prev: tuple[float, int] | None = None
+    for i, (rr, sg) in enumerate(beats):
+        if i and beats[i - 1][1] == sg:
+            pooled.append(rr - beats[i - 1][0])
+        if not 250.0 <= rr <= 2500.0:
+            prev = None
+            continue
+        if prev is not None and prev[1] == sg:
+            diffs.append(rr - prev[0])
+        prev = (rr, sg)
+    rms = float(np.sqrt(np.mean(np.square(diffs))))
+    return bad, rms, float(np.sqrt(np.mean(np.square(pooled))))
+
+
+def test_report_out_of_range_rr_after_reconnect(tmp_path: Path) -> None:
+    """A strap that reconnects sends nonsense first (65535 ticks = 63999 ms, 28 ms, 0 ms):
+    the report counts those beats, draws them at the axis edge (the axis stays
+    physiological) and leaves them out of the "RR as measured" statistics."""
+    from vagus.core.hrm import encode_heart_rate_measurement
+    from vagus.report import plots
+    from vagus.report.session import replay_session, summarize_replay
+
+    records = simulated_records(240.0, seed=4, controls=(), dropouts=((100.0, 10.0),))
+    k = next(i for i, r in enumerate(records) if isinstance(r, GapRecord))
+    j = next(i for i in range(k, len(records)) if isinstance(records[i], PacketRecord))
+    first = records[j]
+    assert isinstance(first, PacketRecord)
+    t = first.t_arrival_s
+    records[j:j] = [
+        PacketRecord(t - 0.4, encode_heart_rate_measurement(70, (65535,))),
+        PacketRecord(t - 0.2, encode_heart_rate_measurement(70, (28, 0))),
+    ]
+    bad, rmssd_in_range, rmssd_pooled = _measured_rr_expectation(records)
+    assert len(bad) >= 2  # at least the injected 28 and 0 ticks
+    assert abs(rmssd_pooled - rmssd_in_range) > 5.0  # they would change the statistics
+    store = open_store(tmp_path / "data")
+    sid = store_session(store, records, title="reconnect")
+    replay = replay_session(store, sid)
+    store.close()
+    summary = summarize_replay(replay)
+    assert sorted(summary.out_of_range_rr_ms) == sorted(bad)
+    assert summary.rr.rmssd_ms == pytest.approx(rmssd_in_range, rel=1e-9)
+    n_in_range = replay.beats_measured - len(bad)
+    assert summary.rr.beats == n_in_range
+    # The tachogram's axis stays physiological.
+    lo, hi = plots.tachogram_ylim(replay)
+    assert 250.0 <= lo < hi <= 2500.0 and hi - lo < 1200.0
+    out = tmp_path / "report.html"
+    assert main(["report", sid, "-o", str(out), "--data-dir", str(tmp_path / "data"), "-q"]) == 0
+    doc = out.read_text(encoding="utf-8")
+    assert_self_contained(doc)
+    assert len(inline_images(doc)) == 4
+    # Counted in the signal-quality section, with how many were too short / too long.
+    quality = doc.split('<section id="quality">', 1)[1]
+    m = re.search(
+        r"<td>out-of-range RR \(outside 250–2500 ms\)</td><td class='num'>(\d+)</td>"
+        r"<td>(\d+) below 250 ms, (\d+) above 2500 ms",
+        quality,
+    )
+    assert m is not None
+    assert int(m.group(1)) == len(bad)
+    assert int(m.group(2)) == sum(1 for v in bad if v < 250.0)
+    # "RR as measured" excludes them, and says so.
+    row = re.search(
+        r"<td>RMSSD \(ms\)</td><td class='num'>[\d.,]+</td><td class='num'>([\d.,]+)</td>", doc
+    )
+    assert row is not None and row.group(1) == f"{rmssd_in_range:,.3f}"
+    assert f"leaves out the {len(bad)} out-of-range value(s)" in doc
+
+
+def test_report_robust_to_implausible_beats_and_gaps(tmp_path: Path) -> None:
+    """Events as a source may hand them over: a 63999 ms first beat, a gap with a
+    negative and one with a zero duration. The start is not moved a minute back, no gap
+    is drawn or summed as a span, and the 63999 ms beats stay out of the statistics."""
+    from vagus.report import plots
+    from vagus.report.session import (
+        SessionReplay,
+        _collect,
+        render_session_html,
+        summarize_replay,
+    )
+    from vagus.report.session import hrv_battery as battery_of
+    from vagus.store.base import SessionInfo
+
+    rng = np.random.default_rng(1)
+    events: list[Beat | Gap] = []
+    t = 10.0
+    for part, gap in enumerate((Gap(0.0, -52.0, "link_lost"), Gap(0.0, 0.0, "dropout"), None)):
+        events.append(Beat(t, 63999.0, "range", None))
+        for _ in range(150):
+            rr = float(900.0 + rng.normal(0.0, 30.0))
+            t += rr / 1000.0
+            events.append(Beat(t, rr, None, rr))
+        if gap is not None:
+            events.append(Gap(t, gap.duration_s, gap.reason))
+            t += 5.0 if part == 0 else 0.0
+    replay = SessionReplay(info=SessionInfo(id="odd", started_unix_s=0.0), participant="me")
+    _collect(replay, list(events), None)
+    assert replay.t0_s == pytest.approx(10.0)  # not 64 s before the first beat
+    summary = summarize_replay(replay)
+    assert summary.gap_count == 2 and summary.unmeasured_gaps == 2
+    assert summary.gap_total_s == 0.0
+    assert len(summary.out_of_range_rr_ms) == 3 and summary.out_of_range_high == 3
+    rr = np.asarray([e.rr_ms for e in events if isinstance(e, Beat) and e.artifact is None])
+    assert summary.rr.mean_nn_ms == pytest.approx(float(rr.mean()))
+    assert summary.duration_s == pytest.approx(t - 10.0)
+    gaps, contact, lines = plots._spans(replay)
+    assert gaps == [] and contact == [] and len(lines) == 2
+    lo, hi = plots.tachogram_ylim(replay)
+    assert 250.0 <= lo < hi <= 1300.0
+    figures = plots.session_figures(replay, summary)
+    assert "tachogram" in figures
+    doc = render_session_html(replay, summary, battery_of(replay), figures)
+    assert "unknown (reported -52.0 s)" in doc and "unknown (reported 0.0 s)" in doc
+    assert "2 with a reported duration ≤ 0" in doc

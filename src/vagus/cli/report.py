@@ -6,7 +6,9 @@ opens offline, prints with a page per section).
 
 ``vagus progress [--participant P] [-o FILE.html] [--refresh] [--data-dir D] [--json]``
 writes the trend across sessions (resting RMSSD, mean coherence, time in high
-coherence, resonance rate once known) as figures and a table.
+coherence, resonance rate once known) as figures and a table, one section per
+participant (sessions without a named participant under "(no participant)");
+``--participant`` keeps one section.
 
 Both show a progress bar on stderr (a rewritten line on a terminal; one line per stage
 otherwise) and print the path written (or, with ``--json``, one JSON object).
@@ -73,13 +75,20 @@ def register(subparsers: Any) -> None:
         "progress",
         help="write an HTML trend report across sessions",
         description=(
-            "Replay every session (of one participant) and write an HTML report of the "
-            "trends: resting RMSSD, mean coherence, time in high coherence (CR >= 3, our "
-            "threshold), resonance rate once assessed. Values are cached in each finished "
-            "session's summary; --refresh recomputes them."
+            "Replay every session and write an HTML report of the trends, one section "
+            "(figure and table) per participant, never pooled across participants: "
+            "resting RMSSD, mean coherence, time in high coherence (CR >= 3, our "
+            "threshold), resonance rate once assessed. Sessions recorded or imported "
+            "without --participant (stored as 'me') form the '(no participant)' section. "
+            "Values are cached in each finished session's summary; --refresh recomputes "
+            "them."
         ),
     )
-    prog.add_argument("--participant", default=None, help="only this participant's sessions")
+    prog.add_argument(
+        "--participant",
+        default=None,
+        help="only this participant's section ('me' or '(no participant)': the unnamed one)",
+    )
     prog.add_argument(
         "-o",
         "--output",
@@ -166,5 +175,7 @@ def run_progress(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"progress report ({len(rows)} sessions) written to {path}")
+        sessions = len({r.session_id for r in rows})
+        people = len({r.participant for r in rows})
+        print(f"progress report ({sessions} sessions, {people} participant(s)) written to {path}")
     return 0

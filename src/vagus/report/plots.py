@@ -101,12 +101,23 @@ def _minutes(replay: SessionReplay, t_s: Any) -> Any:
     return (np.asarray(t_s, dtype=np.float64) - replay.t0_s) / _unit_s(replay)
 
 
-def _spans(replay: SessionReplay) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(gap spans, contact-loss spans) in minutes from the start."""
+def _spans(
+    replay: SessionReplay,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[float]]:
+    """(gap spans, contact-loss spans, gaps without a usable duration) in axis units.
+
+    A gap reported with a duration <= 0 (a source re-anchoring its beat chain, e.g. after
+    a 63999 ms RR from a strap that just reconnected) is no time span: it is returned as
+    a single time, drawn as a line, never as a reversed or empty span.
+    """
     end = replay.t_end_s
     gaps = []
+    lines: list[float] = []
     for g in replay.gaps:
-        stop = g.t_s + g.duration_s if g.duration_s is not None else end
+        if g.duration_s is not None and g.duration_s <= 0:
+            lines.append(float(_minutes(replay, g.t_s)))
+            continue
+        stop = g.t_s + g.duration_s if g.duration_s is not None else max(end, g.t_s)
         gaps.append((float(_minutes(replay, g.t_s)), float(_minutes(replay, stop))))
     contact: list[tuple[float, float]] = []
     lost_at: float | None = None
@@ -118,15 +129,33 @@ def _spans(replay: SessionReplay) -> tuple[list[tuple[float, float]], list[tuple
             lost_at = None
     if lost_at is not None:
         contact.append((float(_minutes(replay, lost_at)), float(_minutes(replay, end))))
-    return gaps, contact
+    return gaps, contact, lines
+
+
+def _break_at_gaps(replay: SessionReplay, t_s: Any, *ys: Any) -> tuple[Any, ...]:
+    """(x in axis units, *ys) with NaN inserted wherever a gap starts between two
+    consecutive times, so that no plotted line bridges a gap."""
+    t = np.asarray(t_s, dtype=np.float64)
+    gap_t = np.sort(np.asarray([g.t_s for g in replay.gaps], dtype=np.float64))
+    n_before = np.searchsorted(gap_t, t, side="left")
+    cut = np.flatnonzero(np.diff(n_before) != 0) + 1
+    columns = [_minutes(replay, t), *(np.asarray(y, dtype=np.float64) for y in ys)]
+    return tuple(np.insert(c, cut, np.nan) for c in columns)
 
 
 def _decorate(ax: Axes, replay: SessionReplay, *, label_markers: bool, legend: bool) -> None:
-    """Gap and contact-loss spans and marker lines on one axis."""
-    gaps, contact = _spans(replay)
+    """Gap and contact-loss spans, marker lines and the common time axis on one axis."""
+    span = float(_minutes(replay, replay.t_end_s))
+    if span > 0:
+        # Every time figure spans the whole session, so their time axes line up.
+        ax.set_xlim(-0.01 * span, 1.01 * span)
+    gaps, contact, lines = _spans(replay)
     for i, (a, b) in enumerate(gaps):
         ax.axvspan(a, max(b, a + 1e-3), color=_GAP_COLOR, alpha=0.35, lw=0,
                    label="gap" if (i == 0 and legend) else None)  # fmt: skip
+    for i, x in enumerate(lines):
+        ax.axvline(x, color=_GAP_COLOR, lw=2.0, alpha=0.8,
+                   label="gap, duration unknown" if (i == 0 and legend) else None)  # fmt: skip
     for i, (a, b) in enumerate(contact):
         ax.axvspan(a, b, facecolor="none", edgecolor="#888888", hatch="//", lw=0,
                    label="contact lost" if (i == 0 and legend) else None)  # fmt: skip
@@ -146,8 +175,46 @@ def _legend(ax: Axes, **kw: Any) -> None:
         ax.legend(handles, labels, fontsize=8, **kw)
 
 
+#: At most this many out-of-range beats get their value written beside their marker.
+_OOR_LABELS = 12
+
+
+def tachogram_ylim(replay: SessionReplay) -> tuple[float, float]:
+    """The tachogram's interval axis (ms): robust, physiological, never blown up.
+
+    The 0.5th-99.5th percentiles of the in-range measured RR and the corrected NN,
+    widened to keep every in-range artifact in view, padded, and clipped to
+    :data:`~vagus.report.session.RR_RANGE_MS`: an out-of-range value (0 ms, 63999 ms)
+    never sets the scale; it is drawn at the axis edge instead.
+    """
+    from vagus.report.session import RR_RANGE_MS
+
+    lo_ok, hi_ok = RR_RANGE_MS
+    measured = ~replay.beat_inserted
+    good = replay.beat_rr_ms[measured & ~replay.beat_out_of_range]
+    nn = replay.beat_nn_ms[np.isfinite(replay.beat_nn_ms)]
+    values = np.concatenate([good, nn[(nn >= lo_ok) & (nn <= hi_ok)]])
+    if values.size == 0:
+        return lo_ok, hi_ok
+    lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    arts = np.asarray([a is not None for a in replay.beat_artifact], dtype=bool)
+    art_rr = replay.beat_rr_ms[arts & measured & ~replay.beat_out_of_range]
+    if art_rr.size:
+        lo, hi = min(lo, float(art_rr.min())), max(hi, float(art_rr.max()))
+    pad = max(50.0, 0.15 * (hi - lo))
+    return max(lo_ok, lo - pad), min(hi_ok, hi + pad)
+
+
 def tachogram_figure(replay: SessionReplay) -> str | None:
-    """RR as measured and corrected NN, artifacts by class, gaps, contact loss, markers."""
+    """RR as measured and corrected NN, artifacts by class, gaps, contact loss, markers.
+
+    Out-of-range RR (outside :data:`~vagus.report.session.RR_RANGE_MS`) are not drawn
+    at their value (the axis is :func:`tachogram_ylim`): each is a triangle at the top
+    (too long) or bottom (too short) edge, labelled with its value, and the "RR as
+    measured" line breaks there.
+    """
+    from vagus.report.session import RR_RANGE_MS
+
     r = replay
     if r.beat_t_s.size == 0:
         return None
@@ -155,6 +222,7 @@ def tachogram_figure(replay: SessionReplay) -> str | None:
         fig, (ax,) = _new_figure(3.8)
         x = _minutes(r, r.beat_t_s)
         measured = ~r.beat_inserted
+        oor = r.beat_out_of_range
         seg = r.beat_segment
 
         # Break the lines at gaps (NaN between segments): no line bridges a gap.
@@ -162,29 +230,46 @@ def tachogram_figure(replay: SessionReplay) -> str | None:
             cut = np.flatnonzero(np.diff(segs) != 0) + 1
             return np.insert(xs, cut, np.nan), np.insert(ys, cut, np.nan)
 
-        xr, yr = broken(x[measured], r.beat_rr_ms[measured], seg[measured])
+        # ... and at out-of-range values, which are left out of the line.
+        rr_seg = seg * (oor.size + 1) + np.cumsum(oor)
+        keep = measured & ~oor
+        xr, yr = broken(x[keep], r.beat_rr_ms[keep], rr_seg[keep])
         ax.plot(xr, yr, color="#9a9a9a", lw=0.7, label="RR as measured")
         has_nn = np.isfinite(r.beat_nn_ms)
         xn, yn = broken(x[has_nn], r.beat_nn_ms[has_nn], seg[has_nn])
         ax.plot(xn, yn, color=_NN_COLOR, lw=0.9, label="NN (corrected)")
         arts = np.asarray([a or "" for a in r.beat_artifact])
         for cls, color in ARTIFACT_COLORS.items():
-            sel = (arts == cls) & measured
+            sel = (arts == cls) & keep
+            n_cls = int(np.count_nonzero((arts == cls) & measured))
             if np.any(sel):
                 ax.scatter(x[sel], r.beat_rr_ms[sel], s=16, color=color, marker="x",
-                           lw=1.2, zorder=3, label=f"{cls} ({int(sel.sum())})")  # fmt: skip
+                           lw=1.2, zorder=3, label=f"{cls} ({n_cls})")  # fmt: skip
         _decorate(ax, r, label_markers=True, legend=True)
         ax.set_ylabel("interval (ms)")
         ax.set_xlabel(_time_label(r))
-        lo, hi = (float(v) for v in np.nanpercentile(r.beat_rr_ms, [0.5, 99.5]))
-        # Keep every plausible artifact in view; out-of-range values (< 250, > 2500 ms)
-        # may fall off the chart (they are counted in the legend and the quality table).
-        art_rr = r.beat_rr_ms[(arts != "") & measured]
-        art_rr = art_rr[(art_rr >= 250.0) & (art_rr <= 2500.0)]
-        if art_rr.size:
-            lo, hi = min(lo, float(art_rr.min())), max(hi, float(art_rr.max()))
-        pad = max(50.0, 0.15 * (hi - lo))
-        ax.set_ylim(max(0.0, lo - pad), hi + pad)
+        ax.set_ylim(*tachogram_ylim(r))
+        # Out-of-range beats: triangles on the axis edge (y in axes fraction).
+        trans = ax.get_xaxis_transform()
+        rr = r.beat_rr_ms
+        high = oor & (rr > RR_RANGE_MS[1])
+        low = oor & ~high
+        for sel, y, mk, va, name in (
+            (high, 1.0, "^", "top", f"> {RR_RANGE_MS[1]:g} ms"),
+            (low, 0.0, "v", "bottom", f"< {RR_RANGE_MS[0]:g} ms"),
+        ):
+            n = int(np.count_nonzero(sel))
+            if not n:
+                continue
+            ax.scatter(x[sel], np.full(n, y), transform=trans, marker=mk, s=42,
+                       color="#111111", clip_on=False, zorder=4,
+                       label=f"out of range, {name} ({n}), at axis edge")  # fmt: skip
+            if np.count_nonzero(oor) <= _OOR_LABELS:
+                for xi, v in zip(x[sel], rr[sel], strict=True):
+                    ax.annotate(f"{v:,.0f} ms", (float(xi), y), xycoords=trans,
+                                xytext=(4, -4 if va == "top" else 4),
+                                textcoords="offset points", va=va, fontsize=7,
+                                color="#111111")  # fmt: skip
         ax.grid(alpha=0.3)
         _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return figure_to_html(fig, "Tachogram: RR and corrected NN with artifacts and gaps")
@@ -197,11 +282,13 @@ def hr_rmssd_figure(replay: SessionReplay) -> str | None:
         return None
     with _quiet_matplotlib():
         fig, (ax1, ax2) = _new_figure(4.6, rows=2)
-        x = _minutes(r, r.metrics_t_s)
-        ax1.plot(x, r.hr_bpm, color="#d62728", lw=0.9, label="HR (10 s)")
+        x, hr, rmssd30, rmssd60 = _break_at_gaps(
+            r, r.metrics_t_s, r.hr_bpm, r.rmssd_30s_ms, r.rmssd_60s_ms
+        )
+        ax1.plot(x, hr, color="#d62728", lw=0.9, label="HR (10 s)")
         ax1.set_ylabel("HR (bpm)")
-        ax2.plot(x, r.rmssd_30s_ms, color="#9ecae1", lw=0.9, label="RMSSD 30 s")
-        ax2.plot(x, r.rmssd_60s_ms, color=_NN_COLOR, lw=1.2, label="RMSSD 60 s")
+        ax2.plot(x, rmssd30, color="#9ecae1", lw=0.9, label="RMSSD 30 s")
+        ax2.plot(x, rmssd60, color=_NN_COLOR, lw=1.2, label="RMSSD 60 s")
         ax2.set_ylabel("RMSSD (ms)")
         ax2.set_xlabel(_time_label(r))
         for ax in (ax1, ax2):
@@ -229,9 +316,12 @@ def coherence_figure(replay: SessionReplay, threshold: float) -> str | None:
         return None
     with _quiet_matplotlib():
         fig, (ax1, ax2) = _new_figure(4.6, rows=2)
-        t = _minutes(r, [p[0] for p in pts])
-        cr = np.asarray([math.nan if p[1] is None else p[1] for p in pts], dtype=np.float64)
-        pk = np.asarray([math.nan if p[2] is None else p[2] * 60 for p in pts], dtype=np.float64)
+        t, cr, pk = _break_at_gaps(
+            r,
+            [p[0] for p in pts],
+            [math.nan if p[1] is None else p[1] for p in pts],
+            [math.nan if p[2] is None else p[2] * 60 for p in pts],
+        )
         dots = "." if len(pts) <= 400 else ""
         ax1.plot(t, cr, color="#6a3d9a", lw=0.8, marker=dots, ms=3, label="coherence ratio")
         ax1.axhline(threshold, color="#6a3d9a", ls=":", lw=1.0, label=f"CR = {threshold:g}")
@@ -314,8 +404,14 @@ def session_figures(
     return out
 
 
-def progress_figure(rows: Sequence[ProgressRow], threshold: float) -> str | None:
-    """Trends across sessions: RMSSD, coherence, time in high coherence, resonance rate."""
+def progress_figure(
+    rows: Sequence[ProgressRow], threshold: float, label: str | None = None
+) -> str | None:
+    """Trends across sessions: RMSSD, coherence, time in high coherence, resonance rate.
+
+    ``rows`` are one participant's (the report never pools participants); ``label``
+    names them in the figure's title and alt text.
+    """
     if not rows:
         return None
 
@@ -334,6 +430,7 @@ def progress_figure(rows: Sequence[ProgressRow], threshold: float) -> str | None
         a2.plot(x, col("mean_coherence"), "o-", color="#6a3d9a", label="mean coherence ratio")
         a2.axhline(threshold, color="#6a3d9a", ls=":", lw=1.0, label=f"CR = {threshold:g}")
         a2.set_ylabel("coherence ratio")
+        a2.set_ylim(bottom=0)
         minutes = col("high_coherence_s") / 60.0
         a3.bar(x, np.nan_to_num(minutes), color="#b2abd2",
                label=f"time with CR ≥ {threshold:g}")  # fmt: skip
@@ -350,4 +447,7 @@ def progress_figure(rows: Sequence[ProgressRow], threshold: float) -> str | None
         for ax in axes:
             ax.grid(alpha=0.3)
             _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return figure_to_html(fig, "Trends across sessions")
+        if label is not None:
+            fig.suptitle(label, fontsize=10, x=0.01, ha="left")
+        alt = "Trends across sessions" + (f": {label}" if label is not None else "")
+        return figure_to_html(fig, alt)

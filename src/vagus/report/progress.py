@@ -1,5 +1,12 @@
 """The progress report: trends across sessions (``vagus progress``).
 
+The report has one section per participant (trend figure and table), never pooling
+values across people: a session with two participants (a client and a therapist, both
+wearing straps) gives one row in each of their sections, each from that person's beats.
+Sessions recorded or imported without naming a participant carry the store's default
+name :data:`DEFAULT_PARTICIPANT` ("me") and form the section labelled
+:data:`NO_PARTICIPANT_LABEL`. ``participant=`` restricts the report to one section.
+
 For each session of a participant, the values are computed by replaying the session
 through the pipeline (:func:`vagus.report.session.replay_session`) and summarising it
 (:meth:`~vagus.report.session.SessionSummary.trend_values`):
@@ -40,8 +47,12 @@ from vagus.store.base import SessionInfo, Store
 
 __all__ = [
     "CACHE_KEY",
+    "DEFAULT_PARTICIPANT",
+    "NO_PARTICIPANT_LABEL",
     "TREND_VERSION",
     "ProgressRow",
+    "group_by_participant",
+    "participant_label",
     "progress_rows",
     "render_progress_html",
     "write_progress_report",
@@ -50,7 +61,13 @@ __all__ = [
 #: Key of the cached trend values in a session's summary.
 CACHE_KEY = "report_trend"
 #: Bumped whenever the trend values' definitions change (invalidates the cache).
-TREND_VERSION = 1
+#: 2: the session start ignores an out-of-range first RR (duration_s).
+TREND_VERSION = 2
+#: The participant name the store, ``vagus record`` and ``vagus import`` use when none is
+#: given: such sessions have no named participant.
+DEFAULT_PARTICIPANT = "me"
+#: The section heading of the sessions without a named participant.
+NO_PARTICIPANT_LABEL = "(no participant)"
 
 
 def _nothing(stage: str, fraction: float) -> None:
@@ -131,6 +148,22 @@ def _row(info: SessionInfo, participant: str, v: dict[str, Any], cached: bool) -
     )
 
 
+def participant_label(participant: str) -> str:
+    """The name a participant's section is headed by (:data:`NO_PARTICIPANT_LABEL` for
+    the default, unnamed participant)."""
+    return NO_PARTICIPANT_LABEL if participant == DEFAULT_PARTICIPANT else participant
+
+
+def group_by_participant(rows: Sequence[ProgressRow]) -> list[tuple[str, list[ProgressRow]]]:
+    """The rows by participant, in report order: named participants by name (case-folded),
+    then the unnamed one; within a participant the rows keep their order (oldest first)."""
+    groups: dict[str, list[ProgressRow]] = {}
+    for r in rows:
+        groups.setdefault(r.participant, []).append(r)
+    order = sorted(groups, key=lambda p: (p == DEFAULT_PARTICIPANT, p.casefold(), p))
+    return [(p, groups[p]) for p in order]
+
+
 def progress_rows(
     store: Store,
     participant: str | None = None,
@@ -139,21 +172,31 @@ def progress_rows(
     write_cache: bool = True,
     progress: ProgressCallback = _nothing,
 ) -> list[ProgressRow]:
-    """One row per session (oldest first) of ``participant``.
+    """One row per session and participant (sessions oldest first).
 
     Args:
         participant: only sessions with this participant, and their values for this
-            participant; None: every session, for its first participant.
+            participant (:data:`NO_PARTICIPANT_LABEL` means :data:`DEFAULT_PARTICIPANT`);
+            None: every participant of every session, each row from that participant's
+            own beats (:func:`group_by_participant` makes the report's sections).
         refresh: ignore cached values and replay every session.
         write_cache: store the computed values in each ended session's summary.
     """
+    if participant == NO_PARTICIPANT_LABEL:
+        participant = DEFAULT_PARTICIPANT
     sessions = sorted(store.list_sessions(), key=lambda s: (s.started_unix_s, s.id))
-    if participant is not None:
-        sessions = [s for s in sessions if participant in s.participants]
+    work: list[tuple[SessionInfo, str]] = []
+    for info in sessions:
+        people = info.participants or (DEFAULT_PARTICIPANT,)
+        if participant is None:
+            work += [(info, who) for who in dict.fromkeys(people)]
+        elif participant in people:
+            work.append((info, participant))
     rows: list[ProgressRow] = []
     progress("sessions", 0.0)
-    for i, info in enumerate(sessions):
-        who = participant if participant is not None else (info.participants or ("me",))[0]
+    for i, (listed, who) in enumerate(work):
+        # Re-read: an earlier row of the same session may have updated its cache.
+        info = store.get_session(listed.id) if write_cache else listed
         values = None if refresh else _cached(info, who)
         if values is not None:
             rows.append(_row(info, who, values, cached=True))
@@ -173,7 +216,7 @@ def progress_rows(
                 # A read-only store still gets its report; the cache is only a cache.
                 with contextlib.suppress(StoreError):
                     store.update_session(info.id, summary=summary)
-        progress("sessions", (i + 1) / len(sessions))
+        progress("sessions", (i + 1) / len(work))
     return rows
 
 
@@ -194,19 +237,37 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_progress_html(
-    rows: Sequence[ProgressRow],
-    participant: str | None,
-    *,
-    generated_unix_s: float | None = None,
-) -> str:
-    """The progress report as one self-contained HTML document."""
-    from vagus import __version__
-    from vagus.report import plots
-    from vagus.report.session import _CSS, _when
+def _slug(name: str, taken: set[str]) -> str:
+    """A unique HTML id for a participant's section."""
+    base = "participant-" + (
+        "".join(c if c.isalnum() else "-" for c in name.casefold()).strip("-") or "x"
+    )
+    slug, k = base, 1
+    while slug in taken:
+        k += 1
+        slug = f"{base}-{k}"
+    taken.add(slug)
+    return slug
 
-    who = participant if participant is not None else "every session's first participant"
-    figure = plots.progress_figure(rows, HIGH_COHERENCE_THRESHOLD) if rows else None
+
+_HEADER = (
+    "#",
+    "date (UTC)",
+    "session",
+    "title",
+    "duration",
+    "mean HR (bpm), whole session",
+    "resting RMSSD (ms), unpaced NN",
+    "mean RMSSD 60 s (ms)",
+    "mean coherence ratio (64 s)",
+    f"time with CR ≥ {HIGH_COHERENCE_THRESHOLD:g} (% of windows)",
+    "resonance rate (breaths/min)",
+    "artifacts (% of measured beats)",
+)
+_NUM_COLS = {0, 4, 5, 6, 7, 8, 9, 10, 11}
+
+
+def _table_html(rows: Sequence[ProgressRow]) -> str:
     body_rows = []
     for i, r in enumerate(rows, 1):
         res = (
@@ -220,7 +281,6 @@ def render_progress_html(
             _e(r.date),
             f"<code>{_e(r.session_id)}</code>",
             _e(r.title),
-            _e(r.participant),
             _clock(r.duration_s),
             _fmt(r.mean_hr_bpm),
             _fmt(r.resting_rmssd_ms),
@@ -230,44 +290,94 @@ def render_progress_html(
             res,
             _fmt(r.artifact_pct, 1),
         ]
-        num = {0, 5, 6, 7, 8, 9, 10, 11, 12}
         body_rows.append(
             "<tr>"
             + "".join(
-                f"<td class='num'>{c}</td>" if j in num else f"<td>{c}</td>"
+                f"<td class='num'>{c}</td>" if j in _NUM_COLS else f"<td>{c}</td>"
                 for j, c in enumerate(cells)
             )
             + "</tr>"
         )
-    header = (
-        "#",
-        "date (UTC)",
-        "session",
-        "title",
-        "participant",
-        "duration",
-        "mean HR (bpm)",
-        "resting RMSSD (ms)",
-        "mean RMSSD 60 s (ms)",
-        "mean coherence",
-        f"time with CR ≥ {HIGH_COHERENCE_THRESHOLD:g}",
-        "resonance rate (breaths/min)",
-        "artifacts (%)",
-    )
-    table = (
+    return (
         "<table><thead><tr>"
-        + "".join(f"<th>{_e(h)}</th>" for h in header)
+        + "".join(f"<th>{_e(h)}</th>" for h in _HEADER)
         + "</tr></thead><tbody>"
         + "".join(body_rows)
         + "</tbody></table>"
     )
+
+
+def _participant_section(
+    participant: str, rows: Sequence[ProgressRow], slug: str, *, first: bool
+) -> str:
+    from vagus.report import plots
+
+    label = participant_label(participant)
+    heading = _e(label) if label == NO_PARTICIPANT_LABEL else f"Participant: {_e(label)}"
+    figure = plots.progress_figure(rows, HIGH_COHERENCE_THRESHOLD, label)
     fig_html = (
-        f"<figure>{figure}<figcaption>Per session, oldest first (x: session number and "
-        "date). Resonance rate: only for sessions where a resonance assessment stored one."
-        "</figcaption></figure>"
+        f"<figure>{figure}<figcaption>{_e(label)}: per session, oldest first (x: session "
+        "number within this participant, and date). Resonance rate: only for sessions "
+        "where a resonance assessment stored one.</figcaption></figure>"
         if figure
         else "<p class='note'>No sessions to plot.</p>"
     )
+    span = rows[0].date if rows[0].date == rows[-1].date else f"{rows[0].date} – {rows[-1].date}"
+    unnamed = (
+        "<p class='note'>Sessions recorded or imported without <code>--participant</code> "
+        f"(stored under the default name “{_e(DEFAULT_PARTICIPANT)}”).</p>"
+        if participant == DEFAULT_PARTICIPANT
+        else ""
+    )
+    cls = ' class="participant first"' if first else ' class="participant"'
+    return (
+        f'<section{cls} id="{slug}" data-participant="{_e(participant)}">'
+        f"<h2>{heading}</h2>"
+        f"<p class='sub'>{len(rows)} session(s) · {_e(span)} · not pooled with any other "
+        "section</p>"
+        f"{unnamed}{fig_html}<h3>Sessions</h3>{_table_html(rows)}</section>"
+    )
+
+
+def render_progress_html(
+    rows: Sequence[ProgressRow],
+    participant: str | None,
+    *,
+    generated_unix_s: float | None = None,
+) -> str:
+    """The progress report as one self-contained HTML document: one section per
+    participant (:func:`group_by_participant`), each with its own figure and table."""
+    from vagus import __version__
+    from vagus.report.session import _CSS, _when
+
+    groups = group_by_participant(rows)
+    who = (
+        participant_label(participant)
+        if participant is not None
+        else f"{len(groups)} participant(s), one section each"
+    )
+    taken: set[str] = set()
+    slugs = [_slug(p, taken) for p, _ in groups]
+    sections = "\n".join(
+        _participant_section(p, g, slug, first=(k == 0))
+        for k, ((p, g), slug) in enumerate(zip(groups, slugs, strict=True))
+    )
+    if not groups:
+        sections = (
+            '<section class="first" id="no-sessions">'
+            "<p class='note'>No sessions to plot.</p></section>"
+        )
+    toc = ""
+    if len(groups) > 1:
+        toc = (
+            "<ul class='toc'>"
+            + "".join(
+                f'<li><a href="#{slug}">{_e(participant_label(p))}</a>: {len(g)} session(s)</li>'
+                for (p, g), slug in zip(groups, slugs, strict=True)
+            )
+            + "</ul><p class='note'>Values are never pooled across participants: each "
+            "section replays only that participant's beats.</p>"
+        )
     generated = _when(generated_unix_s) if generated_unix_s is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -275,21 +385,20 @@ def render_progress_html(
 <title>Progress · {_e(who)} · vagus</title>
 <style>{_CSS}</style></head>
 <body>
-<section class="first" id="trends">
+<header id="trends">
 <h1>Progress across sessions</h1>
-<p class="sub">Participant: {_e(who)} · {len(rows)} session(s)</p>
-{fig_html}
-</section>
-<section id="table"><h2>Sessions</h2>
-{table}
-</section>
+<p class="sub">{_e(who)} · {len({r.session_id for r in rows})} session(s)</p>
+{toc}
+</header>
+{sections}
 <section id="definitions"><h2>Definitions</h2>
 <dl>
 <dt>Resting RMSSD</dt><dd>sqrt(mean(ΔNN²)) over the corrected NN recorded while no pacer was
 set (at least 60 s of them), no difference across a gap or a pacer switch; “–” when the
 session had less unpaced time.</dd>
-<dt>Mean RMSSD 60 s</dt><dd>Session mean of the real-time RMSSD over the last 60 s of beat
-time.</dd>
+<dt>Mean RMSSD 60 s</dt><dd>Session mean of the real-time RMSSD (sqrt(mean(ΔNN²)), no
+difference across a gap) over the last 60 s of beat time, at every beat once that window
+is 75 % covered.</dd>
 <dt>Mean coherence</dt><dd>Session mean of the coherence ratio of 64 s windows every 5 s: our
 implementation of the published HeartMath formula (McCraty &amp; Childre 2010), not
 HeartMath's proprietary score.</dd>
@@ -302,10 +411,11 @@ oscillation, as found by a resonance assessment and stored with the session
 <dt>Mean HR</dt><dd>60000 / mean(NN) over the whole session.</dd>
 <dt>Artifacts</dt><dd>Measured beats classified as artifacts (Lipponen &amp; Tarvainen 2019) /
 all measured beats × 100.</dd>
+<dt>Duration</dt><dd>From the session's first data to its last event, gaps included.</dd>
 </dl>
-<p class="note">Values come from replaying each session's raw record through the pipeline
-(cached per session for finished sessions). Report written by vagus {_e(__version__)}
-{generated}.</p>
+<p class="note">Values come from replaying each session's raw record through the pipeline,
+for each participant separately (cached per session and participant for finished
+sessions). Report written by vagus {_e(__version__)} {generated}.</p>
 </section>
 </body></html>
 """
@@ -329,6 +439,8 @@ def write_progress_report(
     """
     import time
 
+    if participant == NO_PARTICIPANT_LABEL:
+        participant = DEFAULT_PARTICIPANT
     rows = progress_rows(store, participant, refresh=refresh, progress=progress)
     doc = render_progress_html(rows, participant, generated_unix_s=time.time())
     if out_path is None:

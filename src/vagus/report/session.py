@@ -98,6 +98,13 @@ FREQUENCY_DEFAULT_MAX_S = 7200.0
 #: Peaks for neurokit2 are sample indices at this rate, built from cumulative NN.
 BATTERY_SAMPLING_RATE_HZ = 1000
 
+#: The physiological RR range (ms), as the artifact corrector's ``range`` class
+#: (:class:`~vagus.core.artifacts.Lipponen2019` defaults, SCIENCE.md "Artifacts"). A
+#: measured RR outside it (a strap's 0 ms or 63999 ms = 65535 ticks right after a
+#: (re)connect) is no heartbeat: the report counts it, draws it at the tachogram's axis
+#: edge and leaves it out of the "RR as measured" statistics.
+RR_RANGE_MS = (250.0, 2500.0)
+
 
 def _nothing(stage: str, fraction: float) -> None:
     """The default progress callback: report nothing."""
@@ -150,6 +157,11 @@ class SessionReplay:
         """Beats measured by the strap (or imported): every beat but the inserted ones."""
         return int(np.count_nonzero(~self.beat_inserted))
 
+    @property
+    def beat_out_of_range(self) -> npt.NDArray[np.bool_]:
+        """Measured beats whose RR lies outside :data:`RR_RANGE_MS` (or is not finite)."""
+        return _out_of_range(self.beat_rr_ms) & ~self.beat_inserted
+
     def pacer_rate_at(self, t_s: float) -> float | None:
         """The pacer rate (breaths/min) in force at ``t_s``; None when no pacer is set."""
         rate: float | None = None
@@ -185,6 +197,19 @@ def _record_time(rec: InputRecord) -> float | None:
 
 def _opt(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _out_of_range(rr_ms: FloatArray) -> npt.NDArray[np.bool_]:
+    """True where an RR value (ms) is outside :data:`RR_RANGE_MS` or not finite."""
+    lo, hi = RR_RANGE_MS
+    with np.errstate(invalid="ignore"):
+        return np.asarray(~((rr_ms >= lo) & (rr_ms <= hi)), dtype=bool)
+
+
+def _gap_end_known(gap: Gap) -> bool:
+    """The gap has a usable duration: known and > 0 (a duration <= 0 is a source's
+    re-anchoring artefact, e.g. a 63999 ms RR right after a reconnect, not a time span)."""
+    return gap.duration_s is not None and gap.duration_s > 0.0
 
 
 def replay_records(
@@ -300,14 +325,18 @@ def _collect(out: SessionReplay, events: list[Event], first_t: float | None) -> 
     out.pacer_changes.sort(key=lambda p: p.t_s)
     starts = [t for t in (first_t,) if t is not None]
     if bt:
-        starts.append(bt[0] - brr[0] / 1000.0)
+        # The start of the first plausible interval: an out-of-range first RR (63999 ms
+        # from a strap that just connected) would otherwise move the start a minute back.
+        ok = np.flatnonzero(~_out_of_range(out.beat_rr_ms) & ~out.beat_inserted)
+        k = int(ok[0]) if ok.size else 0
+        starts.append(min(bt[0], bt[k] - brr[k] / 1000.0))
     starts += [m.t_s for m in out.markers[:1]] + [p.t_s for p in out.pacer_changes[:1]]
     out.t0_s = min(starts) if starts else 0.0
     ends = [out.t0_s]
     if bt:
         ends.append(bt[-1])
     ends += [m.t_s for m in out.markers] + [c.t_s for c in out.contacts]
-    ends += [g.t_s + (g.duration_s or 0.0) for g in out.gaps]
+    ends += [g.t_s + (g.duration_s or 0.0) for g in out.gaps if _gap_end_known(g)]
     out.t_end_s = max(ends)
 
 
@@ -408,7 +437,10 @@ class SessionSummary:
     Attributes:
         nn: whole-session summary of the corrected NN (:func:`vagus.core.metrics.summarize`).
         rr: the same formulas over the RR as measured (no correction; inserted beats left
-            out, removed beats kept), to show what the correction changed.
+            out, removed beats kept), to show what the correction changed. RR outside
+            :data:`RR_RANGE_MS` are left out, and no difference is taken across one.
+        out_of_range_rr_ms: the measured RR outside :data:`RR_RANGE_MS`, in order
+            (``out_of_range_low`` / ``out_of_range_high``: how many below / above it).
         realtime_means: session mean of each real-time value over the events that had one
             (keys: ``hr_bpm``, ``rmssd_30s_ms``, ``rmssd_60s_ms``, ``sdnn_60s_ms``,
             ``pnn50_60s``, ``artifact_rate_60s``, ``coherence_ratio``, ``peak_hz``).
@@ -420,7 +452,9 @@ class SessionSummary:
         artifacts: measured beats by artifact class; ``artifact_pct`` the % of all
             measured beats per class.
         gap_count, gap_total_s: gaps in the beat chain and their summed known duration
-            (``open_gaps``: gaps whose end is unknown, at the end of the recording).
+            (``open_gaps``: gaps whose end is unknown, at the end of the recording;
+            ``unmeasured_gaps``: gaps reported with a duration <= 0, counted but neither
+            summed nor drawn as a span).
         contact_loss_s: time between a strap's "no contact" and its next "contact" report.
     """
 
@@ -440,10 +474,22 @@ class SessionSummary:
     gap_count: int
     gap_total_s: float
     open_gaps: int
+    unmeasured_gaps: int
     gap_reasons: dict[str, int]
     contact_loss_s: float
     contact_reported: bool
     spectrum: SpectrumComparison
+    out_of_range_rr_ms: tuple[float, ...] = ()
+
+    @property
+    def out_of_range_low(self) -> int:
+        """Measured RR below :data:`RR_RANGE_MS` (or not finite)."""
+        return sum(1 for v in self.out_of_range_rr_ms if not v > RR_RANGE_MS[0])
+
+    @property
+    def out_of_range_high(self) -> int:
+        """Measured RR above :data:`RR_RANGE_MS`."""
+        return sum(1 for v in self.out_of_range_rr_ms if v > RR_RANGE_MS[1])
 
     def trend_values(self) -> dict[str, float | None]:
         """The per-session values ``vagus progress`` plots (JSON-ready)."""
@@ -486,7 +532,14 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
             artifacts[a] = artifacts.get(a, 0) + 1
     n_measured = int(np.count_nonzero(measured))
     nn_summary = _summ(t_nn, nn, seg_nn, beats_measured=n_measured, artifacts=artifacts)
-    rr_summary = _summ(r.beat_t_s[measured], r.beat_rr_ms[measured], r.beat_segment[measured])
+    # RR as measured: without the out-of-range values, and a new segment after each one,
+    # so that no difference joins the two beats around it.
+    oor = r.beat_out_of_range
+    breaks = np.zeros(oor.size, dtype=bool)
+    breaks[1:] = (np.diff(r.beat_segment) != 0) | oor[:-1]
+    rr_seg = np.cumsum(breaks)
+    rr_keep = measured & ~oor
+    rr_summary = _summ(r.beat_t_s[rr_keep], r.beat_rr_ms[rr_keep], rr_seg[rr_keep])
     means: dict[str, float | None] = {
         "hr_bpm": _nanmean(r.hr_bpm),
         "rmssd_30s_ms": _nanmean(r.rmssd_30s_ms),
@@ -513,7 +566,7 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
         seg_rest = seg_nn * 2 + np.cumsum(np.r_[0, np.diff(unpaced.astype(np.int64)) != 0])
         d = np.diff(nn[unpaced])[np.diff(seg_rest[unpaced]) == 0]
         resting = float(np.sqrt(np.mean(d * d))) if d.size else None
-    gap_total = sum(g.duration_s for g in r.gaps if g.duration_s is not None)
+    gap_total = sum(g.duration_s or 0.0 for g in r.gaps if _gap_end_known(g))
     reasons: dict[str, int] = {}
     for g in r.gaps:
         reasons[g.reason] = reasons.get(g.reason, 0) + 1
@@ -536,10 +589,12 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
         gap_count=len(r.gaps),
         gap_total_s=float(gap_total),
         open_gaps=sum(1 for g in r.gaps if g.duration_s is None),
+        unmeasured_gaps=sum(1 for g in r.gaps if g.duration_s is not None and g.duration_s <= 0),
         gap_reasons=reasons,
         contact_loss_s=_contact_loss_s(r),
         contact_reported=any(c.contact is not None for c in r.contacts),
         spectrum=compare_spectra(r),
+        out_of_range_rr_ms=tuple(float(v) for v in r.beat_rr_ms[oor]),
     )
 
 
@@ -779,6 +834,14 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], num_cols: Seque
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _gap_duration_text(gap: Gap) -> str:
+    if gap.duration_s is None:
+        return "unknown (no beat after it)"
+    if gap.duration_s <= 0:
+        return f"unknown (reported {_fmt(gap.duration_s, 1, 's')})"
+    return _fmt(gap.duration_s, 1, "s")
+
+
 def _card(label: str, value: str) -> str:
     return f'<div class="card"><div class="v">{value}</div><div class="k">{label}</div></div>'
 
@@ -867,12 +930,17 @@ def _definitions_html() -> str:
             "Lipponen & Tarvainen 2019 (J Med Eng Technol 43:173), made causal with a "
             "two-beat decision delay: ectopic, long and short beats are replaced by "
             "interpolation, a missed beat is split in two, an extra beat is merged with its "
-            "neighbour; ‘range’ = outside 250–2500 ms. NN = the corrected intervals.",
+            "neighbour; ‘range’ = outside 250–2500 ms. NN = the corrected intervals. "
+            "“RR as measured” = the intervals as sent, without the out-of-range ones.",
         ),
         (
             "Gap",
-            "A break in the beat chain (link lost, dropout, contact lost, clock jump). No "
-            "beat is invented; no successive difference is taken across a gap.",
+            "A break in the beat chain (link lost, dropout, contact lost, clock jump, an "
+            "RR too long to be a beat). No beat is invented; no successive difference is "
+            "taken across a gap. Duration: from the last beat before it to the start of "
+            "the first interval after it; a source that reports a duration ≤ 0 (it "
+            "re-anchored its chain before the gap's start) gets “unknown”, a line in the "
+            "figures instead of a span, and is left out of the total gap time.",
         ),
         ("Mean NN, HR", "mean(NN) in ms; HR = 60000 / mean(NN) in beats/min."),
         ("SDNN", "std(NN, ddof=1), ms (Task Force 1996)."),
@@ -981,6 +1049,10 @@ def render_session_html(
                 _clock(s.high_coherence_s),
             ),
             _card("artifacts (% of measured beats)", _fmt(s.artifact_total_pct, 1, "%")),
+            _card(
+                "gaps in the beat chain (total known time; see Signal quality)",
+                f"{s.gap_count} · {_clock(s.gap_total_s)}",
+            ),
         ]
     )
 
@@ -1027,17 +1099,34 @@ def render_session_html(
         "<table><thead><tr><th>whole session</th><th>corrected NN</th>"
         "<th>RR as measured</th><th>formula / window</th></tr></thead>"
         f"<tbody>{ours}</tbody></table>"
-        f"<p class='note'>Welch windows averaged: {nn.frequency.welch_windows} (NN). "
-        "“RR as measured” applies the same formulas to the intervals the strap sent "
+        f"<p class='note'>Welch windows averaged: {nn.frequency.welch_windows} (NN)"
+        + (
+            " (no 5-min stretch without a gap: no VLF, LF, HF). "
+            if nn.frequency.welch_windows == 0
+            else ". "
+        )
+        + "“RR as measured” applies the same formulas to the intervals the strap sent "
         "(or the file held), without artifact correction, to show what the correction "
-        "changed.</p>"
+        f"changed; it leaves out the {len(s.out_of_range_rr_ms):,} out-of-range value(s) "
+        f"(outside {RR_RANGE_MS[0]:g}–{RR_RANGE_MS[1]:g} ms, see Signal quality) and takes "
+        "no difference across one.</p>"
     )
     realtime_rows = [
         ("HR (bpm)", "60000 / mean NN over the last 10 s", rt["hr_bpm"], 1),
-        ("RMSSD 30 s (ms)", "over the last 30 s of beat time", rt["rmssd_30s_ms"], 1),
-        ("RMSSD 60 s (ms)", "over the last 60 s of beat time", rt["rmssd_60s_ms"], 1),
+        (
+            "RMSSD 30 s (ms)",
+            "sqrt(mean ΔNN²), no Δ across gaps, last 30 s of beat time",
+            rt["rmssd_30s_ms"],
+            1,
+        ),
+        (
+            "RMSSD 60 s (ms)",
+            "sqrt(mean ΔNN²), no Δ across gaps, last 60 s of beat time",
+            rt["rmssd_60s_ms"],
+            1,
+        ),
         ("SDNN 60 s (ms)", "std(NN, ddof=1), last 60 s", rt["sdnn_60s_ms"], 1),
-        ("pNN50 60 s (%)", "last 60 s", rt["pnn50_60s"], 1),
+        ("pNN50 60 s (%)", "100·#(|ΔNN|>50 ms)/#ΔNN, last 60 s", rt["pnn50_60s"], 1),
         (
             "artifact rate 60 s (%)",
             "artifacts / measured beats, last 60 s",
@@ -1090,18 +1179,37 @@ def render_session_html(
     gap_rows = [
         (
             _clock(g.t_s - r.t0_s),
-            "unknown (no beat after it)" if g.duration_s is None else _fmt(g.duration_s, 1, "s"),
+            _gap_duration_text(g),
             _e(g.reason),
         )
         for g in r.gaps
     ]
+    oor = s.out_of_range_rr_ms
+    if oor:
+        shown = ", ".join(f"{v:,.0f}" for v in sorted(set(oor))[:6])
+        oor_text = (
+            f"{s.out_of_range_low:,} below {RR_RANGE_MS[0]:g} ms, {s.out_of_range_high:,} "
+            f"above {RR_RANGE_MS[1]:g} ms (values: {shown} ms); not heartbeats (typically "
+            "the first packets after a strap (re)connects): left out of “RR as measured”, "
+            "drawn at the tachogram's axis edge, classed ‘range’ above"
+        )
+    else:
+        oor_text = f"none outside {RR_RANGE_MS[0]:g}–{RR_RANGE_MS[1]:g} ms"
+    unmeasured = (
+        f"; {s.unmeasured_gaps} with a reported duration ≤ 0 (not summed; drawn as a line)"
+        if s.unmeasured_gaps
+        else ""
+    )
     quality = (
         _table(("artifact class", "beats", "% of measured beats"), q_rows, (1, 2))
         + "<table><tbody>"
         + f"<tr><td>gaps in the beat chain</td><td class='num'>{s.gap_count}</td>"
         f"<td>{reasons}</td></tr>"
         + f"<tr><td>total gap time (known durations)</td><td class='num'>"
-        f"{_fmt(s.gap_total_s, 1, 's')}</td><td>{s.open_gaps} gap(s) without an end</td></tr>"
+        f"{_fmt(s.gap_total_s, 1, 's')}</td><td>{s.open_gaps} gap(s) without an end"
+        f"{unmeasured}</td></tr>"
+        + f"<tr><td>out-of-range RR (outside {RR_RANGE_MS[0]:g}–{RR_RANGE_MS[1]:g} ms)</td>"
+        f"<td class='num'>{len(oor):,}</td><td>{_e(oor_text)}</td></tr>"
         + f"<tr><td>skin-contact loss</td><td class='num'>{contact}</td><td></td></tr>"
         + f"<tr><td>packets / malformed packets</td><td class='num'>{r.packets:,} / "
         f"{r.malformed_packets:,}</td><td>malformed packets are skipped, as live</td></tr>"
@@ -1160,8 +1268,12 @@ def render_session_html(
     fig_tachogram = fig(
         "tachogram",
         "RR as measured (grey) and corrected NN (blue) against time from the start. "
-        "Artifacts are marked by class; shaded spans are gaps (no beats, none invented), "
-        "hatched spans are skin-contact loss; dashed lines are markers [n] (see the table).",
+        "Artifacts are marked by class; shaded spans are gaps (no beats, none invented; a "
+        "solid line where the gap's duration is unknown), hatched spans are skin-contact "
+        "loss; dashed lines are markers [n] (see the table). The interval axis is clipped "
+        f"to the physiological {RR_RANGE_MS[0]:g}–{RR_RANGE_MS[1]:g} ms: out-of-range RR "
+        "are black triangles on the top (too long) or bottom (too short) edge, labelled "
+        "with their value.",
     )
     fig_hr = fig(
         "hr_rmssd",
