@@ -76,9 +76,13 @@ def test_replay_events_equal_the_live_events(
     replayed = capsys.readouterr().out.splitlines()
     assert replayed == live  # byte for byte, every event
 
-    # The same through the ReplaySource (strap items only; this session has nothing else).
+    # The same through the ReplaySource (strap items only: all but the start and stop
+    # markers, which are the only control events of this session).
+    markers = [e for e in events if isinstance(e, Marker)]
+    assert [m.text for m in markers] == ["start", "stop: duration reached"]
     async_events = _replay_through_source(tmp_path, sid)
-    assert [json.dumps(e.to_json()) for e in async_events] == live
+    strap_only = [line for line in live if json.loads(line)["type"] != "marker"]
+    assert [json.dumps(e.to_json()) for e in async_events] == strap_only
 
     # The cached summary equals one recomputed from the raw record.
     with SqliteStore(tmp_path / "sessions.sqlite3") as store:
@@ -294,7 +298,11 @@ def test_a_recording_killed_with_sigkill_leaves_a_readable_interrupted_session(
         assert info.ended_unix_s is None  # interrupted
         records = list(store.iter_input(info.id))
         assert len(records) >= committed  # nothing committed was lost
-        assert all(isinstance(r, PacketRecord | GapRecord) for r in records)
+        # The start marker, then the strap's input (no stop marker: it was killed).
+        first, *rest = records
+        assert isinstance(first, ControlRecord) and isinstance(first.event, Marker)
+        assert first.event.text == "start"
+        assert all(isinstance(r, PacketRecord | GapRecord) for r in rest)
         summary = compute_summary(records)
         assert summary["beats"] > 0
     # It lists as interrupted and replays.
@@ -338,7 +346,7 @@ def test_an_unusable_data_directory_records_nothing_but_runs_live(
     blocker.write_text("")
     code, live, err = _record(capsys, blocker / "data", "--duration", "120")
     assert code == 1
-    assert "NOT RECORDING" in err and "cannot create the data directory" in err
+    assert "NOT RECORDING" in err and "a part of that path is a file" in err
     assert "nothing was saved" in err
     assert any(json.loads(line)["type"] == "metrics" for line in live)
 
@@ -356,7 +364,7 @@ def test_recorder_stops_writing_on_a_store_error_and_keeps_it(tmp_path: Path) ->
     rec.write(_packet(3.0, (800.0,)))
     rec.tick()
     rec.finish({"beats": 1})
-    assert rec.lost_records == 2 and rec.written == 1
+    assert rec.lost_records == 2 and rec.written == 1 and rec.committed == 1
     store._conn.execute("PRAGMA query_only = OFF")
     assert store.input_count(info.id) == 1
     store.close()
@@ -390,16 +398,22 @@ async def test_record_from_a_strap_through_the_real_ble_reader(
     recorder = _open_recorder(args, "ble")
     out = io.StringIO()
     spec = BleSpec(address=strap.address, scan_timeout_s=5, settle_s=0.1)
-    summary, _status, failure = await asyncio.wait_for(
+    summary, _status, failure, stopped_by = await asyncio.wait_for(
         _capture(spec, recorder, args, out), timeout=30
     )
-    assert failure is None
+    assert failure is None and stopped_by is None
+    err = capsys.readouterr().err
+    assert "searching for a strap…" in err
+    assert "connected to Polar H10 A1B2C3D4" in err
     recorder.finish(summary.as_dict())
     assert recorder.store is not None and recorder.session_id is not None
     store = recorder.store
     info = store.get_session(recorder.session_id)
     assert (info.device_profile, info.source, info.title) == ("polar_h10", "ble", "ble")
     assert info.ended_unix_s is not None
+    controls = [r.event for r in store.iter_input(info.id) if isinstance(r, ControlRecord)]
+    assert controls[0] == Marker(controls[0].t_s, "start")
+    assert controls[-1] == Marker(controls[-1].t_s, "stop: duration reached")
     stored = [r.payload for r in store.iter_input(info.id) if isinstance(r, PacketRecord)]
     sent = [p.payload for p in strap.sent_in(1)]
     start = sent.index(stored[0])

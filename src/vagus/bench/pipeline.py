@@ -29,11 +29,12 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from vagus.bench import DEFAULT_RECORD, find_default_record
+from vagus.cli._common import ProgressBar
 from vagus.exceptions import InvalidInput
 
 __all__ = ["DEFAULT_RECORD", "add_arguments", "run"]
 
-DEFAULT_RECORD = Path("shared") / "data" / "physionet_nsr2db" / "nsr001_rr_secs.txt"
 TARGET_US_PER_BEAT = 20.0
 TARGET_SPEEDUP = 500.0
 RUNS = 3
@@ -58,45 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="beats on which to time the neurokit2 approach (default: 200; 0 to skip)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-
-
-def _find_default() -> Path:
-    """The default record, relative to the current directory or to the repository."""
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd().parent / DEFAULT_RECORD, Path.cwd() / DEFAULT_RECORD]
-    candidates += [p.parent / DEFAULT_RECORD for p in here.parents]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise InvalidInput(
-        f"no benchmark record found (looked for ../{DEFAULT_RECORD}); pass its path: "
-        "vagus bench pipeline PATH"
-    )
-
-
-class _Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label = label
-        self.total = max(total, 1)
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-
-    def update(self, done: int) -> None:
-        pct = int(100 * done / self.total)
-        step = 1 if self.tty else 25
-        if pct // step == self.last // step and done < self.total:
-            return
-        self.last = pct
-        bar = "#" * (pct // 4) + "." * (25 - pct // 4)
-        if self.tty:
-            sys.stderr.write(f"\r{self.label:<28} [{bar}] {pct:3d} %")
-            if done >= self.total:
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(f"{self.label:<28} [{bar}] {pct:3d} %\n")
-        sys.stderr.flush()
 
 
 def _packets(rr_s: list[float], first_beat_s: float) -> list[tuple[float, bytes]]:
@@ -129,7 +91,7 @@ def _notifications(t_s: float, ticks: list[int]) -> list[tuple[float, bytes]]:
 
 
 def _run_once(
-    packets: list[tuple[float, bytes]], progress: _Progress | None
+    packets: list[tuple[float, bytes]], progress: ProgressBar | None
 ) -> tuple[float, float]:
     """(wall-clock s, CPU s of this process) of one full run."""
     from vagus.core.pipeline import Pipeline
@@ -201,7 +163,7 @@ def _time_neurokit(rr_s: list[float], first_beat_s: float, sample: int) -> float
             "neurokit2 is needed for the comparison: pip install 'vagus[report]' "
             "(or pass --sample 0)"
         ) from exc
-    progress = _Progress("neurokit2 (64 s per beat)", sample)
+    progress = ProgressBar("neurokit2 (64 s per beat)", total=sample)
     total = 0.0
     done = 0
     for window_ms in _neurokit_windows(rr_s, first_beat_s, sample):
@@ -214,6 +176,7 @@ def _time_neurokit(rr_s: list[float], first_beat_s: float, sample: int) -> float
             total += time.perf_counter() - t0
         done += 1
         progress.update(done)
+    progress.finish()
     return total / max(done, 1)
 
 
@@ -229,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import resource
 
-    path: Path = args.path if args.path is not None else _find_default()
+    path: Path = args.path if args.path is not None else find_default_record("pipeline")
     if args.sample < 0:
         raise InvalidInput(f"--sample must be >= 0, got {args.sample}")
     first_beat_s, rr_s = _load(path)
@@ -238,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     seconds: list[float] = []
     cpu_seconds: list[float] = []
     for k in range(RUNS):
-        wall, cpu = _run_once(packets, _Progress(f"pipeline run {k + 1}/{RUNS}", len(packets)))
+        progress = ProgressBar(f"pipeline run {k + 1}/{RUNS}", total=len(packets))
+        wall, cpu = _run_once(packets, progress)
+        progress.finish()
         seconds.append(wall)
         cpu_seconds.append(cpu)
     us_per_beat = statistics.median(seconds) / n_beats * 1e6

@@ -35,11 +35,11 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from vagus.bench import DEFAULT_RECORD, find_default_record
 from vagus.exceptions import InvalidInput
 
 __all__ = ["DEFAULT_RECORD", "TARGET_BEATS_PER_S", "add_arguments", "run"]
 
-DEFAULT_RECORD = Path("shared") / "data" / "physionet_nsr2db" / "nsr001_rr_secs.txt"
 #: Replay speed target (issue 4, section 6): the 24 h record (~106k beats) in < 3 s.
 TARGET_BEATS_PER_S = 40_000.0
 
@@ -62,19 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure the Python heap peak of one replay with tracemalloc (slower)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-
-
-def _find_default() -> Path:
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd().parent / DEFAULT_RECORD, Path.cwd() / DEFAULT_RECORD]
-    candidates += [p.parent / DEFAULT_RECORD for p in here.parents]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise InvalidInput(
-        f"no benchmark record found (looked for ../{DEFAULT_RECORD}); pass its path: "
-        "vagus bench replay PATH"
-    )
 
 
 def _peak_rss_mb() -> float:
@@ -132,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from vagus.store.open import open_store
     from vagus.store.recorder import feed_counting
 
-    path: Path = args.path if args.path is not None else _find_default()
+    path: Path = args.path if args.path is not None else find_default_record("replay")
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     figures: dict[str, Any] = {"record": str(path)}

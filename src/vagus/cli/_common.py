@@ -1,13 +1,38 @@
-"""Helpers shared by the command modules: argument types and terminal output."""
+"""Helpers shared by the command modules: argument types, terminal output, stdin lines
+and the exit status after Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import signal
 import sys
+import threading
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
-__all__ = ["ProgressBar", "positive_float", "status_line"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = [
+    "ProgressBar",
+    "StdinLines",
+    "foreground_tty",
+    "interrupted_status",
+    "note",
+    "parse_speed",
+    "positive_float",
+    "status_line",
+]
+
+
+def interrupted_status(sig: int = signal.SIGINT) -> int:
+    """The exit status of a command ended by signal ``sig`` (Ctrl-C: 130), as shells
+    report a process killed by it (128 + the signal number). ``monitor``, ``record`` and
+    ``replay`` end cleanly on Ctrl-C (record saves the session) and then exit with it."""
+    return 128 + int(sig)
 
 
 def positive_float(text: str) -> float:
@@ -18,6 +43,22 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def parse_speed(text: str) -> float | None:
+    """argparse type for ``--speed``: a positive number (1 is real time), or ``max``
+    (returned as None: as fast as possible)."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a positive number or max (1 is real time, 4 four times faster)"
+        )
     return value
 
 
@@ -100,3 +141,104 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+def note(text: str) -> None:
+    """A line of its own on stderr, above a live status line (which it clears first)."""
+    prefix = "\r\x1b[2K" if sys.stderr.isatty() else ""
+    sys.stderr.write(prefix + text + "\n")
+    sys.stderr.flush()
+
+
+def foreground_tty(stream: TextIO | None) -> bool:
+    """True if ``stream`` is a terminal this process may read: a background job
+    (``vagus record &``) reading its terminal would be stopped (SIGTTIN)."""
+    try:
+        if stream is None or not stream.isatty():
+            return False
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    tcgetpgrp = getattr(os, "tcgetpgrp", None)
+    if tcgetpgrp is None:  # Windows: no job control
+        return True
+    try:
+        return bool(tcgetpgrp(fd) == os.getpgrp())
+    except OSError:  # not our controlling terminal: no job control to stop us
+        return True
+
+
+class StdinLines:
+    """Lines typed on (or piped into) stdin, handed to ``on_line`` in the event loop
+    without ever blocking it.
+
+    Where the loop can watch the file descriptor (POSIX: a terminal or a pipe) it does
+    (``loop.add_reader``), so nothing is left behind by :meth:`close`; elsewhere
+    (Windows, a regular file) a daemon thread reads and hands each chunk to the loop.
+    Raw ``os.read`` on the descriptor, never ``sys.stdin``, so no buffer lock is held
+    at exit. A last line without a newline is handed out at end of input.
+    """
+
+    def __init__(self, on_line: Callable[[str], None], fd: int | None = None) -> None:
+        self._on_line = on_line
+        self._fd = sys.stdin.fileno() if fd is None else fd
+        self._buffer = b""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
+        self.closed = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start reading (call from within ``loop``)."""
+        self._loop = loop
+        try:
+            loop.add_reader(self._fd, self._readable)
+            self._watching = True
+        except (NotImplementedError, OSError, ValueError, RuntimeError):
+            thread = threading.Thread(target=self._read_in_thread, name="vagus-stdin", daemon=True)
+            thread.start()
+
+    def close(self) -> None:
+        """Stop reading; lines not yet handed out are dropped."""
+        if self._watching and self._loop is not None:
+            self._watching = False
+            self._loop.remove_reader(self._fd)
+        self.closed = True
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self._feed(data)
+
+    def _read_in_thread(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while True:
+            try:
+                data = os.read(self._fd, 4096)
+            except OSError:
+                data = b""
+            try:
+                loop.call_soon_threadsafe(self._feed, data)
+            except RuntimeError:  # the loop is closed: the command is over
+                return
+            if not data:
+                return
+
+    def _feed(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not data:  # end of input
+            rest, self._buffer = self._buffer, b""
+            self.close()
+            if rest.strip():
+                self._on_line(rest.decode("utf-8", "replace").rstrip("\r"))
+            return
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        for line in lines:
+            if self.closed:
+                return
+            self._on_line(line.decode("utf-8", "replace").rstrip("\r"))

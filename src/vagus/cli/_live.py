@@ -41,7 +41,8 @@ class LiveStatus:
             f"HR {fmt(self.hr_bpm, '.0f')} bpm",
             f"RMSSD60 {fmt(self.rmssd_ms, '.1f')} ms",
             f"coherence {fmt(self.coherence, '.2f')}",
-            f"battery {fmt(self.battery_pct, 'd')}%",
+            # A replay (or a strap without the Battery Service) has no battery level.
+            "battery " + ("--" if self.battery_pct is None else f"{self.battery_pct}%"),
             f"contact {contact}",
             f"packets {self.packets}",
             f"gaps {self.gaps}",

@@ -5,7 +5,8 @@ session. By default a one-line status (heart rate, RMSSD over 60 s, coherence, b
 contact, packets, gaps) is rewritten in place on stderr; with ``--json`` every pipeline
 event is printed to stdout as one JSON line (``event.to_json()``), flushed per line, for
 scripting. A malformed packet is counted and reported, never fatal. Ctrl-C ends cleanly
-(notifications stopped, strap disconnected) with a summary.
+(notifications stopped, strap disconnected) with a summary and exit status 130 (as
+``record`` and ``replay``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from vagus.cli._common import positive_float, status_line
+from vagus.cli._common import interrupted_status, parse_speed, positive_float, status_line
 from vagus.cli._live import LiveStatus
 from vagus.exceptions import MalformedPacket
 
@@ -46,19 +47,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "given) or to the simulator, and show live heart rate, RMSSD and coherence."
         ),
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--device",
         metavar="ADDR|NAME",
         help="the strap's address, or part of its advertised name (see `vagus scan`)",
     )
-    parser.add_argument("--sim", action="store_true", help="use the simulated subject and strap")
+    source.add_argument("--sim", action="store_true", help="use the simulated subject and strap")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
     parser.add_argument(
         "--speed",
-        type=positive_float,
+        type=parse_speed,
         default=1.0,
-        metavar="X",
-        help="simulator speed, 1 = real time (with --sim)",
+        metavar="X|max",
+        help="simulator speed: 1 is real time, max as fast as possible (with --sim)",
     )
     parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     parser.add_argument("--json", action="store_true", help="print every event as a JSON line")
@@ -107,8 +109,11 @@ async def _monitor(args: argparse.Namespace, status: LiveStatus) -> None:
                 sys.stdout.write(json.dumps(event.to_json()) + "\n")
                 sys.stdout.flush()
 
+    spec = _spec(args)
+    if not as_json and not args.sim:
+        status_line("searching for a strap…")
     try:
-        async with open_source(_spec(args)) as source:
+        async with open_source(spec) as source:
             async for item in source:
                 if isinstance(item, Packet):
                     t_s = item.t_arrival_s
@@ -171,4 +176,4 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print("stopped (Ctrl-C)", file=sys.stderr)
     print(status.summary(), file=sys.stderr)
-    return 0
+    return interrupted_status() if interrupted else 0

@@ -3,7 +3,16 @@
 Every packet and link gap is written to the store as it arrives (the input, not the
 output: DESIGN.md), committed at least every second, while the same :class:`Pipeline`
 as ``vagus monitor`` runs live for the status line. The session ends cleanly on Ctrl-C
-(or SIGTERM) or after ``--duration``, with its summary cached.
+(or SIGTERM) or after ``--duration``, with its summary cached; it then exits with
+status 0, or 130 after Ctrl-C (143 after SIGTERM), as ``monitor`` and ``replay`` do.
+
+Control events are part of the record (DESIGN.md): a ``start`` marker at the first
+input, a ``stop: <reason>`` marker at the end (Ctrl-C, SIGTERM, duration reached, strap
+lost), and, when stdin is a terminal (or with ``--markers-from-stdin``), one event per
+line typed: ``pacer N`` is a pacer change to N breaths/min (``pacer off`` ends it; the
+simulated subject follows it), any other text a marker with that text, at the current
+beat time. They go through the live pipeline like the strap's input, so a replay gives
+them back in the same place.
 
 If the store cannot be opened or written (read-only directory, full disk...), the live
 session keeps running in memory and ``vagus record`` says plainly, on stderr and in the
@@ -21,19 +30,35 @@ import re
 import signal
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from vagus.cli._common import status_line
+from vagus.cli._common import (
+    StdinLines,
+    foreground_tty,
+    interrupted_status,
+    note,
+    parse_speed,
+    status_line,
+)
 from vagus.cli._live import LiveStatus
-from vagus.core.events import Event
+from vagus.core.events import Beat, Event, Marker, PacerChange
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import StoreError
 from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceSpec
-from vagus.store.base import GapRecord, InputRecord, PacketRecord, Store
-from vagus.store.location import add_data_dir_argument
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, Store
+from vagus.store.location import add_data_dir_argument, existing_db
 from vagus.store.recorder import Recorder, SessionSummary, feed_counting
 
-__all__ = ["LiveStatus", "clock_text", "parse_speed", "register", "run"]
+__all__ = [
+    "PACER_RANGE_BPM",
+    "START_MARKER",
+    "Capture",
+    "LiveStatus",
+    "clock_text",
+    "parse_control_line",
+    "register",
+    "run",
+]
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 _UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
@@ -41,17 +66,41 @@ _TICK_S = 0.25
 _STATUS_EVERY_S = 1.0
 
 
-def parse_speed(text: str) -> float | None:
-    """argparse type for ``--speed``: a positive number, or ``max`` (None: no pacing)."""
-    if text.strip().lower() in {"max", "inf", "0"}:
+#: The text of the marker written at the first input of a recording.
+START_MARKER = "start"
+#: Pacer rates accepted from ``pacer N`` lines (breaths/min), as the simulator's subject.
+PACER_RANGE_BPM = (1.0, 40.0)
+_PACER_LINE = re.compile(r"^pacer(?:\s+(\S+))?\s*$", re.IGNORECASE)
+_SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+def parse_control_line(line: str) -> str | float | None:
+    """What a line typed during a recording asks for.
+
+    Returns the marker text (a ``str``), the new pacer rate in breaths/min (a
+    ``float``) for ``pacer N``, or None for ``pacer off``. An empty line is ``""``.
+
+    Raises:
+        ValueError: a ``pacer`` line without a rate in :data:`PACER_RANGE_BPM` or ``off``.
+    """
+    text = line.strip()
+    m = _PACER_LINE.match(text)
+    if m is None:
+        return text
+    arg = (m.group(1) or "").lower()
+    if arg in {"off", "none", "stop"}:
         return None
+    lo, hi = PACER_RANGE_BPM
     try:
-        value = float(text)
+        rate = float(arg)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give 1, 4 or max") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"speed must be positive or max, got {text!r}")
-    return value
+        rate = float("nan")
+    if not lo <= rate <= hi:
+        raise ValueError(
+            f"{text!r}: give the pacer rate in breaths/min, {lo:g}-{hi:g} "
+            "(e.g. `pacer 6`), or `pacer off`"
+        )
+    return rate
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +150,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json",
         action="store_true",
         help="print the live events, one JSON object per line (as `vagus monitor --json`)",
+    )
+    p.add_argument(
+        "--markers-from-stdin",
+        action="store_true",
+        help=(
+            "read markers (one line of text each) and `pacer N` lines from stdin even when "
+            "it is not a terminal (for scripts; on a terminal this is the default)"
+        ),
     )
     add_data_dir_argument(p)
     p.set_defaults(func=run)
@@ -177,6 +234,7 @@ def _open_recorder(args: argparse.Namespace, source_name: str) -> Recorder:
 
     store: Store | None = None
     try:
+        existing_db(args.data_dir)  # a file, or a path through one: say so plainly
         store = open_store(args.data_dir)
         info = store.create_session(
             title=args.title,
@@ -192,12 +250,23 @@ def _open_recorder(args: argparse.Namespace, source_name: str) -> Recorder:
     return Recorder(store, info.id)
 
 
+class Capture(NamedTuple):
+    """What :func:`_capture` ends with."""
+
+    summary: SessionSummary
+    status: LiveStatus
+    #: the error that ended the source (strap lost...), if any
+    failure: BaseException | None
+    #: the signal that ended the recording (Ctrl-C: SIGINT), if any
+    stopped_by: signal.Signals | None
+
+
 async def _capture(
     spec: SourceSpec,
     recorder: Recorder,
     args: argparse.Namespace,
     out: TextIO,
-) -> tuple[SessionSummary, LiveStatus, BaseException | None]:
+) -> Capture:
     """Run the source into the store and the pipeline until done, Ctrl-C or the duration."""
     from vagus.sources.base import open_source
 
@@ -210,13 +279,25 @@ async def _capture(
     show_status = not json_out or sys.stderr.isatty()
     profile: str | None = None
     warned = not recorder.recording
+    searching = isinstance(spec, BleSpec)
+    sources: list[Any] = []  # the open source (the simulator follows pacer changes)
+    # Control events: the time of the start marker, of the last control event, of the
+    # last beat; lines typed before the first input wait for it.
+    t_start: list[float] = []
+    t_control = -float("inf")
+    t_beat: float | None = None
+    waiting_lines: list[str] = []
 
     def emit(events: list[Event]) -> None:
-        nonlocal json_out
+        nonlocal json_out, t_beat
         if not events:
             return
         summary.add_events(events)
         status.add_events(events)
+        for ev in reversed(events):
+            if isinstance(ev, Beat):
+                t_beat = ev.t_s
+                break
         if json_out:
             try:
                 out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
@@ -242,22 +323,81 @@ async def _capture(
             warned = True
             _warn_not_recording(recorder.error)
 
+    def write_control(event: Marker | PacerChange) -> None:
+        nonlocal t_control
+        t_control = event.t_s
+        write(ControlRecord(event))
+
+    def control_time() -> float:
+        """Now, in beat time: the last beat's time (the last input's while the link is
+        down or before the first beat), never before the previous control event."""
+        t = t_beat if t_beat is not None and status.connected else status.t_last_s
+        return max(t, t_control)
+
+    def start(t_s: float) -> None:
+        t_start.append(t_s)
+        write_control(Marker(t_s, START_MARKER))
+        for line in waiting_lines:
+            apply_line(line)
+        waiting_lines.clear()
+
+    def apply_line(text: str) -> None:
+        try:
+            what = parse_control_line(text)
+        except ValueError as exc:
+            note(f"vagus record: not recorded: {exc}")
+            return
+        t_s = control_time()
+        at = clock_text(t_s - t_start[0])
+        if isinstance(what, str):
+            write_control(Marker(t_s, what))
+            note(f"vagus record: marker at {at}: {what}")
+            return
+        write_control(PacerChange(t_s, what))
+        set_pacer = getattr(sources[0], "set_pacer", None) if sources else None
+        if set_pacer is not None:
+            set_pacer(what)  # the simulated subject breathes with the pacer
+        rate = "off" if what is None else f"{what:g} breaths/min"
+        note(f"vagus record: pacer {rate} at {at}")
+
+    def on_line(line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if t_start:
+            apply_line(text)
+        else:
+            waiting_lines.append(text)
+
     # The simulator stops itself at ``duration_s`` of its time; a strap's recording
     # stops once its input spans ``--duration`` from the first packet (scan and
     # connection time do not count).
     limit_s: float | None = args.duration if isinstance(spec, BleSpec) else None
-    t_first: list[float] = []
 
     async def consume() -> None:
-        nonlocal profile
+        nonlocal profile, searching
         async with open_source(spec) as source:
+            sources.append(source)
             async for item in source:
-                if limit_s is not None and not isinstance(item, DeviceInfo):
-                    t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
-                    if not t_first:
-                        t_first.append(t_item)
-                    elif t_item - t_first[0] > limit_s:
-                        return
+                if isinstance(item, DeviceInfo):
+                    status.device = item.name
+                    status.battery_pct = item.battery_pct
+                    status.connected = item.connected
+                    if searching:
+                        searching = False
+                        note(
+                            f"vagus record: connected to {item.name} ({item.device_id}), "
+                            f"profile {item.profile_id}"
+                        )
+                    if item.profile_id != profile:
+                        profile = item.profile_id
+                        recorder.set_device_profile(profile)
+                    continue
+                t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
+                if not t_start:
+                    start(t_item)
+                elif limit_s is not None and t_item - t_start[0] > limit_s:
+                    return
                 if isinstance(item, Packet):
                     status.connected = True
                     status.at(item.t_arrival_s)
@@ -267,16 +407,10 @@ async def _capture(
                     status.gaps += 1
                     status.at(item.t_s)
                     write(GapRecord(item.t_s, item.reason, participant))
-                elif isinstance(item, DeviceInfo):
-                    status.device = item.name
-                    status.battery_pct = item.battery_pct
-                    status.connected = item.connected
-                    if item.profile_id != profile:
-                        profile = item.profile_id
-                        recorder.set_device_profile(profile)
 
     async def ticker() -> None:
-        next_status = time.monotonic()
+        t0 = time.monotonic()
+        next_status = t0
         while True:
             await asyncio.sleep(_TICK_S)
             recorder.tick()
@@ -284,7 +418,10 @@ async def _capture(
                 write_warning()
             if show_status and time.monotonic() >= next_status:
                 next_status += _STATUS_EVERY_S
-                status_line(status.with_tail(_tail(recorder)))
+                if not searching:
+                    status_line(status.with_tail(_tail(recorder)))
+                elif sys.stderr.isatty():
+                    status_line(f"searching for a strap… {time.monotonic() - t0:.0f} s")
 
     def write_warning() -> None:
         nonlocal warned
@@ -293,13 +430,28 @@ async def _capture(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    stopped_by: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        stop.set()
+
     handled: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             pass
+    stdin = _stdin_lines(args, on_line)
+    if stdin is not None:
+        stdin.start(loop)
+        note(
+            "vagus record: type a line and Enter to add a marker with that text; "
+            "`pacer N` records a pacer change to N breaths/min (`pacer off` ends it)"
+        )
+    if searching:
+        note("vagus record: searching for a strap…")
     consume_task = asyncio.ensure_future(consume())
     stop_task = asyncio.ensure_future(stop.wait())
     tick_task = asyncio.ensure_future(ticker())
@@ -307,6 +459,8 @@ async def _capture(
     try:
         await asyncio.wait({consume_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if stdin is not None:
+            stdin.close()
         for sig in handled:
             loop.remove_signal_handler(sig)
         for task in (consume_task, stop_task, tick_task):
@@ -314,20 +468,45 @@ async def _capture(
         await asyncio.gather(consume_task, stop_task, tick_task, return_exceptions=True)
     if consume_task.done() and not consume_task.cancelled():
         failure = consume_task.exception()
-    if stop.is_set():
-        print("\nvagus record: stopped; ending the session", file=sys.stderr, flush=True)
+    signal_name = _SIGNAL_NAMES.get(stopped_by[0], stopped_by[0].name) if stopped_by else ""
+    if stopped_by:
+        note(f"vagus record: stopped ({signal_name}); ending the session")
+    if t_start:
+        if stopped_by:
+            reason = signal_name
+        elif failure is not None:
+            reason = "strap lost"
+        elif args.duration is not None:
+            reason = "duration reached"
+        else:
+            reason = "end of input"
+        write_control(Marker(max(status.t_last_s, t_control), f"stop: {reason}"))
     # End of input: the pending beats are decided exactly as a replay decides them.
     pipeline.close()
     emit(pipeline.events_received())
-    if show_status:
+    if show_status and not searching:
         status_line(status.with_tail(_tail(recorder)))
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-    return summary, status, failure
+    return Capture(summary, status, failure, stopped_by[0] if stopped_by else None)
+
+
+def _stdin_lines(args: argparse.Namespace, on_line: Any) -> StdinLines | None:
+    """The stdin reader for markers: on a terminal in the foreground, or when asked."""
+    asked = bool(getattr(args, "markers_from_stdin", False))
+    if not (asked or foreground_tty(sys.stdin)):
+        return None
+    try:
+        return StdinLines(on_line)
+    except (AttributeError, OSError, ValueError) as exc:  # no stdin (closed, pythonw)
+        if asked:
+            note(f"vagus record: cannot read markers from stdin: {exc}")
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Record until done; returns 0 if the whole session was saved, else 1."""
+    """Record until done; returns 0 if the whole session was saved, 130 after Ctrl-C
+    (143 after SIGTERM), else 1."""
     spec = _spec(args)
     source_name = "sim" if isinstance(spec, SimSpec) else "ble"
     recorder = _open_recorder(args, source_name)
@@ -341,7 +520,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         _warn_not_recording(recorder.error)
-    summary, _live, failure = asyncio.run(_capture(spec, recorder, args, sys.stdout))
+    summary, _live, failure, stopped_by = asyncio.run(_capture(spec, recorder, args, sys.stdout))
+    interrupted = interrupted_status(stopped_by) if stopped_by is not None else None
     data = summary.as_dict()
     if recorder.recording and summary.records == 0:
         # Nothing arrived (no strap found, stopped at once): keep no empty session.
@@ -353,7 +533,7 @@ def run(args: argparse.Namespace) -> int:
         print("vagus record: nothing was received; no session saved", file=sys.stderr)
         if failure is not None:
             raise failure
-        return 1
+        return interrupted or 1
     saved = recorder.recording
     recorder.finish(data)
     if recorder.store is not None:
@@ -366,7 +546,9 @@ def run(args: argparse.Namespace) -> int:
     _report(recorder, data, saved, args.json)
     if failure is not None:
         raise failure
-    return 0 if saved else 1
+    if not saved:
+        return 1
+    return interrupted or 0
 
 
 def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: bool) -> None:
@@ -384,8 +566,8 @@ def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: boo
     elif recorder.session_id is not None:
         print(
             f"vagus record: session {recorder.session_id} is incomplete: recording stopped "
-            f"({recorder.error}); {recorder.written} records were written before that. "
-            f"Live session: {line}",
+            f"({recorder.error}); {recorder.committed} records were committed before that "
+            f"and are kept. Live session: {line}",
             file=sys.stderr,
         )
     else:

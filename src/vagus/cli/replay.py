@@ -6,7 +6,8 @@ clock (:mod:`vagus.sources.replay`), so the events are exactly those computed li
 ``--from MM:SS`` starts pacing (and printing) that far into the session; the input
 before it is fed at once so the windows are warm. With ``--json``, one event per line,
 as ``vagus monitor --json``; otherwise a live one-line status, and a progress bar on
-stderr at max speed.
+stderr at max speed. Ctrl-C stops it with a summary and exit status 130 (as ``monitor``
+and ``record``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from vagus.cli._common import ProgressBar, status_line
-from vagus.cli.record import LiveStatus, parse_speed
+from vagus.cli._common import ProgressBar, interrupted_status, note, parse_speed, status_line
+from vagus.cli._live import LiveStatus
 from vagus.cli.sessions import format_duration
 from vagus.core.events import Event
 from vagus.core.pipeline import Pipeline
@@ -30,7 +31,7 @@ from vagus.store.base import GapRecord, InputRecord, PacketRecord
 from vagus.store.location import add_data_dir_argument
 from vagus.store.recorder import SessionSummary, feed_counting
 
-__all__ = ["parse_offset", "register", "replay_records", "run"]
+__all__ = ["close_iterator", "parse_offset", "register", "replay_records", "run"]
 
 
 def parse_offset(text: str) -> float:
@@ -88,13 +89,15 @@ def run(args: argparse.Namespace) -> int:
     from vagus.cli.sessions import _require
 
     store = _require(args.data_dir)
+    records: Iterable[InputRecord] = ()
     try:
         info = store.get_session(args.id)
         total = store.input_count(info.id)
         if total == 0:
             raise InvalidInput(f"session {info.id} has no recorded input to replay")
+        records = store.iter_input(info.id)
         return replay_records(
-            store.iter_input(info.id),
+            records,
             session_id=info.id,
             total=total,
             speed=args.speed,
@@ -109,7 +112,17 @@ def run(args: argparse.Namespace) -> int:
         os.close(devnull)
         return 0
     finally:
+        # The reader holds a cursor of the store: close it first (else it is closed
+        # when collected, on a closed database: "Exception ignored ... ProgrammingError").
+        close_iterator(records)
         store.close()
+
+
+def close_iterator(items: Iterable[object]) -> None:
+    """Close ``items`` now if it is a generator (or anything with ``close()``)."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def replay_records(
@@ -143,27 +156,44 @@ def replay_records(
             if speed is not None:
                 out.flush()
 
-    for item in paced(records, speed=speed, from_s=from_s):
-        rec = item.record
-        ok = feed_counting(pipeline, rec)
-        summary.add_record(rec, malformed=not ok)
-        if isinstance(rec, PacketRecord):
-            status.connected = True
-            if ok:
-                status.packets += 1
-            else:
-                status.malformed += 1
-        elif isinstance(rec, GapRecord):
-            status.connected = False
-            status.gaps += 1
-        status.at(item.t_s)
-        emit(pipeline.events_received(), item.catch_up)
-        shown = shown or not item.catch_up
+    interrupted = False
+    items = paced(records, speed=speed, from_s=from_s)
+    try:
+        for item in items:
+            rec = item.record
+            ok = feed_counting(pipeline, rec)
+            summary.add_record(rec, malformed=not ok)
+            if isinstance(rec, PacketRecord):
+                status.connected = True
+                if ok:
+                    status.packets += 1
+                else:
+                    status.malformed += 1
+            elif isinstance(rec, GapRecord):
+                status.connected = False
+                status.gaps += 1
+            status.at(item.t_s)
+            emit(pipeline.events_received(), item.catch_up)
+            shown = shown or not item.catch_up
+            if progress is not None:
+                progress.update(item.source_index + 1)
+            elif show_status and not item.catch_up and time.monotonic() >= next_status:
+                next_status = time.monotonic() + 1.0
+                status_line(status.with_tail(tail()))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        close_iterator(items)
+    if interrupted:
         if progress is not None:
-            progress.update(item.source_index + 1)
-        elif show_status and not item.catch_up and time.monotonic() >= next_status:
-            next_status = time.monotonic() + 1.0
-            status_line(status.with_tail(tail()))
+            progress.finish()
+        elif show_status and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        note(
+            f"vagus replay: stopped (Ctrl-C) at {format_duration(status.elapsed_s)} of "
+            f"session {session_id}; {summary.beats} beats replayed"
+        )
+        return interrupted_status()
     pipeline.close()
     emit(pipeline.events_received(), not shown)  # nothing shown: --from past the end
     elapsed = time.perf_counter() - t_wall0

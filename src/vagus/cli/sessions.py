@@ -17,10 +17,10 @@ from typing import Any
 
 from vagus.exceptions import InvalidInput, VagusError
 from vagus.store.base import ControlRecord, GapRecord, PacketRecord, RRRecord, SessionInfo, Store
-from vagus.store.location import add_data_dir_argument, data_dir
+from vagus.store.location import add_data_dir_argument, data_dir, db_path, existing_db
 from vagus.store.recorder import session_summary
 
-__all__ = ["format_duration", "register", "session_json"]
+__all__ = ["format_duration", "register", "say_where", "session_json"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -106,15 +106,22 @@ def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def say_where(directory: Path | None) -> None:
+    """Tell (on stderr, never in the ``--json`` output) where the store lives."""
+    print(f"store: {db_path(directory)}", file=sys.stderr)
+
+
 def _open_existing(directory: Path | None) -> Store | None:
-    """The store, or None when its data directory does not exist yet (no sessions)."""
-    from vagus.store.location import DB_FILENAME
+    """The store, or None when there is none yet (no sessions).
+
+    Raises:
+        StoreError: the data directory is unusable (a file, no permission...).
+    """
     from vagus.store.open import open_store
 
-    where = data_dir(directory)
-    if not (where / DB_FILENAME).exists():
+    if existing_db(directory) is None:
         return None
-    return open_store(where, create=False)
+    return open_store(data_dir(directory), create=False)
 
 
 def _require(directory: Path | None) -> Store:
@@ -140,6 +147,7 @@ def _summary_or_error(store: Store, info: SessionInfo) -> dict[str, Any]:
 def run_sessions(args: argparse.Namespace) -> int:
     """List the sessions."""
     store = _open_existing(args.data_dir)
+    say_where(args.data_dir)
     if store is None:
         if args.json:
             print("[]")
@@ -229,6 +237,7 @@ def _record_counts(
 def run_show(args: argparse.Namespace) -> int:
     """Show one session."""
     store = _require(args.data_dir)
+    say_where(args.data_dir)
     try:
         info = store.get_session(args.id)
         summary = session_summary(store, info)
@@ -270,7 +279,10 @@ def run_show(args: argparse.Namespace) -> int:
         if c["type"] == "marker":
             lines.append(f"marker       {at}  {c['text']}")
         else:
-            lines.append(f"pacer        {at}  {_num(c.get('rate_bpm'), '.1f')} breaths/min")
+            rate = c.get("rate_bpm")
+            lines.append(
+                f"pacer        {at}  " + ("off" if rate is None else f"{rate:.1f} breaths/min")
+            )
     print("\n".join(lines))
     return 0
 

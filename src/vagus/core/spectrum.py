@@ -452,9 +452,14 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
     # m = M / 6 (the system divided by 6, which saves three array operations).
     m = np.zeros(n)
     if n > 3:
-        # Symmetric positive definite tridiagonal: LAPACK dptsv (L D Lᵀ), overwriting
-        # only the temporaries (the off-diagonal is a view of h).
-        m[1:-1] = dptsv(2.0 * (h[:-1] + h[1:]), h[1:-1], slope[1:] - slope[:-1], 1, 0, 1)[2]
+        # Symmetric positive definite tridiagonal: LAPACK dptsv (L D Lᵀ). The right-hand
+        # side is written into m[1:-1] and solved in place there (overwrite_b); the
+        # diagonal is a temporary; the off-diagonal, a view of h, is left alone.
+        rhs = m[1:-1]
+        np.subtract(slope[1:], slope[:-1], out=rhs)
+        diag = h[:-1] + h[1:]
+        diag += diag
+        dptsv(diag, h[1:-1], rhs, 1, 0, 1)
     else:
         m[1] = (slope[1] - slope[0]) / (2.0 * (h[0] + h[1]))
     # Interval index: the fractional knot index, truncated (x_new beyond x[n-2] -> n-2).
@@ -478,6 +483,16 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
 
 
 _INDEX_RAMP: list[FloatArray] = [np.arange(1024, dtype=np.float64)]
+_GRID_RAMP: list[FloatArray] = [np.arange(2048, dtype=np.float64) / WELCH_FS_HZ]
+
+
+def _grid_ramp(n: int) -> FloatArray:
+    """0, 0.25, …, (n − 1) / 4 s: times of n samples of the 4 Hz grid (a cached view)."""
+    ramp = _GRID_RAMP[0]
+    if ramp.size < n:
+        ramp = np.arange(max(n, 2 * ramp.size), dtype=np.float64) / WELCH_FS_HZ
+        _GRID_RAMP[0] = ramp
+    return ramp[:n]
 
 
 def _index_ramp(n: int) -> FloatArray:
@@ -611,9 +626,11 @@ class IncrementalTachogram:
         a = int(x.searchsorted(r / WELCH_FS_HZ)) - 1 - SPLINE_CONTEXT_KNOTS
         a = max(a, 0)
         xs = x[a:]
-        tq = (_index_ramp(j_end - r + 1) + r) * (1.0 / WELCH_FS_HZ)
-        if tq[0] < xs[0] or tq[-1] > xs[-1]:
-            tq = np.minimum(np.maximum(tq, xs[0]), xs[-1])
+        tq = _grid_ramp(j_end - r + 1) + r / WELCH_FS_HZ  # r/4, (r+1)/4, … s
+        x_first = float(xs[0])
+        x_last = float(xs[-1])
+        if r / WELCH_FS_HZ < x_first or j_end / WELCH_FS_HZ > x_last:
+            tq = np.minimum(np.maximum(tq, x_first), x_last)
         buf[r - j0 : j_end - j0 + 1] = _spline(xs, y[a:], tq)
         self._n = j_end - j0 + 1
         self._unsettled_t = float(x[max(k - 1 - SPLINE_CONTEXT_KNOTS, a)])

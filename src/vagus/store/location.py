@@ -5,17 +5,32 @@ The default is the platform's user data directory (``platformdirs.user_data_dir(
 ``~/Library/Application Support/vagus`` on macOS, ``%LOCALAPPDATA%\\vagus`` on Windows).
 The environment variable :data:`DATA_DIR_ENV` overrides it, and a ``--data-dir``
 command-line option overrides both.
+
+A ``--data-dir`` that names an existing file is a usage error (argparse, exit status 2);
+a data directory that cannot be used (a part of its path is a file, no permission) is a
+:class:`~vagus.exceptions.StoreError` naming the path (:func:`existing_db`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from pathlib import Path
 
 import platformdirs
 
-__all__ = ["DATA_DIR_ENV", "DB_FILENAME", "add_data_dir_argument", "data_dir", "db_path"]
+from vagus.exceptions import StoreError
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DB_FILENAME",
+    "add_data_dir_argument",
+    "data_dir",
+    "data_dir_type",
+    "db_path",
+    "existing_db",
+]
 
 #: Environment variable naming the data directory.
 DATA_DIR_ENV = "VAGUS_DATA_DIR"
@@ -41,11 +56,56 @@ def db_path(directory: Path | str | None = None) -> Path:
     return data_dir(directory) / DB_FILENAME
 
 
+def existing_db(directory: Path | str | None = None) -> Path | None:
+    """The session database of :func:`data_dir` ``(directory)``, or None if there is none yet.
+
+    Raises:
+        StoreError: the data directory cannot hold a store: it is a file, a part of its
+            path is a file, or it cannot be read (permissions).
+    """
+    where = data_dir(directory)
+    db = where / DB_FILENAME
+    hint = f"choose another with --data-dir or {DATA_DIR_ENV}"
+    try:
+        if not where.is_dir():
+            if where.exists():
+                raise StoreError(f"the data directory {where} is a file, not a directory; {hint}")
+            where.stat()  # not there (None), or why it cannot be: a file on the path, permissions
+            return None
+        db.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise StoreError(
+                f"cannot use the data directory {where}: a part of that path is a file; {hint}"
+            ) from None
+        raise StoreError(
+            f"cannot use the data directory {where}: {exc.strerror or exc}; {hint}"
+        ) from None
+    return db
+
+
+def data_dir_type(text: str) -> Path:
+    """argparse type for ``--data-dir``: a directory, existing or not, but not a file."""
+    path = Path(text).expanduser()
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError:  # unreadable: the store reports it when it is opened
+        is_file = False
+    if is_file:
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a directory (give the directory that holds, or will "
+            "hold, the session store)"
+        )
+    return path
+
+
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
     """Add the ``--data-dir DIR`` option shared by the commands that use the store."""
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=data_dir_type,
         default=None,
         metavar="DIR",
         help=(

@@ -241,6 +241,9 @@ class Recorder:
         error: the :class:`StoreError` that stopped recording, if any.
         written: records handed to the store (the last second of them may be rolled
             back by a failure).
+        committed: records known to be committed: all of them once :meth:`finish`
+            succeeded; after a failure, what the store holds (the failed transaction
+            rolled back), as counted by the store.
         lost_records: records not written because recording had stopped.
     """
 
@@ -256,11 +259,16 @@ class Recorder:
         self.error = error
         self.recording = store is not None and session_id is not None and error is None
         self.written = 0
+        self.committed = 0
         self.lost_records = 0
 
     def _failed(self, exc: StoreError) -> None:
         self.error = exc
         self.recording = False
+        # The store rolled back what it had not committed: count what it holds now.
+        if self.store is not None and self.session_id is not None:
+            with contextlib.suppress(StoreError):
+                self.committed = self.store.input_count(self.session_id)
 
     def write(self, record: InputRecord) -> None:
         """Append ``record`` (committed within ``commit_interval_s``)."""
@@ -304,6 +312,8 @@ class Recorder:
         try:
             if summary is not None:
                 self.store.update_session(self.session_id, summary=summary)
-            self.store.end_session(self.session_id)
+            self.store.end_session(self.session_id)  # commits everything
         except StoreError as exc:
             self._failed(exc)
+        else:
+            self.committed = self.written
