@@ -379,7 +379,8 @@ class Pipeline:
             MalformedPacket: the payload is malformed; the pipeline is unchanged.
             InvalidInput: ``t_arrival_s`` is not finite.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if not math.isfinite(t_arrival_s):
             raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
         flags, _, _, rr_ticks = parse_fields(payload)  # raises before any state change
@@ -402,7 +403,12 @@ class Pipeline:
             self._anchor(t_arrival_s - span_s)
         else:
             lag_s = t_arrival_s - (self._t_last_s + span_s)
-            floor_s = self._lag_floor(t_arrival_s)
+            # The lag floor: the front of the monotonic deque, after expiring old entries.
+            lags = self._lags
+            t_old = t_arrival_s - _LAG_HISTORY_S
+            while lags and lags[0][0] < t_old:
+                lags.popleft()
+            floor_s = lags[0][1] if lags else None
             if floor_s is not None and lag_s - floor_s > self.gap_tolerance_s:
                 self._break_chain("dropout")
                 self._anchor(t_arrival_s - span_s)
@@ -505,14 +511,6 @@ class Pipeline:
         if self._closed:
             raise InvalidInput("the pipeline is closed; create a new Pipeline for new input")
 
-    def _lag_floor(self, t_now_s: float) -> float | None:
-        lags = self._lags
-        while lags and lags[0][0] < t_now_s - _LAG_HISTORY_S:
-            lags.popleft()
-        if not lags:
-            return None
-        return lags[0][1]
-
     def _break_chain(self, reason: str) -> None:
         if self._t_last_s is None or self._gap_start is not None:
             return
@@ -592,14 +590,14 @@ class Pipeline:
         assert t is not None
         push = self._corrector.push
         emit = self._emit_beat
-        n = 0
+        n = self.beats_measured
         for rr in rr_ms:
             t += rr / 1000.0
             n += 1
             for beat in push(t, rr):
                 emit(beat)
         self._t_last_s = t
-        self.beats_measured += n
+        self.beats_measured = n
 
     def _flush_corrector(self) -> None:
         for beat in self._corrector.flush():
