@@ -108,6 +108,7 @@ def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
 
 def say_where(directory: Path | None) -> None:
     """Tell (on stderr, never in the ``--json`` output) where the store lives."""
+    sys.stdout.flush()  # keep it after what was printed before, when both go to one file
     print(f"store: {db_path(directory)}", file=sys.stderr)
 
 
