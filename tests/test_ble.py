@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import pytest
 
+from vagus import Pipeline
+from vagus.core.events import Beat, Gap
 from vagus.core.hrm import parse_heart_rate_measurement
 from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
 from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
@@ -144,10 +147,88 @@ def check_delivered_once(strap: FakeStrap, packets: list[Packet], settle_s: floa
     assert pos == len(received)
 
 
+@dataclass(frozen=True, slots=True)
+class StrapBeat:
+    """One beat the strap detected, as its log tells: RR ticks and where it went."""
+
+    t_s: float  #: strap clock: the cumulative RR (the strap's beat chain starts at 0)
+    ticks: int
+    packet: int  #: index in ``FakeStrap.air``
+
+
+def strap_beats(strap: FakeStrap) -> list[StrapBeat]:
+    """Every beat in every packet the strap's generator produced, on air or lost."""
+    beats: list[StrapBeat] = []
+    t_s = 0.0
+    for k, air in enumerate(strap.air):
+        for ticks in parse_heart_rate_measurement(air.payload).rr_ticks:
+            t_s += ticks / 1024
+            beats.append(StrapBeat(t_s, ticks, k))
+    return beats
+
+
+Received = list[tuple[Packet, list[int]]]  # each packet and the indices of its beats
+
+
+def check_beats_delivered_once(
+    strap: FakeStrap, items: list[SourceItem], settle_s: float
+) -> tuple[list[StrapBeat], list[Received]]:
+    """Beat level: the RR the strap sent while the link was up, minus the settling packets
+    at the start of each connection, are the RR received, each once and in order.
+
+    Returns the strap's beats and, per connection, the packets received with the indices
+    (in the strap's beats) of the beats each carried.
+    """
+    beats = strap_beats(strap)
+    by_packet: dict[int, list[int]] = {}
+    for i, beat in enumerate(beats):
+        by_packet.setdefault(beat.packet, []).append(i)
+    # the reader's packets between two LinkGaps came from one connection
+    segments: list[list[Packet]] = [[]]
+    for item in items:
+        if isinstance(item, LinkGap):
+            segments.append([])
+        elif isinstance(item, Packet):
+            segments[-1].append(item)
+    assert len(segments) == strap.connections
+    received: list[Received] = []
+    for connection, segment in enumerate(segments, start=1):
+        up = [k for k, a in enumerate(strap.air) if a.connection == connection and a.delivered]
+        assert segment, f"nothing received from connection {connection}"
+        skipped = [a.payload for a in (strap.air[k] for k in up)].index(segment[0].payload)
+        kept = up[skipped : skipped + len(segment)]
+        assert [p.payload for p in segment] == [strap.air[k].payload for k in kept]
+        if connection < strap.connections:  # the last one was cut short by the test's end
+            assert len(kept) == len(up) - skipped, f"connection {connection}"
+        link = strap.link(connection)
+        for k in up[:skipped]:  # settling: within settle_s (+1 s for a busy machine)
+            assert strap.air[k].t_s - link.t_up_s <= settle_s + 1.0
+        pairs = [(p, by_packet.get(k, [])) for p, k in zip(segment, kept, strict=True)]
+        for packet, indices in pairs:
+            ticks = parse_heart_rate_measurement(packet.payload).rr_ticks
+            assert list(ticks) == [beats[i].ticks for i in indices], f"connection {connection}"
+        received.append(pairs)
+    flat = [i for pairs in received for _, indices in pairs for i in indices]
+    assert flat == sorted(set(flat))  # in order, none twice
+    # no beat from a link-down period: each lay in a packet lost on air or discarded
+    for connection in range(1, strap.connections):
+        t_down = strap.link(connection).t_down_strap_s
+        t_up = strap.link(connection + 1).t_up_strap_s
+        assert t_down is not None
+        bad = [i for i in flat if t_down <= beats[i].t_s <= t_up]
+        assert not bad, [(beats[i], strap.air[beats[i].packet], t_down, t_up) for i in bad]
+        lost = [a for a in strap.air if t_down < a.t_strap_s < t_up]
+        assert not any(a.delivered or a.connection for a in lost)  # may be none: ~1 s down
+    return beats, received
+
+
 async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBlueZ) -> None:
     scale = 60.0  # 5 simulated minutes in about 5 s
     fake_bluez.set_time_scale(scale)
-    strap = add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4")
+    notify_s = 1.0  # the ScriptedStrap's notification interval (strap s)
+    # No contact losses here: every break in the beat chain must be one of the link drops.
+    generator = ScriptedStrap(seed=0, rate_hz=1 / notify_s, contact_supported=False)
+    strap = fake_bluez.add_strap(FakeStrap(strap_address(0), "Polar H10 A1B2C3D4", generator))
     spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=5, max_retries=5)
     session_s, drops = 300.0, 10
     settle_s = 0.1  # real seconds, about 6 strap seconds at this scale
@@ -159,9 +240,7 @@ async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBl
                 await asyncio.sleep(0.01)
             fake_bluez.drop_link(strap.address)
 
-    packets: list[Packet] = []
-    gaps: list[LinkGap] = []
-    infos: list[DeviceInfo] = []
+    items: list[SourceItem] = []
     async with BleSource(
         spec, settle_s=settle_s, silent_timeout_s=2.0, backoff_initial_s=0.05
     ) as source:
@@ -169,12 +248,7 @@ async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBl
         try:
             async with asyncio.timeout(WAIT_S):
                 async for item in source:
-                    if isinstance(item, Packet):
-                        packets.append(item)
-                    elif isinstance(item, LinkGap):
-                        gaps.append(item)
-                    else:
-                        infos.append(item)
+                    items.append(item)
                     if fake_bluez.strap_time_s() >= session_s and dropper.done():
                         break
         finally:
@@ -182,6 +256,9 @@ async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBl
             with contextlib.suppress(asyncio.CancelledError):
                 await dropper
         stats = source.stats
+    packets = [i for i in items if isinstance(i, Packet)]
+    gaps = [i for i in items if isinstance(i, LinkGap)]
+    infos = [i for i in items if isinstance(i, DeviceInfo)]
 
     assert len(gaps) == drops
     assert {g.reason for g in gaps} == {"link_lost"}
@@ -194,6 +271,59 @@ async def test_ten_link_drops_in_five_minutes_every_beat_once(fake_bluez: FakeBl
     check_delivered_once(strap, packets, settle_s)
     assert stats.packets == len(packets)
     assert len(packets) > 0.4 * session_s  # most of the session arrived despite 10 drops
+
+    beats, received = check_beats_delivered_once(strap, items, settle_s)
+    per_packet = [pair for pairs in received for pair in pairs]
+    received_ticks = [beats[i].ticks for _, indices in per_packet for i in indices]
+
+    # Through the pipeline, on the strap clock (the RR are strap seconds; arrival times are
+    # real ones, mapped by the fake's clock). Its drift check (lag change > 2 s) would read a
+    # 33 ms stall of this loop as 2 s at 60x: allow stalls of 0.25 s. Link gaps do not
+    # depend on it, the reader reports them.
+    pipeline = Pipeline(gap_tolerance_s=max(2.0, 0.25 * scale))
+    for item in items:
+        if isinstance(item, Packet):
+            pipeline.receive_packet(fake_bluez.strap_time_at(item.t_arrival_s), item.payload)
+        elif isinstance(item, LinkGap):
+            pipeline.receive_gap(fake_bluez.strap_time_at(item.t_s), reason=item.reason)
+    pipeline.close()
+    events = pipeline.events_received()
+    measured = [e.rr_ms for e in events if isinstance(e, Beat) and not e.inserted]
+    assert measured == [t * 1000 / 1024 for t in received_ticks]  # each beat once, in order
+    chain_gaps = [e for e in events if isinstance(e, Gap)]
+    assert [g.reason for g in chain_gaps] == ["link_lost"] * drops
+
+    # Each chain is placed by the arrival of its first packet: the pipeline's beat times are
+    # late by that packet's offset (arrival minus its last beat: up to one RR, plus the
+    # delivery delay), so a gap's duration is off by at most the largest such offset.
+    offsets = [
+        fake_bluez.strap_time_at(p.t_arrival_s) - beats[indices[-1]].t_s
+        for p, indices in per_packet
+        if indices
+    ]
+    max_offset_s = max(offsets) + 0.05  # + rounding of the cumulative ticks
+    rr_max_s = max(b.ticks for b in beats) / 1024
+    for k, gap in enumerate(chain_gaps, start=1):
+        assert gap.duration_s is not None and gap.duration_s >= 0.0
+        before = [i for _, indices in received[k - 1] for i in indices][-1]
+        after = next(i for _, indices in received[k] for i in indices)
+        # the beats the reader did not get: lost on air or discarded while settling
+        lost_s = beats[after].t_s - beats[after].ticks / 1024 - beats[before].t_s
+        assert abs(gap.duration_s - lost_s) <= max_offset_s, (k, gap, lost_s)
+        # Against the link-down time (strap clock, drop to Connected again): the gap covers
+        # it (less the offset) and exceeds it by what the reader was blind to after the
+        # reconnect (connection set-up and settle_s) plus the beats of unsent packets at
+        # either end (at most two notification intervals each, one held back, and one RR).
+        down = strap.link(k)
+        assert down.t_down_strap_s is not None
+        down_s = strap.link(k + 1).t_up_strap_s - down.t_down_strap_s
+        blind_s = (
+            fake_bluez.strap_time_at(infos[k].t_s)
+            + settle_s * scale
+            - strap.link(k + 1).t_up_strap_s
+        )
+        assert down_s - max_offset_s <= gap.duration_s, (k, gap, down_s)
+        assert gap.duration_s <= down_s + blind_s + 4 * notify_s + rr_max_s + max_offset_s
 
 
 async def test_strap_that_disappears_raises_connection_lost(fake_bluez: FakeBlueZ) -> None:

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from vagus import Pipeline
-from vagus.core.events import Spectrum
+from vagus.core.events import Beat, Gap, Spectrum
 from vagus.core.hrm import RR_TICKS_PER_S, parse_heart_rate_measurement
 from vagus.exceptions import InvalidInput
-from vagus.sources import DeviceInfo, LinkGap, Packet, SimSpec, open_source
+from vagus.sources import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, open_source
 from vagus.sources.simulator import (
     SimulatorSource,
     StrapConfig,
@@ -347,16 +347,112 @@ async def _collect(spec: SimSpec) -> list[object]:
         return [item async for item in source]
 
 
-async def test_async_source_yields_what_the_generator_makes() -> None:
+def _settled(items: Sequence[object], settle_s: float) -> list[object]:
+    """``items`` read as the BLE reader reads a strap: packets arriving within ``settle_s``
+    of the last (re)connect (a connected DeviceInfo) left out."""
+    out: list[object] = []
+    t_connected = -math.inf
+    for item in items:
+        if isinstance(item, DeviceInfo) and item.connected:
+            t_connected = item.t_s
+        elif isinstance(item, Packet) and item.t_arrival_s < t_connected + settle_s:
+            continue
+        out.append(item)
+    return out
+
+
+async def test_async_source_yields_what_the_generator_makes_after_settling() -> None:
     options = {"dropouts": [[20.0, 4.0]], "contact_losses": [[40.0, 3.0]]}
     items = await _collect(SimSpec(seed=5, speed=None, duration_s=90.0, options=options))
     assert isinstance(items[0], DeviceInfo)
     subject, strap_config = configs_from_options(options)
-    expected = VirtualStrap(subject, strap_config, seed=5).packets_until(90.0)
-    got = [i for i in items if not isinstance(i, DeviceInfo)]
-    assert got == expected
-    assert any(isinstance(i, LinkGap) for i in got)
-    assert all(isinstance(i, Packet | LinkGap) for i in expected)
+    raw = VirtualStrap(subject, strap_config, seed=5).items_until(90.0)
+    assert items == _settled(raw, 2.0)  # the generic profile's settling time
+    assert any(isinstance(i, LinkGap) for i in items)
+    assert [i.t_s for i in items if isinstance(i, DeviceInfo)] == [0.0, 24.0]
+    # the first packet after each connect (the nonsense one) is among those left out
+    for t in (0.0, 24.0):
+        first = _first_packet_after(raw, t)
+        assert first.t_arrival_s < t + 2.0
+        assert first not in items
+        assert _first_packet_after(items, t).t_arrival_s >= t + 2.0
+
+
+async def test_settling_time_is_the_ble_readers_for_the_strap_profile() -> None:
+    from vagus.devices import load_profiles
+
+    profiles = {p.id: p for p in load_profiles()}
+    for profile_id in ("generic", "polar_h10", "polar_oh1", "coospo_h808s"):
+        source = SimulatorSource(SimSpec(options={"profile_id": profile_id}))
+        # BleSource: max(BleSpec.settle_s, profile.settle_s)
+        assert source.settle_s == max(BleSpec().settle_s, profiles[profile_id].settle_s)
+    assert SimulatorSource(SimSpec(options={"profile_id": "polar_oh1"})).settle_s == 5.0
+
+    spec = SimSpec(seed=3, speed=None, duration_s=60.0, options={"dropouts": [[30.0, 2.0]]})
+    raw_source = SimulatorSource(spec, settle_s=0.0)
+    async with raw_source:
+        raw = [item async for item in raw_source]
+    assert raw_source.settle_discarded == 0
+    assert raw == VirtualStrap(seed=3, strap=StrapConfig(dropouts=((30.0, 2.0),))).items_until(60.0)
+    slow = SimulatorSource(spec, settle_s=4.5)
+    async with slow:
+        settled = [item async for item in slow]
+    assert settled == _settled(raw, 4.5)
+    assert slow.settle_discarded == len(raw) - len(settled) >= 6  # ~4 per connect
+    with pytest.raises(InvalidInput, match="settle_s"):
+        SimulatorSource(SimSpec(), settle_s=-1.0)
+
+
+async def test_reconnect_nonsense_never_reaches_the_pipeline() -> None:
+    """A session with dropouts through the simulator source (the `--sim` path): the
+    strap's nonsense RR after each reconnect is discarded by the settling rule, so the
+    pipeline places no beat from it and every gap has a non-negative duration."""
+    options = {
+        "dropouts": [[60.0, 5.0], [200.0, 0.5], [201.5, 3.0]],
+        "dropouts_per_hour": 40.0,
+        "dropout_mean_s": 4.0,
+    }
+    spec = SimSpec(seed=17, speed=None, duration_s=900.0, options=options)
+    source = SimulatorSource(spec)
+    pipeline = Pipeline()
+    n_link_gaps = 0
+    n_resumed = 0  # link gaps after which beats resumed before the next one
+    resuming = False
+    async with source:
+        async for item in source:
+            if isinstance(item, LinkGap):
+                n_link_gaps += 1
+                resuming = True
+            elif (
+                isinstance(item, Packet)
+                and resuming
+                and parse_heart_rate_measurement(item.payload).rr_ticks
+            ):
+                n_resumed += 1
+                resuming = False
+            _feed(pipeline, [item])
+    events = pipeline.events_received()
+    beats = [e for e in events if isinstance(e, Beat)]
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert n_link_gaps >= 8  # the scheduled three and random ones
+    assert source.settle_discarded >= n_link_gaps + 1  # at least the nonsense packets
+    assert len(beats) > 700
+    # nonsense ticks are 0, 28, 9000, 65535 (0, 27, 8789, 63999 ms): none made a beat
+    assert not [b for b in beats if b.rr_ms > 2500.0 or b.rr_ms < 100.0]
+    assert not [g for g in gaps if g.reason == "rr_out_of_range"]
+    assert all(g.duration_s is not None and g.duration_s >= 0.0 for g in gaps), gaps
+    # one gap per link loss; losses with no beat between them make one gap together
+    assert [g.reason for g in gaps] == ["link_lost"] * n_resumed
+    assert n_link_gaps - 3 <= n_resumed < n_link_gaps
+
+    # The same strap read without settling does put its nonsense into the pipeline:
+    # this test would catch the rule going missing.
+    raw = Pipeline()
+    _feed(raw, VirtualStrap(*configs_from_options(options), seed=17).items_until(900.0))
+    raw_events = raw.events_received()
+    assert any(isinstance(e, Gap) and e.reason == "rr_out_of_range" for e in raw_events) or any(
+        isinstance(e, Beat) and e.rr_ms < 100.0 for e in raw_events
+    )
 
 
 async def test_async_source_paced_gives_the_same_items() -> None:

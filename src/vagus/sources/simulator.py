@@ -51,7 +51,10 @@ SCIENCE.md, "A simulator good enough to test all this". Three layers:
     ``t0 + t_item / speed``; sleeps are computed against that target, never stacked), or
     yields them as fast as the consumer reads with ``speed=None``. Arrival times in the
     items are simulated seconds from the start, so the same seed gives the same items at
-    any speed.
+    any speed. It reads the virtual strap as the BLE reader reads a real one: packets
+    arriving in the settling time after each (re)connect are discarded (the strap's
+    nonsense RR are among them), with the same settling time
+    (:attr:`SimulatorSource.settle_s`).
 
 Everything random draws from ``numpy.random.default_rng(seed)`` streams spawned per
 concern (subject, artifacts, link schedule, packets), so the same seed and the same
@@ -72,7 +75,7 @@ import numpy as np
 from vagus.core.hrm import RR_TICKS_PER_S, encode_heart_rate_measurement
 from vagus.devices import load_profiles
 from vagus.exceptions import InvalidInput
-from vagus.sources.base import DeviceInfo, LinkGap, Packet, SimSpec, SourceItem
+from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceItem
 
 __all__ = [
     "SimulatorSource",
@@ -86,6 +89,8 @@ __all__ = [
 ]
 
 _DT_S: Final = 1.0 / 32.0
+#: The reader's own settling time, the floor of every profile's (``BleSpec.settle_s``).
+_READER_SETTLE_S: Final = BleSpec().settle_s
 _MAX_RR_TICKS: Final = 0xFFFF
 
 
@@ -779,11 +784,27 @@ class SimulatorSource:
     device info on reconnect, until ``spec.duration_s`` of simulated time (or forever).
     Item times are simulated seconds from the start.
 
+    Settling (BLE.md quirks: nonsense RR right after connecting): like
+    :class:`~vagus.sources.ble.BleSource`, packets that arrive less than :attr:`settle_s`
+    after a (re)connect (the time of its :class:`DeviceInfo`) are discarded, never
+    yielded, and counted in :attr:`settle_discarded`. The settling time is the one the BLE
+    reader uses for the same strap: ``max(BleSpec.settle_s, profile.settle_s)`` of the
+    strap's device profile (``profile_id``), unless ``settle_s`` is given here. The
+    virtual strap sends its nonsense in the first notification after a connect, which
+    comes within ``notify_interval_s + latency_max_s`` (1.05 s by default), inside every
+    profile's settling time (2-5 s); a strap configured to notify more slowly than that,
+    like such a real strap, can get it past the settling time, and the pipeline then
+    breaks the chain there.
+
+    Args:
+        spec: the subject, strap, seed, speed and duration.
+        settle_s: override of the settling time (s), e.g. 0 to see the strap's raw output.
+
     Raises:
         InvalidInput: an unknown option or a bad value (at construction).
     """
 
-    def __init__(self, spec: SimSpec) -> None:
+    def __init__(self, spec: SimSpec, *, settle_s: float | None = None) -> None:
         self.spec = spec
         if spec.speed is not None and not (math.isfinite(spec.speed) and spec.speed > 0):
             raise InvalidInput(
@@ -791,15 +812,25 @@ class SimulatorSource:
             )
         if spec.duration_s is not None and not spec.duration_s > 0:
             raise InvalidInput(f"simulator duration_s must be positive, got {spec.duration_s!r}")
+        if settle_s is not None and not (math.isfinite(settle_s) and settle_s >= 0):
+            raise InvalidInput(f"simulator settle_s must be >= 0 s, got {settle_s!r}")
         subject, strap = configs_from_options(spec.options)
-        known = [p.id for p in load_profiles()]
-        if strap.profile_id not in known:
+        profiles = {p.id: p for p in load_profiles()}
+        profile = profiles.get(strap.profile_id)
+        if profile is None:
             raise InvalidInput(
                 f"simulator option 'profile_id': unknown profile {strap.profile_id!r}; "
-                f"known profiles: {', '.join(known)} (see `vagus devices`)"
+                f"known profiles: {', '.join(profiles)} (see `vagus devices`)"
             )
         self.strap = VirtualStrap(subject, strap, seed=spec.seed)
+        #: Packets arriving this long after each (re)connect are discarded (s).
+        self.settle_s: float = (
+            settle_s if settle_s is not None else max(_READER_SETTLE_S, profile.settle_s)
+        )
+        #: Packets discarded in the settling time so far.
+        self.settle_discarded = 0
         self._t_s = 0.0
+        self._t_connected_s = 0.0
         self._closed = False
 
     @property
@@ -838,6 +869,11 @@ class SimulatorSource:
                 return
             for item in self.strap.items_until(t_next):
                 t_item = _item_time(item)
+                if isinstance(item, DeviceInfo) and item.connected:
+                    self._t_connected_s = t_item  # (re)connected: the settling time starts
+                elif isinstance(item, Packet) and t_item < self._t_connected_s + self.settle_s:
+                    self.settle_discarded += 1  # as BleSource does: never reaches a consumer
+                    continue
                 if speed is not None:
                     # Sleep against the target time, not by stacked intervals.
                     delay = t0_loop + t_item / speed - loop.time()

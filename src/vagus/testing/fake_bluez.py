@@ -27,6 +27,10 @@ interface ``org.vagus.FakeBlueZ1`` at ``/org/vagus/FakeBlueZ`` (:class:`ControlC
 Every notification sent is logged with its send time (``time.monotonic()`` taken just
 before emitting; the clock is system-wide, so it compares across processes) and the
 connection it belongs to, so tests can check that each beat was delivered exactly once.
+Each strap also keeps everything its generator produced, on air or not
+(:attr:`FakeStrap.air`: the packets due while the link was down are there, marked lost),
+and when each connection came up and went down (:attr:`FakeStrap.links`), on both
+clocks, so tests can tell which beats a reader could have received.
 """
 
 from __future__ import annotations
@@ -61,10 +65,12 @@ from vagus.core.hrm import encode_heart_rate_measurement
 
 __all__ = [
     "ADAPTER_PATH",
+    "AirPacket",
     "BusEnvironment",
     "ControlClient",
     "FakeBlueZ",
     "FakeStrap",
+    "LinkPeriod",
     "PacketGenerator",
     "ScriptedStrap",
     "SentPacket",
@@ -135,7 +141,10 @@ class ScriptedStrap:
     intervals (1/1024 s ticks) of the beats since the previous one, so packets hold 0 to
     several RR. Every 10th packet has the energy field, every 7th sends the heart rate
     as uint16, every 23rd is late (holds twice the beats), and packets 40-44 of every
-    100 report lost skin contact. Same seed, same bytes.
+    100 report lost skin contact. Same seed, same bytes. The beat chain starts at strap
+    time 0: beat ``k`` falls at the sum of the first ``k`` RR, and its RR goes out in the
+    first notification at or after it (never before the beat ends it). The strap knows
+    nothing of the link: the fake decides which packets go on air.
     """
 
     def __init__(
@@ -153,7 +162,8 @@ class ScriptedStrap:
         self._high = hr_high_bpm
         self._contact_supported = contact_supported
         self._next_packet_s = self._period_s
-        self._next_beat_s = 0.0
+        self._last_beat_s = 0.0
+        self._next_rr_s: float | None = None  # from the last beat to the next one
         self._pending_ticks: list[int] = []
         self._index = 0
         self._energy_kj = 0
@@ -172,10 +182,15 @@ class ScriptedStrap:
         out: list[_Payload] = []
         while self._next_packet_s <= t_s:
             t_packet = self._next_packet_s
-            while self._next_beat_s <= t_packet:
-                rr_s = 60.0 / self._hr_at(self._next_beat_s) * self._rng.uniform(0.95, 1.05)
-                self._pending_ticks.append(round(rr_s * 1024))
-                self._next_beat_s += rr_s
+            while True:  # the beats up to this notification
+                if self._next_rr_s is None:
+                    hr = self._hr_at(self._last_beat_s)
+                    self._next_rr_s = 60.0 / hr * self._rng.uniform(0.95, 1.05)
+                if self._last_beat_s + self._next_rr_s > t_packet:
+                    break
+                self._pending_ticks.append(round(self._next_rr_s * 1024))
+                self._last_beat_s += self._next_rr_s
+                self._next_rr_s = None
             self._index += 1
             if self._index % 23 == 0:  # a late packet: its beats go out with the next one
                 self._next_packet_s += self._period_s
@@ -231,6 +246,41 @@ class SentPacket:
     connection: int
 
 
+@dataclass(frozen=True, slots=True)
+class AirPacket:
+    """One notification the strap's generator produced, whether or not anyone got it.
+
+    Attributes:
+        t_s: when the fake handled it (``time.monotonic()``).
+        t_strap_s: the strap clock then (see :meth:`FakeBlueZ.strap_time_s`).
+        payload: the 0x2A37 bytes.
+        connection: the connection it was due on (1 = the first), 0 while the link was down.
+        delivered: a subscriber got it (False while down, silent or not yet subscribed).
+    """
+
+    t_s: float
+    t_strap_s: float
+    payload: bytes
+    connection: int
+    delivered: bool
+
+
+@dataclass(slots=True)
+class LinkPeriod:
+    """One connection of a strap: when the link came up and went down, on both clocks.
+
+    Up is when the fake set ``Connected`` true (before services resolve and before the
+    client subscribes); down is when it set it false (link loss or a disconnect), or
+    None while the connection lasts.
+    """
+
+    connection: int
+    t_up_s: float
+    t_up_strap_s: float
+    t_down_s: float | None = None
+    t_down_strap_s: float | None = None
+
+
 @dataclass
 class FakeStrap:
     """One simulated strap and its state in the fake BlueZ.
@@ -260,6 +310,8 @@ class FakeStrap:
     connected: bool = False
     connection: int = 0
     sent: list[SentPacket] = field(default_factory=list)
+    air: list[AirPacket] = field(default_factory=list)
+    links: list[LinkPeriod] = field(default_factory=list)
     connections: int = 0
 
     @property
@@ -269,6 +321,10 @@ class FakeStrap:
     def sent_in(self, connection: int) -> list[SentPacket]:
         """The notifications sent during one connection (1 = the first)."""
         return [p for p in self.sent if p.connection == connection]
+
+    def link(self, connection: int) -> LinkPeriod:
+        """When connection ``connection`` (1 = the first) came up and went down."""
+        return self.links[connection - 1]
 
 
 # handles; object paths end in them (bleak parses handles from the last 4 hex digits)
@@ -454,7 +510,12 @@ class FakeBlueZ:
 
     def strap_time_s(self) -> float:
         """Seconds on the straps' clock (real time since start times ``time_scale``)."""
-        return (time.monotonic() - self._t0) * self.time_scale
+        return self.strap_time_at(time.monotonic())
+
+    def strap_time_at(self, t_s: float) -> float:
+        """The straps' clock at ``time.monotonic()`` value ``t_s`` (e.g. a packet's
+        arrival time), for times since the last :meth:`set_time_scale`."""
+        return (t_s - self._t0) * self.time_scale
 
     # ----------------------------------------------------------------- control API
 
@@ -626,6 +687,7 @@ class FakeBlueZ:
         strap.connections += 1
         strap.connection = strap.connections
         strap.connected = True
+        strap.links.append(LinkPeriod(strap.connection, time.monotonic(), self.strap_time_s()))
         self._set(strap.path, _DEVICE, Connected=Variant("b", True))
         for path, interfaces in self._gatt_layout(strap):
             self._add_object(path, interfaces)
@@ -645,6 +707,9 @@ class FakeBlueZ:
 
     def _disconnect(self, strap: FakeStrap) -> None:
         """Link gone: notify sessions end, ServicesResolved/Connected false, GATT removed."""
+        if strap.connected and strap.links:
+            strap.links[-1].t_down_s = time.monotonic()
+            strap.links[-1].t_down_strap_s = self.strap_time_s()
         strap.connected = False
         strap.connection = 0
         prefix = strap.path + "/"
@@ -772,12 +837,17 @@ class FakeBlueZ:
             t_s = self.strap_time_s()
             for strap in list(self.straps.values()):
                 items = strap.generator.packets_until(t_s)
-                if not (strap.connected and strap.powered) or strap.silent:
-                    continue  # generated but lost on air
+                on_air = strap.connected and strap.powered and not strap.silent
+                connection = strap.connection if strap.connected else 0
                 for item in items:
                     payload = getattr(item, "payload", None)
-                    if isinstance(payload, bytes | bytearray):
-                        self._notify(strap, HRM_UUID, bytes(payload))
+                    if not isinstance(payload, bytes | bytearray):
+                        continue
+                    # not on air: generated but lost, as a real strap's beats are
+                    delivered = on_air and self._notify(strap, HRM_UUID, bytes(payload))
+                    strap.air.append(
+                        AirPacket(time.monotonic(), t_s, bytes(payload), connection, delivered)
+                    )
             delay_s = self._tick_s
             for strap in self.straps.values():
                 t_next = getattr(strap.generator, "next_item_time_s", None)
