@@ -39,6 +39,16 @@ PYHRV_WELCH = {
 }
 
 
+def _num(value: float | None, spec: str = ".6f") -> str:
+    """``value`` formatted for a VALIDATION line (``None`` shown as such)."""
+    return "None" if value is None else format(value, spec)
+
+
+def _rel_pct(got: float | None, expected: float) -> str:
+    """Relative error of ``got`` against ``expected``, in % with sign."""
+    return "None" if got is None else f"{(got / expected - 1) * 100:+.3f} %"
+
+
 def load_nn(name: str) -> np.ndarray:
     return np.loadtxt(DATA / "pyhrv" / f"SampleNNISeries{name}.txt", comments="#")
 
@@ -73,6 +83,12 @@ def run_pipeline(rr_ms: Any, t_s: Any = None, corrector: Any = None) -> list[Eve
 def test_time_domain_offline_helpers_equal_reference(name: str) -> None:
     n, sdnn_ref, rmssd_ref, pnn50_ref = PYHRV_TIME_DOMAIN[name]
     nn = load_nn(name)
+    ours = (sdnn(nn), rmssd(nn), pnn50(nn))
+    diff = max(abs(a - b) for a, b in zip(ours, (sdnn_ref, rmssd_ref, pnn50_ref), strict=True))
+    print(
+        f"VALIDATION pyhrv {name} ({nn.size} NN, helpers): SDNN {ours[0]:.6f} ms, "
+        f"RMSSD {ours[1]:.6f} ms, pNN50 {ours[2]:.6f} %; max |diff| to reference {diff:.1e}"
+    )
     assert nn.size == n
     assert sdnn(nn) == pytest.approx(sdnn_ref, abs=1e-6)
     assert rmssd(nn) == pytest.approx(rmssd_ref, abs=1e-6)
@@ -88,6 +104,12 @@ def test_time_domain_matches_pyhrv_export_full_precision() -> None:
 
     export = json.loads((DATA / "pyhrv" / "SampleExport.json").read_text())
     nn = load_nn("Short")
+    ours = (sdnn(nn), rmssd(nn), pnn50(nn))
+    diff = max(abs(a - export[k]) for a, k in zip(ours, ("sdnn", "rmssd", "pnn50"), strict=True))
+    print(
+        f"VALIDATION pyhrv Short vs SampleExport.json: SDNN {ours[0]:.6f} ms, "
+        f"RMSSD {ours[1]:.6f} ms, pNN50 {ours[2]:.6f} %; max |diff| {diff:.1e}"
+    )
     assert sdnn(nn) == pytest.approx(export["sdnn"], abs=1e-6)
     assert rmssd(nn) == pytest.approx(export["rmssd"], abs=1e-6)
     # pyhrv's pNN50 divides by N - 1 too; its SDSD (std of |ΔNN|) differs by definition.
@@ -101,11 +123,27 @@ def test_time_domain_pipeline_whole_recording_path(name: str) -> None:
     pyhrv's series are already NN; with the real corrector a few beats are flagged)."""
     _, sdnn_ref, rmssd_ref, pnn50_ref = PYHRV_TIME_DOMAIN[name]
     s = summarize_events(run_pipeline(load_nn(name), corrector=PassThrough()))
+    ours = (s.sdnn_ms, s.rmssd_ms, s.pnn50_pct)
+    diff = max(
+        abs(a - b) if a is not None else math.inf
+        for a, b in zip(ours, (sdnn_ref, rmssd_ref, pnn50_ref), strict=True)
+    )
+    print(
+        f"VALIDATION pyhrv {name} (pipeline, pass-through): SDNN {_num(s.sdnn_ms)} ms, "
+        f"RMSSD {_num(s.rmssd_ms)} ms, pNN50 {_num(s.pnn50_pct)} %; "
+        f"max |diff| to reference {diff:.1e}"
+    )
     assert s.sdnn_ms == pytest.approx(sdnn_ref, abs=1e-6)
     assert s.rmssd_ms == pytest.approx(rmssd_ref, abs=1e-6)
     assert s.pnn50_pct == pytest.approx(pnn50_ref, abs=1e-6)
     # With the real corrector: at most 1 % of beats flagged, metrics within 5 %.
     real = summarize_events(run_pipeline(load_nn(name)))
+    n_flagged = sum(real.artifacts.values())
+    print(
+        f"VALIDATION pyhrv {name} (pipeline, real corrector): {n_flagged} of {real.beats} "
+        f"beats flagged ({n_flagged / max(real.beats, 1):.2%}), "
+        f"RMSSD {_num(real.rmssd_ms)} ms ({_rel_pct(real.rmssd_ms, rmssd_ref)} vs reference)"
+    )
     assert sum(real.artifacts.values()) <= 0.01 * real.beats
     assert real.rmssd_ms == pytest.approx(rmssd_ref, rel=0.05)
 
@@ -130,6 +168,9 @@ def test_welch_band_power_equals_sine_power(f_hz: float, band: str) -> None:
     grid = np.arange(480) / 4.0
     freqs, psd = welch_psd(800.0 + amp * np.sin(2 * np.pi * f_hz * grid + 0.3))
     rng = (0.04, 0.15) if band == "lf" else (0.15, 0.40)
+    got_grid = band_power(freqs, psd, rng)
+    label = f"VALIDATION sine {f_hz} Hz {band.upper()} vs A²/2 = {expected:.1f} ms²"
+    print(f"{label} (4 Hz grid, welch_psd): {got_grid:.3f} ms², {_rel_pct(got_grid, expected)}")
     assert band_power(freqs, psd, rng) == pytest.approx(expected, rel=0.02)
     for window_s in (120.0, 300.0):
         t, nn = _dense_sine_beats(f_hz, amp, window_s + 10, 0.05)
@@ -137,12 +178,20 @@ def test_welch_band_power_equals_sine_power(f_hz: float, band: str) -> None:
         assert res is not None
         got = res.lf_ms2 if band == "lf" else res.hf_ms2
         other = res.hf_ms2 if band == "lf" else res.lf_ms2
+        print(
+            f"{label} (20 beats/s, {window_s:.0f} s window): {got:.3f} ms², "
+            f"{_rel_pct(got, expected)}; other band {other / expected:.2e} × A²/2"
+        )
         assert got == pytest.approx(expected, rel=0.02)
         assert other < 0.01 * expected
     t, nn = _dense_sine_beats(f_hz, amp, 610, 0.05)
     fs = frequency_summary(t, nn)
-    assert fs.welch_windows == 2
     got = fs.lf_ms2 if band == "lf" else fs.hf_ms2
+    print(
+        f"{label} (frequency_summary, {fs.welch_windows} windows): {_num(got, '.3f')} ms², "
+        f"{_rel_pct(got, expected)}"
+    )
+    assert fs.welch_windows == 2
     assert got == pytest.approx(expected, rel=0.02)
 
 
@@ -167,11 +216,18 @@ def test_sine_power_at_realistic_heart_rate(f_hz: float, hr_bpm: float, rel: flo
     res = welch_lf_hf(t, nn, float(t[-1]), window_s=300.0)
     assert res is not None
     got = res.lf_ms2 if f_hz < 0.15 else res.hf_ms2
-    assert got == pytest.approx(expected, rel=rel)
     # The linear alternative, for the record.
     grid = float(t[-1]) - 300.0 + (np.arange(1200) + 1) / 4.0
     freqs, psd = welch_psd(np.interp(grid, t, nn))
     linear = band_power(freqs, psd, (0.04, 0.15) if f_hz < 0.15 else (0.15, 0.40))
+    sinc4 = float(np.sinc(f_hz / f_beat) ** 4)
+    print(
+        f"VALIDATION sine {f_hz} Hz at {hr_bpm:.0f} bpm, {'LF' if f_hz < 0.15 else 'HF'} "
+        f"vs A²/2 = {expected:.1f} ms²: spline {got:.3f} ms² {_rel_pct(got, expected)} "
+        f"(tol {rel:.1%}); linear {linear:.3f} ms² {_rel_pct(linear, expected)}, "
+        f"vs sinc⁴ {sinc4:.4f} prediction {_rel_pct(linear, expected * sinc4)}"
+    )
+    assert got == pytest.approx(expected, rel=rel)
     assert linear == pytest.approx(expected * np.sinc(f_hz / f_beat) ** 4, rel=0.03)
 
 
@@ -212,6 +268,10 @@ def test_lf_hf_against_pyhrv(name: str) -> None:
     assert fs.lf_ms2 is not None and fs.hf_ms2 is not None
     d_lf = fs.lf_ms2 / lf_ref - 1
     d_hf = fs.hf_ms2 / hf_ref - 1
+    print(
+        f"VALIDATION pyhrv {name} Welch: LF {fs.lf_ms2:.1f} vs {lf_ref:.1f} ms² ({d_lf:+.2%}), "
+        f"HF {fs.hf_ms2:.1f} vs {hf_ref:.1f} ms² ({d_hf:+.2%})"
+    )
     stated = {"Short": (0.092, -0.107), "Long": (0.017, -0.004)}[name]
     assert (d_lf, d_hf) == pytest.approx(stated, abs=0.005)
     assert abs(d_lf) < 0.30
@@ -273,10 +333,16 @@ def test_vu_ams_coherence_breathing_vs_rest(vu_events: list[Event]) -> None:
     assert len(breathing) >= 20 and len(sitting) >= 40
     cr_breath = float(np.median([s.coherence_ratio for s in breathing]))
     cr_rest = float(np.median([s.coherence_ratio for s in sitting]))
+    peak = float(np.median([s.peak_hz for s in breathing]))
+    print(
+        f"VALIDATION VU-AMS coherence: median CR breathing 6/min {cr_breath:.3f} "
+        f"({len(breathing)} windows), seated rest {cr_rest:.3f} ({len(sitting)} windows), "
+        f"ratio {cr_breath / cr_rest if cr_rest else math.inf:.2f}; "
+        f"breathing peak {peak:.4f} Hz (expected 0.0996)"
+    )
     # SCIENCE.md expects CR around 3-4 while breathing at 6/min and about 0.5 at rest.
     assert cr_breath >= 4 * cr_rest
     assert 2.5 <= cr_breath <= 5.0 and cr_rest <= 1.0
-    peak = float(np.median([s.peak_hz for s in breathing]))
     assert abs(peak - 0.0996) <= 0.005
 
 
@@ -284,11 +350,32 @@ def test_vu_ams_coherence_breathing_vs_rest(vu_events: list[Event]) -> None:
 def test_vu_ams_beat_times_follow_r_peaks(vu_events: list[Event]) -> None:
     t, _ibi = load_vu()
     measured = [e for e in vu_events if isinstance(e, Beat) and not e.inserted]
+    max_dt = (
+        float(np.max(np.abs(np.array([b.t_s for b in measured]) - t)))
+        if len(measured) == t.size
+        else math.nan
+    )
+    print(
+        f"VALIDATION VU-AMS beat times: {len(measured)} measured beats for {t.size} R peaks, "
+        f"max |beat time - R peak| {max_dt * 1000:.3f} ms"
+    )
     assert len(measured) == t.size
     np.testing.assert_allclose([b.t_s for b in measured], t, atol=0.01)
 
 
 # ----------------------------------------------------------------- IPFM simulator
+
+
+def _peaks_line(kind: str, rate_bpm: float, peaks: np.ndarray) -> str:
+    """VALIDATION line for the IPFM tests: target rate against the peaks (breaths/min)."""
+    if peaks.size == 0:
+        return f"VALIDATION IPFM {kind} {rate_bpm}/min: no peaks"
+    dev = float(np.max(np.abs(peaks - rate_bpm)))
+    return (
+        f"VALIDATION IPFM {kind} {rate_bpm}/min: peak median {float(np.median(peaks)):.3f}, "
+        f"range {peaks.min():.3f}-{peaks.max():.3f} breaths/min, max |dev| {dev:.3f} "
+        f"over {peaks.size} windows"
+    )
 
 
 def _ipfm(rate_bpm: float, seed: int, **overrides: float) -> np.ndarray:
@@ -304,6 +391,8 @@ def test_ipfm_peak_frequency_follows_breathing(rate_bpm: float) -> None:
     rr = _ipfm(rate_bpm, seed=1, noise=0.0, mayer_amplitude=0.0)
     events = run_pipeline(rr)
     spectra = [e for e in events if isinstance(e, Spectrum) and e.t_s >= 64.0]
+    peaks = np.array([s.peak_hz * 60 for s in spectra if s.peak_hz is not None])
+    print(_peaks_line("clean", rate_bpm, peaks))
     assert len(spectra) >= 20
     for s in spectra:
         assert s.peak_hz is not None
@@ -316,6 +405,7 @@ def test_ipfm_peak_frequency_with_noise_and_mayer_wave(rate_bpm: float) -> None:
     rr = _ipfm(rate_bpm, seed=2)
     spectra = [e for e in run_pipeline(rr) if isinstance(e, Spectrum) and e.t_s >= 64.0]
     peaks = np.array([s.peak_hz * 60 for s in spectra if s.peak_hz is not None])
+    print(_peaks_line("noise+Mayer", rate_bpm, peaks))
     assert peaks.size == len(spectra)
     assert abs(float(np.median(peaks)) - rate_bpm) <= 0.1
     assert np.max(np.abs(peaks - rate_bpm)) <= 0.1
@@ -329,6 +419,10 @@ def test_determinism_on_real_file() -> None:
     t, ibi = load_vu()
     a = run_pipeline(ibi[:1500], t_s=t[:1500])
     b = run_pipeline(ibi[:1500], t_s=t[:1500])
+    print(
+        f"VALIDATION determinism: 1500 VU-AMS beats in, {len(a)} vs {len(b)} events compared, "
+        f"identical: {a == b}"
+    )
     assert a == b
     assert [e.to_json() for e in a] == [e.to_json() for e in b]
     assert not any(
