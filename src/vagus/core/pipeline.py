@@ -648,8 +648,8 @@ class Pipeline:
         k = self._hist_n
         hist_t = self._hist_t[:k]
         hist_nn = self._hist_nn[:k]
-        start = int(hist_t.searchsorted(t_end - COHERENCE_WINDOW_S - 5.0))
-        coh = _coherence_values(hist_t[start:], hist_nn[start:], t_end)
+        # The whole segment history: np.interp finds the same intervals in it.
+        coh = _coherence_values(hist_t, hist_nn, t_end)
         bands: list[float] | None = None
         j_end = round(t_end * WELCH_FS_HZ)
         if k < 8 or hist_t[0] > t_end - WELCH_WINDOW_S + _EDGE_TOLERANCE_S:

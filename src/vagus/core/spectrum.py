@@ -50,6 +50,7 @@ try:  # np.interp without its Python wrapper (complex dispatch), ~0.6 µs a call
     from numpy._core.multiarray import interp as _interp
 except ImportError:  # pragma: no cover - numpy < 2
     _interp = np.interp
+_dot = np.dot  # for 1-D·2-D and 2-D·2-D, the BLAS call of @ with ~0.3 µs less overhead
 
 __all__ = [
     "COHERENCE_WINDOW_S",
@@ -280,13 +281,14 @@ def _coherence_values(
     y = _interp(plan.t_rel + t_end_s, t_s, nn_ms)
     head = y[:64]
     tail = y[:63:-1]  # y[127], y[126], …, y[64]
-    psd = (head + tail) @ plan.dft_cos
+    # np.dot rather than @: the same BLAS call with less Python overhead (hot path).
+    psd = _dot(head + tail, plan.dft_cos)
     psd *= psd
-    im = (head - tail) @ plan.dft_sin
+    im = _dot(head - tail, plan.dft_sin)
     im *= im
     psd += im
     i_peak = plan.peak_lo + int(psd[plan.peak_lo : plan.peak_hi].argmax())
-    total = float(psd @ plan.w_total)
+    total = float(_dot(psd, plan.w_total))
     # Python floats of the bins around the peak only (half-width + 1 on each side).
     lo = i_peak - plan.half - 1
     p = psd[lo : i_peak + plan.half + 2].tolist()
@@ -434,8 +436,8 @@ def natural_cubic_spline(x: FloatArray, y: FloatArray, x_new: FloatArray) -> Flo
     at a fifth of the cost.
     On interval i (b = x − x_i) the spline is evaluated by Horner's rule,
     y_i + b (c_i + b (M_i / 2 + b d_i)) with c_i = Δy_i/h_i − h_i (2 M_i + M_{i+1}) / 6 and
-    d_i = (M_{i+1} − M_i) / (6 h_i), the interval found with one ``np.interp`` over the
-    knot indices (``x_new`` is usually sorted; any order works).
+    d_i = (M_{i+1} − M_i) / (6 h_i), the interval found with one ``searchsorted`` over the
+    interior knots (``x_new`` is usually sorted; any order works).
     """
     if x.size >= 3 and x_new.size and (x_new.min() < x[0] or x_new.max() > x[-1]):
         x_new = np.minimum(np.maximum(x_new, x[0]), x[-1])
@@ -462,8 +464,8 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
         dptsv(diag, h[1:-1], rhs, 1, 0, 1)
     else:
         m[1] = (slope[1] - slope[0]) / (2.0 * (h[0] + h[1]))
-    # Interval index: the fractional knot index, truncated (x_new beyond x[n-2] -> n-2).
-    i = _interp(xq, x[:-1], _index_ramp(n - 1)).astype(np.intp)
+    # Interval index: the number of interior knots <= x_new (x_new = x[-1] -> n - 2).
+    i = x[1:-1].searchsorted(xq, side="right")
     m0 = m[:-1]
     m1 = m[1:]
     c = m0 + m0  # c_i = Δy_i/h_i − h_i (2 M_i + M_{i+1}) / 6
@@ -482,7 +484,6 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
     return out
 
 
-_INDEX_RAMP: list[FloatArray] = [np.arange(1024, dtype=np.float64)]
 _GRID_RAMP: list[FloatArray] = [np.arange(2048, dtype=np.float64) / WELCH_FS_HZ]
 
 
@@ -492,15 +493,6 @@ def _grid_ramp(n: int) -> FloatArray:
     if ramp.size < n:
         ramp = np.arange(max(n, 2 * ramp.size), dtype=np.float64) / WELCH_FS_HZ
         _GRID_RAMP[0] = ramp
-    return ramp[:n]
-
-
-def _index_ramp(n: int) -> FloatArray:
-    """0.0, 1.0, …, n − 1 (a view of a cached array)."""
-    ramp = _INDEX_RAMP[0]
-    if ramp.size < n:
-        ramp = np.arange(max(n, 2 * ramp.size), dtype=np.float64)
-        _INDEX_RAMP[0] = ramp
     return ramp[:n]
 
 
@@ -548,20 +540,16 @@ def _welch_bands(
     # t_s[j1] >= grid[-1]).
     if (j0 == 0 or j1 == t_s.size) and (grid[0] < x[0] or grid[-1] > x[-1]):
         grid = np.minimum(np.maximum(grid, x[0]), x[-1])
-    y = _spline(x, nn_ms[i0:i1], grid)
-    re_im = plan.dft_t @ y[plan.idx_t]
-    re_im *= re_im
-    bands: list[float] = (re_im.ravel() @ plan.w_bands).tolist()
-    return bands
+    return _welch_bands_of_grid(_spline(x, nn_ms[i0:i1], grid))
 
 
 def _welch_bands_of_grid(y_ms: FloatArray) -> list[float]:
     """``[vlf, lf, hf]`` (ms²) of an evenly sampled 4 Hz tachogram (the Welch stage of
     :func:`_welch_bands`)."""
     plan = _welch_plan(int(y_ms.size))
-    re_im = plan.dft_t @ y_ms[plan.idx_t]
+    re_im = _dot(plan.dft_t, y_ms[plan.idx_t])
     re_im *= re_im
-    bands: list[float] = (re_im.ravel() @ plan.w_bands).tolist()
+    bands: list[float] = _dot(re_im.ravel(), plan.w_bands).tolist()
     return bands
 
 
