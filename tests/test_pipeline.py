@@ -159,6 +159,28 @@ def test_receive_gap_emits_gap_at_resume() -> None:
     assert gaps[0].duration_s == pytest.approx(40.0 - 1.61 - 24.0)
 
 
+def test_receive_gap_time_bounds_cumulative_resume() -> None:
+    # Cumulative input has no clock: the declared gap time is where the chain resumes
+    # at the earliest, so the gap is visible with its length, never a 0 s papering-over.
+    p = Pipeline()
+    p.receive_rr([800.0] * 100)  # last beat at 80 s
+    p.receive_gap(200.0)
+    p.receive_rr([800.0] * 10)
+    p.close()
+    events = p.events_received()
+    (gap,) = of_type(events, Gap)
+    assert gap.t_s == pytest.approx(80.0) and gap.duration_s == pytest.approx(120.0)
+    assert of_type(events, Beat)[-1].t_s == pytest.approx(208.0)
+    # A gap time before the last beat cannot move the chain back.
+    p = Pipeline()
+    p.receive_rr([800.0] * 100)
+    p.receive_gap(20.0)
+    p.receive_rr([800.0] * 10)
+    p.close()
+    (gap,) = of_type(p.events_received(), Gap)
+    assert gap.duration_s == pytest.approx(0.0)
+
+
 def test_gap_never_resumed_is_closed_with_unknown_duration() -> None:
     p = Pipeline()
     p.receive_rr([800.0] * 10)
@@ -335,6 +357,52 @@ def test_invalid_rr_input_rejected() -> None:
     p.close()
     with pytest.raises(InvalidInput):
         p.receive_rr(800.0)
+
+
+@pytest.mark.parametrize(
+    ("rr", "t_s", "message"),
+    [
+        ("800", None, "rr_ms must be a number or an iterable"),
+        (None, None, "rr_ms must be a number or an iterable"),
+        (["a"], None, "RR intervals must be numbers"),
+        ([800.0, True], None, "RR intervals must be numbers"),
+        ([800.0, float("nan")], None, "finite and > 0 ms"),
+        (800.0, "12", "t_s must be a number"),
+        (800.0, float("inf"), "t_s must be finite"),
+    ],
+)
+def test_bad_rr_input_is_invalid_input_and_changes_nothing(
+    rr: object, t_s: object, message: str
+) -> None:
+    p = Pipeline()
+    p.receive_rr([800.0] * 5)
+    before = p.events_received()
+    with pytest.raises(InvalidInput, match=message):
+        p.receive_rr(rr, t_s=t_s)  # type: ignore[arg-type]
+    p.receive_rr([800.0] * 5)
+    p.close()
+    after = p.events_received()
+    # Nothing of the bad call entered the chain: 10 beats, evenly spaced.
+    beats = of_type(before + after, Beat)
+    assert [round(b.t_s, 6) for b in beats] == [round(0.8 * k, 6) for k in range(1, 11)]
+
+
+def test_numpy_scalars_are_numbers() -> None:
+    a, b = Pipeline(), Pipeline()
+    for k in range(200):
+        a.receive_rr(np.int64(800 + k % 7), t_s=np.float32(0.0) + 0.8 * (k + 1))
+        b.receive_rr(float(800 + k % 7), t_s=float(np.float32(0.0) + 0.8 * (k + 1)))
+    a.close()
+    b.close()
+    assert a.events_received() == b.events_received()
+
+
+@pytest.mark.parametrize(("t", "payload"), [(1.0, None), ("1.0", b"\x00\x40"), (1.0, "\x00@")])
+def test_bad_packet_arguments_are_invalid_input(t: object, payload: object) -> None:
+    p = Pipeline()
+    with pytest.raises(InvalidInput, match="receive_packet takes"):
+        p.receive_packet(t, payload)  # type: ignore[arg-type]
+    assert p.packets == 0 and p.events_received() == []
 
 
 # --------------------------------------------------------------------------- metrics

@@ -243,7 +243,7 @@ def frequency_summary(
 
     Each contiguous segment holds ``floor((t_last − t_first + 2.5 s) / 300 s)`` windows of
     300 s laid back to back, ending at its last beat; in each,
-    :func:`vagus.core.spectrum.welch_lf_hf` (4 Hz linear interpolation, Hann segments of
+    :func:`vagus.core.spectrum.welch_lf_hf` (4 Hz natural cubic spline, Hann segments of
     64 s, 50 % overlap, linear detrend, trapezoid band power; Task Force 1996). Band
     powers are averaged over all windows of all segments.
     """

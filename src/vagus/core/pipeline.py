@@ -41,6 +41,7 @@ What happens to each beat (SCIENCE.md):
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
 from collections.abc import Iterable
 
@@ -315,6 +316,44 @@ class _ArtifactWindow:
         return 100.0 * self.n_art / n
 
 
+def _finite(value: object, name: str) -> float:
+    """``value`` as a finite float (numpy scalars included), else :class:`InvalidInput`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidInput(f"{name} must be finite, got {v}")
+    return v
+
+
+def _rr_values(rr_ms: object) -> list[float]:
+    """RR input other than a plain int/float: a numpy scalar or an iterable of numbers.
+
+    Raises:
+        InvalidInput: not a number or an iterable of numbers (a string is neither), or a
+            value that is not finite and positive.
+    """
+    if isinstance(rr_ms, numbers.Real) and not isinstance(rr_ms, bool):
+        items: Iterable[object] = (rr_ms,)
+    elif isinstance(rr_ms, str | bytes) or not isinstance(rr_ms, Iterable):
+        raise InvalidInput(
+            f"rr_ms must be a number or an iterable of numbers (ms), got {rr_ms!r:.60}"
+        )
+    else:
+        items = rr_ms
+    values = []
+    for item in items:
+        if type(item) is not float and (
+            isinstance(item, bool) or not isinstance(item, numbers.Real)
+        ):
+            raise InvalidInput(f"RR intervals must be numbers (ms), got {item!r:.40}")
+        v = float(item)
+        if not math.isfinite(v) or v <= 0:
+            raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+        values.append(v)
+    return values
+
+
 class Pipeline:
     """Turns strap packets or RR intervals into beat, metrics, spectrum and gap events.
 
@@ -347,6 +386,8 @@ class Pipeline:
         # Beat timeline.
         self._t_last_s: float | None = None  # time of the last measured beat in the chain
         self._gap_start: tuple[float, str] | None = None  # (t of last beat, reason)
+        # Cumulative input resumes no earlier than this after a gap (receive_gap's t_s).
+        self._resume_not_before_s: float | None = None
         # (t_arrival_s, lag_s) of the last 30 s, kept as a monotonic (increasing-lag) deque.
         self._lags: deque[tuple[float, float]] = deque()
         self._contact: bool | None = None
@@ -381,9 +422,16 @@ class Pipeline:
         """
         if self._closed:
             self._check_open()
-        if not math.isfinite(t_arrival_s):
+        try:
+            finite = math.isfinite(t_arrival_s)
+            flags, _, _, rr_ticks = parse_fields(payload)  # raises before any state change
+        except TypeError:
+            raise InvalidInput(
+                "receive_packet takes the arrival time (s, a number) and the payload "
+                f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
+            ) from None
+        if not finite:
             raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
-        flags, _, _, rr_ticks = parse_fields(payload)  # raises before any state change
         self.packets += 1
         contact = bool(flags & 0x02) if flags & 0x04 else None  # flags bits 1, 2 (hrm.py)
         if contact is not self._contact:
@@ -439,20 +487,18 @@ class Pipeline:
         """
         self._check_open()
         values: tuple[float] | list[float]
-        if isinstance(rr_ms, (int, float)):  # one value (replay feeds beat by beat)
+        if isinstance(rr_ms, (int, float)) and not isinstance(rr_ms, bool):
+            # One value (replay feeds beat by beat): the fast path.
             v = float(rr_ms)
             if not math.isfinite(v) or v <= 0:
                 raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
             values = (v,)
             span_s = v / 1000.0
         else:
-            values = [float(v) for v in rr_ms]
-            for v in values:
-                if not math.isfinite(v) or v <= 0:
-                    raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+            values = _rr_values(rr_ms)
             span_s = sum(values) / 1000.0
-        if t_s is not None and not math.isfinite(t_s):
-            raise InvalidInput(f"t_s must be finite, got {t_s}")
+        if t_s is not None and not (type(t_s) is float and math.isfinite(t_s)):
+            t_s = _finite(t_s, "t_s")
         if not values:
             return
         if max(values) > self._max_rr_ms:
@@ -469,19 +515,24 @@ class Pipeline:
         elif self._t_last_s is None:
             self._anchor(0.0)
         elif self._gap_start is not None:
-            self._anchor(self._t_last_s)
+            self._resume_cumulative()
         self._add_beats(values)
 
     def receive_gap(self, t_s: float, reason: str = "link_lost") -> None:
         """Declare a break in the beat chain at ``t_s`` (e.g. the strap's link was lost).
 
-        The :class:`~vagus.core.events.Gap` event is emitted when beats resume, with
-        its duration; :meth:`close` emits it with ``duration_s=None`` if they never do.
+        The :class:`~vagus.core.events.Gap` event starts at the last beat of the chain
+        and is emitted when beats resume, with its duration; :meth:`close` emits it with
+        ``duration_s=None`` if they never do. Where the beats resume is known from the
+        packets' arrival times, or from ``t_s`` given to :meth:`receive_rr`; for
+        cumulative input (no beat times) the chain resumes at ``t_s`` here, or at the
+        last beat if ``t_s`` is earlier, so the gap lasts at least until ``t_s``.
         """
         self._check_open()
-        if not math.isfinite(t_s):
-            raise InvalidInput(f"t_s must be finite, got {t_s}")
+        t_s = _finite(t_s, "t_s")
         self._break_chain(reason)
+        if self._gap_start is not None:
+            self._resume_not_before_s = t_s
 
     def receive_control(self, event: ControlEvent) -> None:
         """Feed a control event (a marker or a pacer change); it is passed through in order."""
@@ -516,6 +567,15 @@ class Pipeline:
             return
         self._flush_corrector()
         self._gap_start = (self._t_last_s, reason)
+        self._resume_not_before_s = None
+
+    def _resume_cumulative(self) -> None:
+        """Restart the chain after a gap when beat times are cumulative (no clock)."""
+        assert self._t_last_s is not None
+        t_s = self._t_last_s
+        if self._resume_not_before_s is not None and self._resume_not_before_s > t_s:
+            t_s = self._resume_not_before_s
+        self._anchor(t_s)
 
     def _receive_long_rr(self, rr_ms: list[float] | tuple[float], t_end_s: float | None) -> None:
         """Input holding an RR longer than the physiological range (``max_rr_ms``, 2.5 s).
@@ -538,7 +598,7 @@ class Pipeline:
             if self._t_last_s is None:
                 self._anchor(0.0)
             elif self._gap_start is not None:
-                self._anchor(self._t_last_s)
+                self._resume_cumulative()
             self._add_beats(head)
         if self._t_last_s is None:
             if t_end_s is None:

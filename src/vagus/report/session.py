@@ -954,8 +954,10 @@ def _definitions_html() -> str:
         ("pNN50", "100 × #(|ΔNN| > 50 ms) / #ΔNN, % (neurokit2 divides by N instead)."),
         (
             "LF, HF (Welch)",
-            "NN linearly interpolated to 4 Hz, Welch with Hann segments of 64 s (256 "
-            "samples), 50 % overlap, linear detrend; PSD in ms²/Hz; band power by trapezoid "
+            "NN resampled at 4 Hz by a natural cubic spline through the beats (linear "
+            "interpolation would bias HF at 0.25 Hz low by 23–33 % at 75–60 bpm), Welch "
+            "with Hann segments of 64 s (256 samples), 50 % overlap, linear detrend; PSD "
+            "in ms²/Hz; band power by trapezoid "
             "integration. VLF 0.0033–0.04 Hz, LF 0.04–0.15 Hz, HF 0.15–0.40 Hz (Task Force "
             "1996). Whole session: mean over back-to-back 5-min windows within contiguous "
             "stretches; live: last 120 s. At 6 breaths/min the breathing (RSA) is at 0.1 Hz, "
