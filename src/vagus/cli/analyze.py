@@ -13,8 +13,11 @@ markers, gaps and beat times included.
 
 The over-time table: one row per window of ``--every`` seconds of beat time (on the
 file's own clock, windows at multiples of it); by default the shortest of 1, 2, 5, 10, 15,
-30 min, 1, 2, 3, 6, 12, 24 h that gives at most :data:`MAX_ROWS` rows. Each row
-aggregates its window (:func:`window_rows`).
+30 min, 1, 2, 3, 6, 12, 24 h that gives at most :data:`MAX_ROWS` rows. ``--every`` is
+5 s (the spectrum interval) to 7 days (:data:`EVERY_RANGE_S`) and gives exactly that
+spacing, up to :data:`MAX_EVERY_ROWS` rows: a spacing that would give more is widened to
+the smallest multiple of it that fits, and the table says so. Each row aggregates its
+window (:func:`window_rows`).
 """
 
 from __future__ import annotations
@@ -23,21 +26,39 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vagus.cli._common import positive_float
 from vagus.core.events import Beat, Event, Gap, Spectrum
 from vagus.core.metrics import MIN_SUMMARY_BEATS, Summary, summarize_events
 from vagus.exceptions import FileFormatError, InvalidInput, VagusError
 from vagus.formats.plain import read_rr_text
 
-__all__ = ["MAX_ROWS", "analyze_file", "register", "row_interval", "run", "window_rows"]
+__all__ = [
+    "EVERY_RANGE_S",
+    "MAX_EVERY_ROWS",
+    "MAX_ROWS",
+    "analyze_file",
+    "every_interval",
+    "every_seconds",
+    "register",
+    "row_interval",
+    "run",
+    "window_rows",
+]
 
 #: The default over-time table has at most this many rows.
 MAX_ROWS = 30
+#: A table with ``--every`` has at most this many rows (24 h in 5 s rows is 17,280): a
+#: spacing that would give more (a file spanning months, or with a gap of years) is
+#: widened to the smallest multiple of it that gives at most this many.
+MAX_EVERY_ROWS = 20_000
+#: ``--every`` range (s): from the spectrum interval (a spectrum every 5 s of beat time;
+#: a shorter row holds no spectrum, only one or two beats) to a week.
+EVERY_RANGE_S = (5.0, 7 * 86400.0)
 #: Row spacings (s) the default table chooses from.
 ROW_STEPS_S: tuple[float, ...] = (
     60.0,
@@ -66,6 +87,52 @@ _FORMAT_NAMES = {
 }
 
 
+#: The end of ``vagus analyze --help``: what the --format names are, and examples.
+EPILOG = """\
+formats (--format NAME; the names `vagus import --format` takes, plus auto):
+  plain      one RR per line, '#' comments; --unit ms (the default) or s
+  auto       detect the format from the content, as `vagus import` does
+  csv        a named column of a CSV/TSV table: --column NAME (--unit if unnamed)
+  kubios     Kubios RR text export
+  heartmath  HeartMath / HRV Logger CSV (timestamp, rr, since_start)
+  vu_ams     VU-AMS IBI export
+  physionet  PhysioNet RR text: first line the first beat's time, then RR in s
+  polar      Polar Sensor Logger ..._RR.txt
+  elite_hrv  Elite HRV export: one RR (ms) per line, named by its start time
+  json, vagus_csv, edf
+             what `vagus export --format json|csv|edf` writes
+
+examples:
+  an RR list in ms (one value per line); one in seconds, a table row per minute:
+    vagus analyze rr.txt
+    vagus analyze rr_secs.txt --unit s --every 60
+  a PhysioNet RR file; a HeartMath CSV, as one JSON object:
+    vagus analyze nsr001_rr_secs.txt --format physionet
+    vagus analyze test_heartmath.csv --format heartmath --json
+  a file in any format vagus can tell from its content:
+    vagus analyze recording.txt --format auto
+"""
+
+
+def every_seconds(text: str) -> float:
+    """argparse type for ``--every``: seconds within :data:`EVERY_RANGE_S`."""
+    lo, hi = EVERY_RANGE_S
+    span = f"give {lo:g} to {hi:g} s (7 days), e.g. 60 for a row per minute"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds: {span}")
+    if value < lo:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} s is shorter than the spectrum interval ({lo:g} s): {span}"
+        )
+    if value > hi:
+        raise argparse.ArgumentTypeError(f"{text!r} s is longer than 7 days: {span}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` command."""
     from vagus.formats.registry import FORMATS
@@ -73,13 +140,17 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "analyze",
         help="summarise an RR-interval file",
-        description=(
+        # Raw text (the epilog's columns stay put), so the description is wrapped here.
+        description=textwrap.fill(
             "Summarise an RR-interval file: beats, duration, artifacts found, time-domain "
             "metrics of the corrected NN, LF/HF (Welch over 5-min windows), and HR, RMSSD, "
             "coherence and peak frequency over time. By default the file is a plain RR list "
             "(one value per line, '#' comment lines, unit stated with --unit, ms unless "
-            "given; never guessed); --format reads any format `vagus import` reads."
+            "given; never guessed); --format reads any format `vagus import` reads.",
+            width=78,
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", type=Path, help="the RR file")
     parser.add_argument(
@@ -100,12 +171,17 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="plain: the first value is the time of the first beat (as --format physionet)",
     )
+    lo, hi = EVERY_RANGE_S
     parser.add_argument(
         "--every",
-        type=positive_float,
+        type=every_seconds,
         default=None,
         metavar="SECONDS",
-        help=f"row spacing of the over-time table (default: at most {MAX_ROWS} rows)",
+        help=(
+            f"row spacing of the over-time table, {lo:g} s (the spectrum interval) to "
+            f"{hi:g} s (7 days); one that would give over {MAX_EVERY_ROWS} rows is widened "
+            f"to a multiple of it (default: whole minutes or hours, at most {MAX_ROWS} rows)"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -235,13 +311,38 @@ def row_interval(events: list[Event], max_rows: int = MAX_ROWS) -> float:
     return day * math.ceil((hi - lo) / day / (max_rows - 1))
 
 
+def every_interval(events: list[Event], every_s: float, max_rows: int = MAX_EVERY_ROWS) -> float:
+    """The row spacing (s) for ``--every every_s``: ``every_s``, or the smallest multiple
+    of it that gives at most ``max_rows`` windows (no spacing makes a table too long to
+    compute or read: 5 s rows over a file with a gap of a year would be 6 million).
+
+    Raises:
+        InvalidInput: ``every_s`` outside :data:`EVERY_RANGE_S`.
+    """
+    lo_s, hi_s = EVERY_RANGE_S
+    if not lo_s <= every_s <= hi_s:
+        raise InvalidInput(
+            f"the row spacing must be {lo_s:g} to {hi_s:g} s (7 days), got {every_s:g} s"
+        )
+    times = [e.t_s for e in events if isinstance(e, Beat | Spectrum)]
+    if not times:
+        return every_s
+    lo, hi = min(times), max(times)
+    # At least the span over (max_rows - 1) windows; a step more where the edges fall.
+    k = max(1, math.ceil((hi - lo) / every_s / (max_rows - 1)))
+    while _window(hi, k * every_s) - _window(lo, k * every_s) + 1 > max_rows:
+        k += 1
+    return k * every_s
+
+
 def _window(t: float, every: float) -> int:
     """Index of the window (``(k·every, (k+1)·every]``) that holds time ``t``."""
     return math.ceil(t / every) - 1
 
 
 def window_rows(events: list[Event], every_s: float | None = None) -> list[dict[str, Any]]:
-    """One row per window of ``every_s`` seconds of beat time (default: :func:`row_interval`).
+    """One row per window of ``every_s`` seconds of beat time (:func:`every_interval`:
+    widened beyond :data:`MAX_EVERY_ROWS` rows; default: :func:`row_interval`).
 
     A window is ``(k·every, (k+1)·every]``; windows with no beats between the first and
     the last are kept (a gap shows as a row of n/a). Each row aggregates its window:
@@ -254,7 +355,7 @@ def window_rows(events: list[Event], every_s: float | None = None) -> list[dict[
       time falls in the window (64 s coherence windows, as live); ``peak_breaths_per_min``
       = 60 · ``peak_hz_median``.
     """
-    every = every_s if every_s is not None else row_interval(events)
+    every = row_interval(events) if every_s is None else every_interval(events, every_s)
     wins: dict[int, dict[str, Any]] = {}
 
     def win(t: float) -> dict[str, Any]:
@@ -371,8 +472,9 @@ def run(args: argparse.Namespace) -> int:
         first_value_is_time=args.first_value_is_time,
     )
     summary = summarize_events(events)
-    every = args.every if args.every is not None else row_interval(events)
+    every = row_interval(events) if args.every is None else every_interval(events, args.every)
     rows = window_rows(events, every)
+    widened = args.every is not None and every != args.every
     unit = FIXED_UNITS.get(fmt) or args.unit or "ms"
     if args.json:
         obj = {"file": str(args.file), "format": fmt, "unit": unit, **summary_to_json(summary)}
@@ -425,6 +527,12 @@ def run(args: argparse.Namespace) -> int:
         "SECONDS to change): HR and RMSSD of the window's NN, medians of its 5-s spectra",
         file=out,
     )
+    if widened:
+        print(
+            f"  (--every {args.every:g} would give more than {MAX_EVERY_ROWS} rows: widened "
+            f"to {every:g} s, the smallest multiple of it that gives at most {MAX_EVERY_ROWS})",
+            file=out,
+        )
     print(
         f"  {'from':>{width}}  {'to':>{width}}  {'beats':>6}  {'art %':>5}  {'HR bpm':>6}  "
         f"{'RMSSD ms':>8}  {'coherence':>9}  {'peak Hz':>7}  {'peak /min':>9}",

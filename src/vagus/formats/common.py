@@ -44,6 +44,7 @@ import numpy as np
 
 from vagus.core.events import ControlEvent
 from vagus.exceptions import FileFormatError, InvalidInput
+from vagus.formats.plain import microseconds_hint, microseconds_like
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 
 __all__ = [
@@ -249,7 +250,7 @@ def read_text_lines(path: Path | str) -> list[str]:
     except OSError as exc:
         raise FileFormatError(f"{p}: cannot be read ({exc.strerror})") from None
     if not data.strip():
-        raise format_error(p, 1, "the file is empty; export the recording again")
+        raise format_error(p, 1, "the file is empty (no values)")
     probe = data[:_BINARY_PROBE_BYTES]
     if b"\x00" in probe:
         line = probe[: probe.index(b"\x00")].count(b"\n") + 1
@@ -288,6 +289,9 @@ def check_rr(
 ) -> None:
     """Every RR must be > 0 ms; the median must be physiological (else: wrong unit?).
 
+    ``unit_hint`` ends the message on an implausible median (e.g. which ``--unit`` to
+    pass); a median that is physiological in µs gets the microseconds hint instead.
+
     Raises:
         FileFormatError: naming the first bad line, or line 1 for an implausible median.
     """
@@ -300,6 +304,8 @@ def check_rr(
     lo, hi = PLAUSIBLE_MEDIAN_RR_MS
     if not lo <= med <= hi:
         hint = f" {unit_hint}" if unit_hint else ""
+        if microseconds_like(med):
+            hint = f"; {microseconds_hint(med)}"
         raise format_error(
             path,
             lines[0],
@@ -339,17 +345,30 @@ def beat_times_from_arrivals(
     As in the live pipeline (SCIENCE.md "Beats and time"), beat times come from the RR
     chain, never from arrival times; arrival times only find gaps. The lag of beat ``i``
     is ``arrival[i] - chain[i]``; its floor (the smallest lag in a window) is the
-    transmission latency plus the missing time so far. Offline we can look both ways:
-    a gap sits before beat ``i`` when the floor of the ``window_s`` after it exceeds the
-    floor of the ``window_s`` before it by more than ``tolerance_s`` (``"dropout"``:
-    beats were lost), or falls below it by more (``"clock"``, once the segment has
-    10 beats: a late first beat is no clock jump). Late bursts do not break the
-    chain: the floors ignore them.
+    transmission latency plus the missing time so far, and it follows slow drift between
+    the strap's and the phone's clocks. Late bursts do not break the chain: the floors
+    ignore them. Offline we can look both ways:
+
+    - ``"dropout"`` (beats were lost): the floor of the ``window_s`` after beat ``i``
+      (from ``i`` on) exceeds the floor of the ``window_s`` before it by more than
+      ``tolerance_s``. A rise first shows when the window after reaches it, so the
+      first such beat is where the gap is.
+    - ``"clock"`` (the arrival clock stepped back, e.g. the phone set its clock): the
+      floor after falls below the floor before by more than ``tolerance_s``. A fall
+      shows as soon as the window after *reaches* it (up to ``window_s`` early) and
+      lasts until the window before holds the fallen lags, so the gap is before the
+      last beat of that run (the first beat stamped on the new clock). Only once the
+      segment has :data:`_MIN_FLOOR_BEATS` beats: a late first beat is no clock jump.
+
+    Each segment after a ``"dropout"`` is placed where its lag floor says (the gap lasts
+    as long as the floor rose); a ``"clock"`` break loses no time, so the chain goes on
+    across it (the duration stays the RR sum, as the live pipeline, which never starts a
+    chain before the last beat). Beat times therefore always increase.
 
     Returns:
         ``(t_s, breaks, t0_arrival_s)``: beat times with 0 at the start of the first
-        interval (each segment placed at its lag floor), the breaks, and the arrival
-        clock's time of ``t_s == 0``.
+        interval, the breaks, and the arrival clock's time of ``t_s == 0`` (the first
+        segment's lag floor).
     """
     rr = np.asarray(rr_ms, dtype=float)
     arr = np.asarray(arrival_s, dtype=float)
@@ -370,30 +389,53 @@ def beat_times_from_arrivals(
         fwd[i] = lag[dq[0]]
     breaks: list[tuple[int, str]] = []
     seg_start = 0
-    back: deque[int] = deque()  # backward floor over the current segment
+    back: deque[int] = deque()  # backward floor over the current segment (monotonic)
+    clock_at: int | None = None  # last beat so far of a run with a falling floor
+
+    def push(j: int) -> None:
+        while back and lag[back[-1]] >= lag[j]:
+            back.pop()
+        back.append(j)
+
+    def step_at(i: int) -> float:
+        while chain[back[0]] < chain[i - 1] - window_s:
+            back.popleft()
+        return float(fwd[i] - lag[back[0]])
+
     for i in range(n):
         if i > seg_start:
-            while chain[back[0]] < chain[i - 1] - window_s:
-                back.popleft()
-            b = lag[back[0]]
-            step = fwd[i] - b
-            # A falling floor needs a settled floor behind it: a late first beat is not
-            # a clock jump.
-            settled = i - seg_start >= _MIN_FLOOR_BEATS
-            if step > tolerance_s or (step < -tolerance_s and settled):
-                breaks.append((i, "dropout" if step > 0 else "clock"))
-                seg_start = i
-                back.clear()
-        while back and lag[back[-1]] >= lag[i]:
-            back.pop()
-        back.append(i)
-    # Each segment sits at its own lag floor.
+            step = step_at(i)
+            if step < -tolerance_s and i - seg_start >= _MIN_FLOOR_BEATS:
+                clock_at = i  # the fall may still be ahead: decide when the run ends
+            else:
+                if clock_at is not None:
+                    # The window before now holds the fallen lags: the clock stepped
+                    # back before the run's last beat. Restart the segment there.
+                    breaks.append((clock_at, "clock"))
+                    seg_start = clock_at
+                    clock_at = None
+                    back.clear()
+                    for j in range(seg_start, i):
+                        push(j)
+                    step = step_at(i)
+                if step > tolerance_s:
+                    breaks.append((i, "dropout"))
+                    seg_start = i
+                    back.clear()
+        push(i)
+    if clock_at is not None:
+        breaks.append((clock_at, "clock"))
+    # A segment after a dropout sits at its own lag floor (never before the last beat);
+    # after a clock step the chain goes on.
     t = np.empty(n)
     bounds = [b for b, _ in breaks]
     starts = [0, *bounds]
     ends = [*bounds, n]
-    offsets = [float(lag[a:b].min()) for a, b in zip(starts, ends, strict=True)]
-    t0 = offsets[0]
-    for (a, b), off in zip(zip(starts, ends, strict=True), offsets, strict=True):
-        t[a:b] = chain[a:b] + (off - t0)
+    floors = [float(lag[a:b].min()) for a, b in zip(starts, ends, strict=True)]
+    t0 = floors[0]
+    shift = 0.0
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        if k > 0 and breaks[k - 1][1] == "dropout":
+            shift += max(0.0, floors[k] - floors[k - 1])
+        t[a:b] = chain[a:b] + shift
     return t, breaks, t0

@@ -34,11 +34,28 @@ def start_from_name(path: Path | str) -> dt.datetime | None:
 
 
 def looks_like(path: Path | str, lines: list[str]) -> bool:
-    """An Elite HRV file name and only integers, one per line."""
+    """An Elite HRV file name, an integer on the first line, and no other kind of number.
+
+    Of the first 200 non-blank lines, the first must be an integer and every line that is
+    a number must be one (Elite HRV writes whole ms; a decimal means a plain RR list,
+    whose unit is not ours to guess). A line that is no number at all does not stop the
+    detection: the file is an Elite HRV export with a bad line, and
+    :func:`read_elite_hrv` names that line and says what is wrong with it.
+    """
     if start_from_name(path) is None:
         return False
-    vals = [ln.strip() for ln in lines if ln.strip()]
-    return bool(vals) and all(v.isdigit() for v in vals[:200])
+    vals = [ln.strip() for ln in lines if ln.strip()][:200]
+    if not vals or not vals[0].isdigit():
+        return False
+    return all(v.isdigit() or not _is_number(v) for v in vals)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_elite_hrv(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:

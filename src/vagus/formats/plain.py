@@ -17,9 +17,11 @@ inside a plausible file (a 0.2 s or 3 s interval) are kept: classifying them is 
 artifact corrector's job (range class). Anything else raises
 :class:`~vagus.exceptions.FileFormatError` naming the first bad line and the reason.
 
-The hints name the likely mistake: the other unit, or, for a PhysioNet RR export read as
-plain RR (a first value far beyond any RR, then RR intervals in seconds), ``--format
-physionet`` (the first value is the time of the first beat, not an interval).
+The hints name the likely mistake: the other unit; values in microseconds (850000 µs
+is a physiological 850 ms: vagus reads ms or s, so the file needs converting); or, for a
+PhysioNet RR export read as plain RR (a first value far beyond any RR, then RR intervals in
+seconds), ``--format physionet`` (the first value is the time of the first beat, not an
+interval).
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from typing import Literal
 
 from vagus.exceptions import FileFormatError
 
-__all__ = ["PLAUSIBLE_MEDIAN_RR_MS", "RRText", "RRUnit", "read_rr_text"]
+__all__ = [
+    "PLAUSIBLE_MEDIAN_RR_MS",
+    "RRText",
+    "RRUnit",
+    "microseconds_hint",
+    "microseconds_like",
+    "read_rr_text",
+]
 
 RRUnit = Literal["ms", "s"]
 
@@ -58,6 +67,24 @@ def _physionet_like(values: list[float]) -> bool:
     median = rest[len(rest) // 2]
     lo, hi = _PHYSIONET_RR_S
     return lo <= median <= hi
+
+
+def microseconds_like(value: float) -> bool:
+    """``value`` read as µs is a physiological RR (:data:`PLAUSIBLE_MEDIAN_RR_MS`).
+
+    Some exports (e.g. raw R-R from ECG software) write µs; 851527 then means 851.5 ms.
+    Only the hint uses this: the unit is still never guessed.
+    """
+    lo, hi = PLAUSIBLE_MEDIAN_RR_MS
+    return lo <= value / 1000.0 <= hi
+
+
+def microseconds_hint(value: float) -> str:
+    """The hint for values in µs (see :func:`microseconds_like`)."""
+    return (
+        f"the values look like microseconds ({value:g} µs = {value / 1000.0:g} ms); vagus "
+        "reads RR in ms or s (--unit ms|s): convert the file to ms (divide by 1000)"
+    )
 
 
 def _numbers_after(lines: list[bytes], limit: int = 200) -> list[float]:
@@ -169,7 +196,9 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             )
         if value * factor > _MAX_VALUE_MS:
             hint = "; if the file is in ms, pass --unit ms" if unit == "s" else ""
-            if first_value and _physionet_like([value, *_numbers_after(all_lines[no:])]):
+            if microseconds_like(value):
+                hint = f"; {microseconds_hint(value)}"
+            elif first_value and _physionet_like([value, *_numbers_after(all_lines[no:])]):
                 hint = f"; {_PHYSIONET_HINT}"
             raise FileFormatError(
                 f"{p}, line {no}: {_show(line)} {unit} is not an RR interval "

@@ -4,6 +4,10 @@
 the file name), never the extension alone, and never a unit from magnitudes. Where the
 content fits several formats (one bare number per line: plain ms, plain s, Elite HRV …)
 it raises a :class:`~vagus.exceptions.FileFormatError` that asks for ``--format`` (and ``--unit``).
+A file that starts as a recognised format and then has a bad line is detected as that
+format where the start says which (an Elite HRV file name and whole ms), so the reader names
+the bad line and its reason; a list of numbers with a bad line and no format to tell gets
+an error naming that line, never "not a recognised RR file" at line 1.
 
 =============  ==========================================  ==========  ===============
 name           what                                        RR unit     beat times
@@ -47,7 +51,7 @@ from vagus.formats import (
     vuams,
 )
 from vagus.formats.common import ImportedRR, format_error, read_text_lines
-from vagus.formats.plain import read_rr_text
+from vagus.formats.plain import microseconds_hint, microseconds_like, read_rr_text
 
 __all__ = ["FIXED_UNITS", "FORMATS", "detect_format", "read_rr_file"]
 
@@ -94,6 +98,38 @@ def _one_number_per_line(lines: list[str]) -> bool:
     return seen > 0
 
 
+def _numbers(lines: list[str], limit: int = 200) -> list[float]:
+    """The first ``limit`` values of a file of one number per line (comments skipped)."""
+    out: list[float] = []
+    for ln in lines:
+        s = ln.strip()
+        if s and not s.startswith("#"):
+            out.append(float(s))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _first_non_number(lines: list[str]) -> int | None:
+    """The index of the first line that breaks a list of one number per line, or None.
+
+    None unless the first value line (not blank, not a ``#`` comment) is a number: a file
+    that starts as an RR list and then has a bad line is an RR list with a bad line, and
+    that line is what the user needs to see, not line 1.
+    """
+    seen = False
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        if not s or s.startswith("#"):
+            continue
+        try:
+            float(s)
+        except ValueError:
+            return i if seen else None
+        seen = True
+    return None
+
+
 def detect_format(path: Path | str, *, unit: str | None = None, column: str | None = None) -> str:
     """The import format of ``path`` from its content (see the module doc).
 
@@ -127,12 +163,24 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
     if _one_number_per_line(lines):
         if unit is not None:
             return "plain"
+        values = _numbers(lines)
+        median = sorted(values)[len(values) // 2]
+        micro = f"; {microseconds_hint(median)}" if microseconds_like(median) else ""
         raise format_error(
             p,
             first_at + 1,
             "one number per line with no unit stated: pass --format plain --unit ms "
             "(or --unit s); for an Elite HRV export --format elite_hrv, for PhysioNet RR "
-            "text (first line = first beat time) --format physionet",
+            f"text (first line = first beat time) --format physionet{micro}",
+        )
+    bad = _first_non_number(lines)
+    if bad is not None:
+        raise format_error(
+            p,
+            bad + 1,
+            f"{lines[bad].strip()[:40]!r} is not a number, but the lines before it are one "
+            "number each (an RR list): fix or remove that line, and pass --format plain "
+            "--unit ms (or --unit s)",
         )
     first = lines[first_at]
     if first.lstrip().startswith(("{", "[")):
