@@ -19,6 +19,7 @@ import pytest
 from vagus.cli import main
 from vagus.cli._common import ProgressBar, parse_speed
 from vagus.cli._live import LiveStatus
+from vagus.cli.replay import parse_offset
 from vagus.core.events import Marker
 from vagus.store.base import ControlRecord
 from vagus.store.sqlite import SqliteStore
@@ -77,6 +78,64 @@ def test_monitor_device_and_sim_are_mutually_exclusive(capsys: pytest.CaptureFix
         main(["monitor", "--sim", "--device", "Polar"])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ replay --from
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("05:30", 330.0),
+        ("5:30", 330.0),
+        ("0:00", 0.0),
+        ("90:00", 5400.0),  # MM:SS: the minutes may pass 59
+        ("1:05:30", 3930.0),
+        ("2:00:00", 7200.0),
+        ("5:59.5", 359.5),
+        ("330", 330.0),
+        ("12.5", 12.5),
+        (" 05:00 ", 300.0),
+    ],
+)
+def test_replay_from_accepts_mm_ss_h_mm_ss_and_seconds(text: str, seconds: float) -> None:
+    assert parse_offset(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("5:75", "seconds after a colon must be below 60"),
+        ("5:60", "seconds after a colon must be below 60"),
+        ("1:05:60", "seconds after a colon must be below 60"),
+        ("1:60:00", "minutes in H:MM:SS must be below 60"),
+        ("-5", "cannot be negative"),
+        ("-1:00", "cannot be negative"),
+        ("nan", "not a time"),
+        ("inf", "not a time"),
+        ("1::2", "not a time"),
+        ("1:2:3:4", "not a time"),
+        ("1.5:00", "not a time"),
+        ("", "not a time"),
+        ("five", "not a time"),
+    ],
+)
+def test_replay_from_rejects_out_of_range_and_malformed_times(
+    text: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", "abcd", f"--from={text}"])
+    assert exc.value.code == 2  # a usage error, before any store is opened
+    err = capsys.readouterr().err
+    assert "--from" in err and why in err and "MM:SS" in err and "H:MM:SS" in err
+    assert "Traceback" not in err
+
+
+def test_replay_help_documents_the_from_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "MM:SS, H:MM:SS or seconds" in help_text and "0-59" in help_text
 
 
 # ------------------------------------------------------------------ the store's location

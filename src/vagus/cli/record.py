@@ -16,7 +16,16 @@ them back in the same place.
 
 If the store cannot be opened or written (read-only directory, full disk...), the live
 session keeps running in memory and ``vagus record`` says plainly, on stderr and in the
-status line, that it is NOT recording; it then exits with status 1.
+status line, that it is NOT recording; it then exits with status 1. The same if another
+process deletes the session meanwhile (``vagus delete`` refuses a session being
+recorded, but a raw ``sqlite3`` does not): recording stops, and nothing of it is kept.
+
+While it records, the session lists as *recording* (its heartbeat is refreshed at every
+commit, at least every second); once it ends, as ended.
+
+Times: the session starts when the recording starts (wall clock). A strap's session ends
+on the wall clock; a simulated one (``--sim``) at the start plus the simulated seconds it
+ran, so at ``--speed 4`` or ``max`` its start and end are as far apart as its duration.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from vagus.core.pipeline import Pipeline
 from vagus.exceptions import StoreError
 from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceSpec
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, Store
-from vagus.store.location import add_data_dir_argument, existing_db
+from vagus.store.location import add_data_dir_argument
 from vagus.store.recorder import Recorder, SessionSummary, feed_counting
 
 __all__ = [
@@ -110,7 +119,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="record a session headless (strap or --sim)",
         description=(
             "Record a session to the store with a live one-line status. Without --device "
-            "or --sim, the first heart-rate strap found is used. Ctrl-C ends the session."
+            "or --sim, the first heart-rate strap found is used. Ctrl-C ends the session. "
+            "The session starts when the recording starts; a strap's ends on the wall "
+            "clock, a simulated one (--sim) on the simulated clock: its end is its start "
+            "plus the simulated seconds recorded, whatever the --speed, so a 10-minute "
+            "session recorded at --speed max still spans 10 minutes."
         ),
     )
     src = p.add_mutually_exclusive_group()
@@ -122,7 +135,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=parse_speed,
         default=1.0,
         metavar="X|max",
-        help="simulator speed: 1 is real time, max as fast as possible (with --sim)",
+        help=(
+            "simulator speed: 1 is real time, max as fast as possible (with --sim); "
+            "the session's end time is on the simulated clock either way"
+        ),
     )
     p.add_argument(
         "--sim-option",
@@ -234,20 +250,20 @@ def _open_recorder(args: argparse.Namespace, source_name: str) -> Recorder:
 
     store: Store | None = None
     try:
-        existing_db(args.data_dir)  # a file, or a path through one: say so plainly
         store = open_store(args.data_dir)
         info = store.create_session(
             title=args.title,
             participants=(args.participant,),
             source=source_name,
             tags=tuple(args.tag),
+            recording=True,  # lists as recording; `vagus delete` refuses it meanwhile
         )
     except StoreError as exc:
         if store is not None:
             with contextlib.suppress(StoreError):
                 store.close()
         return Recorder(None, None, error=exc)
-    return Recorder(store, info.id)
+    return Recorder(store, info.id, started_unix_s=info.started_unix_s)
 
 
 class Capture(NamedTuple):
@@ -259,6 +275,8 @@ class Capture(NamedTuple):
     failure: BaseException | None
     #: the signal that ended the recording (Ctrl-C: SIGINT), if any
     stopped_by: signal.Signals | None
+    #: the time of the last input, the stop marker's (s, source clock); None if none
+    t_end_s: float | None = None
 
 
 async def _capture(
@@ -471,6 +489,7 @@ async def _capture(
     signal_name = _SIGNAL_NAMES.get(stopped_by[0], stopped_by[0].name) if stopped_by else ""
     if stopped_by:
         note(f"vagus record: stopped ({signal_name}); ending the session")
+    t_end: float | None = None
     if t_start:
         if stopped_by:
             reason = signal_name
@@ -480,7 +499,8 @@ async def _capture(
             reason = "duration reached"
         else:
             reason = "end of input"
-        write_control(Marker(max(status.t_last_s, t_control), f"stop: {reason}"))
+        t_end = max(status.t_last_s, t_control)
+        write_control(Marker(t_end, f"stop: {reason}"))
     # End of input: the pending beats are decided exactly as a replay decides them.
     pipeline.close()
     emit(pipeline.events_received())
@@ -488,7 +508,7 @@ async def _capture(
         status_line(status.with_tail(_tail(recorder)))
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-    return Capture(summary, status, failure, stopped_by[0] if stopped_by else None)
+    return Capture(summary, status, failure, stopped_by[0] if stopped_by else None, t_end)
 
 
 def _stdin_lines(args: argparse.Namespace, on_line: Any) -> StdinLines | None:
@@ -512,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
     recorder = _open_recorder(args, source_name)
     if recorder.recording:
         assert recorder.store is not None
-        where = getattr(recorder.store, "path", "the store")
+        where = recorder.store.location
         print(
             f"vagus record: recording session {recorder.session_id} to {where} (Ctrl-C to stop)",
             file=sys.stderr,
@@ -520,7 +540,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         _warn_not_recording(recorder.error)
-    summary, _live, failure, stopped_by = asyncio.run(_capture(spec, recorder, args, sys.stdout))
+    summary, _live, failure, stopped_by, t_end = asyncio.run(
+        _capture(spec, recorder, args, sys.stdout)
+    )
     interrupted = interrupted_status(stopped_by) if stopped_by is not None else None
     data = summary.as_dict()
     if recorder.recording and summary.records == 0:
@@ -535,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
             raise failure
         return interrupted or 1
     saved = recorder.recording
-    recorder.finish(data)
+    recorder.finish(data, _ended_unix_s(spec, recorder, t_end))
     if recorder.store is not None:
         try:
             recorder.store.close()
@@ -551,6 +573,16 @@ def run(args: argparse.Namespace) -> int:
     return interrupted or 0
 
 
+def _ended_unix_s(spec: SourceSpec, recorder: Recorder, t_end_s: float | None) -> float | None:
+    """The session's end (Unix s): None (now, the wall clock) for a strap; for the
+    simulator, its start plus the simulated seconds elapsed (the simulator's clock starts
+    at 0 as the session is created), so start and end agree with the duration at any
+    ``--speed``."""
+    if not isinstance(spec, SimSpec) or t_end_s is None or recorder.started_unix_s is None:
+        return None
+    return recorder.started_unix_s + max(0.0, t_end_s)
+
+
 def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: bool) -> None:
     line = (
         f"{clock_text(data['duration_s'])}, {data['beats']} beats, "
@@ -563,6 +595,13 @@ def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: boo
         print(f"vagus record: saved session {recorder.session_id}: {line}", file=sys.stderr)
         if not json_out:
             print(recorder.session_id)
+    elif recorder.session_deleted:
+        print(
+            f"vagus record: session {recorder.session_id} was deleted by another process "
+            "while it was being recorded; recording stopped then, and nothing of it is "
+            f"kept in the store. Live session: {line}",
+            file=sys.stderr,
+        )
     elif recorder.session_id is not None:
         print(
             f"vagus record: session {recorder.session_id} is incomplete: recording stopped "

@@ -3,8 +3,9 @@
 The recorded input (packets, gaps, control events, imported RR) is fed to a new
 :class:`~vagus.core.pipeline.Pipeline` at ``--speed`` times real time against a target
 clock (:mod:`vagus.sources.replay`), so the events are exactly those computed live.
-``--from MM:SS`` starts pacing (and printing) that far into the session; the input
-before it is fed at once so the windows are warm. With ``--json``, one event per line,
+``--from`` starts pacing (and printing) that far into the session (``MM:SS``,
+``H:MM:SS`` or seconds: :func:`parse_offset`); the input before it is fed at once so
+the windows are warm. With ``--json``, one event per line,
 as ``vagus monitor --json``; otherwise a live one-line status, and a progress bar on
 stderr at max speed. Ctrl-C stops it with a summary and exit status 130 (as ``monitor``
 and ``record``).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -34,23 +36,36 @@ from vagus.store.recorder import SessionSummary, feed_counting
 __all__ = ["close_iterator", "parse_offset", "register", "replay_records", "run"]
 
 
+#: ``[[H:]MM:]SS[.fff]``: whole hours and minutes, seconds with an optional fraction.
+_OFFSET = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)$", re.ASCII)
+_OFFSET_FORMS = "give MM:SS (e.g. 05:30), H:MM:SS (1:05:30) or seconds (330)"
+
+
 def parse_offset(text: str) -> float:
-    """argparse type for ``--from``: ``MM:SS``, ``H:MM:SS`` or seconds, to seconds."""
-    parts = text.strip().split(":")
-    try:
-        if len(parts) > 3 or not all(p.strip() for p in parts):
-            raise ValueError
-        values = [float(p) for p in parts]
-    except ValueError:
+    """argparse type for ``--from``: a time into the session, to seconds.
+
+    Accepted: ``MM:SS`` (``05:30``; the minutes may exceed 59: ``90:00``), ``H:MM:SS``
+    (``1:05:30``) and plain seconds (``330``, ``12.5``). After a colon, minutes and
+    seconds are 0-59 (``5:75`` is refused, not read as 6:15); the seconds may have a
+    fraction. Negative, non-finite and malformed values are refused.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (a usage error, exit status 2).
+    """
+    m = _OFFSET.match(text.strip())
+    if m is None:
+        what = "a time cannot be negative" if text.strip().startswith("-") else "not a time"
+        raise argparse.ArgumentTypeError(f"{text!r}: {what}; {_OFFSET_FORMS}")
+    hours, minutes, secs = m.group(1), m.group(2), float(m.group(3))
+    if minutes is not None and secs >= 60:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time; give MM:SS, H:MM:SS or seconds"
-        ) from None
-    seconds = 0.0
-    for v in values:
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: a time cannot be negative")
-        seconds = seconds * 60.0 + v
-    return seconds
+            f"{text!r}: the seconds after a colon must be below 60; {_OFFSET_FORMS}"
+        )
+    if hours is not None and int(minutes) >= 60:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the minutes in H:MM:SS must be below 60; {_OFFSET_FORMS}"
+        )
+    return int(hours or 0) * 3600.0 + int(minutes or 0) * 60.0 + secs
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,8 +91,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="from_s",
         type=parse_offset,
         default=0.0,
-        metavar="MM:SS",
-        help="start this far into the session (earlier input warms the pipeline up)",
+        metavar="TIME",
+        help=(
+            "start this far into the session: MM:SS, H:MM:SS or seconds, e.g. 05:30, "
+            "1:05:30 or 330 (seconds and minutes after a colon are 0-59); the input "
+            "before it is fed at once to warm the pipeline up"
+        ),
     )
     p.add_argument("--json", action="store_true", help="print the events, one JSON object per line")
     add_data_dir_argument(p)
@@ -86,9 +105,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Replay one session."""
-    from vagus.cli.sessions import _require
+    from vagus.cli.sessions import note_read_only, require_store
 
-    store = _require(args.data_dir)
+    store = require_store(args.data_dir)
+    note_read_only(store, "replay")
     records: Iterable[InputRecord] = ()
     try:
         info = store.get_session(args.id)

@@ -2,8 +2,13 @@
 
 The figures shown (mean HR, RMSSD, mean coherence, beats, duration) are the session's
 cached summary (:func:`vagus.store.recorder.session_summary`), recomputed by replaying
-the raw record when missing or stale. A session that never ended (the recorder was
-killed or the machine lost power) is listed as *interrupted*; its record is readable.
+the raw record when missing or stale. A session being recorded right now is listed as
+*recording* (``vagus delete`` refuses it until the recording stops); one that never
+ended (the recorder was killed or the machine lost power) as *interrupted*; its record
+is readable.
+
+A store that cannot be written (a read-only directory or mount) is read all the same,
+with a note; summaries computed for it are then not cached.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vagus.exceptions import InvalidInput, VagusError
+from vagus.exceptions import InvalidInput, StoreError, VagusError
 from vagus.store.base import ControlRecord, GapRecord, PacketRecord, RRRecord, SessionInfo, Store
-from vagus.store.location import add_data_dir_argument, data_dir, db_path, existing_db
+from vagus.store.location import add_data_dir_argument, data_dir
+from vagus.store.open import open_store, store_exists, store_location
 from vagus.store.recorder import session_summary
 
-__all__ = ["format_duration", "register", "say_where", "session_json"]
+__all__ = [
+    "format_duration",
+    "note_read_only",
+    "open_existing",
+    "register",
+    "require_store",
+    "say_where",
+    "session_json",
+]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +61,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "delete",
         help="delete a session",
-        description="Delete a session and its raw record. Asks first unless --yes.",
+        description=(
+            "Delete a session and its raw record. Asks first unless --yes. A session "
+            "being recorded is never deleted: stop the recording first."
+        ),
     )
     p.add_argument("id", metavar="ID", help="session id (or a unique prefix)")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -87,7 +104,7 @@ def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
         "ended": _iso(info.ended_unix_s),
         "started_unix_s": info.started_unix_s,
         "ended_unix_s": info.ended_unix_s,
-        "status": "ended" if info.ended_unix_s is not None else "interrupted",
+        "status": info.status,
         "duration_s": summary.get("duration_s"),
         "beats": summary.get("beats"),
         "title": info.title,
@@ -109,26 +126,40 @@ def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
 def say_where(directory: Path | None) -> None:
     """Tell (on stderr, never in the ``--json`` output) where the store lives."""
     sys.stdout.flush()  # keep it after what was printed before, when both go to one file
-    print(f"store: {db_path(directory)}", file=sys.stderr)
+    print(f"store: {store_location(directory)}", file=sys.stderr)
 
 
-def _open_existing(directory: Path | None) -> Store | None:
+def note_read_only(store: Store | None, command: str) -> None:
+    """Say on stderr (before any output) that ``store`` is open read-only, and why."""
+    if store is not None and store.read_only:
+        sys.stdout.flush()
+        print(
+            f"vagus {command}: note: {store.read_only_reason}; reading only, nothing is "
+            "changed (summaries are computed but not cached)",
+            file=sys.stderr,
+        )
+
+
+def open_existing(directory: Path | None, *, write: bool = False) -> Store | None:
     """The store, or None when there is none yet (no sessions).
 
+    ``write``: open it for writing (``delete``); else for writing where possible and
+    read-only where not (a read-only directory or mount: :func:`note_read_only`).
+
     Raises:
-        StoreError: the data directory is unusable (a file, no permission...).
+        StoreError: the data directory is unusable (a file, no permission...), or
+            ``write`` and the store cannot be written.
     """
-    from vagus.store.open import open_store
-
-    if existing_db(directory) is None:
+    if not store_exists(directory):
         return None
-    return open_store(data_dir(directory), create=False)
+    return open_store(directory, create=False, read_only=False if write else None)
 
 
-def _require(directory: Path | None) -> Store:
+def require_store(directory: Path | None, *, write: bool = False) -> Store:
+    """:func:`open_existing`, with no store yet a SessionNotFound saying how to make one."""
     from vagus.exceptions import SessionNotFound
 
-    store = _open_existing(directory)
+    store = open_existing(directory, write=write)
     if store is None:
         raise SessionNotFound(
             f"no sessions in {data_dir(directory)} yet; `vagus record` or `vagus import` "
@@ -138,17 +169,21 @@ def _require(directory: Path | None) -> Store:
 
 
 def _summary_or_error(store: Store, info: SessionInfo) -> dict[str, Any]:
-    """The summary; a session whose record cannot be replayed is listed with the reason."""
+    """The summary; a session whose record cannot be replayed is listed with the reason.
+
+    A session being recorded changes every second: its summary is computed, not cached
+    (writing it would wait for the recorder's lock and be stale at once)."""
     try:
-        return session_summary(store, info)
+        return session_summary(store, info, cache=not info.recording)
     except VagusError as exc:
         return {"error": str(exc)}
 
 
 def run_sessions(args: argparse.Namespace) -> int:
     """List the sessions."""
-    store = _open_existing(args.data_dir)
+    store = open_existing(args.data_dir)
     say_where(args.data_dir)
+    note_read_only(store, "sessions")
     if store is None:
         if args.json:
             print("[]")
@@ -180,7 +215,7 @@ def run_sessions(args: argparse.Namespace) -> int:
         )
     ]
     for info, s in rows:
-        title = info.title + ("" if info.ended_unix_s is not None else " (interrupted)")
+        title = info.title + ("" if info.status == "ended" else f" ({info.status})")
         table.append(
             (
                 info.id,
@@ -237,11 +272,12 @@ def _record_counts(
 
 def run_show(args: argparse.Namespace) -> int:
     """Show one session."""
-    store = _require(args.data_dir)
+    store = require_store(args.data_dir)
     say_where(args.data_dir)
+    note_read_only(store, "show")
     try:
         info = store.get_session(args.id)
-        summary = session_summary(store, info)
+        summary = session_summary(store, info, cache=not info.recording)
         counts, controls, t_first = _record_counts(store, info.id)
     finally:
         store.close()
@@ -257,7 +293,13 @@ def run_show(args: argparse.Namespace) -> int:
         f"title        {info.title or '--'}",
         f"started      {_local(info.started_unix_s)}",
         "ended        "
-        + (_local(info.ended_unix_s) if info.ended_unix_s is not None else "interrupted"),
+        + (
+            _local(info.ended_unix_s)
+            if info.ended_unix_s is not None
+            else "not yet: recording now"
+            if info.recording
+            else "interrupted"
+        ),
         f"duration     {format_duration(s.get('duration_s'))}",
         f"participants {', '.join(info.participants)}",
         f"device       {info.device_profile}",
@@ -289,10 +331,16 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    """Delete one session, after confirmation (or --yes)."""
-    store = _require(args.data_dir)
+    """Delete one session, after confirmation (or --yes); never one being recorded."""
+    store = require_store(args.data_dir, write=True)
     try:
         info = store.get_session(args.id)
+        if info.recording:
+            # Checked again by the store, in the delete's own transaction.
+            raise StoreError(
+                f"session {info.id} is being recorded right now; stop the recording first "
+                "(Ctrl-C where `vagus record` runs), then delete it"
+            )
         if not args.yes:
             if not sys.stdin.isatty():
                 raise InvalidInput(

@@ -4,8 +4,10 @@
 [--participant P] [--data-dir D] [--json]``
     Reads the whole file first (format detected from its content unless ``--format``;
     :mod:`vagus.formats.registry`), then stores it as one new session (source
-    ``import:<format>``) in one transaction: a bad line anywhere imports nothing. The
-    session replays like a recorded one. Its summary is computed by running the pipeline.
+    ``import:<format>``) in one transaction: a bad line anywhere imports nothing, and an
+    import killed part way (even ``kill -9``) leaves no trace, not even an empty
+    session. The session replays like a recorded one. Its summary is computed by running
+    the pipeline.
     Naive local times in the file (VU-AMS, Polar, HRV Logger, Elite HRV file names) are
     read in ``--tz`` (an IANA name; default: this machine's time zone) and stored as UTC.
     vagus's own exports (``json``, ``csv``, ``edf``, ``kubios``) import back: a JSON
@@ -33,6 +35,7 @@ from typing import Any
 
 from vagus.cli._common import ProgressBar
 from vagus.exceptions import InvalidInput, VagusError
+from vagus.store.base import Store
 from vagus.store.location import add_data_dir_argument
 
 __all__ = ["export_session", "import_file", "register", "time_zone"]
@@ -103,7 +106,7 @@ def register(subparsers: Any) -> None:
 
 
 def import_file(
-    store: Any,
+    store: Store,
     path: Path,
     *,
     fmt: str | None = None,
@@ -121,8 +124,9 @@ def import_file(
     export), else the title is the file name.
 
     Returns a dict with the session ``id``, ``format``, ``beats``, ``gaps``, ``markers``,
-    ``duration_s`` and the ``summary``. Nothing is stored when parsing fails; if storing
-    fails, the new (empty) session is deleted again.
+    ``duration_s`` and the ``summary``. The session, its records, summary and end are
+    written in one transaction (:meth:`~vagus.store.base.Store.import_session`): when
+    parsing or storing fails, or the process is killed, nothing is stored.
     """
     from vagus.core.events import Marker
     from vagus.core.pipeline import Pipeline
@@ -150,22 +154,17 @@ def import_file(
         if imported.ended_unix_s is not None
         else started + imported.duration_s
     )
-    info = store.create_session(
+    info = store.import_session(
+        records,
         title=title if title is not None else (imported.title or path.name),
         participants=(who,),
         device_profile=imported.device_profile or "generic",
         source=f"import:{imported.format}",
         started_unix_s=started,
+        ended_unix_s=ended,
         notes=imported.notes,
+        summary=stats,
     )
-    try:
-        store.append_many(info.id, records)
-        store.update_session(info.id, summary=stats)
-        store.end_session(info.id, ended)
-    except BaseException:
-        with contextlib.suppress(VagusError):
-            store.delete_session(info.id)
-        raise
     return {
         "id": info.id,
         "file": str(path),
@@ -213,7 +212,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def export_session(
-    store: Any,
+    store: Store,
     session_id: str,
     fmt: str,
     output: str | None,
@@ -260,10 +259,12 @@ def export_session(
 
 
 def _export(args: argparse.Namespace) -> int:
+    from vagus.cli.sessions import note_read_only
     from vagus.store.open import open_store
 
     progress = ProgressBar(f"export {args.session_id}", enabled=not args.quiet)
-    store = open_store(args.data_dir, create=False)
+    store = open_store(args.data_dir, create=False)  # read-only where it cannot be written
+    note_read_only(store, "export")
     try:
         result = export_session(store, args.session_id, args.format, args.output, progress=progress)
     except BrokenPipeError:  # `vagus export ID --format csv -o - | head`: the reader left

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from vagus.core.pipeline import Pipeline
 
 __all__ = [
+    "RECORDING_STALE_S",
     "ControlRecord",
     "GapRecord",
     "InputRecord",
@@ -35,14 +36,24 @@ __all__ = [
 ]
 
 
+#: A session without an end whose recorder wrote less than this long ago (s) is being
+#: recorded; an older one is interrupted (its recorder was killed or lost power). The
+#: recorder writes at least every second (``commit_interval_s``), so 10 s leaves room for
+#: a slow disk or a busy machine; after a ``kill -9`` the session shows as recording for
+#: at most this long.
+RECORDING_STALE_S = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """One session's metadata.
 
     Attributes:
         id: the session id (short, URL-safe, unique).
-        started_unix_s: wall-clock start (Unix time, s).
-        ended_unix_s: wall-clock end, None while recording (or after a crash).
+        started_unix_s: start (Unix time, s): the wall clock when the recording began.
+        ended_unix_s: end (Unix time, s), None while recording (or after a crash). A
+            simulated session's end is on the simulated timeline: ``started_unix_s``
+            plus the simulated seconds it ran (whatever ``--speed`` it ran at).
         title: free text.
         participants: participant names; the first is the default one.
         device_profile: id of the strap's device profile ("generic", "polar_h10", …).
@@ -51,6 +62,10 @@ class SessionInfo:
         notes: free text.
         summary: cached derived values (mean HR, RMSSD, coherence, beats, duration_s…);
             a cache, never trusted over the raw record.
+        heartbeat_unix_s: when its recorder last wrote (Unix time, s; refreshed at every
+            commit, at least every second while recording); None if never recorded live.
+        recording: True while a recorder is writing it: no end, and a heartbeat less
+            than :data:`RECORDING_STALE_S` old when the store read it.
     """
 
     id: str
@@ -63,6 +78,16 @@ class SessionInfo:
     tags: tuple[str, ...] = ()
     notes: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    heartbeat_unix_s: float | None = None
+    recording: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"ended"``, ``"recording"`` (a recorder is writing it now) or ``"interrupted"``
+        (it never ended: its recorder was killed, crashed or lost power)."""
+        if self.ended_unix_s is not None:
+            return "ended"
+        return "recording" if self.recording else "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +151,25 @@ class Store(Protocol):
 
     Writes are buffered and committed at least every second (``commit_interval_s``) and
     on :meth:`close`; a crash loses at most the last second.
+
+    A store opened for reading only (:attr:`read_only`; a read-only directory or mount)
+    reads as usual; every write raises :class:`~vagus.exceptions.StoreError` saying so.
     """
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (the SQLite file's path)."""
+        ...
+
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened for reading only."""
+        ...
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why the store is read-only, as a sentence for a note ("" when writable)."""
+        ...
 
     def create_session(
         self,
@@ -138,7 +181,37 @@ class Store(Protocol):
         started_unix_s: float | None = None,
         tags: Sequence[str] = (),
         notes: str = "",
-    ) -> SessionInfo: ...
+        recording: bool = False,
+    ) -> SessionInfo:
+        """Create and commit a new session.
+
+        ``recording``: this store is about to write the session live. Until
+        :meth:`end_session` (or :meth:`close`), every commit refreshes its heartbeat,
+        and :meth:`commit_if_due` does so in a quiet second too, so other processes see
+        it as recording (:attr:`SessionInfo.recording`) and do not delete it.
+        """
+        ...
+
+    def import_session(
+        self,
+        records: Sequence[InputRecord],
+        *,
+        started_unix_s: float,
+        ended_unix_s: float,
+        title: str = "",
+        participants: Sequence[str] = ("me",),
+        device_profile: str = "generic",
+        source: str = "import",
+        tags: Sequence[str] = (),
+        notes: str = "",
+        summary: dict[str, Any] | None = None,
+    ) -> SessionInfo:
+        """Store a whole, ended session and its records in one transaction (imports).
+
+        All of it or nothing: an error, a crash or a ``kill -9`` part way leaves no
+        trace of it.
+        """
+        ...
 
     def append(self, session_id: str, record: InputRecord) -> None:
         """Append one input record (committed within a second)."""
@@ -176,12 +249,24 @@ class Store(Protocol):
         """How many input records the session holds (a cache key for its summary)."""
         ...
 
-    def delete_session(self, session_id: str) -> None: ...
+    def delete_session(self, session_id: str) -> None:
+        """Delete the session and its records.
+
+        Raises:
+            StoreError: another process is recording the session right now
+                (:attr:`SessionInfo.recording`); a store may delete a session it is
+                recording itself.
+        """
+        ...
 
     def commit(self) -> None: ...
 
     def commit_if_due(self) -> None:
-        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer)."""
+        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer).
+
+        While the store records a session (``create_session(recording=True)``) this
+        also refreshes its heartbeat when no record came in that second.
+        """
         ...
 
     def close(self) -> None: ...

@@ -9,6 +9,10 @@ command-line option overrides both.
 A ``--data-dir`` that names an existing file is a usage error (argparse, exit status 2);
 a data directory that cannot be used (a part of its path is a file, no permission) is a
 :class:`~vagus.exceptions.StoreError` naming the path (:func:`existing_db`).
+
+:data:`DB_FILENAME`, :func:`db_path` and :func:`existing_db` are the SQLite backend's file
+layout: commands use :mod:`vagus.store.open` (``store_location``, ``store_exists``,
+``open_store``) instead, so another backend needs no change in them.
 """
 
 from __future__ import annotations

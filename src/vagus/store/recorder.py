@@ -22,7 +22,7 @@ from typing import Any
 
 from vagus.core.events import Beat, Event, Gap, Marker, Metrics, PacerChange, Spectrum
 from vagus.core.pipeline import Pipeline
-from vagus.exceptions import MalformedPacket, StoreError
+from vagus.exceptions import MalformedPacket, SessionNotFound, StoreError
 from vagus.store.base import (
     ControlRecord,
     GapRecord,
@@ -231,14 +231,20 @@ def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> d
 class Recorder:
     """Writes a live session's input to the store; a store failure never stops the session.
 
+    The session should be created with ``create_session(recording=True)``: :meth:`tick`
+    then keeps its heartbeat fresh, so other processes see it as recording.
+
     Args:
         store: the store, or None when it could not even be opened.
         session_id: the session written to (None with no store).
         error: the error that prevented recording from the start, if any.
+        started_unix_s: the session's start (Unix time, s), if known.
 
     Attributes:
         recording: True while records are being written.
         error: the :class:`StoreError` that stopped recording, if any.
+        session_deleted: recording stopped because another process deleted the session
+            (with all its records: nothing of it is kept).
         written: records handed to the store (the last second of them may be rolled
             back by a failure).
         committed: records known to be committed: all of them once :meth:`finish`
@@ -253,11 +259,14 @@ class Recorder:
         session_id: str | None,
         *,
         error: StoreError | None = None,
+        started_unix_s: float | None = None,
     ) -> None:
         self.store = store
         self.session_id = session_id
         self.error = error
+        self.started_unix_s = started_unix_s
         self.recording = store is not None and session_id is not None and error is None
+        self.session_deleted = False
         self.written = 0
         self.committed = 0
         self.lost_records = 0
@@ -265,6 +274,11 @@ class Recorder:
     def _failed(self, exc: StoreError) -> None:
         self.error = exc
         self.recording = False
+        if isinstance(exc, SessionNotFound):
+            # Deleted under us (the store names the session): its records went with it.
+            self.session_deleted = True
+            self.committed = 0
+            return
         # The store rolled back what it had not committed: count what it holds now.
         if self.store is not None and self.session_id is not None:
             with contextlib.suppress(StoreError):
@@ -295,7 +309,8 @@ class Recorder:
             self._failed(exc)
 
     def tick(self) -> None:
-        """Call about every 0.1-0.5 s: commits when the commit interval has passed."""
+        """Call about every 0.1-0.5 s: commits when the commit interval has passed (in a
+        quiet second too, refreshing the session's heartbeat)."""
         if not self.recording:
             return
         assert self.store is not None
@@ -304,15 +319,18 @@ class Recorder:
         except StoreError as exc:
             self._failed(exc)
 
-    def finish(self, summary: dict[str, Any] | None = None) -> None:
-        """End the session (now), store its summary and commit. Errors are kept, not raised."""
+    def finish(
+        self, summary: dict[str, Any] | None = None, ended_unix_s: float | None = None
+    ) -> None:
+        """End the session (at ``ended_unix_s``, Unix s; None: now), store its summary and
+        commit. Errors are kept, not raised."""
         if not self.recording:
             return
         assert self.store is not None and self.session_id is not None
         try:
             if summary is not None:
                 self.store.update_session(self.session_id, summary=summary)
-            self.store.end_session(self.session_id)  # commits everything
+            self.store.end_session(self.session_id, ended_unix_s)  # commits everything
         except StoreError as exc:
             self._failed(exc)
         else:

@@ -5,7 +5,8 @@ Schema (version :data:`SCHEMA_VERSION`; every change is a new function appended 
 
     schema_version(version)                      one row: the schema version of the file
     sessions(id, started_unix_s, ended_unix_s, title, participants JSON, device_profile,
-             source, tags JSON, notes, summary JSON)
+             source, tags JSON, notes, summary JSON,
+             heartbeat_unix_s)                   (version 2) when its recorder last wrote
     records(seq, session_id, kind, t_s, participant, data BLOB, times BLOB, text)
 
 ``records`` holds every input record of every session in one table, so that one
@@ -30,19 +31,31 @@ and read back in milliseconds. Views ``packets``, ``gaps``, ``control_events`` a
 Durability (DESIGN.md "Nothing lost"): ``journal_mode=WAL`` and ``synchronous=FULL``;
 :meth:`SqliteStore.append` buffers rows in an open transaction and commits once
 ``commit_interval_s`` (1 s) has passed since the last commit, so a crash, a ``kill -9``
-or a power cut loses at most the last second; a recording that never ended has
-``ended_unix_s`` None and reads back as "interrupted". Long-running writers should also
-call :meth:`SqliteStore.commit_if_due` from a timer so a quiet second is committed too.
+or a power cut loses at most the last second. Long-running writers should also call
+:meth:`SqliteStore.commit_if_due` from a timer so a quiet second is committed too.
+
+Recording or interrupted: a session created with ``recording=True`` gets its
+``heartbeat_unix_s`` refreshed at every commit (and by :meth:`SqliteStore.commit_if_due`
+in a quiet second) until it is ended. A session without an end whose heartbeat is less
+than :data:`~vagus.store.base.RECORDING_STALE_S` old reads back as recording (other
+processes may not delete it); an older one, or one never recorded live, as interrupted.
+
+Read-only stores (a read-only directory or mount, a file without write permission): the
+file is opened with ``mode=ro``; where even the WAL side files (``-wal``, ``-shm``)
+cannot be created, with ``immutable=1``, which reads the main file as it is on disk
+(changes still in ``-wal`` are not seen). :attr:`SqliteStore.read_only_reason` says which.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +64,7 @@ import numpy as np
 from vagus.core.events import Marker, PacerChange, event_from_json
 from vagus.exceptions import InvalidInput, SessionNotFound, StoreError
 from vagus.store.base import (
+    RECORDING_STALE_S,
     ControlRecord,
     GapRecord,
     InputRecord,
@@ -122,11 +136,30 @@ _V1_SCHEMA = """
 """
 
 
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: ``sessions.heartbeat_unix_s``, when the session's recorder last wrote.
+
+    It tells a session being recorded (recent heartbeat, no end) from an interrupted one
+    (old or no heartbeat, no end). Sessions of version 1 have none: interrupted or ended.
+    """
+    conn.execute("ALTER TABLE sessions ADD COLUMN heartbeat_unix_s REAL")
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``.
 #: Append a function to change the schema; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """True if ``exc`` says the file (or its WAL side files) cannot be opened or written
+    here: worth trying again read-only (SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM)."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")):
+        return True
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text or "read-only" in text
 
 
 def _new_id() -> str:
@@ -146,10 +179,21 @@ class SqliteStore:
     """The :class:`~vagus.store.base.Store` on one SQLite file.
 
     Args:
-        path: the database file (created with its schema if absent).
+        path: the database file (created with its schema if absent and writable).
         commit_interval_s: :meth:`append` commits once this much time has passed since
             the last commit.
         clock: monotonic clock for the commit interval (tests inject one).
+        read_only: False (default) opens for writing; True for reading only; None
+            decides: for writing where the directory and the file are writable, else
+            (or if the file cannot be opened for writing there) for reading only.
+            Read-only, the file is never created or migrated; every write raises
+            StoreError.
+        wall_clock: Unix time (s) for heartbeats and for telling a session being
+            recorded from an interrupted one (tests inject one).
+
+    Attributes:
+        read_only: True when opened for reading only.
+        read_only_reason: why, as a sentence for a note ("" when writable).
 
     Raises:
         StoreError: the file cannot be created or opened, is not an SQLite database, is
@@ -163,27 +207,90 @@ class SqliteStore:
         *,
         commit_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        read_only: bool | None = False,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         self.commit_interval_s = commit_interval_s
+        self.read_only = False
+        self.read_only_reason = ""
         self._clock = clock
+        self._wall_clock = wall_clock
         self._in_tx = False
         self._last_commit = clock()
+        #: sessions this store records live (``create_session(recording=True)``)
+        self._recording: set[str] = set()
+        self._heartbeat_column = "heartbeat_unix_s"
         self._check_header()
         try:
-            self._conn = sqlite3.connect(str(self.path), isolation_level=None)
+            if read_only:
+                self._open_read_only("it was opened for reading only")
+            elif read_only is None and (why := self._why_unwritable()):
+                self._open_read_only(why)
+            else:
+                try:
+                    self._open("")
+                except sqlite3.OperationalError as exc:
+                    if read_only is not None or not _cannot_write(exc):
+                        raise
+                    self._open_read_only(f"it cannot be opened for writing here ({exc})")
         except sqlite3.Error as exc:
-            raise StoreError(self._explain(exc, "cannot open")) from exc
-        try:
-            self._setup()
-        except StoreError:
-            self._conn.close()
-            raise
-        except sqlite3.Error as exc:
-            self._conn.close()
             raise StoreError(self._explain(exc, "cannot open")) from exc
 
     # ------------------------------------------------------------ opening
+
+    @property
+    def location(self) -> str:
+        """The database file's path, for messages."""
+        return str(self.path)
+
+    def _why_unwritable(self) -> str:
+        """Why the store cannot be written here ("" if it can): a read-only directory
+        (or mount) or file. Only existing stores are opened read-only."""
+        if not self.path.exists():
+            return ""
+        directory = self.path.parent
+        if not os.access(directory, os.W_OK):
+            return f"the data directory {directory} is not writable"
+        if not os.access(self.path, os.W_OK):
+            return f"the file {self.path} is not writable"
+        return ""
+
+    def _open(self, uri_query: str) -> None:
+        """Connect (with ``uri_query`` as an SQLite URI's query, if any) and set up."""
+        if uri_query:
+            uri = f"{self.path.resolve().as_uri()}?{uri_query}"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            conn = sqlite3.connect(str(self.path), isolation_level=None)
+        self._conn = conn
+        try:
+            self._setup()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _open_read_only(self, why: str) -> None:
+        """Open for reading only: ``mode=ro``, else (the WAL side files cannot be created
+        next to the file) ``immutable=1``."""
+        self.read_only = True
+        self.read_only_reason = f"the session store {self.path} is read-only: {why}"
+        try:
+            self._open("mode=ro")
+        except sqlite3.OperationalError as exc:
+            if not _cannot_write(exc):
+                raise
+            self.read_only_reason += (
+                "; its write-ahead log cannot be opened there, so it is read as the file is on disk"
+            )
+            wal = self.path.with_name(self.path.name + "-wal")
+            with contextlib.suppress(OSError):
+                if wal.stat().st_size > 0:
+                    self.read_only_reason += (
+                        f" (the latest changes, still in {wal.name}, are not shown; open "
+                        "the store once where it is writable to fold them in)"
+                    )
+            self._open("immutable=1")
 
     def _check_header(self) -> None:
         try:
@@ -212,6 +319,23 @@ class SqliteStore:
                 f"(tables: {', '.join(sorted(tables)) or 'none'}); move it away or choose "
                 "another data directory with --data-dir"
             )
+        conn.execute("PRAGMA foreign_keys = ON")
+        if self.read_only:
+            # Nothing is created or migrated; an older schema is read as it is.
+            version = self._read_version()
+            if not tables or version == 0:
+                raise StoreError(
+                    f"{self.path} is an empty session store and {self.read_only_reason}; "
+                    "there is nothing to read"
+                )
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this vagus "
+                    f"supports ({len(MIGRATIONS)}); upgrade vagus to read it"
+                )
+            if version < 2:
+                self._heartbeat_column = "NULL"
+            return
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(
@@ -219,7 +343,6 @@ class SqliteStore:
                 "is it on a network file system? choose a local --data-dir"
             )
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
 
     def _read_version(self) -> int:
@@ -287,19 +410,56 @@ class SqliteStore:
     # ------------------------------------------------------------ writing
 
     def _begin(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"cannot change anything: {self.read_only_reason}. Fix the permissions, "
+                "or copy the store to a writable --data-dir (or VAGUS_DATA_DIR) to change it"
+            )
         if not self._in_tx:
             self._conn.execute("BEGIN IMMEDIATE")
             self._in_tx = True
 
-    def _fail(self, exc: sqlite3.Error, action: str) -> StoreError:
+    def _fail(self, exc: sqlite3.Error, action: str, session_id: str | None = None) -> StoreError:
         """Roll back the open transaction and turn ``exc`` into a StoreError."""
         if self._in_tx:
             self._in_tx = False
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc):
-            return SessionNotFound(f"{action}: no such session in {self.path}")
+        if (
+            isinstance(exc, sqlite3.IntegrityError)
+            and "FOREIGN KEY" in str(exc)
+            and session_id is not None
+        ):
+            return self._missing(session_id)
         return StoreError(self._explain(exc, action))
+
+    def _missing(self, session_id: str) -> SessionNotFound:
+        """The error for a session that is not (or no longer) in the store."""
+        if session_id in self._recording:
+            self._recording.discard(session_id)
+            return SessionNotFound(
+                f"session {session_id} was deleted from {self.path} by another process "
+                "while it was being recorded"
+            )
+        return SessionNotFound(
+            f"no session {session_id!r} in {self.path}; `vagus sessions` lists them"
+        )
+
+    def _heartbeat(self) -> list[str]:
+        """Refresh the heartbeat of the sessions recorded here (in the open transaction);
+        returns those that are gone (deleted by another process)."""
+        ids = sorted(self._recording)
+        marks = ",".join("?" * len(ids))
+        cursor = self._conn.execute(
+            f"UPDATE sessions SET heartbeat_unix_s=? WHERE id IN ({marks})",
+            (self._wall_clock(), *ids),
+        )
+        if cursor.rowcount == len(ids):
+            return []
+        present = {
+            r[0] for r in self._conn.execute(f"SELECT id FROM sessions WHERE id IN ({marks})", ids)
+        }
+        return [sid for sid in ids if sid not in present]
 
     def create_session(
         self,
@@ -311,57 +471,118 @@ class SqliteStore:
         started_unix_s: float | None = None,
         tags: Sequence[str] = (),
         notes: str = "",
+        recording: bool = False,
     ) -> SessionInfo:
-        """Create and commit a new session; it is listed at once (as interrupted until ended)."""
+        """Create and commit a new session; it is listed at once.
+
+        With ``recording``, this store writes it live: every commit until
+        :meth:`end_session` refreshes its heartbeat (:meth:`commit_if_due` too, in a
+        quiet second), so it lists as recording and other processes cannot delete it.
+        Without, it lists as interrupted until ended.
+        """
+        info = self._new_info(
+            title, participants, device_profile, source, started_unix_s, tags, notes
+        )
+        heartbeat = self._wall_clock() if recording else None
+        try:
+            self._begin()
+            sid = self._insert_session(info, heartbeat_unix_s=heartbeat)
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "cannot create a session in") from exc
+        if recording:
+            self._recording.add(sid)
+        return replace(info, id=sid, heartbeat_unix_s=heartbeat, recording=recording)
+
+    def import_session(
+        self,
+        records: Sequence[InputRecord],
+        *,
+        started_unix_s: float,
+        ended_unix_s: float,
+        title: str = "",
+        participants: Sequence[str] = ("me",),
+        device_profile: str = "generic",
+        source: str = "import",
+        tags: Sequence[str] = (),
+        notes: str = "",
+        summary: dict[str, Any] | None = None,
+    ) -> SessionInfo:
+        """Store a whole, ended session and its records in one transaction.
+
+        All of it or nothing: an invalid record, a database error, a crash or a
+        ``kill -9`` part way leaves no trace of it (an import never shows up as an empty
+        interrupted session). Records appended earlier are committed first, apart.
+        """
+        info = replace(
+            self._new_info(
+                title, participants, device_profile, source, started_unix_s, tags, notes
+            ),
+            ended_unix_s=float(ended_unix_s),
+            summary=dict(summary or {}),
+        )
+        rows = [self._row(r) for r in records]  # InvalidInput before anything is written
+        try:
+            self._commit()
+            self._begin()
+            sid = self._insert_session(info, heartbeat_unix_s=None)
+            self._conn.executemany(self._INSERT, [(sid, *row) for row in rows])
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "cannot import a session into") from exc
+        return replace(info, id=sid)
+
+    @staticmethod
+    def _new_info(
+        title: str,
+        participants: Sequence[str],
+        device_profile: str,
+        source: str,
+        started_unix_s: float | None,
+        tags: Sequence[str],
+        notes: str,
+    ) -> SessionInfo:
+        """A new session's metadata (id still empty); ``started_unix_s`` None is now."""
         if isinstance(participants, str) or isinstance(tags, str):
             raise InvalidInput("participants and tags are sequences of strings, not a string")
-        parts = tuple(participants) or ("me",)
-        info = SessionInfo(
+        return SessionInfo(
             id="",
             started_unix_s=time.time() if started_unix_s is None else float(started_unix_s),
             title=title,
-            participants=parts,
+            participants=tuple(participants) or ("me",),
             device_profile=device_profile,
             source=source,
             tags=tuple(tags),
             notes=notes,
         )
-        try:
-            self._begin()
-            for _ in range(16):
-                sid = _new_id()
-                if self._conn.execute("SELECT 1 FROM sessions WHERE id=?", (sid,)).fetchone():
-                    continue
+
+    def _insert_session(self, info: SessionInfo, *, heartbeat_unix_s: float | None) -> str:
+        """Insert ``info`` under a new id (in the open transaction); returns the id."""
+        for _ in range(16):
+            sid = _new_id()
+            if not self._conn.execute("SELECT 1 FROM sessions WHERE id=?", (sid,)).fetchone():
                 break
-            else:  # pragma: no cover - 16 collisions of 32 random bits
-                raise StoreError("could not draw a new session id; try again")
-            self._conn.execute(
-                "INSERT INTO sessions (id, started_unix_s, title, participants, "
-                "device_profile, source, tags, notes, summary) VALUES (?,?,?,?,?,?,?,?,'{}')",
-                (
-                    sid,
-                    info.started_unix_s,
-                    title,
-                    json.dumps(list(parts)),
-                    device_profile,
-                    source,
-                    json.dumps(list(info.tags)),
-                    notes,
-                ),
-            )
-            self._commit()
-        except sqlite3.Error as exc:
-            raise self._fail(exc, "cannot create a session in") from exc
-        return SessionInfo(
-            id=sid,
-            started_unix_s=info.started_unix_s,
-            title=title,
-            participants=parts,
-            device_profile=device_profile,
-            source=source,
-            tags=info.tags,
-            notes=notes,
+        else:  # pragma: no cover - 16 collisions of 32 random bits
+            raise StoreError("could not draw a new session id; try again")
+        self._conn.execute(
+            "INSERT INTO sessions (id, started_unix_s, ended_unix_s, title, participants, "
+            "device_profile, source, tags, notes, summary, heartbeat_unix_s) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                sid,
+                info.started_unix_s,
+                info.ended_unix_s,
+                info.title,
+                json.dumps(list(info.participants)),
+                info.device_profile,
+                info.source,
+                json.dumps(list(info.tags)),
+                info.notes,
+                json.dumps(info.summary),
+                heartbeat_unix_s,
+            ),
         )
+        return sid
 
     @staticmethod
     def _row(
@@ -407,7 +628,8 @@ class SqliteStore:
         """Append one record; committed once ``commit_interval_s`` passed since the last commit.
 
         Raises:
-            SessionNotFound: no session ``session_id`` (exact id).
+            SessionNotFound: no session ``session_id`` (exact id), or it was deleted by
+                another process while this store was recording it.
             StoreError: the write failed (disk full, read-only, ...); the records since
                 the last commit are lost.
         """
@@ -418,7 +640,7 @@ class SqliteStore:
             if self._clock() - self._last_commit >= self.commit_interval_s:
                 self._commit()
         except sqlite3.Error as exc:
-            raise self._fail(exc, f"cannot append to session {session_id} in") from exc
+            raise self._fail(exc, f"cannot append to session {session_id} in", session_id) from exc
 
     def append_many(self, session_id: str, records: Sequence[InputRecord]) -> None:
         """Append records in one transaction: all of them or (on any error) none."""
@@ -429,13 +651,23 @@ class SqliteStore:
             self._conn.executemany(self._INSERT, rows)
             self._commit()
         except sqlite3.Error as exc:
-            raise self._fail(exc, f"cannot append to session {session_id} in") from exc
+            raise self._fail(exc, f"cannot append to session {session_id} in", session_id) from exc
 
     def _commit(self) -> None:
+        """Commit the open transaction, refreshing the heartbeat of the sessions recorded
+        here; a recorded session found deleted raises SessionNotFound (after the commit:
+        what was written for other sessions is kept)."""
+        gone: list[str] = []
         if self._in_tx:
+            if self._recording:
+                gone = self._heartbeat()
             self._conn.execute("COMMIT")
             self._in_tx = False
         self._last_commit = self._clock()
+        if gone:
+            for sid in gone[1:]:
+                self._recording.discard(sid)
+            raise self._missing(gone[0])
 
     def commit(self) -> None:
         """Commit the buffered records now."""
@@ -445,12 +677,27 @@ class SqliteStore:
             raise self._fail(exc, "cannot commit to") from exc
 
     def commit_if_due(self) -> None:
-        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer)."""
-        if self._in_tx and self._clock() - self._last_commit >= self.commit_interval_s:
-            self.commit()
+        """Commit if ``commit_interval_s`` has passed since the last commit (call from a timer).
+
+        While a session is recorded here, a quiet second (nothing appended) is committed
+        too, to refresh its heartbeat: it stays "recording" for other processes.
+        """
+        if not (self._in_tx or self._recording):
+            return
+        if self._clock() - self._last_commit < self.commit_interval_s:
+            return
+        try:
+            self._begin()
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "cannot commit to") from exc
 
     def end_session(self, session_id: str, ended_unix_s: float | None = None) -> None:
-        """Mark the session ended (now by default) and commit everything buffered."""
+        """Mark the session ended (now by default) and commit everything buffered.
+
+        A session recorded here stops being recording: its heartbeat is refreshed a
+        last time and then left alone.
+        """
         sid = self._resolve(session_id)
         t_end = time.time() if ended_unix_s is None else float(ended_unix_s)
         try:
@@ -458,7 +705,8 @@ class SqliteStore:
             self._conn.execute("UPDATE sessions SET ended_unix_s=? WHERE id=?", (t_end, sid))
             self._commit()
         except sqlite3.Error as exc:
-            raise self._fail(exc, f"cannot end session {sid} in") from exc
+            raise self._fail(exc, f"cannot end session {sid} in", sid) from exc
+        self._recording.discard(sid)
 
     def update_session(
         self,
@@ -507,12 +755,31 @@ class SqliteStore:
         return self.get_session(sid)
 
     def delete_session(self, session_id: str) -> None:
-        """Delete the session and all its records (committed at once)."""
+        """Delete the session and all its records (committed at once).
+
+        Raises:
+            StoreError: another process is recording the session (checked in the same
+                transaction as the delete). This store may delete a session it records.
+        """
         sid = self._resolve(session_id)
+        was_in_tx = self._in_tx
         try:
             self._begin()
+            row = self._conn.execute(
+                "SELECT ended_unix_s, heartbeat_unix_s FROM sessions WHERE id=?", (sid,)
+            ).fetchone()
+            if row is not None and sid not in self._recording and self._live(*row):
+                if not was_in_tx:
+                    self._commit()  # nothing written: just release the write lock
+                age = max(0.0, self._wall_clock() - row[1])
+                raise StoreError(
+                    f"session {sid} is being recorded right now (its recorder wrote "
+                    f"{age:.0f} s ago); stop the recording first (Ctrl-C where `vagus "
+                    "record` runs), then delete it"
+                )
             self._conn.execute("DELETE FROM records WHERE session_id=?", (sid,))
             self._conn.execute("DELETE FROM sessions WHERE id=?", (sid,))
+            self._recording.discard(sid)
             self._commit()
         except sqlite3.Error as exc:
             raise self._fail(exc, f"cannot delete session {sid} from") from exc
@@ -531,6 +798,8 @@ class SqliteStore:
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
+        if session_id in self._recording and not rows:
+            raise self._missing(session_id)
         if not session_id or not rows:
             raise SessionNotFound(
                 f"no session {session_id!r} in {self.path}; `vagus sessions` lists them"
@@ -542,9 +811,15 @@ class SqliteStore:
             )
         return str(rows[0][0])
 
-    @staticmethod
-    def _info(row: tuple[Any, ...]) -> SessionInfo:
-        sid, started, ended, title, parts, profile, source, tags, notes, summary = row
+    def _live(self, ended_unix_s: float | None, heartbeat_unix_s: float | None) -> bool:
+        """Is a session with this end and heartbeat being recorded now?"""
+        if ended_unix_s is not None or heartbeat_unix_s is None:
+            return False
+        # abs(): a heartbeat "in the future" (the clock was set back) is not trusted long.
+        return abs(self._wall_clock() - heartbeat_unix_s) < RECORDING_STALE_S
+
+    def _info(self, row: tuple[Any, ...]) -> SessionInfo:
+        sid, started, ended, title, parts, profile, source, tags, notes, summary, beat = row
         return SessionInfo(
             id=sid,
             started_unix_s=started,
@@ -556,19 +831,23 @@ class SqliteStore:
             tags=tuple(json.loads(tags)),
             notes=notes,
             summary=json.loads(summary),
+            heartbeat_unix_s=beat,
+            recording=self._live(ended, beat),
         )
 
-    _SESSION_COLUMNS = (
-        "id, started_unix_s, ended_unix_s, title, participants, device_profile, "
-        "source, tags, notes, summary"
-    )
+    def _session_columns(self) -> str:
+        """The columns :meth:`_info` reads (an old read-only store has no heartbeat)."""
+        return (
+            "id, started_unix_s, ended_unix_s, title, participants, device_profile, "
+            f"source, tags, notes, summary, {self._heartbeat_column}"
+        )
 
     def get_session(self, session_id: str) -> SessionInfo:
         """The session ``session_id`` (or a unique prefix of it). Raises SessionNotFound."""
         sid = self._resolve(session_id)
         try:
             row = self._conn.execute(
-                f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id=?", (sid,)
+                f"SELECT {self._session_columns()} FROM sessions WHERE id=?", (sid,)
             ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
@@ -580,7 +859,7 @@ class SqliteStore:
         """All sessions, oldest first."""
         try:
             rows = self._conn.execute(
-                f"SELECT {self._SESSION_COLUMNS} FROM sessions ORDER BY started_unix_s, id"
+                f"SELECT {self._session_columns()} FROM sessions ORDER BY started_unix_s, id"
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
@@ -652,7 +931,11 @@ class SqliteStore:
     # ------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        """Commit what is buffered and close the file (idempotent)."""
+        """Commit what is buffered and close the file (idempotent).
+
+        A session recorded here and not ended stops getting heartbeats: it lists as
+        interrupted :data:`~vagus.store.base.RECORDING_STALE_S` later.
+        """
         conn = getattr(self, "_conn", None)
         if conn is None:
             return
