@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from vagus import Pipeline
 from vagus.core.events import Beat, Gap
 from vagus.core.hrm import parse_heart_rate_measurement
-from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
+from vagus.exceptions import ConnectionLost, DeviceNotFound, InvalidInput, SourceError
 from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
 from vagus.sources.ble import BleSource, release_bluez, scan
 from vagus.testing.fake_bluez import (
@@ -339,11 +340,13 @@ async def test_strap_that_disappears_raises_connection_lost(fake_bluez: FakeBlue
                     if sum(isinstance(i, Packet) for i in items) == 5:
                         fake_bluez.disappear(strap.address)
     message = str(excinfo.value)
-    assert "HRM-Pro:123456" in message and "3 attempts" in message
+    # the budget is max_retries + 1 attempts, as for the first connection
+    assert "HRM-Pro:123456" in message and "4 attempts" in message
     assert "wet" in message and "vagus scan" in message
     gaps = [i for i in items if isinstance(i, LinkGap)]
     assert len(gaps) == 1
-    assert source.stats.failed_attempts == 3
+    assert source.stats.failed_attempts == 4
+    assert source.link_state.phase == "gave_up"
 
 
 async def test_silent_strap_is_presumed_lost_and_reconnected(fake_bluez: FakeBlueZ) -> None:
@@ -379,7 +382,8 @@ async def test_silent_strap_forever_spends_the_retry_budget(fake_bluez: FakeBlue
                 async for item in source:
                     if isinstance(item, Packet):
                         fake_bluez.set_silent(strap.address, True)
-    assert strap.connections == 3  # the first connection and two retries that stayed silent
+    # the first connection, then max_retries + 1 = 3 reconnections that stayed silent
+    assert strap.connections == 4
 
 
 async def test_connect_to_strongest_and_cancel_disconnects(fake_bluez: FakeBlueZ) -> None:
@@ -462,3 +466,143 @@ def test_bench_ble_runs_and_matches_every_packet(capsys: pytest.CaptureFixture[s
     assert figures["packets_matched"] == figures["packets_sent"] >= 3
     assert figures["gaps"] == 0
     assert figures["latency_p50_ms"] is not None and figures["latency_p50_ms"] > 0
+
+
+@pytest.mark.parametrize("faults", [2, 3], ids=["within-budget", "budget-spent"])
+async def test_reconnect_retries_bluez_connect_failures(fake_bluez: FakeBlueZ, faults: int) -> None:
+    """``org.bluez.Error.Failed`` on Connect ("Software caused connection abort", common
+    on real BlueZ) is a failed attempt like any other: counted, backed off and retried
+    within the same budget as the first connection (max_retries + 1 = 3 attempts here),
+    never the end of the session at the first one."""
+    fake_bluez.set_time_scale(10.0)
+    strap = add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4")
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=3, max_retries=2)
+    items: list[SourceItem] = []
+    states: list[tuple[str, int, int]] = []
+    source = BleSource(spec, settle_s=0.0, backoff_initial_s=0.05)
+    with contextlib.ExitStack() as stack:
+        if faults > spec.max_retries:
+            raised = stack.enter_context(pytest.raises(ConnectionLost))
+        async with source:
+            async with asyncio.timeout(WAIT_S):
+                async for item in source:
+                    items.append(item)
+                    n_packets = sum(isinstance(i, Packet) for i in items)
+                    if n_packets == 5 and isinstance(item, Packet):
+                        fake_bluez.fail_next_connects(strap.address, faults)
+                        fake_bluez.drop_link(strap.address)
+                    if isinstance(item, LinkGap):  # what a status line can show at once
+                        state = source.link_state
+                        states.append((state.phase, state.attempt, state.max_attempts))
+                    if n_packets >= 10:
+                        break
+    gaps = [i for i in items if isinstance(i, LinkGap)]
+    assert [g.reason for g in gaps] == ["link_lost"]
+    assert states == [("reconnecting", 1, 3)]
+    assert strap.failed_connects == faults
+    if faults > spec.max_retries:
+        message = str(raised.value)
+        assert "could not reconnect: 3 attempts" in message
+        assert "Software caused connection abort" in message and "Try: " in message
+        assert source.stats.failed_attempts == 3 and strap.connections == 1
+        return
+    assert source.stats.failed_attempts == faults
+    assert strap.connections == source.stats.connects == 2
+    after = items[items.index(gaps[0]) + 1 :]
+    assert isinstance(after[0], DeviceInfo) and after[0].connected
+    assert sum(isinstance(i, Packet) for i in after) == 5  # and the session goes on
+    assert source.link_state.phase == "connected"
+    check_delivered_once(strap, [i for i in items if isinstance(i, Packet)], settle_s=0.0)
+
+
+async def test_first_connection_has_the_same_budget(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.set_time_scale(10.0)
+    strap = add_strap(fake_bluez, 0, "TICKR 1A2B")
+    fake_bluez.fail_next_connects(strap.address, 2)  # the third attempt is the last allowed
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=3, max_retries=2)
+    async with BleSource(spec, settle_s=0.0, backoff_initial_s=0.05) as source:
+        packets, _ = await collect_packets(source, 2)
+        assert source.stats.failed_attempts == 2 and source.stats.connects == 1
+    assert strap.failed_connects == 2 and len(packets) == 2
+
+
+async def test_first_connection_timeout_says_what_to_try(fake_bluez: FakeBlueZ) -> None:
+    """A stack stuck at "connecting" (BLE.md: Windows 11): each attempt ends at
+    connect_timeout_s, and when the budget is spent the error says what to try."""
+    strap = add_strap(fake_bluez, 0, "Polar H10 A1B2C3D4")
+    fake_bluez.fail_next_connects(strap.address, 2, hang=True)
+    spec = BleSpec(address=strap.address, scan_timeout_s=5, connect_timeout_s=1.0, max_retries=1)
+    source = BleSource(spec, backoff_initial_s=0.05)
+    with pytest.raises(SourceError) as excinfo:
+        async with source:
+            pytest.fail("connected despite a Connect that never answers")
+    assert not isinstance(excinfo.value, ConnectionLost | DeviceNotFound)
+    message = str(excinfo.value)
+    assert message.startswith(f"could not connect to Polar H10 A1B2C3D4 ({strap.address}) (")
+    assert "2 attempts in " in message and "last: timed out" in message
+    assert "Try: wear the strap and wet its electrodes" in message
+    assert "not connected to another device or app" in message and "vagus scan" in message
+    assert source.stats.failed_attempts == 2 and strap.failed_connects == 2
+    assert source.link_state.phase == "gave_up"
+    await asyncio.sleep(0.1)
+    assert not strap.connected
+
+
+async def test_simulator_strap_read_through_bleak_equals_the_simulator(
+    fake_bluez: FakeBlueZ,
+) -> None:
+    """The simulated BlueZ's strap driven by the simulator's VirtualStrap (as in
+    ``python -m vagus.testing.fake_bluez`` and ``vagus bench ble``), read by the real
+    BleSource for three simulated minutes at 60x: the packets received are the
+    simulator's own packets, byte for byte, but for those discarded while settling."""
+    from vagus.sources.simulator import VirtualStrap
+    from vagus.testing.fake_bluez import make_generator
+
+    seed, scale, session_s, settle_s = 11, 60.0, 180.0, 0.1
+    generator = make_generator(seed)
+    assert isinstance(generator, VirtualStrap)  # what the standalone fake runs
+    fake_bluez.set_time_scale(scale)
+    strap = fake_bluez.add_strap(FakeStrap(strap_address(0), "Polar H10 5EED000B", generator))
+    spec = BleSpec(address=strap.address, scan_timeout_s=5)
+    packets: list[Packet] = []
+    async with BleSource(spec, settle_s=settle_s) as source:
+        async with asyncio.timeout(WAIT_S):
+            async for item in source:
+                assert not isinstance(item, LinkGap)
+                if isinstance(item, Packet):
+                    packets.append(item)
+                if fake_bluez.strap_time_s() >= session_s:
+                    break
+        discarded = source.stats.settle_discarded
+
+    # the simulator on its own, same seed: what the strap should have sent
+    reference = [
+        p.payload
+        for p in VirtualStrap(seed=seed).packets_until(session_s + 10)
+        if isinstance(p, Packet)
+    ]
+    air = [a.payload for a in strap.air]
+    assert air == reference[: len(air)]
+    # received: every packet sent on the one connection, in order, after the settling ones
+    delivered = [a for a in strap.air if a.delivered]
+    assert all(a.connection == 1 for a in delivered)
+    received = [p.payload for p in packets]
+    assert received == [a.payload for a in delivered[discarded : discarded + len(received)]]
+    t_up_s = strap.link(1).t_up_s
+    assert all(a.t_s - t_up_s <= settle_s + 1.0 for a in delivered[:discarded])
+    start = air.index(received[0])
+    assert received == reference[start : start + len(received)]
+    assert len(received) >= 0.8 * session_s  # about one packet per simulated second
+
+
+def test_one_documented_budget_for_connecting_and_reconnecting() -> None:
+    spec = BleSpec()
+    assert spec.max_attempts == spec.max_retries + 1 == 6
+    assert [spec.backoff_s(k) for k in range(7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
+    # 6 attempts of at most 15 s, and the waits between them: under two minutes
+    assert spec.give_up_after_s == 6 * 15.0 + 15.5
+    short = BleSpec(connect_timeout_s=0.5, max_retries=1, backoff_initial_s=0.05)
+    assert short.give_up_after_s == 2 * 0.5 + 0.05
+    for bad in ({"max_retries": -1}, {"connect_timeout_s": 0}, {"scan_timeout_s": math.nan}):
+        with pytest.raises(InvalidInput, match="BleSpec"):
+            BleSpec(**bad)  # type: ignore[arg-type]

@@ -1,12 +1,45 @@
-"""The live one-line status shared by ``vagus monitor``, ``record`` and ``replay``."""
+"""The live one-line status shared by ``vagus monitor``, ``record`` and ``replay``, and the
+note shown once when a strap's RR intervals are missing or unfit for HRV."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from vagus.core.events import Beat, Contact, Event, Metrics, Spectrum
+from vagus.exceptions import DeviceProfileError
 
-__all__ = ["LiveStatus"]
+__all__ = ["LiveStatus", "rr_note"]
+
+
+def rr_note(profile_id: str) -> str | None:
+    """What to tell the user once, on connecting, about a strap whose device profile says
+    its RR intervals are missing (``rr_available = false``) or not accurate enough for HRV
+    (``rr_reliable = false``), e.g. an optical arm sensor; None for a strap with good RR.
+
+    The decision rests on the profile's fields, never on its name; the text ends with the
+    profile's own ``rr_quality`` note. An unknown profile id gives None (and so does an
+    unreadable profile folder: the source reports that itself, naming file and field).
+    """
+    from vagus.devices import load_profiles
+
+    try:
+        profiles = load_profiles()
+    except DeviceProfileError:
+        return None
+    profile = next((p for p in profiles if p.id == profile_id), None)
+    if profile is None or (profile.rr_available and profile.rr_reliable):
+        return None
+    if not profile.rr_available:
+        what = (
+            f"{profile.display_name} sends no RR intervals: vagus shows its heart rate, "
+            "but RMSSD and coherence stay empty. For HRV biofeedback use a chest strap (ECG)."
+        )
+    else:
+        what = (
+            f"the RR intervals of the {profile.display_name} are not accurate enough for "
+            "HRV: read RMSSD and coherence as rough values. A chest strap (ECG) is better."
+        )
+    return f"note: {what} ({profile.rr_quality})"
 
 
 @dataclass
@@ -29,6 +62,8 @@ class LiveStatus:
     beats: int = 0
     artifacts: int = 0
     malformed_examples: list[str] = field(default_factory=list)
+    #: shown instead of "(reconnecting)" while not connected, e.g. "reconnecting… attempt 2 of 6"
+    link_note: str = ""
 
     def line(self) -> str:
         def fmt(value: float | None, spec: str) -> str:
@@ -50,7 +85,7 @@ class LiveStatus:
         if self.malformed:
             parts.append(f"malformed {self.malformed}")
         if not self.connected:
-            parts.append("(reconnecting)")
+            parts.append(self.link_note or "(reconnecting)")
         return "  ".join(parts)
 
     def summary(self) -> str:

@@ -106,10 +106,12 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report of one session; print where."""
+    from vagus.cli.sessions import note_read_only
     from vagus.report.session import write_session_report
     from vagus.store.open import open_store
 
     store = open_store(args.data_dir, create=False)
+    note_read_only(store, "report")
     bar = ProgressBar(f"vagus report {args.session_id}", enabled=not args.quiet)
     try:
         path, summary = write_session_report(
@@ -137,10 +139,12 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_progress(args: argparse.Namespace) -> int:
     """Write the progress report; print where."""
+    from vagus.cli.sessions import note_read_only
     from vagus.report.progress import write_progress_report
     from vagus.store.open import open_store
 
     store = open_store(args.data_dir, create=False)
+    note_read_only(store, "progress")
     bar = ProgressBar("vagus progress", enabled=not args.quiet)
     try:
         path, rows = write_progress_report(

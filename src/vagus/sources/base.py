@@ -16,15 +16,19 @@ dataclasses, never strings; the factory chooses the backend in one place
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from vagus.exceptions import InvalidInput
+
 __all__ = [
     "BleSpec",
     "DeviceInfo",
     "LinkGap",
+    "LinkState",
     "Packet",
     "ReplaySpec",
     "SimSpec",
@@ -84,23 +88,114 @@ class Source(Protocol):
 class BleSpec:
     """A real strap over Bluetooth LE.
 
+    Connecting, and reconnecting after a link loss, share one budget: up to
+    :attr:`max_attempts` (``1 + max_retries``) connection attempts in a row, each bounded
+    as a whole by ``connect_timeout_s`` (finding the strap by address, connecting,
+    resolving its services and subscribing), with a wait of ``backoff_initial_s``,
+    doubling, at most ``backoff_max_s``, before each retry. A connection that drops
+    before it delivered a packet counts as a failed attempt; one packet received makes
+    the budget full again. When the budget is spent the source gives up with an error
+    that says what to try. With the defaults that is 6 attempts and at most about
+    :attr:`give_up_after_s` = 6 x 15 s + (0.5 + 1 + 2 + 4 + 8) s = 105.5 s (under two
+    minutes) of trying after a link loss; the first connection may take ``scan_timeout_s``
+    more, to find the strap, and a connection that comes up but stays silent counts as an
+    attempt that lasted the profile's ``silent_timeout_s`` (5 s) longer.
+
     Attributes:
         address: connect to this address (or platform id) if given.
         name: else the strap whose advertised name contains this (case-insensitive).
-        scan_timeout_s: how long to scan for a matching strap.
-        connect_timeout_s: timeout of one connection attempt.
-        max_retries: reconnection attempts after a link loss before giving up.
+        scan_timeout_s: how long to scan for a matching strap before the first connection (s).
+        connect_timeout_s: how long one connection attempt may take as a whole (s).
+        max_retries: failed connection attempts retried before giving up, for the first
+            connection and after each link loss alike (so ``max_retries + 1`` attempts).
         settle_s: packets in this time after each (re)connect are discarded (BLE.md quirks).
         use_start_notify: BlueZ only: StartNotify (True) or AcquireNotify (False).
+        backoff_initial_s: wait before the first retry (s); the first attempt after a link
+            loss is immediate.
+        backoff_max_s: longest wait between two attempts (s).
+
+    Raises:
+        InvalidInput: a time that is not a positive finite number (``settle_s`` and the
+            backoff times may be 0) or a negative ``max_retries``.
     """
 
     address: str | None = None
     name: str | None = None
     scan_timeout_s: float = 10.0
-    connect_timeout_s: float = 20.0
-    max_retries: int = 8
+    connect_timeout_s: float = 15.0
+    max_retries: int = 5
     settle_s: float = 2.0
     use_start_notify: bool = True
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        for name in ("scan_timeout_s", "connect_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise InvalidInput(
+                    f"BleSpec.{name} must be a positive number of seconds, got {value!r}"
+                )
+        for name in ("settle_s", "backoff_initial_s", "backoff_max_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 <= value < math.inf):
+                raise InvalidInput(
+                    f"BleSpec.{name} must be a number of seconds >= 0, got {value!r}"
+                )
+        if isinstance(self.max_retries, bool) or not (
+            isinstance(self.max_retries, int) and self.max_retries >= 0
+        ):
+            raise InvalidInput(
+                f"BleSpec.max_retries must be an integer >= 0, got {self.max_retries!r}"
+            )
+
+    @property
+    def max_attempts(self) -> int:
+        """Connection attempts in a row before giving up: ``max_retries + 1``."""
+        return self.max_retries + 1
+
+    def backoff_s(self, failures: int) -> float:
+        """The wait before retry number ``failures`` (1 = the first retry), in seconds:
+        ``backoff_initial_s * 2**(failures - 1)``, at most ``backoff_max_s``; 0 for 0."""
+        if failures <= 0:
+            return 0.0
+        return float(min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (failures - 1)))
+
+    @property
+    def give_up_after_s(self) -> float:
+        """The longest a (re)connection keeps trying before it gives up (s): every attempt
+        taking its whole ``connect_timeout_s``, plus the waits between them. Disconnect
+        clean-up after a failed attempt, usually milliseconds, comes on top."""
+        waits = sum(self.backoff_s(k) for k in range(1, self.max_attempts))
+        return self.max_attempts * self.connect_timeout_s + waits
+
+
+@dataclass(slots=True)
+class LinkState:
+    """Where a live source stands in finding and (re)connecting its strap.
+
+    :class:`~vagus.sources.ble.BleSource` keeps one up to date (``source.link_state``) so
+    a status line can show what is going on while no packet arrives; other sources have
+    none.
+
+    Attributes:
+        phase: ``searching`` (scanning for the strap), ``connecting`` (the first
+            connection), ``connected``, ``reconnecting`` (after a link loss) or
+            ``gave_up`` (the retry budget is spent).
+        attempt: the connection attempt under way, or waited for (1 = the first), in the
+            current (re)connection; 0 while searching.
+        max_attempts: attempts allowed in a row (:attr:`BleSpec.max_attempts`).
+        t_lost_s: when the link was lost (``time.monotonic()``), while reconnecting.
+        last_error: why the previous attempt failed ("" if none did).
+        device: the strap being connected, once found (its name and address).
+    """
+
+    phase: str = "searching"
+    attempt: int = 0
+    max_attempts: int = 0
+    t_lost_s: float | None = None
+    last_error: str = ""
+    device: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,18 @@ What it does (Bluetooth SIG Heart Rate Service 1.0; ``../shared/BLE.md``):
   seconds). Each loss yields one ``LinkGap`` (nothing is buffered across a disconnect, the
   beats are lost), then the reader reconnects with capped exponential backoff; packets in
   the first ``settle_s`` after each (re)connect are discarded (straps send nonsense RR
-  right after connecting). After ``max_retries`` failed attempts in a row it raises
-  :class:`~vagus.exceptions.ConnectionLost`.
+  right after connecting).
+- Connecting and reconnecting share one budget (:class:`~vagus.sources.base.BleSpec`):
+  ``max_retries + 1`` attempts in a row, each bounded by ``connect_timeout_s``. Any
+  failure of an attempt (a timeout, the strap not found, a BlueZ error such as
+  ``org.bluez.Error.Failed: Software caused connection abort``, common on real BlueZ)
+  counts against it; only "no Bluetooth adapter" ends at once. When it is spent the first
+  connection raises :class:`~vagus.exceptions.SourceError`, a reconnection
+  :class:`~vagus.exceptions.ConnectionLost`, each with what to try.
+  :attr:`BleSource.link_state` tells a status line where the reader stands meanwhile.
+- Device profiles are read before anything else: a bad profile file is an error naming
+  the file and the field (:class:`~vagus.exceptions.DeviceProfileError`), never a silent
+  fallback to ``generic`` for every strap.
 - Payloads are passed on raw: a malformed one is the pipeline's to reject, never a crash here.
 
 Callbacks become an async iterator through a queue, and everything registered is
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -42,8 +53,9 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
-from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError, VagusError
-from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
+from vagus.devices import DeviceProfile, load_profiles, match_profile
+from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
+from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, LinkState, Packet, SourceItem
 
 __all__ = [
     "BATTERY_LEVEL_UUID",
@@ -84,8 +96,14 @@ _NO_BLUEZ_HINT = (
     "that an adapter is present and powered (`bluetoothctl show`)"
 )
 
+_NO_BLUEZ_ERRORS = (
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+)
+
 _GENERIC_SETTLE_S = 2.0
 _GENERIC_SILENT_TIMEOUT_S = 5.0
+_BLEAK_TIMEOUT_SHARE = 0.9  # of connect_timeout_s, for bleak's own scan/connect timeouts
 _STRONGEST_EXTRA_SCAN_S = 1.5  # after the first strap shows up, wait this long for others
 
 
@@ -118,26 +136,16 @@ class FoundStrap:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Profile:
-    id: str
-    display_name: str
-    settle_s: float
-    silent_timeout_s: float
+def _profile_for(name: str | None) -> DeviceProfile:
+    """The device profile for an advertised name (``generic`` if none matches).
 
-
-def _profile_for(name: str | None) -> _Profile:
-    """The device profile for an advertised name (``generic`` if none matches)."""
-    try:
-        from vagus.devices import match_profile
-
-        p = match_profile(name)
-    except (ImportError, VagusError) as exc:  # no profiles installed: generic behaviour
-        logger.debug("no device profile for %r (%s); using generic defaults", name, exc)
-        return _Profile(
-            "generic", "Generic heart-rate strap", _GENERIC_SETTLE_S, _GENERIC_SILENT_TIMEOUT_S
-        )
-    return _Profile(p.id, p.display_name, p.settle_s, p.silent_timeout_s)
+    Raises:
+        DeviceProfileError: a profile file is invalid (the message names the file and the
+            field, as ``vagus devices`` says it), there is no profile folder, or nothing
+            matches and there is no ``generic`` profile. Never swallowed: one bad file
+            would otherwise make every strap "generic" without a word.
+    """
+    return match_profile(name, load_profiles())
 
 
 @contextlib.contextmanager
@@ -148,10 +156,7 @@ def _bluetooth_errors(what: str) -> Iterator[None]:
     except BleakBluetoothNotAvailableError as exc:
         raise SourceError(f"{what}: Bluetooth is not available ({exc}); {_NO_BLUEZ_HINT}") from None
     except BleakDBusError as exc:
-        if exc.dbus_error in (
-            "org.freedesktop.DBus.Error.ServiceUnknown",
-            "org.freedesktop.DBus.Error.NameHasNoOwner",
-        ):
+        if exc.dbus_error in _NO_BLUEZ_ERRORS:
             raise SourceError(
                 f"{what}: BlueZ is not running (no org.bluez on the system bus); {_NO_BLUEZ_HINT}"
             ) from None
@@ -170,7 +175,9 @@ async def scan(timeout_s: float = 5.0) -> list[FoundStrap]:
 
     Raises:
         SourceError: no Bluetooth adapter, or BlueZ not reachable.
+        DeviceProfileError: a device profile is invalid (checked before scanning).
     """
+    load_profiles()  # a bad profile file is reported now, not after the scan
     with _bluetooth_errors("cannot scan"):
         found = await BleakScanner.discover(
             timeout_s, return_adv=True, service_uuids=[HEART_RATE_SERVICE_UUID]
@@ -192,7 +199,7 @@ class BleStats:
     settle_discarded: int = 0  #: packets discarded in the settling time after a (re)connect
     gaps: int = 0  #: link losses (LinkGap yielded)
     connects: int = 0  #: successful connections, the first included
-    failed_attempts: int = 0  #: connection attempts that failed
+    failed_attempts: int = 0  #: connection attempts that failed (raised), first connection included
 
 
 # queue item kinds
@@ -216,15 +223,18 @@ class BleSource:
 
     Timing: ``settle_s`` is ``max(spec.settle_s, profile.settle_s)`` and the silent timeout
     the profile's ``silent_timeout_s``, unless given here (tests and benchmarks run the
-    straps faster than real time). Reconnect attempts wait ``backoff_initial_s * 2**(k-1)``
-    seconds before the k-th retry (the first is immediate), capped at ``backoff_max_s``.
+    straps faster than real time). The first connection and every reconnection may make
+    ``spec.max_attempts`` attempts in a row (:class:`~vagus.sources.base.BleSpec` states
+    the budget and how long it lasts); the k-th retry waits
+    ``backoff_initial_s * 2**(k-1)`` seconds, at most ``backoff_max_s`` (the first attempt
+    after a link loss is immediate).
 
     Args:
         spec: which strap and the connection parameters.
         settle_s: override of the settling time (s).
         silent_timeout_s: override of the silence that counts as link loss (s).
-        backoff_initial_s: first backoff delay (s).
-        backoff_max_s: largest backoff delay (s).
+        backoff_initial_s: override of ``spec.backoff_initial_s`` (s).
+        backoff_max_s: override of ``spec.backoff_max_s`` (s).
     """
 
     def __init__(
@@ -233,15 +243,24 @@ class BleSource:
         *,
         settle_s: float | None = None,
         silent_timeout_s: float | None = None,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 15.0,
+        backoff_initial_s: float | None = None,
+        backoff_max_s: float | None = None,
     ) -> None:
+        if backoff_initial_s is not None or backoff_max_s is not None:
+            spec = dataclasses.replace(
+                spec,
+                backoff_initial_s=(
+                    spec.backoff_initial_s if backoff_initial_s is None else backoff_initial_s
+                ),
+                backoff_max_s=spec.backoff_max_s if backoff_max_s is None else backoff_max_s,
+            )
         self.spec = spec
         self.stats = BleStats()
+        #: Where the reader stands (searching, connecting, reconnecting, attempt k of n),
+        #: for status lines; updated in place.
+        self.link_state = LinkState(max_attempts=spec.max_attempts)
         self._settle_override = settle_s
         self._silent_override = silent_timeout_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
         self._queue: asyncio.Queue[tuple[int, float, bytes, int]] = asyncio.Queue()
         self._client: BleakClient | None = None
         self._generation = 0  # bumped per connection; stale callbacks are ignored
@@ -250,7 +269,7 @@ class BleSource:
         self._got_hrm = False
         self._address = ""
         self._name: str | None = None
-        self._profile = _profile_for(None)
+        self._profile: DeviceProfile | None = None  # known once the strap is found
         self._battery_pct: int | None = None
         self._body_location: int | None = None
         self._iterator: AsyncIterator[SourceItem] | None = None
@@ -267,47 +286,41 @@ class BleSource:
         return self._name
 
     @property
+    def profile(self) -> DeviceProfile | None:
+        """The strap's device profile (None until the strap is found)."""
+        return self._profile
+
+    @property
     def profile_id(self) -> str:
-        return self._profile.id
+        return self._profile.id if self._profile is not None else "generic"
 
     @property
     def settle_s(self) -> float:
         if self._settle_override is not None:
             return self._settle_override
-        return max(self.spec.settle_s, self._profile.settle_s)
+        profile_s = self._profile.settle_s if self._profile is not None else _GENERIC_SETTLE_S
+        return max(self.spec.settle_s, profile_s)
 
     @property
     def silent_timeout_s(self) -> float:
         if self._silent_override is not None:
             return self._silent_override
+        if self._profile is None:
+            return _GENERIC_SILENT_TIMEOUT_S
         return self._profile.silent_timeout_s
 
     # ----------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> BleSource:
+        load_profiles()  # a bad profile file is reported before any scanning
+        self.link_state.phase = "searching"
         with _bluetooth_errors("cannot connect"):
             device = await self._find()
         self._address = device.address
         self._name = device.name
         self._profile = _profile_for(device.name)
-        failures = 0
-        while True:
-            try:
-                await self._connect(device if failures == 0 else device.address)
-                break
-            except (BleakError, TimeoutError, OSError, EOFError) as exc:
-                failures += 1
-                self.stats.failed_attempts += 1
-                if isinstance(exc, BleakBluetoothNotAvailableError):
-                    raise SourceError(
-                        f"cannot connect: Bluetooth is not available ({exc}); {_NO_BLUEZ_HINT}"
-                    ) from None
-                if failures > self.spec.max_retries:
-                    raise SourceError(
-                        f"could not connect to {self._describe()} "
-                        f"({failures} attempts, last: {_reason(exc)}). Try: {CONNECT_HINTS}"
-                    ) from None
-                await asyncio.sleep(self._backoff(failures))
+        self.link_state.device = self._describe()
+        await self._connect_within_budget(device, 0, reconnecting=False)
         self._pending.append(self._device_info())
         return self
 
@@ -387,14 +400,72 @@ class BleSource:
 
     # ----------------------------------------------------------------- connecting
 
-    def _backoff(self, failures: int) -> float:
-        """Delay before retry number ``failures`` (1 = first retry): capped exponential."""
-        if failures <= 0:
-            return 0.0
-        return float(min(self._backoff_max_s, self._backoff_initial_s * 2 ** (failures - 1)))
+    async def _connect_within_budget(
+        self, device: BLEDevice | None, failures: int, *, reconnecting: bool
+    ) -> int:
+        """Connect, retrying with backoff within the spec's budget; returns ``failures``.
+
+        The first connection and a reconnection behave alike (:class:`BleSpec`): every
+        failed attempt (BleakError, a D-Bus error from BlueZ, a timeout, an OS error) is
+        counted, waited for and retried; ``failures`` attempts of this (re)connection have
+        failed already (a connection that dropped before delivering a packet).
+
+        Raises:
+            SourceError: Bluetooth is not available (at once), or the first connection
+                spent its budget.
+            ConnectionLost: a reconnection spent its budget.
+        """
+        spec = self.spec
+        state = self.link_state
+        state.phase = "reconnecting" if reconnecting else "connecting"
+        state.max_attempts = spec.max_attempts
+        t_start = state.t_lost_s if reconnecting and state.t_lost_s is not None else None
+        t_start = time.monotonic() if t_start is None else t_start
+        while failures < spec.max_attempts:
+            state.attempt = failures + 1
+            await asyncio.sleep(spec.backoff_s(failures))
+            # the first attempt uses the device just scanned; retries find it by address
+            first = device is not None and failures == 0
+            target: BLEDevice | str = device if first and device is not None else self._address
+            try:
+                await self._connect(target)
+            except (BleakError, TimeoutError, OSError, EOFError) as exc:
+                if isinstance(exc, BleakBluetoothNotAvailableError):
+                    state.phase = "gave_up"
+                    raise SourceError(
+                        f"cannot connect: Bluetooth is not available ({exc}); {_NO_BLUEZ_HINT}"
+                    ) from None
+                failures += 1
+                self.stats.failed_attempts += 1
+                state.last_error = _reason(exc)
+                logger.info(
+                    "%s to %s failed (attempt %d of %d): %s",
+                    "reconnect" if reconnecting else "connect",
+                    self._describe(),
+                    failures,
+                    spec.max_attempts,
+                    state.last_error,
+                )
+                continue
+            state.phase = "connected"
+            state.t_lost_s = None
+            return failures
+        state.phase = "gave_up"
+        took = f"{failures} attempts in {time.monotonic() - t_start:.0f} s"
+        last = f"last: {state.last_error}" if state.last_error else "no packet arrived"
+        if reconnecting:
+            raise ConnectionLost(
+                f"lost {self._describe()} and could not reconnect: {took} failed ({last}). "
+                f"The strap may be out of range, off, or its battery flat. Try: {CONNECT_HINTS}"
+            )
+        raise SourceError(
+            f"could not connect to {self._describe()} ({took}, {last}). Try: {CONNECT_HINTS}"
+        )
 
     async def _connect(self, target: BLEDevice | str) -> None:
-        """One connection attempt: connect, subscribe, read battery and body location."""
+        """One connection attempt, bounded as a whole by ``spec.connect_timeout_s``:
+        connect (finding the strap by address first when ``target`` is one), subscribe,
+        read battery and body location."""
         self._generation += 1
         generation = self._generation
         queue = self._queue
@@ -412,11 +483,13 @@ class BleSource:
         client = BleakClient(
             target,
             disconnected_callback=on_disconnect,
-            timeout=self.spec.connect_timeout_s,
+            # a little under the attempt's bound, so bleak gets to say why when it can
+            # ("Device with address … was not found" rather than a bare timeout)
+            timeout=_BLEAK_TIMEOUT_SHARE * self.spec.connect_timeout_s,
         )
         self._client = client
         try:
-            async with asyncio.timeout(2 * self.spec.connect_timeout_s + 5):
+            async with asyncio.timeout(self.spec.connect_timeout_s):
                 await client.connect()
                 bluez: BlueZNotifyArgs = {"use_start_notify": self.spec.use_start_notify}
                 await client.start_notify(HEART_RATE_MEASUREMENT_UUID, on_hrm, bluez=bluez)
@@ -457,31 +530,11 @@ class BleSource:
             t_s=time.monotonic(),
             device_id=self._address,
             name=self._name or self._address,
-            profile_id=self._profile.id,
+            profile_id=self.profile_id,
             battery_pct=self._battery_pct,
             body_location=self._body_location,
             connected=connected,
         )
-
-    async def _reconnect(self, failures: int) -> int:
-        """Reconnect after a loss; returns the failure count. Raises ConnectionLost."""
-        t_lost = time.monotonic()
-        while True:
-            if failures >= self.spec.max_retries:
-                raise ConnectionLost(
-                    f"lost {self._describe()} and could not reconnect: {failures} attempts in "
-                    f"{time.monotonic() - t_lost:.0f} s failed. The strap may be out of range, "
-                    f"off, or its battery flat. Try: {CONNECT_HINTS}"
-                )
-            await asyncio.sleep(self._backoff(failures))
-            try:
-                with _bluetooth_errors("cannot reconnect"):
-                    await self._connect(self._address)
-                return failures
-            except (BleakError, TimeoutError, OSError, EOFError) as exc:
-                failures += 1
-                self.stats.failed_attempts += 1
-                logger.info("reconnect to %s failed: %s", self._describe(), _reason(exc))
 
     # ----------------------------------------------------------------- streaming
 
@@ -529,9 +582,12 @@ class BleSource:
                     failures += 1  # a connection that delivered nothing counts as failed
                 await self._drop_client()
                 self.stats.gaps += 1
+                state = self.link_state
+                state.phase, state.t_lost_s = "reconnecting", t_lost
+                state.attempt, state.last_error = failures + 1, ""
                 logger.info("link to %s lost (%s); reconnecting", self._describe(), lost_reason)
                 yield LinkGap(t_lost, lost_reason, self._address)
-                failures = await self._reconnect(failures)
+                failures = await self._connect_within_budget(None, failures, reconnecting=True)
                 yield self._device_info()
         finally:
             await self._drop_client()
@@ -545,9 +601,12 @@ def _find_char(client: BleakClient, uuid: str) -> BleakGATTCharacteristic | None
 
 
 def _reason(exc: BaseException) -> str:
+    """Why one connection attempt failed, in a few words."""
     if isinstance(exc, TimeoutError):
         return "timed out"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, BleakDBusError) and exc.dbus_error in _NO_BLUEZ_ERRORS:
+        return f"BlueZ is not running (no org.bluez on the system bus; {_NO_BLUEZ_HINT})"
+    return str(exc).rstrip(".") or type(exc).__name__  # it goes inside a sentence
 
 
 async def _disconnect_quietly(client: BleakClient) -> None:

@@ -20,7 +20,8 @@ Each :class:`FakeStrap` is driven by a packet generator (anything with
 is a small built-in one) on a strap clock that may run faster than real time
 (``time_scale``), so a 5-minute session takes seconds. Faults are scripted through the
 Python API (:meth:`FakeBlueZ.drop_link`, :meth:`~FakeBlueZ.power_off`,
-:meth:`~FakeBlueZ.disappear`, :meth:`~FakeBlueZ.set_silent`, ...) or, when the fake runs
+:meth:`~FakeBlueZ.disappear`, :meth:`~FakeBlueZ.set_silent`,
+:meth:`~FakeBlueZ.fail_next_connects`, ...) or, when the fake runs
 as a separate process (``python -m vagus.testing.fake_bluez``), through the D-Bus
 interface ``org.vagus.FakeBlueZ1`` at ``/org/vagus/FakeBlueZ`` (:class:`ControlClient`).
 
@@ -293,6 +294,8 @@ class FakeStrap:
         battery_pct: Battery Level (0x2A19), or None for a strap without Battery Service.
         body_location: Body Sensor Location (0x2A38; 1 = chest), or None if absent.
         advertise_uuids: the service UUIDs in its advertisements.
+        connect_faults: what the next ``Connect`` calls do instead of connecting, one
+            entry each, oldest first (see :meth:`FakeBlueZ.fail_next_connects`).
     """
 
     address: str
@@ -313,6 +316,8 @@ class FakeStrap:
     air: list[AirPacket] = field(default_factory=list)
     links: list[LinkPeriod] = field(default_factory=list)
     connections: int = 0
+    connect_faults: list[str] = field(default_factory=list)
+    failed_connects: int = 0  #: Connect calls answered by a scripted fault
 
     @property
     def path(self) -> str:
@@ -566,6 +571,18 @@ class FakeBlueZ:
         """A silent strap stays connected but sends nothing (BLE.md: reader must notice)."""
         self.strap(address).silent = silent
 
+    def fail_next_connects(self, address: str, count: int, *, hang: bool = False) -> None:
+        """The next ``count`` ``Connect`` calls to the strap fail, then connecting works.
+
+        By default each fails as it often does on real BlueZ: after ``connect_fail_s``,
+        the error ``org.bluez.Error.Failed: Software caused connection abort``. With
+        ``hang`` each is never answered (a stack stuck at "connecting", as Windows 11 is
+        reported to be): only the client's own timeout ends it.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        self.strap(address).connect_faults.extend(["hang" if hang else "fail"] * count)
+
     # ----------------------------------------------------------------- object tree
 
     def _emit(
@@ -730,6 +747,14 @@ class FakeBlueZ:
         return None
 
     async def _connect_later(self, msg: Message, strap: FakeStrap) -> None:
+        if strap.connect_faults and not strap.connected:
+            fault = strap.connect_faults.pop(0)
+            strap.failed_connects += 1
+            if fault == "hang":
+                return  # never answered: the client times out (and calls Disconnect)
+            await asyncio.sleep(self._connect_fail_s)
+            self._reply(Message.new_error(msg, _ERR_FAILED, "Software caused connection abort"))
+            return
         if not (strap.powered and strap.advertising):
             # an unreachable peripheral: the LE connection attempt ends in failure
             await asyncio.sleep(self._connect_fail_s)
@@ -1063,6 +1088,9 @@ class FakeBlueZ:
             if member == "SetAdvertising":
                 self.set_advertising(msg.body[0], bool(msg.body[1]))
                 return Message.new_method_return(msg)
+            if member == "FailConnects":  # (s address, u count, b hang)
+                self.fail_next_connects(msg.body[0], int(msg.body[1]), hang=bool(msg.body[2]))
+                return Message.new_method_return(msg)
             if member == "ListStraps":
                 return Message.new_method_return(msg, "as", [list(self.straps)])
             if member == "SentLog":
@@ -1109,6 +1137,10 @@ class ControlClient:
         if reply.message_type == MessageType.ERROR:
             raise RuntimeError(f"{member}: {reply.error_name} {reply.body}")
         return list(reply.body)
+
+    async def fail_next_connects(self, address: str, count: int, *, hang: bool = False) -> None:
+        """:meth:`FakeBlueZ.fail_next_connects` in the fake's process."""
+        await self.call("FailConnects", "sub", [address, count, hang])
 
     async def sent_log(self, address: str) -> list[SentPacket]:
         """Every 0x2A37 notification the fake sent to ``address``'s subscribers."""
