@@ -17,7 +17,7 @@ import pytest
 
 from vagus.cli import main
 from vagus.cli._live import LiveStatus, rr_note
-from vagus.cli.monitor import _StatusView
+from vagus.cli._live import StatusView as _StatusView
 from vagus.core.events import event_from_json
 from vagus.devices import default_profiles_dir, load_profiles
 from vagus.sources.base import BleSpec, LinkState

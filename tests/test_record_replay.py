@@ -476,10 +476,20 @@ def test_recorder_stops_writing_on_a_store_error_and_keeps_it(tmp_path: Path) ->
 
 
 def test_record_with_nothing_received_keeps_no_empty_session(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A duration shorter than the first packet of the simulator (about 0.3 s in).
-    code, _live, err = _record(capsys, tmp_path, "--duration", "0.01")
+    # --duration counts from the first packet, so a simulated strap that stops itself
+    # within the settling time after connecting (2 s, packets discarded) stands for a
+    # source that delivers nothing.
+    import dataclasses
+
+    import vagus.cli.record as record
+
+    real_spec = record._spec
+    monkeypatch.setattr(
+        record, "_spec", lambda args: dataclasses.replace(real_spec(args), duration_s=1.0)
+    )
+    code, _live, err = _record(capsys, tmp_path)
     assert code == 1
     assert "no session saved" in err
     with SqliteStore(tmp_path / "sessions.sqlite3") as store:

@@ -3,12 +3,32 @@ note shown once when a strap's RR intervals are missing or unfit for HRV."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from vagus.cli._common import positive_float, status_line
 from vagus.core.events import Beat, Contact, Event, Metrics, Spectrum
 from vagus.exceptions import DeviceProfileError
+from vagus.sources.base import BleSpec, LinkState, SimSpec, SourceSpec
 
-__all__ = ["LiveStatus", "rr_note"]
+__all__ = [
+    "ADDRESS_RE",
+    "BLE_ONLY_OPTIONS",
+    "SIM_ONLY_OPTIONS",
+    "LiveStatus",
+    "StatusView",
+    "add_strap_arguments",
+    "check_source_options",
+    "link_text",
+    "parse_retries",
+    "reconnect_budget_text",
+    "rr_note",
+    "source_spec",
+]
 
 
 def rr_note(profile_id: str) -> str | None:
@@ -135,3 +155,190 @@ class LiveStatus:
     def with_tail(self, tail: str) -> str:
         """The status line followed by ``tail`` (e.g. ``REC <id>``)."""
         return f"{self.line()}  {tail}"
+
+
+# a Bluetooth address, or a CoreBluetooth UUID (macOS hides addresses)
+ADDRESS_RE = re.compile(
+    r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$"
+)
+
+_ERROR_CHARS = 48  # of the last attempt's error on the status line
+
+#: Options that only mean something for the simulator, and only for a strap (argparse
+#: destinations; their defaults are suppressed so that "given" can be told from "default").
+SIM_ONLY_OPTIONS = {"seed": "--seed", "speed": "--speed"}
+BLE_ONLY_OPTIONS = {
+    "scan_timeout": "--scan-timeout",
+    "connect_timeout": "--connect-timeout",
+    "retries": "--retries",
+    "acquire_notify": "--acquire-notify",
+}
+
+
+def parse_retries(text: str) -> int:
+    """argparse type for ``--retries``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0 (0: never retry)")
+    return value
+
+
+def reconnect_budget_text() -> str:
+    """How long a (re)connection keeps trying with the default settings (for --help)."""
+    spec = BleSpec()
+    waits = ", ".join(f"{spec.backoff_s(k):g}" for k in range(1, spec.max_attempts))
+    return (
+        f"If the link to the strap is lost, vagus marks a gap and reconnects by itself: up "
+        f"to {spec.max_attempts} attempts in a row (1 + --retries), each up to "
+        f"--connect-timeout seconds, waiting {waits} s between them. With the defaults it "
+        f"keeps trying for at most about {spec.give_up_after_s:.0f} s, showing the attempt "
+        f"on the status line, then stops with exit status 1 and what to try. The first "
+        f"connection has the same budget, after up to --scan-timeout seconds of searching."
+    )
+
+
+def add_strap_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scan-timeout``, ``--connect-timeout`` and ``--retries`` (strap only; defaults
+    suppressed, see :func:`check_source_options`), as ``monitor`` and ``record`` take them."""
+    defaults = BleSpec()
+    parser.add_argument(
+        "--scan-timeout",
+        type=positive_float,
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="seconds to look for the strap before giving up "
+        f"(default {defaults.scan_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="seconds one connection attempt may take, finding the strap again included "
+        f"(default {defaults.connect_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--retries",
+        type=parse_retries,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="failed connection attempts in a row to retry before giving up, on connecting "
+        f"and after each link loss (default {defaults.max_retries})",
+    )
+
+
+def check_source_options(
+    args: argparse.Namespace,
+    error: Callable[[str], object],
+    *,
+    sim_only: Mapping[str, str] = SIM_ONLY_OPTIONS,
+    ble_only: Mapping[str, str] = BLE_ONLY_OPTIONS,
+) -> None:
+    """Options that do not apply to the chosen source are usage errors, never silently
+    ignored: ``error`` (the parser's ``error``: exit status 2) is called with the message.
+
+    ``sim_only`` and ``ble_only`` map argparse destinations to flags; their defaults must
+    be suppressed (``argparse.SUPPRESS``) so that "given" can be told from "default".
+    """
+    if args.sim:
+        wrong = [flag for dest, flag in ble_only.items() if hasattr(args, dest)]
+        if wrong:
+            error(
+                f"{' and '.join(wrong)}: only for a strap, not with --sim; leave "
+                f"{'them' if len(wrong) > 1 else 'it'} out"
+            )
+    else:
+        wrong = [flag for dest, flag in sim_only.items() if hasattr(args, dest)]
+        if wrong:
+            error(
+                f"{' and '.join(wrong)}: only for the simulator; add --sim (or leave "
+                f"{'them' if len(wrong) > 1 else 'it'} out to use a strap)"
+            )
+
+
+def source_spec(args: argparse.Namespace) -> SourceSpec:
+    if args.sim:
+        # no duration_s: --duration counts from the first packet, here as for a strap
+        return SimSpec(seed=getattr(args, "seed", 0), speed=getattr(args, "speed", 1.0))
+    defaults = BleSpec()
+    address = name = None
+    if args.device is not None and ADDRESS_RE.match(args.device):
+        address = args.device
+    elif args.device is not None:
+        name = args.device
+    return BleSpec(
+        address=address,
+        name=name,
+        scan_timeout_s=getattr(args, "scan_timeout", defaults.scan_timeout_s),
+        connect_timeout_s=getattr(args, "connect_timeout", defaults.connect_timeout_s),
+        max_retries=getattr(args, "retries", defaults.max_retries),
+        use_start_notify=not getattr(args, "acquire_notify", False),
+    )
+
+
+def link_text(link: LinkState, now_s: float) -> str:
+    """What the source is doing while no packet flows: searching, attempt k of n, …"""
+    if link.phase == "searching":
+        return "searching for a strap…"
+    attempt = f"attempt {link.attempt} of {link.max_attempts}"
+    error = link.last_error  # shortened: the status line must stay one terminal line
+    if len(error) > _ERROR_CHARS:
+        error = error[: _ERROR_CHARS - 1].rstrip() + "…"
+    last = f"; last attempt: {error}" if error else ""
+    if link.phase == "reconnecting":
+        down = f", link down {now_s - link.t_lost_s:.0f} s" if link.t_lost_s is not None else ""
+        return f"reconnecting… {attempt}{down}{last}"
+    target = f" to {link.device}" if link.device else ""
+    return f"connecting{target}… {attempt}{last}"
+
+
+class StatusView:
+    """The live status line on stderr, redrawn every ``interval_s`` even without packets.
+
+    On a terminal the line is rewritten in place four times a second; elsewhere (a log, a
+    pipe) a plain line is written once a second, and only when it changed, so a long wait
+    adds a line per second at most (the link-down counter) and none while searching. A
+    link loss or a (re)connection is drawn at once (``draw(force=True)``).
+    """
+
+    def __init__(self, status: LiveStatus, link: LinkState | None, *, tty: bool) -> None:
+        self.status = status
+        self.link = link
+        self.tty = tty
+        self.interval_s = 0.25 if tty else 1.0
+        self._next_s = 0.0
+        self._last_text = ""
+
+    def text(self) -> str:
+        """The line to show now ("" for nothing yet: a source without link state)."""
+        now_s = time.monotonic()
+        status, link = self.status, self.link
+        if not status.device:  # not connected yet: searching, or attempt k of n
+            return link_text(link, now_s) if link is not None else ""
+        if not status.connected:
+            if link is not None and link.phase == "reconnecting":
+                status.link_note = link_text(link, now_s)
+            else:
+                status.link_note = "reconnecting…"
+        return status.line()
+
+    def draw(self, *, force: bool = False) -> None:
+        """Draw now if ``force`` or the interval has passed since the last drawing."""
+        now_s = time.monotonic()
+        if not force and now_s < self._next_s:
+            return
+        self._next_s = now_s + self.interval_s
+        text = self.text()
+        if not text or (not self.tty and text == self._last_text):
+            return
+        self._last_text = text
+        status_line(text)
+
+    async def keep_drawing(self) -> None:
+        """Redraw whenever the interval has passed (cancel to stop)."""
+        while True:
+            await asyncio.sleep(max(self._next_s - time.monotonic(), 0.01))
+            self.draw()

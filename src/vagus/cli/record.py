@@ -26,6 +26,15 @@ commit, at least every second); once it ends, as ended.
 Times: the session starts when the recording starts (wall clock). A strap's session ends
 on the wall clock; a simulated one (``--sim``) at the start plus the simulated seconds it
 ran, so at ``--speed 4`` or ``max`` its start and end are as far apart as its duration.
+``--duration`` counts from the first input received, for the strap and ``--sim`` alike:
+the settling time after connecting (packets discarded) does not count.
+
+As in ``vagus monitor`` (whose helpers this module uses): options of the other source
+(``--seed``, ``--speed``, ``--sim-option`` without ``--sim``; ``--device``,
+``--scan-timeout``, ``--connect-timeout``, ``--retries`` with it) are usage errors; the
+status line is redrawn while the strap is searched for or reconnected, and a link loss
+shows at once with the attempt under way; a strap whose profile says its RR intervals are
+missing or unfit for HRV gets a note on stderr when it connects, once.
 """
 
 from __future__ import annotations
@@ -33,12 +42,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
 import signal
 import sys
-import time
 from typing import Any, NamedTuple, TextIO
 
 from vagus.cli._common import (
@@ -47,13 +56,31 @@ from vagus.cli._common import (
     interrupted_status,
     note,
     parse_speed,
+    positive_float,
     status_line,
 )
-from vagus.cli._live import LiveStatus
+from vagus.cli._live import (
+    SIM_ONLY_OPTIONS,
+    LiveStatus,
+    StatusView,
+    add_strap_arguments,
+    check_source_options,
+    reconnect_budget_text,
+    rr_note,
+    source_spec,
+)
 from vagus.core.events import Beat, Event, Marker, PacerChange
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import StoreError
-from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceSpec
+from vagus.sources.base import (
+    BleSpec,
+    DeviceInfo,
+    LinkGap,
+    LinkState,
+    Packet,
+    SimSpec,
+    SourceSpec,
+)
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, Store
 from vagus.store.location import add_data_dir_argument
 from vagus.store.recorder import Recorder, SessionSummary, feed_counting
@@ -69,10 +96,12 @@ __all__ = [
     "run",
 ]
 
-_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
-_UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 _TICK_S = 0.25
-_STATUS_EVERY_S = 1.0
+
+#: The simulator-only options (argparse destinations -> flags; their defaults are
+#: suppressed so that "given" can be told from "default"): monitor's, plus --sim-option.
+#: The strap-only ones are monitor's (its --acquire-notify is not a ``record`` option).
+_SIM_ONLY_OPTIONS = {**SIM_ONLY_OPTIONS, "sim_option": "--sim-option"}
 
 
 #: The text of the marker written at the first input of a recording.
@@ -123,42 +152,53 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "The session starts when the recording starts; a strap's ends on the wall "
             "clock, a simulated one (--sim) on the simulated clock: its end is its start "
             "plus the simulated seconds recorded, whatever the --speed, so a 10-minute "
-            "session recorded at --speed max still spans 10 minutes."
+            "session recorded at --speed max still spans 10 minutes. "
+            + reconnect_budget_text()
+            + " A strap lost for good ends the session, saved, with the marker "
+            "`stop: strap lost`."
         ),
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--device", metavar="ADDR|NAME", help="strap address, or part of its name")
     src.add_argument("--sim", action="store_true", help="record the simulated strap")
-    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="simulator seed (only with --sim; default 0)",
+    )
     p.add_argument(
         "--speed",
         type=parse_speed,
-        default=1.0,
+        default=argparse.SUPPRESS,
         metavar="X|max",
         help=(
-            "simulator speed: 1 is real time, max as fast as possible (with --sim); "
-            "the session's end time is on the simulated clock either way"
+            "simulator speed: 1 is real time, max as fast as possible (only with --sim; "
+            "default 1); the session's end time is on the simulated clock either way"
         ),
     )
     p.add_argument(
         "--sim-option",
         action="append",
-        default=[],
+        default=argparse.SUPPRESS,
         type=_sim_option,
         metavar="KEY=VALUE",
         help=(
-            "simulator option (repeatable), e.g. dropouts_per_hour=20, "
-            "ectopic_rate=0.01, dropouts=[[60,5]] (the fields of SubjectConfig/StrapConfig)"
+            "simulator option (repeatable; only with --sim), e.g. dropouts_per_hour=20, "
+            "ectopic_rate=0.01, dropouts=[[60,5]], profile_id=polar_verity_sense (the "
+            "fields of SubjectConfig/StrapConfig)"
         ),
     )
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument(
-        "--scan-timeout",
-        type=float,
-        default=10.0,
+        "--duration",
+        type=positive_float,
+        default=None,
         metavar="S",
-        help="seconds to look for the strap before giving up (default 10)",
+        help="stop after S seconds of packets, counted from the first packet received (the "
+        "settling time after connecting, when packets are discarded, does not count), for "
+        "the strap and --sim alike",
     )
+    add_strap_arguments(p)
     p.add_argument("--title", default="", help="session title")
     p.add_argument("--participant", default="me", help="participant name (default: me)")
     p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
@@ -176,7 +216,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_data_dir_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, record_usage_error=p.error)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Options that do not apply to the chosen source are usage errors (exit status 2),
+    never silently ignored: the same rule and messages as ``vagus monitor``."""
+    check_source_options(args, args.record_usage_error, sim_only=_SIM_ONLY_OPTIONS)
 
 
 def _sim_option(text: str) -> tuple[str, Any]:
@@ -192,24 +238,15 @@ def _sim_option(text: str) -> tuple[str, Any]:
 
 
 def _spec(args: argparse.Namespace) -> SourceSpec:
-    if args.duration is not None and not args.duration > 0:
-        from vagus.exceptions import InvalidInput
+    """The source of ``args``, built as ``vagus monitor`` builds it (the strap's address or
+    name, --scan-timeout, --connect-timeout, --retries), plus the ``--sim-option``s.
 
-        raise InvalidInput(f"--duration must be positive, got {args.duration}")
-    if args.sim:
-        return SimSpec(
-            seed=args.seed,
-            speed=args.speed,
-            duration_s=args.duration,
-            options=dict(args.sim_option),
-        )
-    device: str | None = args.device
-    scan_s: float = args.scan_timeout
-    if device is None:
-        return BleSpec(scan_timeout_s=scan_s)
-    if _MAC.match(device) or _UUID.match(device):
-        return BleSpec(address=device, scan_timeout_s=scan_s)
-    return BleSpec(name=device, scan_timeout_s=scan_s)
+    No ``duration_s`` for the simulator: ``--duration`` counts from the first input, as for
+    a strap (:func:`_capture` stops there)."""
+    spec = source_spec(args)
+    if isinstance(spec, SimSpec):
+        return dataclasses.replace(spec, options=dict(getattr(args, "sim_option", [])))
+    return spec
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -228,6 +265,22 @@ def _tail(recorder: Recorder) -> str:
     if recorder.recording:
         return f"REC {recorder.session_id}"
     return "NOT RECORDING"
+
+
+class _RecordStatusView(StatusView):
+    """``vagus monitor``'s live status line (:class:`~vagus.cli.monitor.StatusView`:
+    redrawn while no packet flows, a link loss shown at once with the reconnection attempt
+    under way), followed by ``REC <id>`` or ``NOT RECORDING`` once a strap is connected."""
+
+    def __init__(self, status: LiveStatus, recorder: Recorder, *, tty: bool) -> None:
+        super().__init__(status, None, tty=tty)
+        self.recorder = recorder
+
+    def text(self) -> str:
+        text = super().text()
+        if text and self.status.device:
+            return f"{text}  {_tail(self.recorder)}"
+        return text
 
 
 def _silence_stdout() -> None:
@@ -295,7 +348,12 @@ async def _capture(
     json_out: bool = args.json
     flush_each = not (isinstance(spec, SimSpec) and spec.speed is None)  # live: per batch
     show_status = not json_out or sys.stderr.isatty()
+    # monitor's status view: redrawn while no packet flows (searching, reconnecting with
+    # the attempt under way), a link loss drawn at once; the source's link state is
+    # attached when the source is opened
+    view = _RecordStatusView(status, recorder, tty=sys.stderr.isatty())
     profile: str | None = None
+    noted: set[str] = set()  # profiles whose RR note was shown
     warned = not recorder.recording
     searching = isinstance(spec, BleSpec)
     sources: list[Any] = []  # the open source (the simulator follows pacer changes)
@@ -387,14 +445,17 @@ async def _capture(
         else:
             waiting_lines.append(text)
 
-    # The simulator stops itself at ``duration_s`` of its time; a strap's recording
-    # stops once its input spans ``--duration`` from the first packet (scan and
-    # connection time do not count).
-    limit_s: float | None = args.duration if isinstance(spec, BleSpec) else None
+    # The recording stops once its input spans ``--duration`` from the first input (the
+    # start marker), for a strap and the simulator alike: scan, connection and the
+    # settling time after connecting (packets discarded) do not count.
+    limit_s: float | None = args.duration
 
     async def consume() -> None:
         nonlocal profile, searching
-        async with open_source(spec) as source:
+        opened = open_source(spec)
+        link = getattr(opened, "link_state", None)  # a strap's: searching, attempt k of n
+        view.link = link if isinstance(link, LinkState) else None
+        async with opened as source:
             sources.append(source)
             async for item in source:
                 if isinstance(item, DeviceInfo):
@@ -407,9 +468,16 @@ async def _capture(
                             f"vagus record: connected to {item.name} ({item.device_id}), "
                             f"profile {item.profile_id}"
                         )
+                    if item.connected and item.profile_id not in noted:
+                        noted.add(item.profile_id)  # once, not again on each reconnect
+                        warning = rr_note(item.profile_id)
+                        if warning:
+                            note(warning)  # stderr, in --json mode too
                     if item.profile_id != profile:
                         profile = item.profile_id
                         recorder.set_device_profile(profile)
+                    if show_status:
+                        view.draw(force=True)
                     continue
                 t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
                 if not t_start:
@@ -425,21 +493,17 @@ async def _capture(
                     status.gaps += 1
                     status.at(item.t_s)
                     write(GapRecord(item.t_s, item.reason, participant))
+                    if show_status:
+                        view.draw(force=True)  # the loss shows at once, with the attempt
 
     async def ticker() -> None:
-        t0 = time.monotonic()
-        next_status = t0
         while True:
             await asyncio.sleep(_TICK_S)
             recorder.tick()
             if not recorder.recording and not warned:
                 write_warning()
-            if show_status and time.monotonic() >= next_status:
-                next_status += _STATUS_EVERY_S
-                if not searching:
-                    status_line(status.with_tail(_tail(recorder)))
-                elif sys.stderr.isatty():
-                    status_line(f"searching for a strap… {time.monotonic() - t0:.0f} s")
+            if show_status:
+                view.draw()  # four times a second on a terminal, else once (if changed)
 
     def write_warning() -> None:
         nonlocal warned
@@ -527,6 +591,7 @@ def _stdin_lines(args: argparse.Namespace, on_line: Any) -> StdinLines | None:
 def run(args: argparse.Namespace) -> int:
     """Record until done; returns 0 if the whole session was saved, 130 after Ctrl-C
     (143 after SIGTERM), else 1."""
+    _check_options(args)
     spec = _spec(args)
     source_name = "sim" if isinstance(spec, SimSpec) else "ble"
     recorder = _open_recorder(args, source_name)
