@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("vagus.cli.sessions", "list recorded sessions"),
     "show": ("vagus.cli.sessions", "show one session"),
     "delete": ("vagus.cli.sessions", "delete a session"),
+    "edit": ("vagus.cli.edit", "change a session's title, notes, participant or tags"),
     "replay": ("vagus.cli.replay", "replay a session through the pipeline"),
     "import": ("vagus.cli.transfer", "import an RR file as a session"),
     "export": ("vagus.cli.transfer", "export a session (kubios, csv, json, edf)"),

@@ -54,6 +54,7 @@ from vagus.store.base import (
     SessionInfo,
     Store,
     feed,
+    recorded_as,
 )
 
 if TYPE_CHECKING:
@@ -223,7 +224,9 @@ def replay_records(
 
     Each record goes through :func:`vagus.store.base.feed` as live; a malformed packet is
     counted and skipped (the live path skips it too). ``participant`` defaults to the
-    session's first participant.
+    session's first participant. A participant's records are found by the name they were
+    recorded under (:func:`~vagus.store.base.recorded_as`: a relabelled first
+    participant keeps its records).
     """
     from vagus.core.pipeline import Pipeline
 
@@ -240,7 +243,8 @@ def replay_records(
     step = max(1, n // 200)
     first_t: float | None = None
     progress("replay", 0.0)
-    for i, rec in enumerate(_records_for(records, who)):
+    names = {r.participant for r in records if not isinstance(r, ControlRecord)}
+    for i, rec in enumerate(_records_for(records, recorded_as(info.participants, who, names))):
         out.records += 1
         if isinstance(rec, PacketRecord):
             out.packets += 1

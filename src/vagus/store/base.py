@@ -14,7 +14,7 @@ what the live session computed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +33,7 @@ __all__ = [
     "SessionInfo",
     "Store",
     "feed",
+    "recorded_as",
 ]
 
 
@@ -144,6 +145,26 @@ def feed(pipeline: Pipeline, record: InputRecord) -> None:
     else:
         for rr, t in zip(record.rr_ms, record.t_s, strict=True):
             pipeline.receive_rr(rr, t_s=t)
+
+
+def recorded_as(participants: Sequence[str], who: str, recorded: Collection[str]) -> str:
+    """The participant name the records of the session participant ``who`` carry.
+
+    Records keep the participant name they were recorded or imported under; a session's
+    ``participants`` are labels that may be changed afterwards (``vagus edit
+    --participant``) without rewriting any record. So: a participant's records are those
+    recorded under its own name; and when no record carries the name of the session's
+    *first* participant (it was renamed), its records are those recorded under the one
+    name that the session does not list (``recorded``: the names found in the session's
+    records). With no such name, or several (ambiguous), ``who`` is returned as is.
+
+    Example: a session recorded without ``--participant`` (records and session "me"),
+    then relabelled "ann": ``recorded_as(("ann",), "ann", {"me"}) == "me"``.
+    """
+    if who in recorded or not participants or who != participants[0]:
+        return who
+    unlisted = set(recorded).difference(participants)
+    return unlisted.pop() if len(unlisted) == 1 else who
 
 
 class Store(Protocol):
