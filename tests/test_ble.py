@@ -599,6 +599,8 @@ def test_one_documented_budget_for_connecting_and_reconnecting() -> None:
     spec = BleSpec()
     assert spec.max_attempts == spec.max_retries + 1 == 6
     assert [spec.backoff_s(k) for k in range(7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
+    # hours of retrying (a huge --retries) stay at the cap, never overflow 2**k
+    assert BleSpec(max_retries=10**6).backoff_s(5000) == 15.0
     # 6 attempts of at most 15 s, and the waits between them: under two minutes
     assert spec.give_up_after_s == 6 * 15.0 + 15.5
     short = BleSpec(connect_timeout_s=0.5, max_retries=1, backoff_initial_s=0.05)

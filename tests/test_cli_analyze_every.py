@@ -115,10 +115,13 @@ def test_every_interval_never_exceeds_the_cap() -> None:
         assert len(rows) == windows(1.0, year, got)
         assert rows[1]["t_start_s"] - rows[0]["t_start_s"] == got
     assert every_interval([], 5.0) == 5.0
-    with pytest.raises(InvalidInput, match="5 to 604800 s"):
+    with pytest.raises(InvalidInput, match="at least 5 s"):
         every_interval(events, 1e-9)
-    with pytest.raises(InvalidInput, match="5 to 604800 s"):
+    with pytest.raises(InvalidInput, match="at least 5 s"):
         window_rows(events, 1e-9)
+    # A computed spacing may pass the 7 days a user can ask for (a long record's default,
+    # or a widened one): it is used, never rejected.
+    assert every_interval(events, 13 * 86400.0) == 13 * 86400.0
     # The default table is unchanged: at most 30 rows.
     assert row_interval(span(1.0, year)) == 13 * 86400.0
 
@@ -144,6 +147,24 @@ def test_file_with_a_year_long_gap_gives_a_bounded_table(
     assert main(["analyze", str(f), "--format", "heartmath", "--every", "5"]) == 0
     out = capsys.readouterr().out
     assert f"--every 5 would give more than {MAX_EVERY_ROWS} rows: widened to" in out
+
+
+def test_default_table_of_a_record_spanning_most_of_a_year(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --every the spacing is whole days for a long record, beyond the 7 days a
+    # user may give: analyze must use it, not reject its own choice.
+    f = tmp_path / "heartmath.csv"
+    lines = ["timestamp, rr, since_start"]
+    t_ms = 1_688_126_658_000
+    for i in range(400):
+        t_ms += 800 + (250 * 86_400_000 if i == 200 else 0)
+        lines.append(f"{t_ms},800,{800 * (i + 1)}")
+    f.write_text("\n".join(lines) + "\n")
+    assert main(["analyze", str(f), "--format", "heartmath", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["every_s"] > 7 * 86400.0 and len(obj["rows"]) <= 30
+    assert sum(r["beats"] for r in obj["rows"]) == 400
 
 
 def test_help_ends_with_examples_and_format_names(capsys: pytest.CaptureFixture[str]) -> None:

@@ -387,6 +387,34 @@ def test_bad_rr_input_is_invalid_input_and_changes_nothing(
     assert [round(b.t_s, 6) for b in beats] == [round(0.8 * k, 6) for k in range(1, 11)]
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.receive_rr(10**400),
+        lambda p: p.receive_rr([800.0, 10**400]),
+        lambda p: p.receive_rr(np.array(800.0)),  # a 0-d array: not iterable
+        lambda p: p.receive_gap(10**400),
+        lambda p: p.receive_packet(10**400, encode_heart_rate_measurement(60, [800])),
+    ],
+)
+def test_numbers_beyond_float_and_0d_arrays_are_invalid_input(call: object) -> None:
+    p = Pipeline()
+    p.receive_rr([800.0] * 3)
+    with pytest.raises(InvalidInput):
+        call(p)  # type: ignore[operator]
+
+
+def test_gap_time_bounds_resume_after_a_long_rr_too() -> None:
+    rr = [800.0] * 500  # last beat at 400 s
+    p = Pipeline()
+    p.receive_rr(rr)
+    p.receive_gap(1000.0)
+    p.receive_rr([4000.0, *rr])  # the 4 s value is elapsed time, yet no earlier than 1000 s
+    p.close()
+    (gap,) = of_type(p.events_received(), Gap)
+    assert gap.t_s == pytest.approx(400.0) and gap.duration_s == pytest.approx(600.0)
+
+
 def test_numpy_scalars_are_numbers() -> None:
     a, b = Pipeline(), Pipeline()
     for k in range(200):

@@ -289,7 +289,10 @@ def _finite(value: object, name: str) -> float:
     """``value`` as a finite float (numpy scalars included), else :class:`InvalidInput`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInput(f"{name} must be a number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range
+        v = math.inf
     if not math.isfinite(v):
         raise InvalidInput(f"{name} must be finite, got {v}")
     return v
@@ -311,16 +314,29 @@ def _rr_values(rr_ms: object) -> list[float]:
     else:
         items = rr_ms
     values = []
-    for item in items:
-        if type(item) is not float and (
-            isinstance(item, bool) or not isinstance(item, numbers.Real)
-        ):
-            raise InvalidInput(f"RR intervals must be numbers (ms), got {item!r:.40}")
-        v = float(item)
-        if not math.isfinite(v) or v <= 0:
-            raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
-        values.append(v)
+    try:
+        for item in items:
+            if type(item) is not float and (
+                isinstance(item, bool) or not isinstance(item, numbers.Real)
+            ):
+                raise InvalidInput(f"RR intervals must be numbers (ms), got {item!r:.40}")
+            values.append(_rr_float(item))
+    except TypeError:  # iterable in name only (a 0-d array)
+        raise InvalidInput(
+            f"rr_ms must be a number or an iterable of numbers (ms), got {rr_ms!r:.60}"
+        ) from None
     return values
+
+
+def _rr_float(item: float | numbers.Real) -> float:
+    """One RR value (ms) as a float, or :class:`InvalidInput` if not finite and > 0."""
+    try:
+        v = float(item)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or v <= 0:
+        raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+    return v
 
 
 class Pipeline:
@@ -399,6 +415,8 @@ class Pipeline:
                 "receive_packet takes the arrival time (s, a number) and the payload "
                 f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
             ) from None
+        except OverflowError:  # an int arrival time beyond the float range
+            raise InvalidInput("t_arrival_s must be finite, got a number too large") from None
         if not finite:
             raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
         self.packets += 1
@@ -458,9 +476,7 @@ class Pipeline:
         values: tuple[float] | list[float]
         if isinstance(rr_ms, (int, float)) and not isinstance(rr_ms, bool):
             # One value (replay feeds beat by beat): the fast path.
-            v = float(rr_ms)
-            if not math.isfinite(v) or v <= 0:
-                raise InvalidInput(f"RR intervals must be finite and > 0 ms, got {v}")
+            v = _rr_float(rr_ms)
             values = (v,)
             span_s = v / 1000.0
         else:
@@ -542,8 +558,11 @@ class Pipeline:
         """Restart the chain after a gap when beat times are cumulative (no clock)."""
         assert self._t_last_s is not None
         t_s = self._t_last_s
-        if self._resume_not_before_s is not None and self._resume_not_before_s > t_s:
-            t_s = self._resume_not_before_s
+        resume_s = self._resume_not_before_s
+        # A gap time within 1 µs of the last beat is that beat (sums of the same RR in
+        # another order differ in the last bits): the chain goes on without a jump.
+        if resume_s is not None and resume_s > t_s + 1e-6:
+            t_s = resume_s
         self._anchor(t_s)
 
     def _receive_long_rr(self, rr_ms: list[float] | tuple[float], t_end_s: float | None) -> None:
@@ -583,7 +602,7 @@ class Pipeline:
             assert self._t_last_s is not None
             self._t_last_s += sum(rr_ms[long_idx[0] : long_idx[-1] + 1]) / 1000.0
             if tail:
-                self._anchor(self._t_last_s)
+                self._resume_cumulative()  # not before a gap time given by receive_gap
                 self._add_beats(tail)
             return
         if tail:

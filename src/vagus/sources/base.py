@@ -159,7 +159,10 @@ class BleSpec:
         ``backoff_initial_s * 2**(failures - 1)``, at most ``backoff_max_s``; 0 for 0."""
         if failures <= 0:
             return 0.0
-        return float(min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (failures - 1)))
+        # 2**k overflows a float past k = 1023; the cap is reached long before that.
+        return float(
+            min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** min(failures - 1, 512))
+        )
 
     @property
     def give_up_after_s(self) -> float:
