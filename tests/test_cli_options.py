@@ -118,6 +118,7 @@ def test_replay_from_accepts_mm_ss_h_mm_ss_and_seconds(text: str, seconds: float
         ("1.5:00", "not a time"),
         ("", "not a time"),
         ("five", "not a time"),
+        ("9" * 400, "not a time"),  # float() would give inf
     ],
 )
 def test_replay_from_rejects_out_of_range_and_malformed_times(

@@ -603,6 +603,34 @@ def test_import_session_stores_everything_in_one_go_or_nothing(tmp_path: Path) -
         assert [s.id for s in store.list_sessions()] == [info.id]
 
 
+def test_an_import_interrupted_part_way_is_undone_not_committed_on_close(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) while the records are written: close() must not commit
+    the half-written import."""
+    path = tmp_path / "s.sqlite3"
+    store = SqliteStore(path)
+    real = store._conn
+
+    class Interrupted:
+        """The connection, with Ctrl-C arriving just after the records were inserted."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def executemany(self, *args: object) -> None:
+            real.executemany(*args)  # type: ignore[arg-type]
+            raise KeyboardInterrupt
+
+    store._conn = Interrupted()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        store.import_session(_mixed_records(), started_unix_s=1.0, ended_unix_s=2.0)
+    store._conn = real
+    store.close()
+    with SqliteStore(path) as again:
+        assert again.list_sessions() == []
+
+
 _KILL_AT_FIRST_RECORD = """
     import os, signal, sqlite3, sys
 

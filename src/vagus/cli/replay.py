@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -65,7 +66,10 @@ def parse_offset(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r}: the minutes in H:MM:SS must be below 60; {_OFFSET_FORMS}"
         )
-    return int(hours or 0) * 3600.0 + int(minutes or 0) * 60.0 + secs
+    offset_s = int(hours or 0) * 3600.0 + int(minutes or 0) * 60.0 + secs
+    if not math.isfinite(offset_s):  # e.g. 400 digits: float() gives inf
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}…: not a time; {_OFFSET_FORMS}")
+    return offset_s
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -530,6 +530,14 @@ class SqliteStore:
             self._commit()
         except sqlite3.Error as exc:
             raise self._fail(exc, "cannot import a session into") from exc
+        except BaseException:
+            # Ctrl-C (or any other interruption) part way: nothing of it may be
+            # committed later by close(), so the transaction is undone here.
+            if self._in_tx:
+                self._in_tx = False
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
         return replace(info, id=sid)
 
     @staticmethod
