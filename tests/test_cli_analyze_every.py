@@ -126,17 +126,22 @@ def test_every_interval_never_exceeds_the_cap() -> None:
     assert row_interval(span(1.0, year)) == 13 * 86400.0
 
 
-def test_file_with_a_year_long_gap_gives_a_bounded_table(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # HeartMath CSV: 200 beats, the strap silent for a year, 200 beats.
+def heartmath_with_a_silence(tmp_path: Path, days: float) -> Path:
+    """A HeartMath CSV: 200 beats of 800 ms, the strap silent for ``days``, 200 beats."""
     f = tmp_path / "heartmath.csv"
     lines = ["timestamp, rr, since_start"]
     t_ms = 1_688_126_658_000
     for i in range(400):
-        t_ms += 800 + (365 * 86_400_000 if i == 200 else 0)
+        t_ms += 800 + (round(days * 86_400_000) if i == 200 else 0)
         lines.append(f"{t_ms},800,{800 * (i + 1)}")
     f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+def test_file_with_a_year_long_gap_gives_a_bounded_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = heartmath_with_a_silence(tmp_path, days=365)
     assert main(["analyze", str(f), "--format", "heartmath", "--every", "5", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["gaps"] == 1
@@ -154,13 +159,7 @@ def test_default_table_of_a_record_spanning_most_of_a_year(
 ) -> None:
     # Without --every the spacing is whole days for a long record, beyond the 7 days a
     # user may give: analyze must use it, not reject its own choice.
-    f = tmp_path / "heartmath.csv"
-    lines = ["timestamp, rr, since_start"]
-    t_ms = 1_688_126_658_000
-    for i in range(400):
-        t_ms += 800 + (250 * 86_400_000 if i == 200 else 0)
-        lines.append(f"{t_ms},800,{800 * (i + 1)}")
-    f.write_text("\n".join(lines) + "\n")
+    f = heartmath_with_a_silence(tmp_path, days=250)
     assert main(["analyze", str(f), "--format", "heartmath", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["every_s"] > 7 * 86400.0 and len(obj["rows"]) <= 30

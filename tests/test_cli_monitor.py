@@ -5,19 +5,20 @@ the live status while reconnecting, and the monitor's options."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from vagus.cli import main
-from vagus.cli._live import LiveStatus, rr_note
-from vagus.cli._live import StatusView as _StatusView
+from vagus.cli._live import LiveStatus, StatusView, rr_note
 from vagus.core.events import event_from_json
 from vagus.devices import default_profiles_dir, load_profiles
 from vagus.sources.base import BleSpec, LinkState
@@ -272,8 +273,12 @@ async def _read_stderr_until(
                 return
 
 
-async def _start_vagus(env: BusEnvironment, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+@contextlib.asynccontextmanager
+async def _vagus_running(
+    env: BusEnvironment, *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m vagus ARGS`` with stderr piped; killed on the way out if still running."""
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "vagus",
@@ -282,6 +287,20 @@ async def _start_vagus(env: BusEnvironment, *args: str) -> asyncio.subprocess.Pr
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _read_to_end(proc: asyncio.subprocess.Process, seen: list[str]) -> None:
+    """Collect the rest of stderr into ``seen`` and wait for the process to exit."""
+    assert proc.stderr is not None
+    async with asyncio.timeout(20):
+        seen.append((await proc.stderr.read()).decode())
+        await proc.wait()
 
 
 @pytest.mark.ble
@@ -294,23 +313,15 @@ async def test_monitor_notes_a_sensor_without_rr_once(
     strap = fake_bluez.add_strap(
         FakeStrap(strap_address(0), "Polar Sense 1A2B3C4D", ScriptedStrap(5))
     )
-    proc = await _start_vagus(bluez_bus, "monitor", "--device", strap.address)
     seen: list[str] = []
-    try:
+    async with _vagus_running(bluez_bus, "monitor", "--device", strap.address) as proc:
         await _read_stderr_until(proc, seen, "sends no RR intervals")
         fake_bluez.drop_link(strap.address)
         await _read_stderr_until(proc, seen, "gaps 1")
         await _read_stderr_until(proc, seen, "connected to Polar Sense")  # reconnected
         await asyncio.sleep(0.3)
         proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(20):
-            assert proc.stderr is not None
-            seen.append((await proc.stderr.read()).decode())
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _read_to_end(proc, seen)
     err = "".join(seen)
     assert proc.returncode == 130, err
     assert strap.connections == 2
@@ -335,7 +346,7 @@ def test_rr_note_comes_from_the_profile_fields() -> None:
 def test_status_shows_a_link_loss_at_once_with_the_attempt() -> None:
     status = LiveStatus(device="HRM-Pro:42", connected=True, packets=12)
     link = LinkState(phase="connected", max_attempts=6)
-    view = _StatusView(status, link, tty=False)
+    view = StatusView(status, link, tty=False)
     assert "gaps 0" in view.text() and "reconnecting" not in view.text()
     # what the monitor does on a LinkGap; the source has set its state before yielding it
     status.gaps, status.connected = 1, False
@@ -345,17 +356,17 @@ def test_status_shows_a_link_loss_at_once_with_the_attempt() -> None:
     assert "gaps 1" in text
     assert "reconnecting… attempt 2 of 6, link down 12 s; last attempt: [org.bluez" in text
     # a source without link state (the simulator)
-    assert _StatusView(status, None, tty=False).text().endswith("gaps 1  reconnecting…")
+    assert StatusView(status, None, tty=False).text().endswith("gaps 1  reconnecting…")
     # before the first connection: what the search is doing
     first = LinkState(phase="connecting", attempt=3, max_attempts=6, device="TICKR 1A2B (C0:FE)")
-    text = _StatusView(LiveStatus(), first, tty=False).text()
+    text = StatusView(LiveStatus(), first, tty=False).text()
     assert text == "connecting to TICKR 1A2B (C0:FE)… attempt 3 of 6"
 
 
 async def test_status_is_redrawn_while_no_item_arrives(capsys: pytest.CaptureFixture[str]) -> None:
     status = LiveStatus(device="HRM-Pro:42", connected=False, gaps=1)
     link = LinkState(phase="reconnecting", attempt=1, max_attempts=6, t_lost_s=time.monotonic())
-    view = _StatusView(status, link, tty=True)  # a terminal: four times a second
+    view = StatusView(status, link, tty=True)  # a terminal: four times a second
     task = asyncio.create_task(view.keep_drawing())
     await asyncio.sleep(0.6)
     task.cancel()
@@ -372,22 +383,14 @@ async def test_monitor_strap_vanishes_status_then_clear_error(
     fake_bluez.set_time_scale(10.0)
     strap = fake_bluez.add_strap(FakeStrap(strap_address(0), "HRM-Pro:42", ScriptedStrap(4)))
     args = ("monitor", "--device", strap.address, "--retries", "1", "--connect-timeout", "0.5")
-    proc = await _start_vagus(bluez_bus, *args)
     seen: list[str] = []
-    try:
+    async with _vagus_running(bluez_bus, *args) as proc:
         await _read_stderr_until(proc, seen, "gaps 0")  # connected: the status line is up
         async with asyncio.timeout(20):
             while len(strap.sent) < 3:  # streaming (a link that never delivered counts as
                 await asyncio.sleep(0.02)  # a failed attempt already)
         fake_bluez.disappear(strap.address)
-        async with asyncio.timeout(20):
-            assert proc.stderr is not None
-            seen.append((await proc.stderr.read()).decode())
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _read_to_end(proc, seen)
     err = "".join(seen)
     lines = err.splitlines()
     assert proc.returncode == 1, err

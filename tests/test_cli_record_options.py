@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from vagus.cli import _build_parser, main
-from vagus.cli._live import LiveStatus
-from vagus.cli._live import source_spec as monitor_spec
+from vagus.cli._live import LiveStatus, source_spec
 from vagus.cli.record import _check_options, _RecordStatusView, _spec
 from vagus.core.events import Marker
 from vagus.exceptions import StoreError
@@ -130,7 +129,7 @@ def test_connect_timeout_and_retries_reach_the_ble_spec() -> None:
     ):
         rec_spec = _spec(_parse("record", *argv))
         assert isinstance(rec_spec, BleSpec)
-        assert rec_spec == monitor_spec(_parse("monitor", *argv))
+        assert rec_spec == source_spec(_parse("monitor", *argv))
     assert _spec(_parse("record", "--device", "polar", "--retries", "0")) == BleSpec(
         name="polar", max_retries=0
     )
