@@ -1,5 +1,8 @@
-"""The live one-line status shared by ``vagus monitor``, ``record`` and ``replay``, and the
-note shown once when a strap's RR intervals are missing or unfit for HRV."""
+"""What the live commands share: the one-line status of ``vagus monitor``, ``record`` and
+``replay`` (:class:`LiveStatus`, and :class:`StatusView`, which redraws it while no packet
+flows), the source options and spec of ``monitor`` and ``record`` (strap-only and
+simulator-only options, the reconnection budget), and the note shown once when a strap's RR
+intervals are missing or unfit for HRV (:class:`RRNotes`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from vagus.cli._common import positive_float, status_line
+from vagus.cli._common import note, positive_float, status_line
 from vagus.core.events import Beat, Contact, Event, Metrics, Spectrum
 from vagus.exceptions import DeviceProfileError
 from vagus.sources.base import BleSpec, LinkState, SimSpec, SourceSpec
@@ -20,6 +23,7 @@ __all__ = [
     "BLE_ONLY_OPTIONS",
     "SIM_ONLY_OPTIONS",
     "LiveStatus",
+    "RRNotes",
     "StatusView",
     "add_strap_arguments",
     "check_source_options",
@@ -60,6 +64,23 @@ def rr_note(profile_id: str) -> str | None:
             "HRV: read RMSSD and coherence as rough values. A chest strap (ECG) is better."
         )
     return f"note: {what} ({profile.rr_quality})"
+
+
+class RRNotes:
+    """Shows :func:`rr_note` on stderr once per device profile: on the first connection to
+    a strap whose RR intervals are missing or unfit for HRV, not again on each reconnect."""
+
+    def __init__(self) -> None:
+        self._shown: set[str] = set()
+
+    def connected(self, profile_id: str) -> None:
+        """A strap of ``profile_id`` connected: note its RR quality if not done yet."""
+        if profile_id in self._shown:
+            return
+        self._shown.add(profile_id)
+        warning = rr_note(profile_id)
+        if warning:
+            note(warning)  # stderr, in --json mode too
 
 
 @dataclass

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 from vagus.cli._common import interrupted_status, note, parse_speed, positive_float
 from vagus.cli._live import (
     LiveStatus,
+    RRNotes,
     StatusView,
     add_strap_arguments,
     check_source_options,
     reconnect_budget_text,
-    rr_note,
     source_spec,
 )
 from vagus.exceptions import MalformedPacket, VagusError
@@ -102,7 +102,7 @@ async def _monitor(args: argparse.Namespace, status: LiveStatus) -> None:
 
     pipeline: Pipeline = Pipeline()
     as_json: bool = args.json
-    noted: set[str] = set()  # profiles whose RR note was shown
+    rr_notes = RRNotes()  # each profile's RR-quality note, once
 
     def flush_events() -> None:
         for event in pipeline.events_received():
@@ -150,11 +150,8 @@ async def _monitor(args: argparse.Namespace, status: LiveStatus) -> None:
                             f"connected to {item.name} ({item.device_id}), profile "
                             f"{item.profile_id}" + (f", worn on the {where}" if where else "")
                         )
-                    if item.connected and item.profile_id not in noted:
-                        noted.add(item.profile_id)  # once, not again on each reconnect
-                        warning = rr_note(item.profile_id)
-                        if warning:
-                            note(warning)  # stderr, in --json mode too
+                    if item.connected:
+                        rr_notes.connected(item.profile_id)
                     if not as_json:
                         view.draw(force=True)
                 flush_events()

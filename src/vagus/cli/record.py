@@ -62,11 +62,11 @@ from vagus.cli._common import (
 from vagus.cli._live import (
     SIM_ONLY_OPTIONS,
     LiveStatus,
+    RRNotes,
     StatusView,
     add_strap_arguments,
     check_source_options,
     reconnect_budget_text,
-    rr_note,
     source_spec,
 )
 from vagus.core.events import Beat, Event, Marker, PacerChange
@@ -268,7 +268,7 @@ def _tail(recorder: Recorder) -> str:
 
 
 class _RecordStatusView(StatusView):
-    """``vagus monitor``'s live status line (:class:`~vagus.cli.monitor.StatusView`:
+    """``vagus monitor``'s live status line (:class:`~vagus.cli._live.StatusView`:
     redrawn while no packet flows, a link loss shown at once with the reconnection attempt
     under way), followed by ``REC <id>`` or ``NOT RECORDING`` once a strap is connected."""
 
@@ -353,7 +353,7 @@ async def _capture(
     # attached when the source is opened
     view = _RecordStatusView(status, recorder, tty=sys.stderr.isatty())
     profile: str | None = None
-    noted: set[str] = set()  # profiles whose RR note was shown
+    rr_notes = RRNotes()  # each profile's RR-quality note, once
     warned = not recorder.recording
     searching = isinstance(spec, BleSpec)
     sources: list[Any] = []  # the open source (the simulator follows pacer changes)
@@ -468,11 +468,8 @@ async def _capture(
                             f"vagus record: connected to {item.name} ({item.device_id}), "
                             f"profile {item.profile_id}"
                         )
-                    if item.connected and item.profile_id not in noted:
-                        noted.add(item.profile_id)  # once, not again on each reconnect
-                        warning = rr_note(item.profile_id)
-                        if warning:
-                            note(warning)  # stderr, in --json mode too
+                    if item.connected:
+                        rr_notes.connected(item.profile_id)
                     if item.profile_id != profile:
                         profile = item.profile_id
                         recorder.set_device_profile(profile)
