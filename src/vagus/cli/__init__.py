@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from vagus import __version__
 from vagus.exceptions import VagusError
 
-__all__ = ["main"]
+__all__ = ["main", "missing_module_message"]
 
 #: command name -> (module, one-line help). Order is the order in ``--help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,13 +61,30 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def missing_module_message(exc: ImportError) -> str:
+    """What to tell a user whose command needs a Python package this environment lacks."""
+    name = (exc.name or "").split(".")[0]
+    if not name:
+        return f"{exc}; reinstall vagus: python3 -m pip install --force-reinstall vagus"
+    return (
+        f"this command needs the Python package {name!r}, which cannot be imported here "
+        f"({exc}). It is a dependency of vagus, so the install is incomplete: run "
+        f"`python3 -m pip install vagus` (or `python3 -m pip install -e .` in a checkout) "
+        f"in this environment, or `python3 -m pip install {name}`."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vagus`` console script; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None
-    parser = _build_parser(command)
+    try:
+        parser = _build_parser(command)
+    except ImportError as exc:  # the command's module needs a package this venv lacks
+        print(f"vagus {command}: error: {missing_module_message(exc)}", file=sys.stderr)
+        return 1
     args = parser.parse_args(args_list)
     func = getattr(args, "func", None)
     if func is None:
@@ -81,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vagus {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        # A dependency missing or broken in this environment (a partial install, a venv
+        # without vagus's requirements): say which and how to mend it, never a traceback.
+        print(f"vagus {args.command}: error: {missing_module_message(exc)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`vagus sessions | head`): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
