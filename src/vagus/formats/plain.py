@@ -27,19 +27,27 @@ interval).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from vagus.exceptions import FileFormatError
 
 __all__ = [
+    "CHUNK_BYTES",
+    "MAX_LINE_BYTES",
     "PLAUSIBLE_MEDIAN_RR_MS",
+    "RRScan",
     "RRText",
     "RRUnit",
+    "check_regular_file",
     "microseconds_hint",
     "microseconds_like",
     "read_rr_text",
+    "scan_rr_text",
 ]
 
 RRUnit = Literal["ms", "s"]
@@ -131,7 +139,10 @@ class RRText:
 
 
 def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = False) -> RRText:
-    """Read a plain RR text file (format: module doc).
+    """Read a plain RR text file (format: module doc) into memory.
+
+    For big files use :func:`scan_rr_text` and :meth:`RRScan.chunks`, which hold one
+    block of the file at a time; this reads through them and keeps every value.
 
     Args:
         path: the file.
@@ -140,25 +151,250 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             not an RR interval (PhysioNet's ``*_rr_secs.txt`` exports).
 
     Raises:
-        FileFormatError: the file cannot be read, a line is not one number, a value is
+        FileFormatError: the file cannot be read, is not a regular file, has a line
+            longer than :data:`MAX_LINE_BYTES`, a line is not one number, a value is
             not finite or not > 0, no RR value is present, or the values are implausible
             for ``unit``. The message names the first bad line (number and content).
+    """
+    scan = scan_rr_text(path, unit, first_value_is_time=first_value_is_time)
+    values: list[float] = []
+    for chunk in scan.chunks():
+        values.extend(chunk.tolist())
+    return RRText(
+        path=scan.path,
+        unit=scan.unit,
+        rr_ms=tuple(values),
+        first_beat_s=scan.first_beat_s,
+        comments=scan.comments,
+    )
+
+
+#: Bytes read per block: memory holds one block (and its values), never the file.
+CHUNK_BYTES = 1 << 20
+#: A line longer than this (no line end within 1 MiB) is no RR text: refused.
+MAX_LINE_BYTES = 1 << 20
+#: Comment lines kept (a file of millions of ``#`` lines keeps only the first ones).
+_MAX_COMMENTS = 1000
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file (a device such as /dev/zero, a pipe, a directory).
+
+    Such input may never end; vagus reads RR files, which it may read more than once.
+
+    Raises:
+        FileFormatError: no such file, not readable, or not a regular file.
+    """
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileFormatError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise FileFormatError(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise FileFormatError(
+            f"{path}: not a regular file (a device, pipe or socket, which may never end); "
+            "save the RR values to a file and pass that file"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RRScan:
+    """A plain RR text file checked from end to end, without keeping its values.
+
+    :func:`scan_rr_text` reads the file once, block by block, and checks every line and
+    the median; :meth:`chunks` reads it again and yields the RR values (ms) block by
+    block as numpy arrays. Memory holds one block (:data:`CHUNK_BYTES`), never the file.
+
+    Attributes:
+        path, unit, first_beat_s, comments: as :class:`RRText` (at most 1000 comments).
+        beats: number of RR values.
+        sum_ms: their sum (ms).
+    """
+
+    path: Path
+    unit: RRUnit
+    first_value_is_time: bool
+    beats: int
+    sum_ms: float
+    first_beat_s: float | None = None
+    comments: tuple[str, ...] = field(default=())
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The RR values (ms, float64) in file order, one array per block of the file.
+
+        Raises:
+            FileFormatError: the file changed since it was scanned and has a bad line.
+        """
+        state = _ParseState(self.path, self.unit, self.first_value_is_time)
+        for no, lines in _blocks(self.path):
+            values = _parse_block(state, no, lines)
+            if values.size:
+                yield values
+
+
+def scan_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = False) -> RRScan:
+    """Check a plain RR text file from end to end (see :func:`read_rr_text` for the rules).
+
+    Raises:
+        FileFormatError: as :func:`read_rr_text`.
     """
     p = Path(path)
     if unit not in _FACTOR_TO_MS:
         raise FileFormatError(f"unknown RR unit {unit!r}: use 'ms' or 's'")
+    check_regular_file(p)
     factor = _FACTOR_TO_MS[unit]
+    lo, hi = PLAUSIBLE_MEDIAN_RR_MS
+    state = _ParseState(p, unit, first_value_is_time)
+    n = 0
+    below = above = 0  # values (ms) below / above the plausible median range
+    rest_below = rest_above = 0  # raw values after the first outside _PHYSIONET_RR_S
+    first_raw: float | None = None
+    sums: list[float] = []
+    for no, lines in _blocks(p):
+        values = _parse_block(state, no, lines)
+        if not values.size:
+            continue
+        if first_raw is None:
+            first_raw = float(values[0]) / factor
+            raw_rest = values[1:] / factor
+        else:
+            raw_rest = values / factor
+        n += values.size
+        sums.append(float(values.sum()))
+        below += int(np.count_nonzero(values < lo))
+        above += int(np.count_nonzero(values > hi))
+        rest_below += int(np.count_nonzero(raw_rest < _PHYSIONET_RR_S[0]))
+        rest_above += int(np.count_nonzero(raw_rest > _PHYSIONET_RR_S[1]))
+    if n == 0:
+        raise FileFormatError(f"{p}: no RR values found (one RR interval per line expected)")
+    m = n // 2  # the median is sorted(values)[n // 2]
+    if below > m or above > n - 1 - m:
+        scan = RRScan(p, unit, first_value_is_time, n, math.fsum(sums), state.first_beat_s)
+        median_ms = float(np.partition(np.concatenate(list(scan.chunks())), m)[m])
+        other = "s" if unit == "ms" else "ms"
+        rest_m = (n - 1) // 2  # median of the raw values after the first
+        physionet = (
+            not first_value_is_time
+            and n >= 3
+            and first_raw is not None
+            and first_raw > _PHYSIONET_FIRST_S
+            and rest_below <= rest_m
+            and rest_above <= n - 2 - rest_m
+        )
+        hint = _PHYSIONET_HINT if physionet else f"if the file is in {other}, pass --unit {other}"
+        raise FileFormatError(
+            f"{p}: values are implausible as RR intervals in {unit} (median RR "
+            f"{median_ms / factor:g} {unit}, expected {lo / factor:g}-{hi / factor:g} "
+            f"{unit}); {hint}"
+        )
+    return RRScan(
+        path=p,
+        unit=unit,
+        first_value_is_time=first_value_is_time,
+        beats=n,
+        sum_ms=math.fsum(sums),
+        first_beat_s=state.first_beat_s,
+        comments=tuple(state.comments),
+    )
+
+
+def _blocks(p: Path) -> Iterator[tuple[int, list[bytes]]]:
+    """``(number of the first line, lines)`` per block of about :data:`CHUNK_BYTES`.
+
+    Raises:
+        FileFormatError: the file cannot be read, or a line is longer than
+            :data:`MAX_LINE_BYTES` (no line end within it: not a text RR file).
+    """
     try:
-        data = p.read_bytes()
+        f = p.open("rb")
     except OSError as exc:
         raise FileFormatError(f"cannot read {p}: {exc.strerror or exc}") from None
+    with f:
+        carry = b""
+        no = 1
+        while True:
+            try:
+                block = f.read(CHUNK_BYTES)
+            except OSError as exc:
+                raise FileFormatError(f"cannot read {p}: {exc.strerror or exc}") from None
+            if not block:
+                break
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+            else:
+                lines = data[:cut].split(b"\n")
+                carry = data[cut + 1 :]
+                yield no, lines
+                no += len(lines)
+            if len(carry) > MAX_LINE_BYTES:
+                raise FileFormatError(
+                    f"{p}, line {no}: no line end within {MAX_LINE_BYTES // (1 << 20)} MiB: "
+                    "not a text file of one RR interval per line"
+                )
+        if carry:
+            yield no, [carry]
+
+
+class _ParseState:
+    """What parsing carries from one block to the next."""
+
+    __slots__ = (
+        "comments",
+        "factor",
+        "first_beat_s",
+        "first_value_is_time",
+        "path",
+        "seen",
+        "unit",
+    )
+
+    def __init__(self, path: Path, unit: RRUnit, first_value_is_time: bool) -> None:
+        self.path = path
+        self.unit = unit
+        self.factor = _FACTOR_TO_MS[unit]
+        self.first_value_is_time = first_value_is_time
+        self.first_beat_s: float | None = None
+        self.comments: list[str] = []
+        self.seen = False  # a value has been read
+
+
+def _parse_block(state: _ParseState, no: int, lines: list[bytes]) -> np.ndarray:
+    """The RR values (ms) of one block of lines starting at line ``no``.
+
+    Fast path: every line one number, all in range (``float`` of each line, checked with
+    numpy). Anything else (blank or comment lines, a bad value, the first line, a
+    first-beat time) goes line by line, which names the first bad line and its reason.
+    """
+    if state.seen and (state.first_beat_s is not None or not state.first_value_is_time):
+        try:
+            values = np.array([float(x) for x in lines], dtype=np.float64)
+        except ValueError:
+            pass
+        else:
+            values *= state.factor
+            if values.size and bool(
+                np.all(np.isfinite(values)) and values.min() > 0 and values.max() <= _MAX_VALUE_MS
+            ):
+                return values
+    return _parse_lines(state, no, lines)
+
+
+def _parse_lines(state: _ParseState, start: int, lines: list[bytes]) -> np.ndarray:
+    """:func:`_parse_block`, line by line (the rules and messages of the module doc)."""
+    p = state.path
+    unit = state.unit
+    factor = state.factor
+    first_value_is_time = state.first_value_is_time
     values: list[float] = []
-    line_nos: list[int] = []
-    comments: list[str] = []
-    first_beat_s: float | None = None
-    raw_values: list[float] = []  # as written, for the hints
-    all_lines = data.splitlines()
-    for no, raw in enumerate(all_lines, start=1):
+    for i, raw in enumerate(lines):
+        no = start + i
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -170,7 +406,8 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
         if not line:
             continue
         if line.startswith("#"):
-            comments.append(line[1:].strip())
+            if len(state.comments) < _MAX_COMMENTS:
+                state.comments.append(line[1:].strip())
             continue
         try:
             value = float(line)
@@ -181,14 +418,14 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             ) from None
         if not math.isfinite(value):
             raise FileFormatError(f"{p}, line {no}: {_show(line)} is not a finite number")
-        first_value = not raw_values and not first_value_is_time
-        raw_values.append(value)
-        if first_value_is_time and first_beat_s is None:
+        first_value = not state.seen and not first_value_is_time
+        state.seen = True
+        if first_value_is_time and state.first_beat_s is None:
             if value < 0:
                 raise FileFormatError(
                     f"{p}, line {no}: first-beat time {_show(line)} must not be negative"
                 )
-            first_beat_s = value * factor / 1000.0
+            state.first_beat_s = value * factor / 1000.0
             continue
         if value <= 0:
             raise FileFormatError(
@@ -198,36 +435,14 @@ def read_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
             hint = "; if the file is in ms, pass --unit ms" if unit == "s" else ""
             if microseconds_like(value):
                 hint = f"; {microseconds_hint(value)}"
-            elif first_value and _physionet_like([value, *_numbers_after(all_lines[no:])]):
+            elif first_value and _physionet_like([value, *_numbers_after(lines[i + 1 :])]):
                 hint = f"; {_PHYSIONET_HINT}"
             raise FileFormatError(
                 f"{p}, line {no}: {_show(line)} {unit} is not an RR interval "
                 f"(over {_MAX_VALUE_MS / 1000:.0f} s){hint}"
             )
         values.append(value * factor)
-        line_nos.append(no)
-    if not values:
-        raise FileFormatError(f"{p}: no RR values found (one RR interval per line expected)")
-    median_ms = sorted(values)[len(values) // 2]
-    lo, hi = PLAUSIBLE_MEDIAN_RR_MS
-    if not lo <= median_ms <= hi:
-        other = "s" if unit == "ms" else "ms"
-        if not first_value_is_time and _physionet_like(raw_values):
-            hint = _PHYSIONET_HINT
-        else:
-            hint = f"if the file is in {other}, pass --unit {other}"
-        raise FileFormatError(
-            f"{p}: values are implausible as RR intervals in {unit} (median RR "
-            f"{median_ms / factor:g} {unit}, expected {lo / factor:g}-{hi / factor:g} "
-            f"{unit}); {hint}"
-        )
-    return RRText(
-        path=p,
-        unit=unit,
-        rr_ms=tuple(values),
-        first_beat_s=first_beat_s,
-        comments=tuple(comments),
-    )
+    return np.array(values, dtype=np.float64)
 
 
 def _show(line: str) -> str:
