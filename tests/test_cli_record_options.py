@@ -99,7 +99,7 @@ def test_record_gives_the_same_messages_as_monitor(
 
 def test_options_of_the_chosen_source_are_accepted() -> None:
     for argv in (
-        ["record", "--sim", "--seed", "2", "--speed", "max", "--sim-option", "x=1"],
+        ["record", "--sim", "--seed", "2", "--speed", "max", "--sim-option", "ectopic_rate=0.01"],
         ["record", "--device", "Polar", "--scan-timeout", "3", "--retries", "0"],
         ["record", "--connect-timeout", "4"],
     ):

@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
+    "MAX_LINE_CHARS",
     "ProgressBar",
     "StdinLines",
     "foreground_tty",
@@ -25,6 +26,8 @@ __all__ = [
     "parse_speed",
     "positive_float",
     "status_line",
+    "terminal_columns",
+    "termios_error",
 ]
 
 
@@ -63,12 +66,28 @@ def parse_speed(text: str) -> float | None:
 
 
 def status_line(text: str) -> None:
-    """Rewrite the current terminal line (a live one-line status); plain lines if not a TTY."""
+    """Rewrite the current terminal line (a live one-line status); plain lines if not a TTY.
+
+    On a terminal the line is cut to the terminal's width (a line that wrapped could not
+    be rewritten in place)."""
     if sys.stderr.isatty():
+        width = terminal_columns()
+        if len(text) >= width:
+            text = text[: max(width - 2, 1)] + "…"
         sys.stderr.write("\r\x1b[2K" + text)
     else:
         sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+def terminal_columns() -> int:
+    """The width of the terminal on stderr (80 if unknown)."""
+    import shutil
+
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size().columns or 80
 
 
 class ProgressBar:
@@ -168,6 +187,11 @@ def foreground_tty(stream: TextIO | None) -> bool:
         return True
 
 
+#: The longest line :class:`StdinLines` hands out (characters): a marker's text is at most
+#: this long; a longer line is dropped with a note, and the lines after it are kept.
+MAX_LINE_CHARS = 1000
+
+
 class StdinLines:
     """Lines typed on (or piped into) stdin, handed to ``on_line`` in the event loop
     without ever blocking it.
@@ -177,19 +201,95 @@ class StdinLines:
     (Windows, a regular file) a daemon thread reads and hands each chunk to the loop.
     Raw ``os.read`` on the descriptor, never ``sys.stdin``, so no buffer lock is held
     at exit. A last line without a newline is handed out at end of input.
+
+    Lines are bounded: one longer than ``max_chars`` characters (UTF-8) is never
+    buffered whole; its bytes are counted and dropped as they arrive (each read is
+    looked at once, so the work per read is bounded by the read size), ``on_too_long``
+    is told its length in bytes once its newline (or the end of input) arrives, and the
+    lines after it are handed out as usual.
+
+    ``edit=True`` on a terminal (used while a live status line is drawn on it): the
+    terminal's echo and line editing are switched off while reading (and restored by
+    :meth:`close`), so typed text never runs into the status line; the line being typed
+    is kept here instead (:attr:`pending_text`, backspace, Ctrl-U and Ctrl-W edit it;
+    other control keys and escape sequences such as the arrow keys are ignored), and
+    ``on_edit`` is called after each change so the caller can redraw it. Ctrl-C and
+    Ctrl-Z still send their signals.
     """
 
-    def __init__(self, on_line: Callable[[str], None], fd: int | None = None) -> None:
+    _READ_BYTES = 65536
+
+    def __init__(
+        self,
+        on_line: Callable[[str], None],
+        fd: int | None = None,
+        *,
+        max_chars: int = MAX_LINE_CHARS,
+        on_too_long: Callable[[int], None] | None = None,
+        edit: bool = False,
+        on_edit: Callable[[], None] | None = None,
+    ) -> None:
         self._on_line = on_line
+        self._edit_wanted = edit
+        self._on_edit = on_edit
+        self.editing = False  # the terminal's echo is off and lines are edited here
+        self._saved_mode: list[Any] | None = None
+        self._escape = 0  # inside an escape sequence: 1 after ESC, 2 after ESC [
+        self._on_too_long = on_too_long
         self._fd = sys.stdin.fileno() if fd is None else fd
-        self._buffer = b""
+        self.max_chars = max_chars
+        # UTF-8 takes at most 4 bytes a character: more bytes than this is too long.
+        self._max_bytes = 4 * max_chars + 2  # and a "\r\n"
+        self._parts: list[bytes] = []  # the current line so far
+        self._size = 0  # its length in bytes (counted on, not kept, once too long)
+        self._too_long = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watching = False
         self.closed = False
 
+    @property
+    def pending_text(self) -> str:
+        """The line being typed (``edit`` mode), "" if none."""
+        if not self.editing:
+            return ""
+        if self._too_long:
+            return f"(a line of {self._size:,} bytes: too long, Enter drops it)"
+        return b"".join(self._parts).decode("utf-8", "replace")
+
+    def _start_editing(self) -> None:
+        try:
+            import termios
+
+            if not os.isatty(self._fd):
+                return
+            mode = termios.tcgetattr(self._fd)
+            self._saved_mode = [*mode[:6], list(mode[6])]
+            mode[3] &= ~(termios.ICANON | termios.ECHO)
+            mode[6][termios.VMIN] = 1
+            mode[6][termios.VTIME] = 0
+            termios.tcsetattr(self._fd, termios.TCSANOW, mode)
+        except (ImportError, OSError, termios_error()):
+            self._saved_mode = None
+            return
+        self.editing = True
+
+    def _stop_editing(self) -> None:
+        if self._saved_mode is None:
+            return
+        mode, self._saved_mode = self._saved_mode, None
+        self.editing = False
+        try:
+            import termios
+
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, mode)
+        except (ImportError, OSError, termios_error()):
+            pass
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start reading (call from within ``loop``)."""
         self._loop = loop
+        if self._edit_wanted:
+            self._start_editing()
         try:
             loop.add_reader(self._fd, self._readable)
             self._watching = True
@@ -198,7 +298,9 @@ class StdinLines:
             thread.start()
 
     def close(self) -> None:
-        """Stop reading; lines not yet handed out are dropped."""
+        """Stop reading; lines not yet handed out are dropped (the terminal's mode is
+        restored)."""
+        self._stop_editing()
         if self._watching and self._loop is not None:
             self._watching = False
             self._loop.remove_reader(self._fd)
@@ -206,7 +308,7 @@ class StdinLines:
 
     def _readable(self) -> None:
         try:
-            data = os.read(self._fd, 4096)
+            data = os.read(self._fd, self._READ_BYTES)
         except BlockingIOError:
             return
         except OSError:
@@ -218,7 +320,7 @@ class StdinLines:
         assert loop is not None
         while True:
             try:
-                data = os.read(self._fd, 4096)
+                data = os.read(self._fd, self._READ_BYTES)
             except OSError:
                 data = b""
             try:
@@ -228,17 +330,115 @@ class StdinLines:
             if not data:
                 return
 
+    def _add(self, data: bytes) -> None:
+        """Add bytes of the current line (no newline in ``data``)."""
+        self._size += len(data)
+        if self._too_long:
+            return
+        if self._size > self._max_bytes:
+            self._too_long = True
+            self._parts.clear()
+        else:
+            self._parts.append(data)
+
+    def _end_line(self) -> None:
+        """The current line is complete: hand it out (or report it as too long)."""
+        raw = b"".join(self._parts)
+        size, too_long = self._size, self._too_long
+        self._parts.clear()
+        self._size = 0
+        self._too_long = False
+        text = "" if too_long else raw.decode("utf-8", "replace").rstrip("\r")
+        if too_long or len(text) > self.max_chars:
+            if self._on_too_long is not None:
+                self._on_too_long(size)
+            return
+        self._on_line(text)
+
     def _feed(self, data: bytes) -> None:
         if self.closed:
             return
         if not data:  # end of input
-            rest, self._buffer = self._buffer, b""
+            pending = self._size > 0 and (self._too_long or b"".join(self._parts).strip())
+            if pending:
+                self._end_line()
             self.close()
-            if rest.strip():
-                self._on_line(rest.decode("utf-8", "replace").rstrip("\r"))
             return
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
-        for line in lines:
+        if self.editing:
+            self._feed_keys(data)
+            return
+        start = 0
+        while not self.closed:
+            end = data.find(b"\n", start)
+            if end < 0:
+                self._add(data[start:])
+                return
+            self._add(data[start:end])
+            start = end + 1
+            self._end_line()
+
+    def _feed_keys(self, data: bytes) -> None:
+        """Typed bytes in ``edit`` mode: line editing done here (the echo is off)."""
+        changed = False
+        chunk = bytearray()  # printable bytes not yet added
+        for byte in data:
             if self.closed:
                 return
-            self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
+            if self._escape:  # ESC [ ... final byte, or ESC O x: dropped
+                if self._escape == 1 and byte in (0x5B, 0x4F):
+                    self._escape = 2 if byte == 0x5B else 3
+                elif self._escape == 2 and not 0x40 <= byte <= 0x7E:
+                    pass
+                else:
+                    self._escape = 0
+                continue
+            if byte >= 0x20 and byte != 0x7F:
+                chunk.append(byte)
+                continue
+            if chunk:
+                self._add(bytes(chunk))
+                chunk.clear()
+            changed = True
+            if byte in (0x0A, 0x0D):  # Enter
+                self._end_line()
+            elif byte in (0x7F, 0x08):  # backspace: one character (UTF-8)
+                self._erase(word=False)
+            elif byte == 0x17:  # Ctrl-W: the last word
+                self._erase(word=True)
+            elif byte == 0x15:  # Ctrl-U: the whole line
+                self._parts.clear()
+                self._size = 0
+                self._too_long = False
+            elif byte == 0x1B:
+                self._escape = 1
+        if chunk:
+            self._add(bytes(chunk))
+            changed = True
+        if changed and self._on_edit is not None and not self.closed:
+            self._on_edit()
+
+    def _erase(self, *, word: bool) -> None:
+        if self._too_long:
+            return
+        text = b"".join(self._parts).decode("utf-8", "replace")
+        if word:
+            text = text.rstrip()
+            text = text[: len(text) - len(text.split(" ")[-1])] if text else ""
+        else:
+            text = text[:-1]
+        raw = text.encode("utf-8")
+        self._parts[:] = [raw] if raw else []
+        self._size = len(raw)
+
+
+def termios_error() -> type[Exception]:
+    """``termios.error`` where there is termios, else a class nothing raises."""
+    try:
+        import termios
+    except ImportError:  # Windows
+        return _NoError
+    return termios.error
+
+
+class _NoError(Exception):
+    pass

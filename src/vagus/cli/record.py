@@ -42,34 +42,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
-import re
 import signal
 import sys
 from typing import Any, NamedTuple, TextIO
 
 from vagus.cli._common import (
-    StdinLines,
-    foreground_tty,
     interrupted_status,
     note,
-    parse_speed,
     positive_float,
     status_line,
 )
 from vagus.cli._live import (
-    SIM_ONLY_OPTIONS,
+    PACER_RANGE_BPM,
+    ControlLines,
     LiveStatus,
     RRNotes,
     StatusView,
+    add_sim_arguments,
     add_strap_arguments,
+    check_sim_options,
     check_source_options,
+    clock_text,
+    parse_control_line,
     reconnect_budget_text,
     source_spec,
+    stdin_lines,
 )
-from vagus.core.events import Beat, Event, Marker, PacerChange
+from vagus.core.events import Event, Marker
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import StoreError
 from vagus.sources.base import (
@@ -98,47 +99,9 @@ __all__ = [
 
 _TICK_S = 0.25
 
-#: The simulator-only options (argparse destinations -> flags; their defaults are
-#: suppressed so that "given" can be told from "default"): monitor's, plus --sim-option.
-#: The strap-only ones are monitor's (its --acquire-notify is not a ``record`` option).
-_SIM_ONLY_OPTIONS = {**SIM_ONLY_OPTIONS, "sim_option": "--sim-option"}
-
-
 #: The text of the marker written at the first input of a recording.
 START_MARKER = "start"
-#: Pacer rates accepted from ``pacer N`` lines (breaths/min), as the simulator's subject.
-PACER_RANGE_BPM = (1.0, 40.0)
-_PACER_LINE = re.compile(r"^pacer(?:\s+(\S+))?\s*$", re.IGNORECASE)
 _SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-
-
-def parse_control_line(line: str) -> str | float | None:
-    """What a line typed during a recording asks for.
-
-    Returns the marker text (a ``str``), the new pacer rate in breaths/min (a
-    ``float``) for ``pacer N``, or None for ``pacer off``. An empty line is ``""``.
-
-    Raises:
-        ValueError: a ``pacer`` line without a rate in :data:`PACER_RANGE_BPM` or ``off``.
-    """
-    text = line.strip()
-    m = _PACER_LINE.match(text)
-    if m is None:
-        return text
-    arg = (m.group(1) or "").lower()
-    if arg in {"off", "none", "stop"}:
-        return None
-    lo, hi = PACER_RANGE_BPM
-    try:
-        rate = float(arg)
-    except ValueError:
-        rate = float("nan")
-    if not lo <= rate <= hi:
-        raise ValueError(
-            f"{text!r}: give the pacer rate in breaths/min, {lo:g}-{hi:g} "
-            "(e.g. `pacer 6`), or `pacer off`"
-        )
-    return rate
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,34 +124,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     src = p.add_mutually_exclusive_group()
     src.add_argument("--device", metavar="ADDR|NAME", help="strap address, or part of its name")
     src.add_argument("--sim", action="store_true", help="record the simulated strap")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="simulator seed (only with --sim; default 0)",
-    )
-    p.add_argument(
-        "--speed",
-        type=parse_speed,
-        default=argparse.SUPPRESS,
-        metavar="X|max",
-        help=(
-            "simulator speed: 1 is real time, max as fast as possible (only with --sim; "
-            "default 1); the session's end time is on the simulated clock either way"
-        ),
-    )
-    p.add_argument(
-        "--sim-option",
-        action="append",
-        default=argparse.SUPPRESS,
-        type=_sim_option,
-        metavar="KEY=VALUE",
-        help=(
-            "simulator option (repeatable; only with --sim), e.g. dropouts_per_hour=20, "
-            "ectopic_rate=0.01, dropouts=[[60,5]], profile_id=polar_verity_sense (the "
-            "fields of SubjectConfig/StrapConfig)"
-        ),
-    )
+    add_sim_arguments(p)
     p.add_argument(
         "--duration",
         type=positive_float,
@@ -221,44 +157,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _check_options(args: argparse.Namespace) -> None:
     """Options that do not apply to the chosen source are usage errors (exit status 2),
-    never silently ignored: the same rule and messages as ``vagus monitor``."""
-    check_source_options(args, args.record_usage_error, sim_only=_SIM_ONLY_OPTIONS)
-
-
-def _sim_option(text: str) -> tuple[str, Any]:
-    """argparse type for ``--sim-option KEY=VALUE`` (VALUE as JSON if it parses)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    try:
-        parsed: Any = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip(), parsed
+    never silently ignored: the same rule and messages as ``vagus monitor``; so is a
+    ``--sim-option`` with an unknown key or a value out of its range."""
+    check_source_options(args, args.record_usage_error)
+    check_sim_options(args, args.record_usage_error)
 
 
 def _spec(args: argparse.Namespace) -> SourceSpec:
     """The source of ``args``, built as ``vagus monitor`` builds it (the strap's address or
-    name, --scan-timeout, --connect-timeout, --retries), plus the ``--sim-option``s.
+    name, --scan-timeout, --connect-timeout, --retries; --seed, --speed, --sim-option).
 
     No ``duration_s`` for the simulator: ``--duration`` counts from the first input, as for
     a strap (:func:`_capture` stops there)."""
-    spec = source_spec(args)
-    if isinstance(spec, SimSpec):
-        return dataclasses.replace(spec, options=dict(getattr(args, "sim_option", [])))
-    return spec
+    return source_spec(args)
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "--" if value is None else format(value, spec)
-
-
-def clock_text(seconds: float) -> str:
-    """``MM:SS`` or ``H:MM:SS`` of ``seconds`` (rounded, as ``vagus sessions`` shows it)."""
-    s = max(0, round(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def _tail(recorder: Recorder) -> str:
@@ -356,24 +271,17 @@ async def _capture(
     rr_notes = RRNotes()  # each profile's RR-quality note, once
     warned = not recorder.recording
     searching = isinstance(spec, BleSpec)
-    sources: list[Any] = []  # the open source (the simulator follows pacer changes)
-    # Control events: the time of the start marker, of the last control event, of the
-    # last beat; lines typed before the first input wait for it.
-    t_start: list[float] = []
-    t_control = -float("inf")
-    t_beat: float | None = None
-    waiting_lines: list[str] = []
+    # Typed lines: markers and pacer changes at the current beat time, into the store
+    # and the pipeline (lines typed before the first input wait for it).
+    controls = ControlLines("record", status, lambda event: write(ControlRecord(event)))
+    controls.refused = "not recorded"
 
     def emit(events: list[Event]) -> None:
-        nonlocal json_out, t_beat
+        nonlocal json_out
         if not events:
             return
         summary.add_events(events)
         status.add_events(events)
-        for ev in reversed(events):
-            if isinstance(ev, Beat):
-                t_beat = ev.t_s
-                break
         if json_out:
             try:
                 out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
@@ -399,51 +307,9 @@ async def _capture(
             warned = True
             _warn_not_recording(recorder.error)
 
-    def write_control(event: Marker | PacerChange) -> None:
-        nonlocal t_control
-        t_control = event.t_s
-        write(ControlRecord(event))
-
-    def control_time() -> float:
-        """Now, in beat time: the last beat's time (the last input's while the link is
-        down or before the first beat), never before the previous control event."""
-        t = t_beat if t_beat is not None and status.connected else status.t_last_s
-        return max(t, t_control)
-
     def start(t_s: float) -> None:
-        t_start.append(t_s)
-        write_control(Marker(t_s, START_MARKER))
-        for line in waiting_lines:
-            apply_line(line)
-        waiting_lines.clear()
-
-    def apply_line(text: str) -> None:
-        try:
-            what = parse_control_line(text)
-        except ValueError as exc:
-            note(f"vagus record: not recorded: {exc}")
-            return
-        t_s = control_time()
-        at = clock_text(t_s - t_start[0])
-        if isinstance(what, str):
-            write_control(Marker(t_s, what))
-            note(f"vagus record: marker at {at}: {what}")
-            return
-        write_control(PacerChange(t_s, what))
-        set_pacer = getattr(sources[0], "set_pacer", None) if sources else None
-        if set_pacer is not None:
-            set_pacer(what)  # the simulated subject breathes with the pacer
-        rate = "off" if what is None else f"{what:g} breaths/min"
-        note(f"vagus record: pacer {rate} at {at}")
-
-    def on_line(line: str) -> None:
-        text = line.strip()
-        if not text:
-            return
-        if t_start:
-            apply_line(text)
-        else:
-            waiting_lines.append(text)
+        controls.emit(Marker(t_s, START_MARKER))
+        controls.start(t_s)
 
     # The recording stops once its input spans ``--duration`` from the first input (the
     # start marker), for a strap and the simulator alike: scan, connection and the
@@ -456,7 +322,9 @@ async def _capture(
         link = getattr(opened, "link_state", None)  # a strap's: searching, attempt k of n
         view.link = link if isinstance(link, LinkState) else None
         async with opened as source:
-            sources.append(source)
+            set_pacer = getattr(source, "set_pacer", None)
+            if set_pacer is not None:
+                controls.set_pacer = set_pacer  # the simulated subject breathes with it
             async for item in source:
                 if isinstance(item, DeviceInfo):
                     status.device = item.name
@@ -477,9 +345,9 @@ async def _capture(
                         view.draw(force=True)
                     continue
                 t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
-                if not t_start:
+                if controls.t_start_s is None:
                     start(t_item)
-                elif limit_s is not None and t_item - t_start[0] > limit_s:
+                elif limit_s is not None and t_item - controls.t_start_s > limit_s:
                     return
                 if isinstance(item, Packet):
                     status.connected = True
@@ -522,7 +390,7 @@ async def _capture(
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             pass
-    stdin = _stdin_lines(args, on_line)
+    stdin = stdin_lines(args, controls, view if show_status else None)
     if stdin is not None:
         stdin.start(loop)
         note(
@@ -551,7 +419,7 @@ async def _capture(
     if stopped_by:
         note(f"vagus record: stopped ({signal_name}); ending the session")
     t_end: float | None = None
-    if t_start:
+    if controls.t_start_s is not None:
         if stopped_by:
             reason = signal_name
         elif failure is not None:
@@ -560,8 +428,8 @@ async def _capture(
             reason = "duration reached"
         else:
             reason = "end of input"
-        t_end = max(status.t_last_s, t_control)
-        write_control(Marker(t_end, f"stop: {reason}"))
+        t_end = max(status.t_last_s, controls.t_control_s)
+        controls.emit(Marker(t_end, f"stop: {reason}"))
     # End of input: the pending beats are decided exactly as a replay decides them.
     pipeline.close()
     emit(pipeline.events_received())
@@ -570,19 +438,6 @@ async def _capture(
         if sys.stderr.isatty():
             sys.stderr.write("\n")
     return Capture(summary, status, failure, stopped_by[0] if stopped_by else None, t_end)
-
-
-def _stdin_lines(args: argparse.Namespace, on_line: Any) -> StdinLines | None:
-    """The stdin reader for markers: on a terminal in the foreground, or when asked."""
-    asked = bool(getattr(args, "markers_from_stdin", False))
-    if not (asked or foreground_tty(sys.stdin)):
-        return None
-    try:
-        return StdinLines(on_line)
-    except (AttributeError, OSError, ValueError) as exc:  # no stdin (closed, pythonw)
-        if asked:
-            note(f"vagus record: cannot read markers from stdin: {exc}")
-        return None
 
 
 def run(args: argparse.Namespace) -> int:

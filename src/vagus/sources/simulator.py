@@ -78,11 +78,15 @@ from vagus.exceptions import InvalidInput
 from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceItem
 
 __all__ = [
+    "MAX_INTERVALS",
+    "MAX_INTERVAL_S",
+    "MAX_START_S",
     "SimulatorSource",
     "StrapConfig",
     "SubjectConfig",
     "VirtualStrap",
     "VirtualSubject",
+    "check_options",
     "configs_from_options",
     "ipfm_rr_ms",
     "resonance_response",
@@ -92,6 +96,15 @@ _DT_S: Final = 1.0 / 32.0
 #: The reader's own settling time, the floor of every profile's (``BleSpec.settle_s``).
 _READER_SETTLE_S: Final = BleSpec().settle_s
 _MAX_RR_TICKS: Final = 0xFFFF
+#: Scheduled dropouts and contact losses: at most this many of each, ...
+MAX_INTERVALS: Final = 1000
+#: ... each starting within a week of simulated time ...
+MAX_START_S: Final = 7 * 24 * 3600.0
+#: ... and lasting at most an hour (the random ones: 0.5-1.5 × a mean of at most 1 h).
+MAX_INTERVAL_S: Final = 3600.0
+#: The subject is integrated ahead in steps of this much simulated time at most, with
+#: the event loop run between them (a long dropout at --speed max never blocks it).
+_CATCH_UP_STEP_S: Final = 30.0
 
 
 def resonance_response(f_hz: float, f_rf_hz: float, zeta: float) -> complex:
@@ -215,8 +228,7 @@ class StrapConfig:
         for n in ("contact_loss_mean_s", "dropout_mean_s"):
             _check(0.1 <= getattr(self, n) <= 3600.0, n, "must be 0.1-3600 s")
         for n in ("contact_losses", "dropouts"):
-            for start_s, duration_s in getattr(self, n):
-                _check(start_s >= 0.0 and duration_s > 0.0, n, "need start_s >= 0, duration_s > 0")
+            _check_intervals(n, getattr(self, n))
         _check(0.2 <= self.notify_interval_s <= 5.0, "notify_interval_s", "must be 0.2-5 s")
         _check(
             0.005 <= self.latency_max_s < 0.5 * self.notify_interval_s,
@@ -225,6 +237,37 @@ class StrapConfig:
         )
         _check(0 <= self.battery_pct <= 100, "battery_pct", "must be 0-100")
         _check(bool(self.profile_id), "profile_id", "must not be empty")
+
+
+def _check_intervals(name: str, intervals: Intervals) -> None:
+    """Scheduled intervals: at most :data:`MAX_INTERVALS` ``(start_s, duration_s)`` pairs,
+    each starting at 0 to :data:`MAX_START_S` s and lasting more than 0 and at most
+    :data:`MAX_INTERVAL_S` s, in time order without overlapping."""
+    _check(
+        len(intervals) <= MAX_INTERVALS,
+        name,
+        f"at most {MAX_INTERVALS} intervals, got {len(intervals)}",
+    )
+    end_s = 0.0
+    for start_s, duration_s in intervals:
+        pair = f"[{start_s:g}, {duration_s:g}]"
+        _check(
+            math.isfinite(start_s) and 0.0 <= start_s <= MAX_START_S,
+            name,
+            f"{pair}: the start must be 0-{MAX_START_S:g} s (one week)",
+        )
+        _check(
+            math.isfinite(duration_s) and 0.0 < duration_s <= MAX_INTERVAL_S,
+            name,
+            f"{pair}: the duration must be more than 0 and at most {MAX_INTERVAL_S:g} s",
+        )
+        _check(
+            start_s >= end_s,
+            name,
+            f"{pair}: the intervals must be in time order without overlapping; this one "
+            f"starts before the previous one ends at {end_s:g} s",
+        )
+        end_s = start_s + duration_s
 
 
 _SUBJECT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(SubjectConfig))
@@ -256,18 +299,27 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
                 raise TypeError
             return value
         if isinstance(default, tuple):  # intervals
+            if not isinstance(value, list | tuple) or len(value) > MAX_INTERVALS:
+                raise ValueError
+            if not all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+                raise ValueError
+            if any(isinstance(x, bool | str) for p in value for x in p):
+                raise TypeError
             pairs = tuple((float(a), float(b)) for a, b in value)
             if not all(math.isfinite(a) and math.isfinite(b) for a, b in pairs):
                 raise ValueError
             return pairs
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     kind = (
-        "intervals [[start_s, duration_s], ...]"
+        f"intervals [[start_s, duration_s], ...] (at most {MAX_INTERVALS})"
         if isinstance(default, tuple)
         else (type(default).__name__)
     )
-    raise InvalidInput(f"simulator option {name!r}: expected {kind}, got {value!r}")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise InvalidInput(f"simulator option {name!r}: expected {kind}, got {shown}")
 
 
 def configs_from_options(options: Mapping[str, Any]) -> tuple[SubjectConfig, StrapConfig]:
@@ -295,6 +347,23 @@ def configs_from_options(options: Mapping[str, Any]) -> tuple[SubjectConfig, Str
         if k in _STRAP_FIELDS
     }
     return SubjectConfig(**subject), StrapConfig(**strap)
+
+
+def check_options(options: Mapping[str, Any]) -> tuple[SubjectConfig, StrapConfig]:
+    """Check :attr:`SimSpec.options` as :class:`SimulatorSource` will use them: the
+    configurations (:func:`configs_from_options`) and the device profile they name.
+
+    Raises:
+        InvalidInput: an unknown key, a bad value or an unknown profile, naming the option.
+    """
+    subject, strap = configs_from_options(options)
+    profiles = {p.id: p for p in load_profiles()}
+    if strap.profile_id not in profiles:
+        raise InvalidInput(
+            f"simulator option 'profile_id': unknown profile {strap.profile_id!r}; "
+            f"known profiles: {', '.join(profiles)} (see `vagus devices`)"
+        )
+    return subject, strap
 
 
 # --------------------------------------------------------------------------- the subject
@@ -363,6 +432,13 @@ class VirtualSubject:
             raise InvalidInput(f"pacer rate {rate_bpm!r} breaths/min is outside 1-40")
         self._pending_pacer.append((t_s, rate_bpm, phase_cycles))
         self._pending_pacer.sort(key=lambda x: x[0])
+
+    def integrate_until(self, t_s: float) -> None:
+        """Integrate the model up to ``t_s`` without handing out beats: the next
+        :meth:`beats_until` returns them as if it had done the work itself (the same
+        beats, the same random draws), so a long stretch can be done in parts."""
+        while self.t_s < t_s:
+            self._advance()
 
     def beats_until(self, t_s: float) -> list[float]:
         """Beat times (s) in ``(previous call, t_s]``, in order."""
@@ -631,6 +707,11 @@ class VirtualStrap:
         drop = self._dropouts.next_start_after(self._t_done_or_connect(), self._arrival_t)
         return drop[0] if drop is not None else self._arrival_t
 
+    def sense_horizon_s(self, t_s: float) -> float:
+        """How far the subject may be integrated ahead for the items due up to ``t_s``:
+        never past the next notification (its packet reads the beats up to there)."""
+        return min(t_s, self._notify_t)
+
     def _t_done_or_connect(self) -> float:
         return max(self._t_done, self._connected_at - 1e-9)
 
@@ -814,14 +895,10 @@ class SimulatorSource:
             raise InvalidInput(f"simulator duration_s must be positive, got {spec.duration_s!r}")
         if settle_s is not None and not (math.isfinite(settle_s) and settle_s >= 0):
             raise InvalidInput(f"simulator settle_s must be >= 0 s, got {settle_s!r}")
-        subject, strap = configs_from_options(spec.options)
-        profiles = {p.id: p for p in load_profiles()}
-        profile = profiles.get(strap.profile_id)
-        if profile is None:
-            raise InvalidInput(
-                f"simulator option 'profile_id': unknown profile {strap.profile_id!r}; "
-                f"known profiles: {', '.join(profiles)} (see `vagus devices`)"
-            )
+        if isinstance(spec.seed, bool) or not (isinstance(spec.seed, int) and spec.seed >= 0):
+            raise InvalidInput(f"simulator seed must be a whole number >= 0, got {spec.seed!r}")
+        subject, strap = check_options(spec.options)
+        profile = next(p for p in load_profiles() if p.id == strap.profile_id)
         self.strap = VirtualStrap(subject, strap, seed=spec.seed)
         #: Packets arriving this long after each (re)connect are discarded (s).
         self.settle_s: float = (
@@ -863,10 +940,22 @@ class SimulatorSource:
         speed = self.spec.speed
         end_s = self.spec.duration_s
         t0_loop = loop.time() - self._t_s / speed if speed is not None else 0.0
+        subject = self.strap.subject
         while not self._closed:
             t_next = self.strap.next_item_time_s
             if end_s is not None and t_next > end_s:
                 return
+            # A long stretch without items (a dropout) is integrated in bounded steps with
+            # the loop run between them, so signals and other tasks are never held up;
+            # paced, never past the simulated now (a pacer change is not in its past).
+            target = self.strap.sense_horizon_s(t_next)
+            if speed is not None:
+                target = min(target, (loop.time() - t0_loop) * speed)
+            while subject.t_s < target - _CATCH_UP_STEP_S:
+                subject.integrate_until(subject.t_s + _CATCH_UP_STEP_S)
+                await asyncio.sleep(0)
+                if self._closed:
+                    return
             for item in self.strap.items_until(t_next):
                 t_item = _item_time(item)
                 if isinstance(item, DeviceInfo) and item.connected:
