@@ -128,7 +128,7 @@ def test_ids_prefixes_update_end_list_delete(tmp_path: Path) -> None:
         assert store.get_session(prefix).title == "first"
         with pytest.raises(SessionNotFound, match="no session"):
             store.get_session("zz-not-an-id")
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(InvalidInput, match="must not be empty"):
             store.get_session("")
         updated = store.update_session(
             a.id,
@@ -293,9 +293,9 @@ def test_a_version_1_store_gets_the_heartbeat_column(tmp_path: Path) -> None:
         assert store.schema_version == 1
         assert [s.status for s in store.list_sessions()] == ["ended", "interrupted"]
     with SqliteStore(path) as store:
-        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 2
+        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 3
         columns = {r[1] for r in store._conn.execute("PRAGMA table_info(sessions)")}
-        assert "heartbeat_unix_s" in columns
+        assert {"heartbeat_unix_s", "content_sha256"} <= columns
         a, b = store.list_sessions()
         assert (a.id, a.status, a.ended_unix_s, a.heartbeat_unix_s) == (ended, "ended", 160.0, None)
         assert (b.id, b.status, b.heartbeat_unix_s) == (crashed, "interrupted", None)

@@ -16,7 +16,9 @@ of someone else, is refused and nothing is changed.
 
 A session being recorded may be edited: the recorder only ever writes its records, its
 heartbeat and, at the end, its summary and end time, so the new labels stay. A store
-that cannot be written is an error, as for ``vagus delete``.
+that cannot be written is an error, as for ``vagus delete``; so is a store that fails
+the integrity check (:func:`vagus.cli.sessions.refuse_malformed`: a session row edited
+by hand into something ``vagus sessions`` calls malformed): nothing is written into it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from vagus.cli.sessions import require_store, session_json
+from vagus.cli.sessions import (
+    json_safe,
+    refuse_malformed,
+    require_store,
+    session_id_arg,
+    session_json,
+)
 from vagus.exceptions import InvalidInput
 from vagus.store.base import ControlRecord, SessionInfo, Store, recorded_as
 from vagus.store.location import add_data_dir_argument
@@ -70,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("id", metavar="ID", help="session id (or a unique prefix)")
+    p.add_argument("id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)")
     p.add_argument("--title", metavar="T", help="the new title ('' clears it)")
     p.add_argument("--notes", metavar="TEXT", help="the new notes, replacing the old ('' clears)")
     p.add_argument(
@@ -164,6 +172,7 @@ def run_edit(args: argparse.Namespace, parser: argparse.ArgumentParser | None = 
 
     store = require_store(args.data_dir, write=True)
     try:
+        refuse_malformed(store, "edit")
         info = store.get_session(args.id)
         changes: dict[str, tuple[Any, Any]] = {}
         update: dict[str, Any] = {}
@@ -200,7 +209,7 @@ def run_edit(args: argparse.Namespace, parser: argparse.ArgumentParser | None = 
     if args.json:
         obj = session_json(info, shown)
         obj["changed"] = {k: {"old": old, "new": new} for k, (old, new) in changes.items()}
-        print(json.dumps(obj))
+        print(json.dumps(json_safe(obj), allow_nan=False))
         return 0
     if not changes:
         print(f"session {info.id}: nothing changed (it already reads as asked)")

@@ -9,32 +9,66 @@ is readable.
 
 A store that cannot be written (a read-only directory or mount) is read all the same,
 with a note; summaries computed for it are then not cached.
+
+Values out of any real range stored before the readers checked them (a start in the
+year 55464, a beat time of 1e18 s) are shown as such ("date out of range"), never a
+traceback. A session row edited by hand into something that is not a session
+(:class:`~vagus.store.base.MalformedSession`) is listed by ``sessions`` with the reason
+and refused by ``show`` with an error naming the session and the column; ``delete``
+removes it. Session ids on the command line are checked first
+(:func:`~vagus.store.base.check_session_id`): a usage error, before any query.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from vagus.exceptions import InvalidInput, StoreError, VagusError
-from vagus.store.base import ControlRecord, GapRecord, PacketRecord, RRRecord, SessionInfo, Store
+from vagus.store.base import (
+    ControlRecord,
+    GapRecord,
+    MalformedSession,
+    PacketRecord,
+    RRRecord,
+    SessionInfo,
+    Store,
+    check_session_id,
+    unix_datetime,
+)
 from vagus.store.location import add_data_dir_argument, data_dir
 from vagus.store.open import open_store, store_exists, store_location
 from vagus.store.recorder import session_summary
 
 __all__ = [
     "format_duration",
+    "json_safe",
+    "local_time",
     "note_read_only",
     "open_existing",
+    "refuse_malformed",
     "register",
     "require_store",
     "say_where",
+    "session_id_arg",
     "session_json",
 ]
+
+#: How an out-of-range date (:func:`~vagus.store.base.unix_datetime` None) is shown.
+OUT_OF_RANGE = "date out of range"
+
+
+def session_id_arg(text: str) -> str:
+    """argparse type for a session id (or a unique prefix): the rule of
+    :func:`~vagus.store.base.check_session_id`, as a usage error (exit 2)."""
+    try:
+        return check_session_id(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "show", help="show one session", description="Show one session's details and summary."
     )
-    p.add_argument("id", metavar="ID", help="session id (or a unique prefix)")
+    p.add_argument("id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_data_dir_argument(p)
     p.set_defaults(func=run_show)
@@ -66,61 +100,100 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "being recorded is never deleted: stop the recording first."
         ),
     )
-    p.add_argument("id", metavar="ID", help="session id (or a unique prefix)")
+    p.add_argument("id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     add_data_dir_argument(p)
     p.set_defaults(func=run_delete)
 
 
+#: Durations longer than this (s; about 30 years) are shown as out of range.
+_MAX_DURATION_S = 1e9
+
+
 def format_duration(seconds: float | None) -> str:
-    """``MM:SS`` or ``H:MM:SS`` (``--`` for unknown)."""
-    if seconds is None:
+    """``MM:SS`` or ``H:MM:SS`` (``--`` for unknown or not a number; ``out of range``
+    beyond about 30 years, which no recording lasts)."""
+    if not _is_number(seconds):
         return "--"
+    assert seconds is not None
+    if abs(seconds) > _MAX_DURATION_S:
+        return "out of range"
     s = max(0, round(seconds))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a figure may be shown from."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _iso(unix_s: float | None) -> str | None:
-    if unix_s is None:
-        return None
-    return dt.datetime.fromtimestamp(unix_s).astimezone().isoformat(timespec="seconds")
+    """Local ISO 8601 time; None when unknown or no real date."""
+    when = unix_datetime(unix_s)
+    return None if when is None else when.isoformat(timespec="seconds")
 
 
-def _local(unix_s: float) -> str:
-    return dt.datetime.fromtimestamp(unix_s).astimezone().strftime("%Y-%m-%d %H:%M")
+def local_time(unix_s: float) -> str:
+    """``YYYY-MM-DD HH:MM`` in this machine's zone, or ``date out of range (…)`` for a
+    value no calendar holds (e.g. a start read from microsecond stamps)."""
+    when = unix_datetime(unix_s)
+    if when is None:
+        return f"{OUT_OF_RANGE} ({unix_s:.4g} s)" if isinstance(unix_s, float) else OUT_OF_RANGE
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+_local = local_time
 
 
 def _num(value: Any, spec: str) -> str:
-    return "--" if value is None else format(value, spec)
+    return format(value, spec) if _is_number(value) else "--"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` writes standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
-    """The JSON form of a session in ``vagus sessions --json`` / ``vagus show --json``."""
-    return {
-        "id": info.id,
-        "started": _iso(info.started_unix_s),
-        "ended": _iso(info.ended_unix_s),
-        "started_unix_s": info.started_unix_s,
-        "ended_unix_s": info.ended_unix_s,
-        "status": info.status,
-        "duration_s": summary.get("duration_s"),
-        "beats": summary.get("beats"),
-        "title": info.title,
-        "participants": list(info.participants),
-        "device_profile": info.device_profile,
-        "source": info.source,
-        "tags": list(info.tags),
-        "notes": info.notes,
-        "mean_hr_bpm": summary.get("mean_hr_bpm"),
-        "rmssd_ms": summary.get("rmssd_ms"),
-        "sdnn_ms": summary.get("sdnn_ms"),
-        "mean_coherence": summary.get("mean_coherence"),
-        "artifact_pct": summary.get("artifact_pct"),
-        "gaps": summary.get("gaps"),
-        "summary": summary,
-    }
+    """The JSON form of a session in ``vagus sessions --json`` / ``vagus show --json``
+    (``started``/``ended`` null where the stored time is no real date; non-finite
+    numbers null: :func:`json_safe`)."""
+    obj: dict[str, Any] = json_safe(
+        {
+            "id": info.id,
+            "started": _iso(info.started_unix_s),
+            "ended": _iso(info.ended_unix_s),
+            "started_unix_s": info.started_unix_s,
+            "ended_unix_s": info.ended_unix_s,
+            "status": info.status,
+            "duration_s": summary.get("duration_s"),
+            "beats": summary.get("beats"),
+            "title": info.title,
+            "participants": list(info.participants),
+            "device_profile": info.device_profile,
+            "source": info.source,
+            "tags": list(info.tags),
+            "notes": info.notes,
+            "mean_hr_bpm": summary.get("mean_hr_bpm"),
+            "rmssd_ms": summary.get("rmssd_ms"),
+            "sdnn_ms": summary.get("sdnn_ms"),
+            "mean_coherence": summary.get("mean_coherence"),
+            "artifact_pct": summary.get("artifact_pct"),
+            "gaps": summary.get("gaps"),
+            "content_sha256": info.content_sha256,
+            "summary": summary,
+        }
+    )
+    return obj
 
 
 def say_where(directory: Path | None) -> None:
@@ -168,6 +241,20 @@ def require_store(directory: Path | None, *, write: bool = False) -> Store:
     return store
 
 
+def refuse_malformed(store: Store, command: str) -> None:
+    """Raise StoreError if the store fails the integrity check
+    (:meth:`~vagus.store.base.Store.malformed_sessions`): ``import`` and ``edit`` never
+    write into a store that ``sessions`` and ``show`` call malformed."""
+    problems = store.malformed_sessions()
+    if not problems:
+        return
+    ids = ", ".join(dict.fromkeys(p.session_id for p in problems))
+    raise StoreError(
+        f"{command}: nothing written: the session store {store.location} holds "
+        f"{len(problems)} malformed session(s) ({ids}); first: {problems[0]}"
+    )
+
+
 def _summary_or_error(store: Store, info: SessionInfo) -> dict[str, Any]:
     """The summary; a session whose record cannot be replayed is listed with the reason.
 
@@ -191,13 +278,25 @@ def run_sessions(args: argparse.Namespace) -> int:
             print(f"no sessions yet in {data_dir(args.data_dir)}", file=sys.stderr)
         return 0
     try:
-        rows = [(info, _summary_or_error(store, info)) for info in store.list_sessions()]
+        rows = [
+            (info, _summary_or_error(store, info))
+            for info in store.list_sessions(skip_malformed=True)
+        ]
+        malformed = store.malformed_sessions()
     finally:
         store.close()
+    for problem in malformed:
+        print(f"vagus sessions: {problem}", file=sys.stderr)
     if args.json:
-        print(json.dumps([session_json(i, s) for i, s in rows]))
+        listed = [session_json(i, s) for i, s in rows]
+        listed += [
+            {"id": p.session_id, "status": "malformed", "column": p.column, "error": str(p)}
+            for p in malformed
+            if p.column != "records"  # a listed session with a bad record: its summary says
+        ]
+        print(json.dumps(listed, allow_nan=False))
         return 0
-    if not rows:
+    if not rows and not malformed:
         print(f"no sessions yet in {data_dir(args.data_dir)}", file=sys.stderr)
         return 0
     table = [
@@ -230,6 +329,22 @@ def run_sessions(args: argparse.Namespace) -> int:
                 title.strip(),
             )
         )
+    for p in malformed:
+        if p.column != "records":
+            table.append(
+                (
+                    p.session_id,
+                    "?",
+                    "--",
+                    "?",
+                    "--",
+                    "--",
+                    "--",
+                    "--",
+                    "?",
+                    f"(malformed: column {p.column}; see the note above)",
+                )
+            )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     right = {4, 5, 6, 7}
     for row in table:
@@ -277,15 +392,15 @@ def run_show(args: argparse.Namespace) -> int:
     note_read_only(store, "show")
     try:
         info = store.get_session(args.id)
-        summary = session_summary(store, info, cache=not info.recording)
+        summary = _summary_or_error(store, info)
         counts, controls, t_first = _record_counts(store, info.id)
     finally:
         store.close()
     obj = session_json(info, summary)
     obj["records"] = counts
-    obj["control_events"] = controls
+    obj["control_events"] = json_safe(controls)
     if args.json:
-        print(json.dumps(obj))
+        print(json.dumps(obj, allow_nan=False))
         return 0
     s = summary
     lines = [
@@ -317,6 +432,8 @@ def run_show(args: argparse.Namespace) -> int:
         f"coherence    {_num(s.get('mean_coherence'), '.2f')} mean, "
         f"{_num(s.get('high_coherence_pct'), '.0f')}% of spectra high",
     ]
+    if "error" in s:
+        lines.append(f"summary      cannot be computed: {s['error']}")
     for c in controls:
         at = format_duration(c["t_s"] - t_first)
         if c["type"] == "marker":
@@ -334,7 +451,11 @@ def run_delete(args: argparse.Namespace) -> int:
     """Delete one session, after confirmation (or --yes); never one being recorded."""
     store = require_store(args.data_dir, write=True)
     try:
-        info = store.get_session(args.id)
+        try:
+            info = store.get_session(args.id)
+        except MalformedSession as exc:
+            # Its row cannot be read as a session: deleting it is the way out.
+            return _delete_malformed(store, exc, yes=args.yes)
         if info.recording:
             # Checked again by the store, in the delete's own transaction.
             raise StoreError(
@@ -357,4 +478,22 @@ def run_delete(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"deleted session {info.id}", file=sys.stderr)
+    return 0
+
+
+def _delete_malformed(store: Store, problem: MalformedSession, *, yes: bool) -> int:
+    """Delete a session whose row cannot be read (after confirmation, or ``yes``)."""
+    sid = problem.session_id
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput(
+                f"not deleting session {sid} without confirmation; run in a terminal or add --yes"
+            )
+        print(f"session {sid} is malformed: {problem}", file=sys.stderr)
+        answer = input(f"Delete session {sid} and its raw record? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("not deleted", file=sys.stderr)
+            return 1
+    store.delete_session(sid)
+    print(f"deleted session {sid}", file=sys.stderr)
     return 0

@@ -1,7 +1,9 @@
 """``vagus import`` and ``vagus export``: RR files in, session files out.
 
 ``vagus import FILE [--format F] [--unit ms|s] [--column NAME] [--tz ZONE] [--title T]
-[--participant P] [--data-dir D] [--json]``
+[--participant P] [--again] [--data-dir D] [--json]``
+    A file whose bytes (SHA-256) this store imported before is refused, naming that
+    session, unless ``--again`` (a copy would count twice in progress trends).
     Reads the whole file first (format detected from its content unless ``--format``;
     :mod:`vagus.formats.registry`), then stores it as one new session (source
     ``import:<format>``) in one transaction: a bad line anywhere imports nothing, and an
@@ -84,6 +86,14 @@ def register(subparsers: Any) -> None:
     )
     imp.add_argument("--title", default=None, help="session title (default: the file name)")
     imp.add_argument("--participant", default=None, help="participant name (default: from file)")
+    imp.add_argument(
+        "--again",
+        action="store_true",
+        help=(
+            "import a file even if the store already holds a session imported from the "
+            "same content (it is refused without this: a copy counts twice in trends)"
+        ),
+    )
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object")
     imp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_data_dir_argument(imp)
@@ -105,6 +115,41 @@ def register(subparsers: Any) -> None:
     exp.set_defaults(func=_export)
 
 
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 (hex) of the bytes of the regular file ``path``, read in 1 MiB blocks;
+    None for anything else (a pipe, a device, a missing or unreadable file), which is
+    then never matched as a re-import."""
+    import hashlib
+
+    try:
+        if not path.is_file():
+            return None
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _refuse_reimport(store: Store, path: Path, sha256: str) -> None:
+    """InvalidInput naming the sessions already imported from a file with these bytes."""
+    from vagus.cli.sessions import local_time
+
+    earlier = store.find_imports(sha256)
+    if not earlier:
+        return
+    first = earlier[0]
+    also = f" (and {len(earlier) - 1} more)" if len(earlier) > 1 else ""
+    raise InvalidInput(
+        f"{path} was already imported as session {first.id}{also} "
+        f"({local_time(first.started_unix_s)}, {first.title!r}): the same bytes "
+        f"(SHA-256 {sha256[:12]}...), so a second copy would count twice in `vagus "
+        f"progress`. `vagus show {first.id}` shows it; add --again to import it anyway"
+    )
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -116,8 +161,13 @@ def import_file(
     title: str | None = None,
     participant: str | None = None,
     progress: ProgressBar | None = None,
+    again: bool = False,
 ) -> dict[str, Any]:
     """Parse ``path`` fully, then store it as one session in one transaction.
+
+    A file whose bytes (SHA-256, :func:`file_sha256`) were imported before into this
+    store is refused with InvalidInput naming that session, unless ``again``; the hash
+    is stored with the session. Sessions imported before hashes were kept never match.
 
     ``tz``: the zone of naive local times in the file (None: this machine's). The title,
     device profile and end time come from the file where it names them (a vagus JSON
@@ -133,6 +183,9 @@ def import_file(
     from vagus.formats.registry import read_rr_file
     from vagus.store.recorder import SessionSummary, feed_counting
 
+    sha256 = file_sha256(path)
+    if sha256 is not None and not again:
+        _refuse_reimport(store, path, sha256)
     imported = read_rr_file(path, fmt, unit=unit, column=column, tz=tz)
     who = participant or imported.participant or "me"
     records = imported.records(participant=who)
@@ -163,7 +216,9 @@ def import_file(
         started_unix_s=started,
         ended_unix_s=ended,
         notes=imported.notes,
+        tags=imported.tags,
         summary=stats,
+        content_sha256=sha256,
     )
     return {
         "id": info.id,
@@ -174,6 +229,7 @@ def import_file(
         "markers": sum(isinstance(m, Marker) for m in imported.markers),
         "duration_s": imported.duration_s,
         "started_unix_s": started,
+        "content_sha256": sha256,
         "summary": stats,
     }
 
@@ -182,8 +238,11 @@ def _import(args: argparse.Namespace) -> int:
     from vagus.store.open import open_store
 
     progress = ProgressBar(f"import {args.file.name}", enabled=not args.quiet)
+    from vagus.cli.sessions import refuse_malformed
+
     store = open_store(args.data_dir)
     try:
+        refuse_malformed(store, "import")
         result = import_file(
             store,
             args.file,
@@ -194,6 +253,7 @@ def _import(args: argparse.Namespace) -> int:
             title=args.title,
             participant=args.participant,
             progress=progress,
+            again=args.again,
         )
     finally:
         progress.finish()

@@ -14,26 +14,34 @@ what the live session computed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+import datetime as dt
+import math
+import re
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vagus.core.events import ControlEvent
+from vagus.exceptions import InvalidInput, StoreError
 
 if TYPE_CHECKING:
     from vagus.core.pipeline import Pipeline
 
 __all__ = [
     "RECORDING_STALE_S",
+    "SESSION_ID_MAX_CHARS",
     "ControlRecord",
     "GapRecord",
     "InputRecord",
+    "MalformedSession",
     "PacketRecord",
     "RRRecord",
     "SessionInfo",
     "Store",
+    "check_session_id",
     "feed",
     "recorded_as",
+    "unix_datetime",
 ]
 
 
@@ -43,6 +51,68 @@ __all__ = [
 #: a slow disk or a busy machine; after a ``kill -9`` the session shows as recording for
 #: at most this long.
 RECORDING_STALE_S = 10.0
+
+#: The longest session id (or id prefix) a command accepts. Ids vagus draws are 8 hex
+#: digits; the rule leaves room for ids of other stores without letting a pasted
+#: paragraph reach a database query.
+SESSION_ID_MAX_CHARS = 64
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_session_id(text: str) -> str:
+    """``text`` if it can be a session id or a prefix of one, else InvalidInput.
+
+    The rule: 1 to :data:`SESSION_ID_MAX_CHARS` characters, each an ASCII letter, a
+    digit, ``-`` or ``_`` (ids are short and URL-safe). Checked before any query.
+    """
+    if not text:
+        raise InvalidInput("a session id must not be empty; `vagus sessions` lists them")
+    if len(text) > SESSION_ID_MAX_CHARS:
+        raise InvalidInput(
+            f"a session id has at most {SESSION_ID_MAX_CHARS} characters, not {len(text)} "
+            f"({text[:12]!r}...); `vagus sessions` lists them"
+        )
+    if not _SESSION_ID.fullmatch(text):
+        bad = next(c for c in text if not _SESSION_ID.fullmatch(c))
+        raise InvalidInput(
+            f"{text!r} is not a session id: ids are letters, digits, '-' and '_' "
+            f"(it has {bad!r}); `vagus sessions` lists them"
+        )
+    return text
+
+
+def unix_datetime(unix_s: float | None, tz: dt.tzinfo | None = None) -> dt.datetime | None:
+    """``unix_s`` (Unix time, s) as an aware datetime in ``tz`` (None: this machine's zone),
+    or None when it is no date a datetime can hold (not finite, before year 1 or after
+    9999: e.g. a start read from microsecond stamps as if they were milliseconds).
+
+    A stored session may hold such a value (imported before readers checked dates);
+    callers show it as out of range instead of failing.
+    """
+    if unix_s is None or isinstance(unix_s, bool) or not isinstance(unix_s, int | float):
+        return None
+    if not math.isfinite(unix_s):
+        return None
+    try:
+        when = dt.datetime.fromtimestamp(unix_s, dt.UTC)
+        return when.astimezone(tz)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+class MalformedSession(StoreError):
+    """A session row the store cannot read as a session: a column of the wrong type or
+    form (a store edited by hand, or damaged). Names the session and the column.
+
+    Attributes:
+        session_id: the session's id as stored.
+        column: the column at fault (``records`` for one of its input records).
+    """
+
+    def __init__(self, message: str, *, session_id: str, column: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.column = column
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +137,9 @@ class SessionInfo:
             commit, at least every second while recording); None if never recorded live.
         recording: True while a recorder is writing it: no end, and a heartbeat less
             than :data:`RECORDING_STALE_S` old when the store read it.
+        content_sha256: for an imported session, the SHA-256 (hex) of the imported
+            file's bytes, so that importing the same file again is recognised; None for
+            recorded sessions and for sessions imported before it was kept.
     """
 
     id: str
@@ -81,6 +154,7 @@ class SessionInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     heartbeat_unix_s: float | None = None
     recording: bool = False
+    content_sha256: str | None = None
 
     @property
     def status(self) -> str:
@@ -215,7 +289,7 @@ class Store(Protocol):
 
     def import_session(
         self,
-        records: Sequence[InputRecord],
+        records: Iterable[InputRecord],
         *,
         started_unix_s: float,
         ended_unix_s: float,
@@ -226,11 +300,28 @@ class Store(Protocol):
         tags: Sequence[str] = (),
         notes: str = "",
         summary: dict[str, Any] | None = None,
+        content_sha256: str | None = None,
     ) -> SessionInfo:
         """Store a whole, ended session and its records in one transaction (imports).
 
         All of it or nothing: an error, a crash or a ``kill -9`` part way leaves no
-        trace of it.
+        trace of it. ``content_sha256``: the SHA-256 (hex) of the imported file's bytes,
+        kept so :meth:`find_imports` recognises the same file imported again.
+        """
+        ...
+
+    def find_imports(self, content_sha256: str) -> list[SessionInfo]:
+        """The sessions imported from a file with this SHA-256 (hex), oldest first."""
+        ...
+
+    def malformed_sessions(self) -> list[MalformedSession]:
+        """The integrity check: every session row (and record) that cannot be read as
+        one, as the error reading it gives (empty: the store is sound).
+
+        :meth:`get_session` and :meth:`list_sessions` apply the same per-row check, so
+        what this calls malformed is exactly what every reading command refuses to show;
+        commands that write labels or sessions (``import``, ``edit``) run it first and
+        refuse to write into a store that is not sound.
         """
         ...
 
@@ -257,10 +348,15 @@ class Store(Protocol):
     ) -> SessionInfo: ...
 
     def get_session(self, session_id: str) -> SessionInfo:
-        """Raises SessionNotFound (accepts a unique prefix of the id)."""
+        """Raises SessionNotFound (accepts a unique prefix of the id), InvalidInput for
+        text that cannot be an id (:func:`check_session_id`), and MalformedSession for a
+        row that cannot be read as a session."""
         ...
 
-    def list_sessions(self) -> list[SessionInfo]: ...
+    def list_sessions(self, *, skip_malformed: bool = False) -> list[SessionInfo]:
+        """All sessions, oldest first. A malformed row raises MalformedSession, or is
+        left out with ``skip_malformed`` (:meth:`malformed_sessions` lists those)."""
+        ...
 
     def iter_input(self, session_id: str) -> Iterator[InputRecord]:
         """The session's input records in recorded order."""

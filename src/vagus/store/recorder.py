@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from vagus.core.events import Beat, Event, Gap, Marker, Metrics, PacerChange, Spectrum
+from vagus.core.metrics import MIN_SUMMARY_BEATS
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import MalformedPacket, SessionNotFound, StoreError
 from vagus.store.base import (
@@ -43,8 +44,9 @@ __all__ = [
 ]
 
 #: Bumped whenever the summary's definition (or the pipeline's output) changes, so
-#: cached summaries are recomputed from the raw record.
-SUMMARY_VERSION = 1
+#: cached summaries are recomputed from the raw record. 2: no time-domain value from
+#: fewer than :data:`~vagus.core.metrics.MIN_SUMMARY_BEATS` NN intervals.
+SUMMARY_VERSION = 2
 
 
 def feed_counting(pipeline: Pipeline, record: InputRecord) -> bool:
@@ -73,6 +75,11 @@ class SessionSummary:
     - ``beats`` = measured beats (inserted beats excluded); ``artifact_pct`` = % of them
       classified as artifacts; ``gaps`` and ``gap_s`` = gap count and summed known duration;
     - ``duration_s`` = span of the input's times (arrival and beat times, s).
+
+    The time-domain values (mean HR, mean NN, RMSSD, SDNN) follow the rule of
+    :func:`vagus.core.metrics.summarize` (``vagus analyze`` and reports): None from
+    fewer than :data:`~vagus.core.metrics.MIN_SUMMARY_BEATS` NN intervals (README
+    "Metrics": never a number from too little data).
     """
 
     #: Coherence ratio counted as "high" (HeartMath's high band starts near 3; our
@@ -168,9 +175,10 @@ class SessionSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict (None where there is too little data)."""
         n = self._nn_n
-        mean_nn = self._nn_sum / n if n else None
+        enough = n >= MIN_SUMMARY_BEATS  # the one rule of vagus.core.metrics.summarize
+        mean_nn = self._nn_sum / n if enough else None
         sdnn = None
-        if n >= 2 and mean_nn is not None:
+        if enough and mean_nn is not None:
             var = (self._nn_sumsq - n * mean_nn * mean_nn) / (n - 1)
             sdnn = math.sqrt(var) if var > 0 else 0.0
         duration = self._t_max - self._t_min if self._t_max >= self._t_min else 0.0
@@ -187,7 +195,7 @@ class SessionSummary:
             "gap_s": self.gap_s,
             "mean_hr_bpm": 60000.0 / mean_nn if mean_nn else None,
             "mean_nn_ms": mean_nn,
-            "rmssd_ms": math.sqrt(self._d2_sum / self._d_n) if self._d_n else None,
+            "rmssd_ms": math.sqrt(self._d2_sum / self._d_n) if enough and self._d_n else None,
             "sdnn_ms": sdnn,
             "mean_coherence": self._coh_sum / self._coh_n if self._coh_n else None,
             "high_coherence_pct": 100.0 * self._coh_high / self._coh_n if self._coh_n else None,
@@ -210,18 +218,64 @@ def compute_summary(records: Iterable[InputRecord]) -> dict[str, Any]:
     return summary.as_dict()
 
 
+#: The numeric fields of a summary (:meth:`SessionSummary.as_dict`): a cached summary
+#: where one is not a number (or None) was not written by vagus and is recomputed.
+_NUMERIC_FIELDS = (
+    "duration_s",
+    "beats",
+    "nn_beats",
+    "artifact_pct",
+    "gaps",
+    "gap_s",
+    "mean_hr_bpm",
+    "mean_nn_ms",
+    "rmssd_ms",
+    "sdnn_ms",
+    "mean_coherence",
+    "high_coherence_pct",
+)
+
+
+def _is_current(cached: dict[str, Any], input_records: int) -> bool:
+    """True if ``cached`` is a summary of this version over ``input_records`` records,
+    every numeric field a number or None."""
+    return (
+        cached.get("summary_version") == SUMMARY_VERSION
+        and cached.get("input_records") == input_records
+        and all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+            for v in (cached.get(k) for k in _NUMERIC_FIELDS)
+        )
+    )
+
+
 def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> dict[str, Any]:
     """The session's summary: the cached one if current, else recomputed by replay.
 
-    The cache is current when it has this :data:`SUMMARY_VERSION` and was computed over
-    as many input records as the session now holds. A recomputed summary is written
-    back (``cache``) when possible; a store that cannot be written is not an error here.
+    The cache is current when it has this :data:`SUMMARY_VERSION`, was computed over
+    as many input records as the session now holds, and its figures are numbers (a
+    summary edited by hand is not trusted). A recomputed summary is written back
+    (``cache``) when possible; a store that cannot be written is not an error here.
+
+    Raises:
+        StoreError: the record cannot be read, or cannot be replayed (values no
+            pipeline accepts, stored before the readers checked them): the message names
+            the session and the reason.
     """
     cached = info.summary
     n = store.input_count(info.id)
-    if cached.get("summary_version") == SUMMARY_VERSION and cached.get("input_records") == n:
+    if _is_current(cached, n):
         return cached
-    fresh = compute_summary(store.iter_input(info.id))
+    try:
+        fresh = compute_summary(store.iter_input(info.id))
+    except (ArithmeticError, LookupError, ValueError, TypeError) as exc:
+        # Values stored before the readers checked them (a beat time of 1e18 s...) may
+        # break the replay; the session is still listed, with this reason.
+        raise StoreError(
+            f"session {info.id} cannot be replayed: its record holds values out of any real "
+            f"range ({type(exc).__name__}: {exc}); export what you need or delete it: "
+            f"vagus delete {info.id}"
+        ) from exc
     if cache:
         with contextlib.suppress(StoreError):
             store.update_session(info.id, summary=fresh)

@@ -6,7 +6,8 @@ Schema (version :data:`SCHEMA_VERSION`; every change is a new function appended 
     schema_version(version)                      one row: the schema version of the file
     sessions(id, started_unix_s, ended_unix_s, title, participants JSON, device_profile,
              source, tags JSON, notes, summary JSON,
-             heartbeat_unix_s)                   (version 2) when its recorder last wrote
+             heartbeat_unix_s,                   (version 2) when its recorder last wrote
+             content_sha256)                     (version 3) SHA-256 of an imported file
     records(seq, session_id, kind, t_s, participant, data BLOB, times BLOB, text)
 
 ``records`` holds every input record of every session in one table, so that one
@@ -40,6 +41,14 @@ in a quiet second) until it is ended. A session without an end whose heartbeat i
 than :data:`~vagus.store.base.RECORDING_STALE_S` old reads back as recording (other
 processes may not delete it); an older one, or one never recorded live, as interrupted.
 
+Every session row is checked as it is read (:meth:`SqliteStore.get_session`,
+:meth:`SqliteStore.list_sessions`): a column of the wrong type or form (a store edited
+by hand: ``participants = 'null'``, tags that are not a list...) is a
+:class:`~vagus.store.base.MalformedSession` naming the session and the column, never a
+TypeError; :meth:`SqliteStore.malformed_sessions` runs the same check over the whole
+store (the integrity check writers run first). The cached ``summary`` is only a cache:
+one that is not a JSON object reads as empty and is recomputed.
+
 Read-only stores (a read-only directory or mount, a file without write permission): the
 file is opened with ``mode=ro``; where even the WAL side files (``-wal``, ``-shm``)
 cannot be created, with ``immutable=1``, which reads the main file as it is on disk
@@ -54,7 +63,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,9 +77,11 @@ from vagus.store.base import (
     ControlRecord,
     GapRecord,
     InputRecord,
+    MalformedSession,
     PacketRecord,
     RRRecord,
     SessionInfo,
+    check_session_id,
 )
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
@@ -145,9 +156,23 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE sessions ADD COLUMN heartbeat_unix_s REAL")
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3: ``sessions.content_sha256``, the SHA-256 (hex) of an imported file's
+    bytes, so importing the same file again is recognised (indexed for that look-up).
+
+    Sessions of version 2 have none: they are never matched.
+    """
+    conn.execute("ALTER TABLE sessions ADD COLUMN content_sha256 TEXT")
+    conn.execute("CREATE INDEX sessions_by_content ON sessions(content_sha256)")
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``.
 #: Append a function to change the schema; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+]
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -173,6 +198,120 @@ def _f64_blob(values: Sequence[float]) -> bytes:
 
 def _f64_tuple(blob: bytes) -> tuple[float, ...]:
     return tuple(np.frombuffer(blob, dtype=_F64).tolist())
+
+
+def _is_number(value: object) -> bool:
+    """A number as SQLite returns one (int or float; NaN cannot be stored)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _show_value(value: object) -> str:
+    """A stored value for a message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def _check_record_columns(
+    kind: object, t_s: object, participant: object, data: object, times: object, text: object
+) -> None:
+    """Raise ValueError when a ``records`` row's columns do not fit its kind (the same
+    rule as :attr:`SqliteStore._BAD_RECORDS`, for one row)."""
+    if not isinstance(participant, str):
+        raise ValueError(f"participant {_show_value(participant)} is not text")
+    if kind == KIND_RR:
+        if t_s is not None and not _is_number(t_s):
+            raise ValueError(f"t_s {_show_value(t_s)} is not a number")
+        if not isinstance(data, bytes) or len(data) % 8:
+            raise ValueError("its RR values are not float64 bytes")
+        if times is not None and (not isinstance(times, bytes) or len(times) != len(data)):
+            raise ValueError("its beat times are not one float64 per RR value")
+        return
+    if not _is_number(t_s):
+        raise ValueError(f"t_s {_show_value(t_s)} is not a number")
+    if kind == KIND_PACKET and not isinstance(data, bytes):
+        raise ValueError(f"its payload {_show_value(data)} is not bytes")
+    if kind in (KIND_GAP, KIND_CONTROL) and not isinstance(text, str):
+        raise ValueError(f"its text {_show_value(text)} is not text")
+
+
+def _session_from_row(row: tuple[Any, ...], where: Path) -> SessionInfo:
+    """The session of one ``sessions`` row, every column checked (``recording`` False).
+
+    Raises:
+        MalformedSession: a column of the wrong type or form, naming the session and
+            the column. The summary is a cache: one that is not a JSON object reads as
+            ``{}`` (it is recomputed from the record) instead.
+    """
+    sid, started, ended, title, parts, profile, source, tags, notes, summary, beat, sha = row
+    if not isinstance(sid, str) or not sid:
+        raise MalformedSession(
+            f"a session in {where} has the id {_show_value(sid)}, not text; the store was "
+            "edited by hand or is damaged: fix that row with sqlite3 or move the store away",
+            session_id=str(sid),
+            column="id",
+        )
+
+    def bad(column: str, value: object, expected: str) -> MalformedSession:
+        return MalformedSession(
+            f"session {sid} in {where} is malformed: its column {column} holds "
+            f"{_show_value(value)}, not {expected} (was the store edited by hand?); fix "
+            f"that column with sqlite3, or delete the session: vagus delete {sid}",
+            session_id=sid,
+            column=column,
+        )
+
+    def names(column: str, text: object, *, empty_ok: bool) -> tuple[str, ...]:
+        expected = "a JSON list of " + ("strings" if empty_ok else "one or more names")
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            value = None
+        if (
+            not isinstance(value, list)
+            or not all(isinstance(v, str) for v in value)
+            or not (value or empty_ok)
+        ):
+            raise bad(column, text, expected)
+        return tuple(value)
+
+    if not _is_number(started):
+        raise bad("started_unix_s", started, "a number (Unix time, s)")
+    for column, value in (("ended_unix_s", ended), ("heartbeat_unix_s", beat)):
+        if value is not None and not _is_number(value):
+            raise bad(column, value, "a number (Unix time, s) or NULL")
+    for column, value in (
+        ("title", title),
+        ("device_profile", profile),
+        ("source", source),
+        ("notes", notes),
+    ):
+        if not isinstance(value, str):
+            raise bad(column, value, "text")
+    if sha is not None and (
+        not isinstance(sha, str) or len(sha) != 64 or not _SHA256_HEX.issuperset(sha)
+    ):
+        raise bad("content_sha256", sha, "64 hex digits (a SHA-256) or NULL")
+    try:
+        cached = json.loads(summary) if isinstance(summary, str) else None
+    except ValueError:
+        cached = None
+    return SessionInfo(
+        id=sid,
+        started_unix_s=float(started),
+        ended_unix_s=None if ended is None else float(ended),
+        title=title,
+        participants=names("participants", parts, empty_ok=False),
+        device_profile=profile,
+        source=source,
+        tags=names("tags", tags, empty_ok=True),
+        notes=notes,
+        summary=cached if isinstance(cached, dict) else {},
+        heartbeat_unix_s=None if beat is None else float(beat),
+        content_sha256=sha,
+    )
 
 
 class SqliteStore:
@@ -220,7 +359,9 @@ class SqliteStore:
         self._last_commit = clock()
         #: sessions this store records live (``create_session(recording=True)``)
         self._recording: set[str] = set()
+        #: the SQL read for columns an older (read-only, unmigrated) store lacks
         self._heartbeat_column = "heartbeat_unix_s"
+        self._content_column = "content_sha256"
         self._check_header()
         try:
             if read_only:
@@ -335,6 +476,8 @@ class SqliteStore:
                 )
             if version < 2:
                 self._heartbeat_column = "NULL"
+            if version < 3:
+                self._content_column = "NULL"
             return
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -496,7 +639,7 @@ class SqliteStore:
 
     def import_session(
         self,
-        records: Sequence[InputRecord],
+        records: Iterable[InputRecord],
         *,
         started_unix_s: float,
         ended_unix_s: float,
@@ -507,19 +650,29 @@ class SqliteStore:
         tags: Sequence[str] = (),
         notes: str = "",
         summary: dict[str, Any] | None = None,
+        content_sha256: str | None = None,
     ) -> SessionInfo:
         """Store a whole, ended session and its records in one transaction.
 
         All of it or nothing: an invalid record, a database error, a crash or a
         ``kill -9`` part way leaves no trace of it (an import never shows up as an empty
         interrupted session). Records appended earlier are committed first, apart.
+        ``content_sha256``: the SHA-256 (64 lowercase hex digits) of the imported file,
+        for :meth:`find_imports`.
         """
+        if content_sha256 is not None and (
+            len(content_sha256) != 64 or not _SHA256_HEX.issuperset(content_sha256)
+        ):
+            raise InvalidInput(
+                f"content_sha256 must be 64 lowercase hex digits, not {content_sha256!r}"
+            )
         info = replace(
             self._new_info(
                 title, participants, device_profile, source, started_unix_s, tags, notes
             ),
             ended_unix_s=float(ended_unix_s),
             summary=dict(summary or {}),
+            content_sha256=content_sha256,
         )
         rows = [self._row(r) for r in records]  # InvalidInput before anything is written
         try:
@@ -574,8 +727,8 @@ class SqliteStore:
             raise StoreError("could not draw a new session id; try again")
         self._conn.execute(
             "INSERT INTO sessions (id, started_unix_s, ended_unix_s, title, participants, "
-            "device_profile, source, tags, notes, summary, heartbeat_unix_s) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "device_profile, source, tags, notes, summary, heartbeat_unix_s, content_sha256) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 sid,
                 info.started_unix_s,
@@ -588,6 +741,7 @@ class SqliteStore:
                 info.notes,
                 json.dumps(info.summary),
                 heartbeat_unix_s,
+                info.content_sha256,
             ),
         )
         return sid
@@ -776,6 +930,8 @@ class SqliteStore:
             row = self._conn.execute(
                 "SELECT ended_unix_s, heartbeat_unix_s FROM sessions WHERE id=?", (sid,)
             ).fetchone()
+            if row is not None and not all(v is None or _is_number(v) for v in row):
+                row = None  # a malformed row (edited by hand) is nobody's live recording
             if row is not None and sid not in self._recording and self._live(*row):
                 if not was_in_tx:
                     self._commit()  # nothing written: just release the write lock
@@ -795,7 +951,11 @@ class SqliteStore:
     # ------------------------------------------------------------ reading
 
     def _resolve(self, session_id: str) -> str:
-        """The full id of the session ``session_id`` (exact, else a unique prefix)."""
+        """The full id of the session ``session_id`` (exact, else a unique prefix).
+
+        Text that cannot be an id (:func:`~vagus.store.base.check_session_id`: too long,
+        other characters) is InvalidInput before any query."""
+        check_session_id(session_id)
         try:
             if self._conn.execute("SELECT 1 FROM sessions WHERE id=?", (session_id,)).fetchone():
                 return session_id
@@ -827,27 +987,15 @@ class SqliteStore:
         return abs(self._wall_clock() - heartbeat_unix_s) < RECORDING_STALE_S
 
     def _info(self, row: tuple[Any, ...]) -> SessionInfo:
-        sid, started, ended, title, parts, profile, source, tags, notes, summary, beat = row
-        return SessionInfo(
-            id=sid,
-            started_unix_s=started,
-            ended_unix_s=ended,
-            title=title,
-            participants=tuple(json.loads(parts)),
-            device_profile=profile,
-            source=source,
-            tags=tuple(json.loads(tags)),
-            notes=notes,
-            summary=json.loads(summary),
-            heartbeat_unix_s=beat,
-            recording=self._live(ended, beat),
-        )
+        """The session of a row, every column checked (raises MalformedSession)."""
+        info = _session_from_row(row, self.path)
+        return replace(info, recording=self._live(info.ended_unix_s, info.heartbeat_unix_s))
 
     def _session_columns(self) -> str:
-        """The columns :meth:`_info` reads (an old read-only store has no heartbeat)."""
+        """The columns :meth:`_info` reads (an old read-only store lacks the newer ones)."""
         return (
             "id, started_unix_s, ended_unix_s, title, participants, device_profile, "
-            f"source, tags, notes, summary, {self._heartbeat_column}"
+            f"source, tags, notes, summary, {self._heartbeat_column}, {self._content_column}"
         )
 
     def get_session(self, session_id: str) -> SessionInfo:
@@ -863,15 +1011,89 @@ class SqliteStore:
             raise SessionNotFound(f"no session {session_id!r} in {self.path}")
         return self._info(row)
 
-    def list_sessions(self) -> list[SessionInfo]:
-        """All sessions, oldest first."""
+    def _rows(self, where: str = "", params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Session rows (oldest first) matching the SQL condition ``where``."""
         try:
-            rows = self._conn.execute(
-                f"SELECT {self._session_columns()} FROM sessions ORDER BY started_unix_s, id"
+            return self._conn.execute(
+                f"SELECT {self._session_columns()} FROM sessions {where} "
+                "ORDER BY started_unix_s, id",
+                tuple(params),
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
-        return [self._info(r) for r in rows]
+
+    def list_sessions(self, *, skip_malformed: bool = False) -> list[SessionInfo]:
+        """All sessions, oldest first.
+
+        Raises:
+            MalformedSession: a row cannot be read as a session (unless
+                ``skip_malformed``: then it is left out; :meth:`malformed_sessions`
+                names it).
+        """
+        infos: list[SessionInfo] = []
+        for row in self._rows():
+            try:
+                infos.append(self._info(row))
+            except MalformedSession:
+                if not skip_malformed:
+                    raise
+        return infos
+
+    def find_imports(self, content_sha256: str) -> list[SessionInfo]:
+        """The sessions imported from a file with this SHA-256 (hex), oldest first.
+
+        Sessions imported before the hash was kept (schema version 2) have none and are
+        never found. Raises MalformedSession if a matching row is malformed.
+        """
+        if self._content_column == "NULL":
+            return []
+        return [self._info(r) for r in self._rows("WHERE content_sha256=?", (content_sha256,))]
+
+    #: Records whose columns do not fit their kind (checked in SQL: a store may hold
+    #: millions of records).
+    _BAD_RECORDS = f"""
+        SELECT session_id, min(seq) FROM records WHERE
+            typeof(participant) != 'text'
+            OR kind NOT IN ({KIND_PACKET}, {KIND_GAP}, {KIND_CONTROL}, {KIND_RR})
+            OR (kind != {KIND_RR} AND typeof(t_s) NOT IN ('integer', 'real'))
+            OR (kind = {KIND_RR} AND typeof(t_s) NOT IN ('integer', 'real', 'null'))
+            OR (kind = {KIND_PACKET} AND typeof(data) != 'blob')
+            OR (kind = {KIND_GAP} AND typeof(text) != 'text')
+            OR (kind = {KIND_CONTROL} AND typeof(text) != 'text')
+            OR (kind = {KIND_RR} AND (typeof(data) != 'blob' OR length(data) % 8 != 0
+                OR (times IS NOT NULL AND (typeof(times) != 'blob'
+                                           OR length(times) != length(data)))))
+        GROUP BY session_id ORDER BY session_id
+    """
+
+    def malformed_sessions(self) -> list[MalformedSession]:
+        """The integrity check: each session whose row (or one of whose records) cannot
+        be read, as the MalformedSession reading it raises; empty when the store is sound.
+
+        Rows are checked as :meth:`get_session` checks them; records by their columns'
+        types (``records`` of a session that is not there count too).
+        """
+        problems: list[MalformedSession] = []
+        for row in self._rows():
+            try:
+                self._info(row)
+            except MalformedSession as exc:
+                problems.append(exc)
+        try:
+            bad = self._conn.execute(self._BAD_RECORDS).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        for sid, seq in bad:
+            problems.append(
+                MalformedSession(
+                    f"session {sid} in {self.path} is malformed: its record {seq} has "
+                    "columns that do not fit its kind (was the store edited by hand?); "
+                    f"delete the session: vagus delete {sid}",
+                    session_id=str(sid),
+                    column="records",
+                )
+            )
+        return problems
 
     def input_count(self, session_id: str) -> int:
         """How many input records the session holds (a cheap cache key for summaries)."""
@@ -899,9 +1121,9 @@ class SqliteStore:
             )
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
-        return self._decode_rows(cursor)
+        return self._decode_rows(cursor, sid)
 
-    def _decode_rows(self, cursor: sqlite3.Cursor) -> Iterator[InputRecord]:
+    def _decode_rows(self, cursor: sqlite3.Cursor, sid: str) -> Iterator[InputRecord]:
         try:
             while True:
                 try:
@@ -912,6 +1134,7 @@ class SqliteStore:
                     return
                 for seq, kind, t_s, participant, data, times, text in rows:
                     try:
+                        _check_record_columns(kind, t_s, participant, data, times, text)
                         if kind == KIND_PACKET:
                             yield PacketRecord(t_s, bytes(data), participant)
                         elif kind == KIND_RR:
@@ -930,8 +1153,12 @@ class SqliteStore:
                         else:
                             raise ValueError(f"unknown record kind {kind}")
                     except (ValueError, TypeError) as exc:
-                        raise StoreError(
-                            f"record {seq} of {self.path} cannot be read: {exc}"
+                        raise MalformedSession(
+                            f"record {seq} of session {sid} in {self.path} cannot be read: "
+                            f"{exc} (was the store edited by hand?); delete the session: "
+                            f"vagus delete {sid}",
+                            session_id=sid,
+                            column="records",
                         ) from exc
         finally:
             cursor.close()
