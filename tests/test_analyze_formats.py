@@ -139,11 +139,11 @@ def test_row_interval_choices() -> None:
 def test_physionet_file_read_as_plain_names_format_physionet(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    err = analyze_error(capsys, str(need(NSR)))  # default: plain, ms
+    err = analyze_error(capsys, str(need(NSR)), "--format", "plain")  # plain, ms
     assert "--format physionet" in err
     assert "--unit s" not in err  # --unit s alone would fail on line 1
     assert " = " not in err  # no "median 0.7 ms = 0.7 ms"
-    err = analyze_error(capsys, str(NSR), "--unit", "s")
+    err = analyze_error(capsys, str(NSR), "--format", "plain", "--unit", "s")
     assert "line 1" in err and "--format physionet" in err
     assert "--unit ms" not in err
 
@@ -161,13 +161,20 @@ def test_median_message_reads_sensibly(tmp_path: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize(
     ("path", "fmt"),
-    [(VU, "vu_ams"), (HEARTMATH, "heartmath")],
+    [(VU, "vu_ams"), (HEARTMATH, "heartmath"), (NSR, "physionet")],
 )
-def test_other_formats_keep_the_line_and_name_the_format(
+def test_analyze_reads_the_format_it_detects(
     capsys: pytest.CaptureFixture[str], path: Path, fmt: str
 ) -> None:
-    err = analyze_error(capsys, str(need(path)))
-    assert "line 1: " in err and "is not a number" in err  # the first bad line, as before
+    # Issue 8 §4: analyze named the detected format and then refused it; it detects by
+    # default, as import does, with the same numbers as --format.
+    obj = analyze_json(capsys, str(need(path)))
+    assert obj["format"] == fmt
+    assert obj == analyze_json(capsys, str(path), "--format", fmt)
+    # --format plain still overrides detection: the first bad line, and the hint.
+    err = analyze_error(capsys, str(path), "--format", "plain")
+    if fmt != "physionet":
+        assert "line 1: " in err and "is not a number" in err
     assert f"pass --format {fmt}" in err
 
 
@@ -181,7 +188,7 @@ def test_tables_and_kubios_get_their_hint(
     assert "--format csv --column NAME" in err
     kubios = tmp_path / "k.txt"
     kubios.write_text("# SIGNAL/SERIES EXPORT - KUBIOS\n# Columns: time [s]\tRR [ms]\n0.8\t800\n")
-    err = analyze_error(capsys, str(kubios))
+    err = analyze_error(capsys, str(kubios), "--format", "plain")
     assert "line 3" in err and "pass --format kubios" in err
 
 

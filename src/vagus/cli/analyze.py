@@ -5,11 +5,17 @@ live): artifacts are classified and corrected, then the whole-recording metrics 
 computed from the corrected NN (:mod:`vagus.core.metrics`), and a table shows how HR,
 RMSSD, coherence and the peak frequency went over time.
 
-Input: by default a plain RR list (one value per line, ``#`` comments, ``--unit``, ms
-unless stated); an error names the first bad line, and says which ``--format`` or
-``--unit`` the file looks like it needs. ``--format F`` reads any import format
-(:mod:`vagus.formats.registry`; ``auto`` detects it) exactly as ``vagus import`` would,
-markers, gaps and beat times included.
+Input: the format is detected from the content as ``vagus import`` does
+(:mod:`vagus.formats.registry`), a list of one number per line being a plain RR list
+(``#`` comments, ``--unit``, ms unless stated); ``--format F`` overrides it (``auto``:
+detect, and fail when nothing fits). A file no format fits is read as a plain list,
+whose error names the first bad line and says which ``--format`` or ``--unit`` the file
+looks like it needs.
+
+Big files: a plain RR list is read block by block and the pipeline's events are folded
+into running aggregates as they come (:class:`_Fold`), so memory does not grow with the
+file. Recordings of over 24 h of beat time get a spectrum every
+:func:`spectrum_interval` s instead of every 5 s (:data:`FULL_SPECTRA_SPAN_S`).
 
 The over-time table: one row per window of ``--every`` seconds of beat time (on the
 file's own clock, windows at multiples of it); by default the shortest of 1, 2, 5, 10, 15,
@@ -27,15 +33,26 @@ import json
 import math
 import sys
 import textwrap
+from array import array
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vagus.core.events import Beat, Event, Gap, Spectrum
-from vagus.core.metrics import MIN_SUMMARY_BEATS, Summary, summarize_events
+from vagus.core.metrics import MIN_SUMMARY_BEATS, Summary
 from vagus.exceptions import FileFormatError, InvalidInput, VagusError
-from vagus.formats.plain import read_rr_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vagus.core.pipeline import Pipeline
+
+    _Sink = Callable[[list[Event]], None]
+from vagus.formats.plain import RRScan, scan_rr_text
 
 __all__ = [
     "EVERY_RANGE_S",
@@ -91,7 +108,9 @@ _FORMAT_NAMES = {
 EPILOG = """\
 formats (--format NAME; the names `vagus import --format` takes, plus auto):
   plain      one RR per line, '#' comments; --unit ms (the default) or s
-  auto       detect the format from the content, as `vagus import` does
+  (none)     detect the format from the content, as `vagus import` does; one
+             number per line is a plain RR list (--unit, ms unless given)
+  auto       detect, and fail when no format fits
   csv        a named column of a CSV/TSV table: --column NAME (--unit if unnamed)
   kubios     Kubios RR text export
   heartmath  HeartMath / HRV Logger CSV (timestamp, rr, since_start)
@@ -109,8 +128,8 @@ examples:
   a PhysioNet RR file; a HeartMath CSV, as one JSON object:
     vagus analyze nsr001_rr_secs.txt --format physionet
     vagus analyze test_heartmath.csv --format heartmath --json
-  a file in any format vagus can tell from its content:
-    vagus analyze recording.txt --format auto
+  a file in any format vagus can tell from its content (the default):
+    vagus analyze recording.txt
 """
 
 
@@ -144,9 +163,9 @@ def register(subparsers: Any) -> None:
         description=textwrap.fill(
             "Summarise an RR-interval file: beats, duration, artifacts found, time-domain "
             "metrics of the corrected NN, LF/HF (Welch over 5-min windows), and HR, RMSSD, "
-            "coherence and peak frequency over time. By default the file is a plain RR list "
-            "(one value per line, '#' comment lines, unit stated with --unit, ms unless "
-            "given; never guessed); --format reads any format `vagus import` reads.",
+            "coherence and peak frequency over time. The format is detected as `vagus import` "
+            "does (one value per line: a plain RR list, unit stated with --unit, ms unless "
+            "given; never guessed); --format overrides it.",
             width=78,
         ),
         epilog=EPILOG,
@@ -156,8 +175,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         choices=("auto", *FORMATS),
-        default="plain",
-        help="the file's format (default: plain RR list; auto: detect it as vagus import does)",
+        default=None,
+        help=(
+            "the file's format (default: detected as vagus import does, one number per "
+            "line being a plain RR list; auto: detect, and fail if nothing fits)"
+        ),
     )
     parser.add_argument(
         "--unit",
@@ -205,11 +227,14 @@ def _hint(path: Path, unit: str | None) -> str:
     return ""  # plain or physionet: read_rr_text's own hints say it
 
 
-def _plain_events(path: Path, unit: str | None, first_value_is_time: bool) -> list[Event]:
-    from vagus.core.pipeline import Pipeline
+#: RR values fed to the pipeline at a time (their events are folded before the next).
+_FEED_BATCH = 4096
 
+
+def _scan_plain(path: Path, unit: str | None, first_value_is_time: bool) -> RRScan:
+    """Check a plain RR list from end to end (errors say what the file looks like)."""
     try:
-        rr = read_rr_text(
+        return scan_rr_text(
             path, "s" if unit == "s" else "ms", first_value_is_time=first_value_is_time
         )
     except FileFormatError as exc:
@@ -217,24 +242,160 @@ def _plain_events(path: Path, unit: str | None, first_value_is_time: bool) -> li
         if hint:
             raise FileFormatError(f"{exc}; {hint}") from None
         raise
-    pipeline = Pipeline()
-    if rr.first_beat_s is not None:
-        pipeline.receive_rr(rr.rr_ms[0], t_s=rr.first_beat_s + rr.rr_ms[0] / 1000.0)
-        pipeline.receive_rr(rr.rr_ms[1:])
-    else:
-        pipeline.receive_rr(rr.rr_ms)
+
+
+def _run_plain(scan: RRScan, pipeline: Pipeline, max_rr_ms: float, sink: _Sink) -> None:
+    """Feed a scanned plain RR list block by block, handing the events to ``sink``."""
+    first = True
+    for chunk in scan.chunks():
+        if first and scan.first_beat_s is not None:
+            rr0 = float(chunk[0])
+            pipeline.receive_rr(rr0, t_s=scan.first_beat_s + rr0 / 1000.0)
+            chunk = chunk[1:]
+        first = False
+        long_idx = np.flatnonzero(chunk > max_rr_ms)
+        start = 0
+        for i in [*long_idx.tolist(), chunk.size]:
+            for a in range(start, i, _FEED_BATCH):
+                pipeline.receive_rr(chunk[a : min(i, a + _FEED_BATCH)].tolist())
+                sink(pipeline.events_received())
+            if i < chunk.size:
+                pipeline.receive_rr([float(chunk[i])])  # alone: a gap of its own
+            start = i + 1
     pipeline.close()
-    return pipeline.events_received()
+    sink(pipeline.events_received())
+
+
+def _run_format(path: Path, fmt: str | None, unit: str | None, column: str | None) -> Any:
+    from vagus.formats.registry import read_rr_file
+
+    return read_rr_file(path, fmt, unit=unit, column=column)
+
+
+def resolve_format(path: Path, fmt: str | None, unit: str | None, column: str | None) -> str:
+    """The format ``vagus analyze`` reads ``path`` as.
+
+    ``None`` (the default): detected as ``vagus import`` does, one number per line
+    being a plain RR list (in ``unit``, ms unless given); content no format fits is
+    read as a plain list, whose reader names the first bad line. ``"auto"``: detected,
+    and an error when detection fails. Anything else: as given.
+    """
+    from vagus.formats.registry import detect_format
+
+    if fmt is not None and fmt != "auto":
+        return fmt
+    try:
+        return detect_format(path, unit=unit or "ms", column=column)
+    except FileFormatError:
+        if fmt == "auto":
+            raise
+        return "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What ``vagus analyze`` found in a file.
+
+    Attributes:
+        format: the format read.
+        summary: the whole-recording summary.
+        rows: the over-time table (:func:`window_rows`' definitions).
+        every_s: the table's row spacing (s).
+        spectrum_interval_s: spectra (coherence, peak) were computed every this many s
+            of beat time (:func:`spectrum_interval`).
+    """
+
+    format: str
+    summary: Summary
+    rows: list[dict[str, Any]]
+    every_s: float
+    spectrum_interval_s: float
+
+
+def analyze_path(
+    path: Path,
+    fmt: str | None = None,
+    unit: str | None = None,
+    *,
+    column: str | None = None,
+    first_value_is_time: bool = False,
+    every_s: float | None = None,
+) -> Analysis:
+    """Read ``path`` and run it through the pipeline, folding the events as they come.
+
+    Memory is bounded by the pipeline's windows and the summary, not by the file: a
+    plain RR list is read block by block (:class:`~vagus.formats.plain.RRScan`) and
+    the events are folded into running aggregates (:class:`_Fold`) instead of kept.
+    Definitions: those of :func:`vagus.core.metrics.summarize` (time domain, 5-min
+    Welch windows) and :func:`window_rows`; the coherence medians are over the pipeline's
+    spectra, every :func:`spectrum_interval` s (5 s up to 24 h of beat time).
+
+    Raises:
+        FileFormatError: the file is not in the format (names the line and reason, and
+            for a plain list what the file looks like instead).
+        InvalidInput: options that do not fit together.
+    """
+    from vagus.core.artifacts import Lipponen2019
+    from vagus.core.pipeline import Pipeline
+    from vagus.store.recorder import feed_counting
+
+    if first_value_is_time and fmt not in (None, "plain"):
+        raise InvalidInput(
+            "--first-value-is-time is for plain RR lists; --format physionet reads "
+            "PhysioNet RR text"
+        )
+    if fmt == "plain" and column is not None:
+        raise InvalidInput("--column is for --format csv")
+    name = "plain" if first_value_is_time else resolve_format(path, fmt, unit, column)
+    fold = _Fold()
+    try:
+        corrector = Lipponen2019()
+        if name == "plain":
+            scan = _scan_plain(path, unit, first_value_is_time)
+            step = spectrum_interval(scan.sum_ms / 1000.0, every_s)
+            pipeline = Pipeline(spectrum_interval_s=step, corrector=corrector)
+            _run_plain(scan, pipeline, corrector.max_rr_ms, fold.add)
+        else:
+            imported = _run_format(path, name, unit, column)
+            name = imported.format
+            step = spectrum_interval(imported.duration_s, every_s)
+            pipeline = Pipeline(spectrum_interval_s=step, corrector=corrector)
+            for record in imported.records():
+                feed_counting(pipeline, record)  # malformed packets: skipped, as on import
+                fold.add(pipeline.events_received())
+            pipeline.close()
+            fold.add(pipeline.events_received())
+        span = fold.span()
+        if span is None:
+            every = ROW_STEPS_S[0] if every_s is None else every_s
+        elif every_s is None:
+            every = _row_interval_span(*span)
+        else:
+            every = _every_interval_span(*span, every_s)
+        summary, rows = fold.finish(every)
+    finally:
+        fold.close()
+    return Analysis(name, summary, rows, every, step)
+
+
+def _plain_events(path: Path, unit: str | None, first_value_is_time: bool) -> list[Event]:
+    from vagus.core.artifacts import Lipponen2019
+    from vagus.core.pipeline import Pipeline
+
+    scan = _scan_plain(path, unit, first_value_is_time)
+    corrector = Lipponen2019()
+    events: list[Event] = []
+    _run_plain(scan, Pipeline(corrector=corrector), corrector.max_rr_ms, events.extend)
+    return events
 
 
 def _format_events(
     path: Path, fmt: str | None, unit: str | None, column: str | None
 ) -> tuple[str, list[Event]]:
     from vagus.core.pipeline import Pipeline
-    from vagus.formats.registry import read_rr_file
     from vagus.store.recorder import feed_counting
 
-    imported = read_rr_file(path, fmt, unit=unit, column=column)
+    imported = _run_format(path, fmt, unit, column)
     pipeline = Pipeline()
     events: list[Event] = []
     for record in imported.records():
@@ -247,31 +408,28 @@ def _format_events(
 
 def analyze_events(
     path: Path,
-    fmt: str = "plain",
+    fmt: str | None = "plain",
     unit: str | None = None,
     *,
     column: str | None = None,
     first_value_is_time: bool = False,
 ) -> tuple[str, list[Event]]:
-    """Read ``path`` in ``fmt`` (``"auto"``: detect) and run it through the pipeline.
-
-    Returns the format read and every event.
+    """Every event of ``path`` through a :class:`Pipeline` with 5-s spectra, kept in a
+    list (small files and tests; :func:`analyze_path` folds them instead).
 
     Raises:
-        FileFormatError: the file is not in the format (names the line and reason, and
-            for a plain list what the file looks like instead).
-        InvalidInput: options that do not fit together.
+        FileFormatError, InvalidInput: as :func:`analyze_path`.
     """
-    if fmt == "plain":
+    if fmt == "plain" or first_value_is_time:
+        if first_value_is_time and fmt not in (None, "plain"):
+            raise InvalidInput("--first-value-is-time is for plain RR lists")
         if column is not None:
             raise InvalidInput("--column is for --format csv")
         return "plain", _plain_events(path, unit, first_value_is_time)
-    if first_value_is_time:
-        raise InvalidInput(
-            "--first-value-is-time is for plain RR lists; --format physionet reads "
-            "PhysioNet RR text"
-        )
-    return _format_events(path, None if fmt == "auto" else fmt, unit, column)
+    name = resolve_format(path, fmt, unit, column)
+    if name == "plain":
+        return "plain", _plain_events(path, unit, first_value_is_time)
+    return _format_events(path, name, unit, column)
 
 
 def analyze_file(
@@ -279,19 +437,330 @@ def analyze_file(
     unit: str | None = "ms",
     *,
     first_value_is_time: bool = False,
-    fmt: str = "plain",
+    fmt: str | None = None,
     column: str | None = None,
     every_s: float | None = None,
 ) -> tuple[Summary, list[dict[str, float | None]]]:
-    """Run the pipeline over an RR file; return the summary and the over-time rows.
+    """The summary and the over-time rows of an RR file (:func:`analyze_path`).
 
     Raises:
         FileFormatError: the file is not in the format (names the first bad line).
     """
-    _, events = analyze_events(
-        path, fmt, unit, column=column, first_value_is_time=first_value_is_time
+    result = analyze_path(
+        path, fmt, unit, column=column, first_value_is_time=first_value_is_time, every_s=every_s
     )
-    return summarize_events(events), window_rows(events, every_s)
+    return result.summary, result.rows
+
+
+# ------------------------------------------------------------------ streaming
+
+
+#: Recordings up to this much beat time (s) get a spectrum every 5 s, as live. Longer ones
+#: get one every :func:`spectrum_interval` s, so that no file needs more spectra than a
+#: 24 h one (the spectra would otherwise cost most of the time of a months-long file).
+FULL_SPECTRA_SPAN_S = 86400.0
+#: Spectrum intervals (s) a long recording chooses from: multiples of 5 s, so their
+#: spectra are a subset of the 5-s series (the same windows, ending at multiples of 5 s).
+SPECTRUM_STEPS_S: tuple[float, ...] = (
+    5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+)  # fmt: skip
+#: Beats folded per batch (numpy work per batch, not per beat).
+_FOLD_BATCH = 1 << 16
+#: The spool's record of one beat: time, NN (NaN: none), segment, flags.
+_SPOOL_DTYPE = np.dtype([("t", "<f8"), ("nn", "<f8"), ("seg", "<i8"), ("flags", "u1")])
+_MEASURED = 1
+_ARTIFACT = 2
+
+
+def spectrum_interval(span_s: float, every_s: float | None = None) -> float:
+    """The spectrum interval (s) ``vagus analyze`` uses for a recording of ``span_s``.
+
+    5 s (as live) up to :data:`FULL_SPECTRA_SPAN_S`; beyond, the smallest of
+    :data:`SPECTRUM_STEPS_S` that gives at most as many spectra as a 24 h recording
+    (17,280), but never more than the row spacing asked for with ``--every`` (widened as
+    :func:`every_interval` would widen it), so every row keeps spectra.
+    """
+    if not math.isfinite(span_s) or span_s <= FULL_SPECTRA_SPAN_S:
+        return 5.0
+    budget = FULL_SPECTRA_SPAN_S / 5.0
+    step = next((s for s in SPECTRUM_STEPS_S if span_s / s <= budget), SPECTRUM_STEPS_S[-1])
+    if every_s is not None:
+        row = max(every_s, span_s / (MAX_EVERY_ROWS - 1))
+        fits = [s for s in SPECTRUM_STEPS_S if s <= row]
+        step = min(step, fits[-1] if fits else 5.0)
+    return step
+
+
+def _chan(acc: tuple[int, float, float], x: np.ndarray) -> tuple[int, float, float]:
+    """Fold ``x`` into ``(n, mean, M2)`` (Chan et al. 1979 pairwise update: numerically
+    stable, unlike a running sum of squares; ``M2 / (n - 1)`` is the sample variance)."""
+    n_b = int(x.size)
+    if n_b == 0:
+        return acc
+    mean_b = float(x.mean())
+    m2_b = float(np.sum((x - mean_b) ** 2))
+    n_a, mean_a, m2_a = acc
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
+
+
+class _Fold:
+    """Folds pipeline events into what ``vagus analyze`` prints, file size aside.
+
+    Memory holds one batch of beats, the spectra's coherence and peak values (two
+    floats per spectrum) and one small record per segment. The beats go to a temporary
+    spool file (25 bytes each) that :meth:`finish` reads back block by block for the
+    whole-recording metrics, the 5-min Welch windows and the table's rows.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._spool = tempfile.TemporaryFile(prefix="vagus-analyze-")  # noqa: SIM115 (closed by close())
+        self._t: list[float] = []
+        self._nn: list[float] = []
+        self._seg: list[int] = []
+        self._flags: list[int] = []
+        self.segment = 0
+        self.measured = 0
+        self.artifacts: dict[str, int] = {}
+        self.t_lo = math.inf
+        self.t_hi = -math.inf
+        # (segment, first and last NN beat time) of every segment with NN beats.
+        self.segments: list[list[float]] = []
+        self.spec_t: array[float] = array("d")
+        self.spec_coh: array[float] = array("d")
+        self.spec_peak: array[float] = array("d")
+
+    def add(self, events: list[Event]) -> None:
+        """Fold a batch of events in (in order)."""
+        ts, nns, segs, flags = self._t, self._nn, self._seg, self._flags
+        arts = self.artifacts
+        nan = math.nan
+        for ev in events:
+            if type(ev) is Beat:
+                t = ev.t_s
+                nn = ev.nn_ms
+                f = 0
+                if not ev.inserted:
+                    f = _MEASURED
+                    self.measured += 1
+                    a = ev.artifact
+                    if a is not None:
+                        f |= _ARTIFACT
+                        arts[a] = arts.get(a, 0) + 1
+                ts.append(t)
+                nns.append(nan if nn is None else nn)
+                segs.append(self.segment)
+                flags.append(f)
+                if nn is not None:
+                    segments = self.segments
+                    if segments and segments[-1][0] == self.segment:
+                        segments[-1][2] = t
+                    else:
+                        segments.append([self.segment, t, t])
+            elif type(ev) is Gap:
+                self.segment += 1
+            elif type(ev) is Spectrum:
+                self.spec_t.append(ev.t_s)
+                self.spec_coh.append(nan if ev.coherence_ratio is None else ev.coherence_ratio)
+                self.spec_peak.append(nan if ev.peak_hz is None else ev.peak_hz)
+        if len(ts) >= _FOLD_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._t:
+            return
+        rec = np.empty(len(self._t), dtype=_SPOOL_DTYPE)
+        rec["t"] = self._t
+        rec["nn"] = self._nn
+        rec["seg"] = self._seg
+        rec["flags"] = self._flags
+        self.t_lo = min(self.t_lo, float(rec["t"].min()))
+        self.t_hi = max(self.t_hi, float(rec["t"].max()))
+        rec.tofile(self._spool)
+        self._t, self._nn, self._seg, self._flags = [], [], [], []
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        self._spool.flush()
+        self._spool.seek(0)
+        while True:
+            block = np.fromfile(self._spool, dtype=_SPOOL_DTYPE, count=1 << 20)
+            if not block.size:
+                return
+            yield block
+
+    def span(self) -> tuple[float, float] | None:
+        """(first, last) time of any beat or spectrum; None without either."""
+        self._flush()
+        lo, hi = self.t_lo, self.t_hi
+        if self.spec_t:
+            st = np.frombuffer(self.spec_t, dtype=np.float64)
+            lo, hi = min(lo, float(st.min())), max(hi, float(st.max()))
+        return (lo, hi) if lo <= hi else None
+
+    def finish(self, every: float) -> tuple[Summary, list[dict[str, Any]]]:
+        """The summary and the table's rows (windows of ``every`` s), from the spool."""
+        from vagus.core.metrics import REPORT_WELCH_WINDOW_S, FrequencySummary
+        from vagus.core.spectrum import welch_lf_hf
+
+        span = self.span()
+        k0 = _window(span[0], every) if span else 0
+        nk = _window(span[1], every) - k0 + 1 if span else 0
+        r_beats = np.zeros(nk)
+        r_art = np.zeros(nk)
+        r_nn_n = np.zeros(nk)
+        r_nn_sum = np.zeros(nk)
+        r_d_n = np.zeros(nk)
+        r_d2 = np.zeros(nk)
+        nn_acc: tuple[int, float, float] = (0, 0.0, 0.0)
+        d_acc: tuple[int, float, float] = (0, 0.0, 0.0)
+        nn_sums: list[float] = []
+        d2_sums: list[float] = []
+        over50 = 0
+        gaps = 0
+        prev: tuple[float, float, int, int] | None = None  # t, nn, seg, window of last NN
+        # Welch: 300-s windows back to back, ending at each segment's last NN beat.
+        win_s = REPORT_WELCH_WINDOW_S
+        plans: dict[int, deque[float]] = {}
+        for seg, t_first, t_last in self.segments:
+            n_win = math.floor((t_last - t_first + 2.5) / win_s)
+            plans[int(seg)] = deque(t_last - (n_win - 1 - j) * win_s for j in range(n_win))
+        bands: list[tuple[float, float, float]] = []
+        buf_seg = -1
+        buf_t = np.empty(0)
+        buf_nn = np.empty(0)
+
+        def welch(final: bool) -> None:
+            nonlocal buf_t, buf_nn
+            ends = plans.get(buf_seg, deque())
+            while ends and (final or (buf_t.size and buf_t[-1] > ends[0])):
+                t_end = ends.popleft()
+                lo = int(np.searchsorted(buf_t, t_end - win_s - 5.0))
+                hi = int(np.searchsorted(buf_t, t_end, side="right")) + 1
+                res = welch_lf_hf(buf_t[lo:hi], buf_nn[lo:hi], t_end, window_s=win_s)
+                if res is not None:
+                    bands.append((res.vlf_ms2, res.lf_ms2, res.hf_ms2))
+            keep = int(np.searchsorted(buf_t, ends[0] - win_s - 5.0)) if ends else buf_t.size
+            buf_t, buf_nn = buf_t[keep:], buf_nn[keep:]
+
+        for block in self._blocks():
+            k = np.ceil(block["t"] / every).astype(np.int64) - 1 - k0
+            flags = block["flags"]
+            measured = (flags & _MEASURED) != 0
+            r_beats += np.bincount(k[measured], minlength=nk)
+            r_art += np.bincount(k[measured & ((flags & _ARTIFACT) != 0)], minlength=nk)
+            has = ~np.isnan(block["nn"])
+            t = block["t"][has]
+            nn = block["nn"][has]
+            seg = block["seg"][has]
+            k = k[has]
+            if not nn.size:
+                continue
+            r_nn_n += np.bincount(k, minlength=nk)
+            r_nn_sum += np.bincount(k, weights=nn, minlength=nk)
+            nn_acc = _chan(nn_acc, nn)
+            nn_sums.append(float(nn.sum()))
+            # ΔNN between adjacent NN beats of one segment (with the last of the block before).
+            if prev is not None:
+                p_nn = np.r_[prev[1], nn]
+                p_seg = np.r_[prev[2], seg]
+                p_k = np.r_[prev[3], k]
+            else:
+                p_nn, p_seg, p_k = nn, seg, k
+            same = np.diff(p_seg) == 0
+            gaps += int(np.count_nonzero(~same))
+            d = np.diff(p_nn)[same]
+            d_acc = _chan(d_acc, d)
+            d2 = d * d
+            d2_sums.append(float(d2.sum()))
+            over50 += int(np.count_nonzero(np.abs(d) > 50.0))
+            in_row = same & (np.diff(p_k) == 0)
+            k_d = p_k[1:][in_row]
+            dd = np.diff(p_nn)[in_row]
+            r_d_n += np.bincount(k_d, minlength=nk)
+            r_d2 += np.bincount(k_d, weights=dd * dd, minlength=nk)
+            prev = (float(t[-1]), float(nn[-1]), int(seg[-1]), int(k[-1]))
+            # Welch windows of each segment in this block.
+            for s in np.unique(seg):
+                s = int(s)
+                part = seg == s
+                if s != buf_seg:
+                    if buf_seg >= 0:
+                        welch(final=True)
+                    buf_seg, buf_t, buf_nn = s, np.empty(0), np.empty(0)
+                buf_t = np.concatenate([buf_t, t[part]])
+                buf_nn = np.concatenate([buf_nn, nn[part]])
+                welch(final=False)
+        if buf_seg >= 0:
+            welch(final=True)
+        self._spool.close()
+
+        n = nn_acc[0]
+        n_d = d_acc[0]
+        enough = n >= MIN_SUMMARY_BEATS
+        mean_nn = math.fsum(nn_sums) / n if enough else None
+        if bands:
+            vlf, lf, hf = (float(np.mean([b[i] for b in bands])) for i in range(3))
+            freq = FrequencySummary(vlf, lf, hf, lf / hf if hf > 0 else None, len(bands))
+        else:
+            freq = FrequencySummary(None, None, None, None, 0)
+        coh = np.frombuffer(self.spec_coh, dtype=np.float64)
+        peak = np.frombuffer(self.spec_peak, dtype=np.float64)
+        ok = ~np.isnan(coh)
+        summary = Summary(
+            beats=n,
+            duration_s=math.fsum(nn_sums) / 1000.0,
+            mean_nn_ms=mean_nn,
+            hr_bpm=60000.0 / mean_nn if mean_nn else None,
+            sdnn_ms=math.sqrt(nn_acc[2] / (n - 1)) if enough else None,
+            rmssd_ms=math.sqrt(math.fsum(d2_sums) / n_d) if enough and n_d else None,
+            pnn50_pct=100.0 * over50 / n_d if enough and n_d else None,
+            sdsd_ms=math.sqrt(d_acc[2] / (n_d - 1)) if enough and n_d >= 2 else None,
+            frequency=freq,
+            beats_measured=self.measured,
+            artifacts=dict(self.artifacts),
+            gaps=gaps,
+            peak_hz_median=float(np.median(peak[ok])) if ok.any() else None,
+            coherence_median=float(np.median(coh[ok])) if ok.any() else None,
+        )
+        # Spectra per row: medians of the non-null values whose time falls in the row.
+        st = np.frombuffer(self.spec_t, dtype=np.float64)
+        sk = np.ceil(st / every).astype(np.int64) - 1 - k0 if nk else np.empty(0, np.int64)
+        rows: list[dict[str, Any]] = []
+        order = np.argsort(sk, kind="stable")
+        bounds = np.searchsorted(sk[order], np.arange(nk + 1))
+        for i in range(nk):
+            idx = order[bounds[i] : bounds[i + 1]]
+            c = coh[idx]
+            c = c[~np.isnan(c)]
+            pk = peak[idx]
+            pk = pk[~np.isnan(pk)]
+            nn_n = int(r_nn_n[i])
+            enough_row = nn_n >= MIN_SUMMARY_BEATS
+            beats = int(r_beats[i])
+            p_med = float(np.median(pk)) if pk.size else None
+            rows.append(
+                {
+                    "t_start_s": (k0 + i) * every,
+                    "t_end_s": (k0 + i + 1) * every,
+                    "beats": beats,
+                    "artifact_pct": 100.0 * r_art[i] / beats if beats else None,
+                    "hr_bpm": 60000.0 / (r_nn_sum[i] / nn_n) if enough_row else None,
+                    "rmssd_ms": (
+                        math.sqrt(r_d2[i] / r_d_n[i]) if enough_row and r_d_n[i] else None
+                    ),
+                    "coherence_median": float(np.median(c)) if c.size else None,
+                    "peak_hz_median": p_med,
+                    "peak_breaths_per_min": p_med * 60.0 if p_med is not None else None,
+                }
+            )
+        return summary, rows
+
+    def close(self) -> None:
+        """Remove the spool (also done by :meth:`finish`)."""
+        self._spool.close()
 
 
 # ------------------------------------------------------------------- table
@@ -303,7 +772,11 @@ def row_interval(events: list[Event], max_rows: int = MAX_ROWS) -> float:
     times = [e.t_s for e in events if isinstance(e, Beat | Spectrum)]
     if not times:
         return ROW_STEPS_S[0]
-    lo, hi = min(times), max(times)
+    return _row_interval_span(min(times), max(times), max_rows)
+
+
+def _row_interval_span(lo: float, hi: float, max_rows: int = MAX_ROWS) -> float:
+    """:func:`row_interval` of beats and spectra from ``lo`` to ``hi`` (s)."""
     for step in ROW_STEPS_S:
         if _window(hi, step) - _window(lo, step) + 1 <= max_rows:
             return step
@@ -329,7 +802,16 @@ def every_interval(events: list[Event], every_s: float, max_rows: int = MAX_EVER
     times = [e.t_s for e in events if isinstance(e, Beat | Spectrum)]
     if not times:
         return every_s
-    lo, hi = min(times), max(times)
+    return _every_interval_span(min(times), max(times), every_s, max_rows)
+
+
+def _every_interval_span(
+    lo: float, hi: float, every_s: float, max_rows: int = MAX_EVERY_ROWS
+) -> float:
+    """:func:`every_interval` of beats and spectra from ``lo`` to ``hi`` (s)."""
+    lo_s = EVERY_RANGE_S[0]
+    if not (math.isfinite(every_s) and every_s >= lo_s):
+        raise InvalidInput(f"the row spacing must be at least {lo_s:g} s, got {every_s:g} s")
     # At least the span over (max_rows - 1) windows; a step more where the edges fall.
     k = max(1, math.ceil((hi - lo) / every_s / (max_rows - 1)))
     while _window(hi, k * every_s) - _window(lo, k * every_s) + 1 > max_rows:
@@ -466,21 +948,21 @@ def run(args: argparse.Namespace) -> int:
     """Print the summary of ``args.file`` (human text, or one JSON object with --json)."""
     from vagus.formats.registry import FIXED_UNITS
 
-    fmt, events = analyze_events(
+    result = analyze_path(
         args.file,
         args.format,
         args.unit,
         column=args.column,
         first_value_is_time=args.first_value_is_time,
+        every_s=args.every,
     )
-    summary = summarize_events(events)
-    every = row_interval(events) if args.every is None else every_interval(events, args.every)
-    rows = window_rows(events, every)
+    fmt, summary, rows, every = result.format, result.summary, result.rows, result.every_s
     widened = args.every is not None and every != args.every
     unit = FIXED_UNITS.get(fmt) or args.unit or "ms"
     if args.json:
         obj = {"file": str(args.file), "format": fmt, "unit": unit, **summary_to_json(summary)}
         obj["every_s"] = every
+        obj["spectrum_interval_s"] = result.spectrum_interval_s
         obj["rows"] = rows
         print(json.dumps(obj, allow_nan=False))
         return 0
@@ -516,9 +998,16 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  coherence      median ratio {_fmt(s.coherence_median, '.2f')}, median peak "
         f"{_fmt(peak, '.4f', ' Hz')} ({_fmt(peak * 60 if peak else None, '.1f', '/min')})"
-        "  (64 s windows every 5 s; our implementation of the published HeartMath formula)",
+        f"  (64 s windows every {result.spectrum_interval_s:g} s; our implementation of the "
+        "published HeartMath formula)",
         file=out,
     )
+    if result.spectrum_interval_s > 5.0:
+        print(
+            f"  (over {FULL_SPECTRA_SPAN_S / 3600:g} h of beat time: spectra every "
+            f"{result.spectrum_interval_s:g} s instead of every 5 s, a subset of the same windows)",
+            file=out,
+        )
     if not rows:
         return 0
     secs = every % 60 != 0
