@@ -7,17 +7,23 @@ clock (:mod:`vagus.sources.replay`), so the events are exactly those computed li
 ``H:MM:SS`` or seconds: :func:`parse_offset`); the input before it is fed at once so
 the windows are warm. With ``--json``, one event per line,
 as ``vagus monitor --json``; otherwise a live one-line status, and a progress bar on
-stderr at max speed. Ctrl-C stops it with a summary and exit status 130 (as ``monitor``
-and ``record``).
+stderr at max speed. Ctrl-C (or SIGTERM) stops it with a summary and exit status 130
+(143 after SIGTERM), as ``monitor`` and ``record``.
+
+The status line counts packets for a recorded session and beats for an imported one
+(RR intervals, no packets), and says "(reconnecting)" only after a recorded link loss,
+until input comes again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterable
@@ -30,7 +36,7 @@ from vagus.core.events import Event
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import InvalidInput
 from vagus.sources.replay import paced
-from vagus.store.base import GapRecord, InputRecord, PacketRecord
+from vagus.store.base import GapRecord, InputRecord, PacketRecord, RRRecord
 from vagus.store.location import add_data_dir_argument
 from vagus.store.recorder import SessionSummary, feed_counting
 
@@ -162,7 +168,7 @@ def replay_records(
     """Feed ``records`` through a new Pipeline, paced; print events or a status."""
     pipeline = Pipeline()
     summary = SessionSummary()
-    status = LiveStatus()
+    status = LiveStatus(speed=speed)
     progress = ProgressBar(f"replay {session_id}", total=total) if speed is None else None
     show_status = speed is not None and (not json_out or sys.stderr.isatty())
     next_status = time.monotonic()
@@ -180,6 +186,15 @@ def replay_records(
             if speed is not None:
                 out.flush()
 
+    stopped_by: list[int] = []
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        raise KeyboardInterrupt  # ends the loop below as Ctrl-C does
+
+    previous = None
+    with contextlib.suppress(ValueError):  # only the main thread may set a handler
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
     items = paced(records, speed=speed, from_s=from_s)
     try:
@@ -196,6 +211,10 @@ def replay_records(
             elif isinstance(rec, GapRecord):
                 status.connected = False
                 status.gaps += 1
+            elif isinstance(rec, RRRecord):
+                status.connected = True
+                if status.packets == 0:  # imported RR: beats, not packets
+                    status.input_kind = "beats"
             status.at(item.t_s)
             emit(pipeline.events_received(), item.catch_up)
             shown = shown or not item.catch_up
@@ -206,18 +225,25 @@ def replay_records(
                 status_line(status.with_tail(tail()))
     except KeyboardInterrupt:
         interrupted = True
+        if not stopped_by:
+            stopped_by.append(signal.SIGINT)
     finally:
         close_iterator(items)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if interrupted:
         if progress is not None:
             progress.finish()
         elif show_status and sys.stderr.isatty():
             sys.stderr.write("\n")
+        why = "SIGTERM" if stopped_by[0] == signal.SIGTERM else "Ctrl-C"
+        s = summary.as_dict()
         note(
-            f"vagus replay: stopped (Ctrl-C) at {format_duration(status.elapsed_s)} of "
-            f"session {session_id}; {summary.beats} beats replayed"
+            f"vagus replay: stopped ({why}) at {format_duration(status.elapsed_s)} of "
+            f"session {session_id}: {format_duration(s['duration_s'])}, {s['beats']} beats, "
+            f"{s['gaps']} gaps replayed in {time.perf_counter() - t_wall0:.2f} s"
         )
-        return interrupted_status()
+        return interrupted_status(stopped_by[0])
     pipeline.close()
     emit(pipeline.events_received(), not shown)  # nothing shown: --from past the end
     elapsed = time.perf_counter() - t_wall0

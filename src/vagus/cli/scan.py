@@ -12,6 +12,7 @@ import json
 import sys
 
 from vagus.cli._common import positive_float
+from vagus.exceptions import VagusError
 
 __all__ = ["register", "run"]
 
@@ -39,14 +40,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="seconds to scan (default 5)",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per strap")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per strap; on an error, one object {"error": ...}',
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vagus.sources.ble import scan  # bleak is imported only here
+    try:
+        from vagus.sources.ble import scan  # bleak is imported only here
 
-    found = asyncio.run(scan(args.timeout))
+        found = asyncio.run(scan(args.timeout))
+    except (VagusError, ImportError) as exc:
+        if args.json:  # stdout stays machine-readable; the message also goes to stderr
+            error = {"error": str(exc), "kind": type(exc).__name__}
+            print(json.dumps(error), flush=True)
+        raise
     if args.json:
         for strap in found:
             print(json.dumps(strap.to_json()), flush=True)
