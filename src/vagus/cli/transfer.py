@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli._common import ProgressBar
-from vagus.exceptions import InvalidInput, VagusError
+from vagus.exceptions import InvalidInput
 from vagus.store.base import Store
 from vagus.store.location import add_data_dir_argument
 
@@ -102,12 +102,24 @@ def register(subparsers: Any) -> None:
     exp = subparsers.add_parser(
         "export",
         help="export a session (kubios, csv, json, edf)",
-        description="Replay a session through the pipeline and write it in a file format.",
+        description=(
+            "Replay a session through the pipeline and write it in a file format. Without "
+            "-o the file is vagus-ID.EXT in the current folder (vagus-ID.txt for kubios). "
+            "The file is written to a temporary next to it and renamed into place: a full "
+            "disk or Ctrl-C leaves an existing file as it was."
+        ),
     )
     exp.add_argument("session_id", metavar="ID", help="session id (or a unique prefix)")
     exp.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="output format")
     exp.add_argument(
-        "-o", "--output", default=None, metavar="PATH", help="output file ('-': stdout)"
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help=(
+            "output file ('-': stdout, not for edf); default: vagus-ID.EXT in the current "
+            "folder (EXT: txt for kubios, csv, json, edf), ID the full session id"
+        ),
     )
     exp.add_argument("--json", action="store_true", help="print the result as one JSON object")
     exp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -280,24 +292,29 @@ def export_session(
     progress: ProgressBar | None = None,
 ) -> dict[str, Any]:
     """Replay the session and write it in ``fmt`` to ``output`` (see the module doc)."""
+    from vagus.files import atomic_write, check_target
     from vagus.formats import export as ex
 
     if fmt == "edf" and output == "-":
-        raise VagusError("EDF+ is binary: give a file with -o, not '-'")
+        raise InvalidInput("EDF+ is binary: give a file with -o, not '-'")
+    if output is not None and output != "-":
+        check_target(output)  # a missing folder or a directory: say so before replaying
     run = ex.run_session(
         store,
         session_id,
         progress.update if progress is not None else None,
         keep_input=fmt == "json",
     )
+    if not run.measured_rr()[1]:
+        raise InvalidInput(
+            f"session {run.info.id} has no beats: nothing to export "
+            "(`vagus show` lists what it holds; `vagus delete` removes it)"
+        )
     path = output if output is not None else f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
+    # Every file is written to a temporary next to it and renamed into place
+    # (vagus.files): a full disk or Ctrl-C leaves the target as it was.
     if fmt == "edf":
-        try:
-            n = ex.write_edf(run, path)
-        except ImportError:
-            raise VagusError("EDF+ export needs pyedflib: pip install 'vagus[report]'") from None
-        except OSError as exc:
-            raise VagusError(f"cannot write {path}: {exc}") from None
+        n = ex.write_edf(run, path)
         what = f"{n} annotations"
     else:
         writers = {"kubios": ex.write_kubios_rr, "csv": ex.write_csv, "json": ex.write_json}
@@ -305,15 +322,8 @@ def export_session(
         if path == "-":
             n = writers[fmt](run, sys.stdout)
         else:
-            tmp = f"{path}.partial"
-            try:
-                with open(tmp, "w", encoding="utf-8", newline="") as out:
-                    n = writers[fmt](run, out)
-                os.replace(tmp, path)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise VagusError(f"cannot write {path}: {exc.strerror or exc}") from None
+            with atomic_write(path, newline="") as out:
+                n = writers[fmt](run, out)
         what = f"{n} {unit}"
     return {"id": run.info.id, "format": fmt, "path": path, "written": what}
 

@@ -1,7 +1,8 @@
 """EDF+ as written by ``vagus export --format edf``, read back through its annotations.
 
 The export (:func:`vagus.formats.export.write_edf`) carries the exact values as EDF+
-annotations, onsets in seconds from the file's start (EDF+ stores them to 100 µs):
+annotations, onsets in seconds from the file's start (EDF+ stores them, and the
+sub-second part of the start, to 100 µs):
 
 - ``RR=<ms>`` (``RR=<ms> <artifact class>``) at each measured beat's time (RR values of
   0 ms are left out: :func:`~vagus.formats.common.zero_rr_note`);
@@ -29,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from vagus.core.events import ControlEvent, Marker, PacerChange
-from vagus.exceptions import FileFormatError, InvalidInput
+from vagus.exceptions import FileFormatError
 from vagus.formats.common import (
     ImportedRR,
     breaks_from_beat_times,
@@ -99,10 +100,8 @@ def _open(p: Path) -> tuple[dt.datetime, str, str, list[tuple[float, float, str]
             "files that `vagus export --format edf` writes",
         )
     _check_size(p)
-    try:
-        import pyedflib
-    except ImportError:
-        raise InvalidInput("reading EDF+ needs pyedflib: pip install 'vagus[report]'") from None
+    import pyedflib  # a dependency; lazily, so the live path never loads it
+
     # pyedflib warns (UserWarning) when a header field is not UTF-8 and decodes it as
     # Latin-1: harmless for the fields read here, and not the user's business.
     with warnings.catch_warnings():
@@ -115,7 +114,12 @@ def _open(p: Path) -> tuple[dt.datetime, str, str, list[tuple[float, float, str]
                 p, "header", f"not a readable EDF+ file ({reason}); truncated or damaged?"
             ) from None
         try:
-            start = reader.getStartdatetime()
+            # The sub-second start (EDF+ "+0.ffff"), in 100 ns units, read directly:
+            # pyedflib's getStartdatetime divides it by 100 instead of 10.
+            subsecond = int(getattr(reader, "starttime_subsecond", 0) or 0)
+            start = reader.getStartdatetime().replace(microsecond=0) + dt.timedelta(
+                microseconds=round(subsecond / 10)
+            )
             equipment = str(reader.getEquipment()).strip()
             patient = str(reader.getPatientCode()).strip()
             onsets, durations, texts = reader.readAnnotations()
@@ -162,7 +166,6 @@ def read_edf(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
     Raises:
         FileFormatError: not EDF+, unreadable (truncated, damaged), no ``RR=`` annotations,
             or a bad annotation (names its number and onset and says what is wrong).
-        InvalidInput: pyedflib is not installed.
     """
     p = Path(path)
     start, equipment, patient, annotations = _open(p)

@@ -31,9 +31,12 @@ live) and keeps every event. The writers then turn that into:
     ``Gap: <reason>`` with its duration, ``Marker: <text>`` (EDFlib keeps at most 40
     characters of an annotation), ``Pacer: <rate>/min inhale <fraction>``.
     :func:`read_edf_annotations` reads them back and ``vagus import`` (:mod:`vagus.formats.edf`)
-    imports them: beat times to EDF+'s 100 µs. The file starts
-    at the session's start rounded down to a whole second (UTC; EDF has no time zone),
-    so an onset is ``beat time + fraction of the start second`` for imports.
+    imports them: beat times to EDF+'s 100 µs. The file starts (UTC; EDF has no time
+    zone) at a beat time ``t0`` that is a multiple of :data:`EDF_ALIGN_S` (0 for imports),
+    with EDF+'s sub-second start ("+0.ffff", to 100 µs), so an onset is ``beat time - t0``
+    exactly (to 100 µs): a re-import has the same beat times, markers and coherence
+    windows (:func:`edf_start`). Every format is written atomically
+    (:mod:`vagus.files`): a failure or Ctrl-C leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ from vagus.core.events import (
     Spectrum,
 )
 from vagus.core.pipeline import Pipeline
+from vagus.exceptions import InvalidInput
+from vagus.files import WriteError
 from vagus.formats.edf import read_edf_annotations
 from vagus.formats.kubios import write_kubios
 from vagus.formats.vagusjson import JSON_FORMAT, JSON_VERSION, record_to_json
@@ -354,20 +359,58 @@ def edf_origin(run: SessionRun) -> float:
     return float(math.floor(lo))
 
 
+#: The EDF+ file starts at a beat time that is a multiple of this many seconds: the
+#: pipeline's spectrum interval (:class:`~vagus.core.pipeline.Pipeline`, 5 s of beat time,
+#: itself on its 4 Hz grid). A re-import then has its beats at the same phase of that
+#: grid, so its 64 s coherence windows cover the same beats and give the same values.
+EDF_ALIGN_S = 5.0
+#: EDF+ onsets and the sub-second start are stored to 100 µs ("+SSSS.ffff").
+EDF_RESOLUTION_S = 1e-4
+
+
+def edf_start(run: SessionRun) -> tuple[float, int, int]:
+    """``(t0, whole_s, subsecond_100ns)``: the beat time ``t0`` at the EDF+ file's start
+    (a multiple of :data:`EDF_ALIGN_S` at or before the first event), and the file's
+    wall-clock start (Unix seconds, and the fraction in 100 ns units, a multiple of
+    100 µs) that corresponds to it: ``started_unix_s + t0 - edf_origin(run)``."""
+    origin = edf_origin(run)
+    t0 = math.floor(origin / EDF_ALIGN_S) * EDF_ALIGN_S
+    start_wall = run.info.started_unix_s + (t0 - origin)
+    whole = math.floor(start_wall)
+    ticks = round((start_wall - whole) / EDF_RESOLUTION_S)  # 100 µs units
+    if ticks >= round(1.0 / EDF_RESOLUTION_S):
+        whole, ticks = whole + 1, 0
+    return t0, whole, ticks * 1000
+
+
 def write_edf(run: SessionRun, path: Path | str) -> int:
     """Write the session as EDF+ (see the module doc); returns the annotations written.
 
+    The file is written to a temporary next to ``path`` (:func:`vagus.files.atomic_path`),
+    EDFlib's return codes are checked and the file's size is checked against its header
+    before it is renamed into place: a full disk or a Ctrl-C leaves ``path`` as it was.
+
     Raises:
-        ImportError: pyedflib is not installed (``pip install 'vagus[report]'``).
+        WriteError: the file could not be written (names the path and the reason).
+        InvalidInput: the session is too dense in annotations for EDF+.
     """
+    from vagus.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        n = _write_edf_file(run, tmp, path)
+        problem = edf_size_problem(tmp)
+        if problem is not None:
+            raise WriteError(f"cannot write {path}: {problem} (disk full, or a file-size limit?)")
+    return n
+
+
+def _write_edf_file(run: SessionRun, tmp: Path, path: Path | str) -> int:
     import pyedflib
+    from pyedflib._extensions._pyedflib import close_file, set_starttime_subsecond
 
     beats = [b for b in run.beats() if not b.inserted]
     nn = [b for b in run.beats() if b.nn_ms is not None]
-    # EDF+ starts on a whole second here: the fraction moves into the onsets.
-    start_wall = run.info.started_unix_s
-    frac = start_wall - math.floor(start_wall)
-    t0 = edf_origin(run) - frac  # beat time at the file's start
+    t0, whole_s, subsecond = edf_start(run)
     t_end = max((e.t_s for e in run.events), default=t0 + 1.0)
     records = max(1, math.ceil(t_end - t0 + 1e-9))
     n = records * EDF_RATE_HZ
@@ -377,8 +420,11 @@ def write_edf(run: SessionRun, path: Path | str) -> int:
     # EDFlib stores at most one annotation per annotation signal per data record.
     per_record = math.ceil((len(annotations) + 1) / records) + 1
     if per_record > 64:
-        raise ValueError(f"too many annotations for EDF+ ({len(annotations)} in {records} s)")
-    writer = pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+        raise InvalidInput(
+            f"too many annotations for EDF+ ({len(annotations)} in {records} s); "
+            "export --format json or csv instead"
+        )
+    writer = pyedflib.EdfWriter(str(tmp), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
     try:
         writer.set_number_of_annotation_signals(per_record)
         headers: list[dict[str, str | int | float | None]] = []
@@ -397,7 +443,7 @@ def write_edf(run: SessionRun, path: Path | str) -> int:
                 }
             )
         writer.setSignalHeaders(headers)
-        start = dt.datetime.fromtimestamp(math.floor(start_wall), dt.UTC).replace(tzinfo=None)
+        start = dt.datetime.fromtimestamp(whole_s, dt.UTC).replace(tzinfo=None)
         writer.setStartdatetime(start)
         writer.setPatientCode(_edf_text(run.info.participants[0] if run.info.participants else ""))
         equipment = _edf_text(f"vagus {__version__} {run.info.device_profile}", 24)
@@ -405,12 +451,43 @@ def write_edf(run: SessionRun, path: Path | str) -> int:
         # EDF+ recording field: equipment + additional + 23 chars of fixed parts <= 80.
         additional = _edf_text(f"session {run.info.id} {run.info.title}", 57 - len(equipment))
         writer.setRecordingAdditional(additional)
+        # The sub-second start (EDF+ "+0.ffff" in the first time-keeping annotation), in
+        # 100 ns units. Set directly: pyedflib's setStartdatetime passes microseconds
+        # x 100, which EDFlib rejects for any fraction of 0.1 s or more.
+        if set_starttime_subsecond(writer.handle, subsecond) != 0:
+            raise WriteError(f"cannot write {path}: EDFlib refused the sub-second start")
         writer.writeSamples([rr_sig, nn_sig])
         for onset, duration, text in annotations:
-            writer.writeAnnotation(onset - t0, duration, text)
-    finally:
+            if writer.writeAnnotation(onset - t0, duration, text) != 0:
+                raise WriteError(f"cannot write {path}: EDFlib refused annotation {text!r}")
+    except BaseException:
         writer.close()
+        raise
+    handle, writer.handle = writer.handle, -1
+    if close_file(handle) != 0:
+        raise WriteError(f"cannot write {path}: EDFlib could not finish the file")
     return len(annotations)
+
+
+def edf_size_problem(path: Path | str) -> str | None:
+    """None when the EDF file is as long as its header says (header bytes + records x
+    record bytes, 2 bytes a sample), else what is wrong with it."""
+    p = Path(path)
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        data = f.read(256 * 257)
+    try:
+        header_bytes = int(data[184:192].decode("ascii"))
+        records = int(data[236:244].decode("ascii"))
+        signals = int(data[252:256].decode("ascii"))
+        at = 256 + signals * 216
+        samples = [int(data[at + 8 * i : at + 8 * i + 8].decode("ascii")) for i in range(signals)]
+    except (ValueError, UnicodeDecodeError):
+        return f"the EDF header came out incomplete ({size} bytes written)"
+    expected = header_bytes + records * 2 * sum(samples)
+    if records < 1 or size != expected:
+        return f"the EDF+ file came out incomplete ({size} of {expected} bytes written)"
+    return None
 
 
 def _decimal(value: float, places: int) -> str:

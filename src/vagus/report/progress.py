@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vagus.exceptions import StoreError
+from vagus.exceptions import InvalidInput, StoreError
 from vagus.report.session import (
     HIGH_COHERENCE_THRESHOLD,
     ProgressCallback,
@@ -51,8 +51,10 @@ __all__ = [
     "NO_PARTICIPANT_LABEL",
     "TREND_VERSION",
     "ProgressRow",
+    "check_participant",
     "group_by_participant",
     "participant_label",
+    "participants_in",
     "progress_rows",
     "render_progress_html",
     "write_progress_report",
@@ -436,16 +438,56 @@ def write_progress_report(
 
     Returns:
         (the file written, the rows).
+
+    Raises:
+        InvalidInput: no session has ``participant`` (the message names those there are).
+        WriteError: the file cannot be written (a missing folder, a directory, a full
+            disk); the target is left as it was (:mod:`vagus.files`).
     """
     import time
 
+    from vagus.files import check_target, write_text
+
     if participant == NO_PARTICIPANT_LABEL:
         participant = DEFAULT_PARTICIPANT
+    if out_path is not None:
+        check_target(out_path)  # a missing folder or a directory: say so before replaying
+    if participant is not None:
+        check_participant(store, participant)
     rows = progress_rows(store, participant, refresh=refresh, progress=progress)
     doc = render_progress_html(rows, participant, generated_unix_s=time.time())
     if out_path is None:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in participant or "")
         out_path = f"vagus-progress-{safe}.html" if safe else "vagus-progress.html"
     path = Path(out_path)
-    path.write_text(doc, encoding="utf-8")
+    write_text(path, doc)  # atomic: a failure or Ctrl-C leaves the target as it was
     return path, rows
+
+
+def participants_in(store: Store) -> list[str]:
+    """Every participant of the store's sessions, in report order (named ones by name,
+    then the unnamed :data:`DEFAULT_PARTICIPANT`)."""
+    names: set[str] = set()
+    for info in store.list_sessions():
+        names.update(info.participants or (DEFAULT_PARTICIPANT,))
+    return sorted(names, key=lambda p: (p == DEFAULT_PARTICIPANT, p.casefold(), p))
+
+
+def check_participant(store: Store, participant: str) -> None:
+    """Raise :class:`~vagus.exceptions.InvalidInput` when no session has ``participant``,
+    naming the participants there are (``--participant`` of ``vagus progress``)."""
+    people = participants_in(store)
+    if participant in people:
+        return
+    if not people:
+        raise InvalidInput(
+            f"no sessions with participant {participant!r}: the store has no sessions yet "
+            "(`vagus record` or `vagus import` adds one)"
+        )
+    shown = ", ".join(
+        repr(NO_PARTICIPANT_LABEL) if p == DEFAULT_PARTICIPANT else repr(p) for p in people
+    )
+    raise InvalidInput(
+        f"no sessions with participant {participant!r}; the participants are: {shown} "
+        "(names are case-sensitive; `vagus sessions` lists who is in each session)"
+    )

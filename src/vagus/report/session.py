@@ -1374,11 +1374,19 @@ def write_session_report(
 
     Returns:
         (the file written, the session's summary).
+
+    Raises:
+        WriteError: the file cannot be written (a missing folder, a directory, a full
+            disk); the target is left as it was (:mod:`vagus.files`).
     """
     import time
 
+    from vagus.files import check_target, write_text
+
+    if out_path is not None:
+        check_target(out_path)  # a missing folder or a directory: say so before replaying
     replay = replay_session(store, session_id, participant=participant, progress=progress)
     doc, summary = session_report_html(replay, progress=progress, generated_unix_s=time.time())
     path = Path(out_path) if out_path is not None else Path(f"vagus-report-{replay.info.id}.html")
-    path.write_text(doc, encoding="utf-8")
+    write_text(path, doc)  # atomic: a failure or Ctrl-C leaves the target as it was
     return path, summary
