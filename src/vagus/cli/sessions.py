@@ -287,6 +287,9 @@ def run_sessions(args: argparse.Namespace) -> int:
         store.close()
     for problem in malformed:
         print(f"vagus sessions: {problem}", file=sys.stderr)
+    for info, summary in rows:
+        if "error" in summary:
+            print(f"vagus sessions: note: session {info.id}: {summary['error']}", file=sys.stderr)
     if args.json:
         listed = [session_json(i, s) for i, s in rows]
         listed += [
@@ -315,6 +318,8 @@ def run_sessions(args: argparse.Namespace) -> int:
     ]
     for info, s in rows:
         title = info.title + ("" if info.status == "ended" else f" ({info.status})")
+        if "error" in s:
+            title += " (no summary: see the note)"
         table.append(
             (
                 info.id,
