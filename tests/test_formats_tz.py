@@ -59,7 +59,7 @@ def test_vu_ams_with_explicit_zones(tmp_path: Path, capsys: pytest.CaptureFixtur
     # The first R peak is at 30-06-23/14:08:59.580 local time.
     ams = imported(capsys, tmp_path, need(VU), "--tz", "Europe/Amsterdam")  # CEST, UTC+2
     assert ams["started_unix_s"] == pytest.approx(utc(2023, 6, 30, 12, 8, 59, 580000), abs=1e-6)
-    nyc = imported(capsys, tmp_path, VU, "--tz", "America/New_York")  # EDT, UTC-4
+    nyc = imported(capsys, tmp_path / "nyc", VU, "--tz", "America/New_York")  # EDT, UTC-4
     assert nyc["started_unix_s"] == pytest.approx(utc(2023, 6, 30, 18, 8, 59, 580000), abs=1e-6)
     store = open_store(tmp_path)
     try:
@@ -86,7 +86,7 @@ def test_polar_stamps(tmp_path: Path, capsys: pytest.CaptureFixture[str], machin
         rows.append(f"{t.isoformat(timespec='milliseconds')};{rr:g}")
     f.write_text("\n".join(rows) + "\n")
     ams = imported(capsys, tmp_path, f, "--tz", "Europe/Amsterdam")
-    tokyo = imported(capsys, tmp_path, f)  # the machine's zone
+    tokyo = imported(capsys, tmp_path / "tokyo", f)  # the machine's zone
     # The first stamp (09:30:00.812 local) is the first beat; t_s == 0 is one RR earlier.
     assert ams["started_unix_s"] == pytest.approx(utc(2024, 1, 15, 8, 30, 0), abs=0.01)
     assert tokyo["started_unix_s"] == pytest.approx(utc(2024, 1, 15, 0, 30, 0), abs=0.01)
@@ -115,7 +115,7 @@ def test_elite_hrv_name_and_hrv_logger_dates(
 
 def test_zoned_times_do_not_move(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plain = imported(capsys, tmp_path, need(HEARTMATH))  # Unix ms stamps: already UTC
-    zoned = imported(capsys, tmp_path, HEARTMATH, "--tz", "Pacific/Auckland")
+    zoned = imported(capsys, tmp_path / "nz", HEARTMATH, "--tz", "Pacific/Auckland")
     assert plain["started_unix_s"] == zoned["started_unix_s"]
     kubios = tmp_path / "k.txt"
     kubios.write_text(
@@ -125,7 +125,7 @@ def test_zoned_times_do_not_move(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     foreign = imported(capsys, tmp_path, kubios, "--tz", "Europe/London")  # GMT in March
     assert foreign["started_unix_s"] == pytest.approx(utc(2024, 3, 1, 10, 0, 0))
-    foreign = imported(capsys, tmp_path, kubios, "--tz", "Asia/Kolkata")  # UTC+5:30
+    foreign = imported(capsys, tmp_path / "in", kubios, "--tz", "Asia/Kolkata")  # UTC+5:30
     assert foreign["started_unix_s"] == pytest.approx(utc(2024, 3, 1, 4, 30, 0))
 
 

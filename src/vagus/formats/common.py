@@ -11,7 +11,11 @@ Wall-clock times: a file that states naive local times (VU-AMS R-peak times, Pol
 HRV Logger phone stamps, an Elite HRV file name, a foreign Kubios or EDF+ header) is read in
 the time zone the caller names (``vagus import --tz``; :func:`parse_time_zone`), by default
 this machine's; :func:`wall_clock` turns such a time into Unix time (UTC), which is what the
-store keeps.
+store keeps. A file of many local stamps turns *each* stamp into UTC before any two are
+subtracted, so a daylight-saving change inside the file moves no beat: the hour that does
+not exist in spring is no gap, and the hour that repeats in autumn (the same local times
+twice) is read as the later reading when the stamp before it says so
+(:func:`wall_clock`'s ``near``).
 
 :meth:`ImportedRR.records` turns that into the store's input records: one
 :class:`~vagus.store.base.RRRecord` per stretch of up to :data:`RECORD_BEATS` beats, a
@@ -21,6 +25,18 @@ pipeline, whatever the pipeline's own tolerance) and a
 that holds a session's raw input (the vagus JSON export) sets ``input`` instead, and
 :meth:`ImportedRR.records` returns those records as they were, so the imported session
 replays to exactly the events of the exported one.
+
+Validation: every :class:`ImportedRR` checks itself when it is made
+(:func:`validate_imported`, called by ``__post_init__``), so no reader can hand the store
+a value outside what a recording can hold: each RR finite, > 0 and at most
+:data:`MAX_RR_MS` (values between the physiological 250-2500 ms and that cap are kept for
+the artifact corrector's ``range`` class, as the plain reader does); beat times finite,
+increasing and within :data:`MAX_SPAN_S` of the file's clock origin; wall-clock dates
+(start, end, every stamp a reader checks with :func:`check_date`) between
+:data:`EARLIEST_DATE` and this machine's clock plus :data:`FUTURE_SLACK_S`; markers and
+pacer changes as a live recording accepts them (:data:`PACER_RANGE_BPM`); tags non-empty
+strings. The error names the file and the line of the value where the reader recorded it
+(``rr_lines``).
 
 Errors: a reader raises :class:`~vagus.exceptions.FileFormatError` whose message starts with
 ``<file>: line <n>:`` and says what was wrong and what to do (:func:`format_error`); files
@@ -34,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import time
 import zoneinfo
 from collections import deque
 from collections.abc import Sequence
@@ -42,22 +59,33 @@ from pathlib import Path
 
 import numpy as np
 
-from vagus.core.events import ControlEvent
+from vagus.core.events import ControlEvent, Marker, PacerChange
 from vagus.exceptions import FileFormatError, InvalidInput
 from vagus.formats.plain import microseconds_hint, microseconds_like
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 
 __all__ = [
+    "EARLIEST_DATE",
+    "FUTURE_SLACK_S",
     "GAP_TOLERANCE_S",
+    "MAX_RR_MS",
+    "MAX_SPAN_S",
+    "PACER_RANGE_BPM",
     "RECORD_BEATS",
     "ImportedRR",
     "beat_times_from_arrivals",
     "breaks_from_beat_times",
+    "check_date",
     "check_rr",
+    "control_problem",
+    "date_range_text",
     "format_error",
+    "local_stamp",
     "parse_number",
     "parse_time_zone",
     "read_text_lines",
+    "utc_time",
+    "validate_imported",
     "wall_clock",
     "zero_rr_note",
     "zone_label",
@@ -72,6 +100,24 @@ GAP_TOLERANCE_S = 2.0
 LAG_WINDOW_S = 30.0
 #: A file whose median RR is outside this range (ms) almost surely has the wrong unit.
 PLAUSIBLE_MEDIAN_RR_MS = (200.0, 3000.0)
+
+#: The earliest wall-clock date a file may state (UTC): before any RR recording app or
+#: chest strap that exports RR, so an earlier date is a wrong clock or a wrong unit.
+EARLIEST_DATE = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+#: How far past this machine's clock a file's dates may lie (s): one day (a wrong ``--tz``
+#: or a phone clock a little ahead).
+FUTURE_SLACK_S = 86_400.0
+#: The longest RR interval a file may hold (ms): nothing longer is an RR interval in any
+#: unit (the plain reader's cap). Values beyond the physiological 250-2500 ms up to this
+#: are kept: the artifact corrector marks them (``range``, SCIENCE.md "Artifacts").
+MAX_RR_MS = 60_000.0
+#: The longest span (s) a file's beat times may cover, and how far from the file's clock
+#: origin they may lie: 31 days (a Holter record is 1-7 days).
+MAX_SPAN_S = 31 * 86_400.0
+#: Pacer rates (breaths/min) a file may set, as ``pacer N`` during a recording.
+PACER_RANGE_BPM = (1.0, 40.0)
+#: The longest tag (characters).
+_MAX_TAG_CHARS = 200
 
 _BINARY_PROBE_BYTES = 8192
 #: Beats of a segment before a falling lag floor may declare a "clock" break.
@@ -106,6 +152,14 @@ class ImportedRR:
         title: the session title the file names, if any.
         device_profile: the device profile the file names, if any.
         ended_unix_s: the wall-clock end the file states, if any.
+        tags: the session tags the file names (a vagus JSON export).
+        source: the file name, for the errors of :func:`validate_imported`.
+        rr_lines: the file line of each RR value (same length as ``rr_ms``), so that a
+            validation error names it; None where the reader has no lines.
+
+    Raises:
+        FileFormatError: a value outside what a recording can hold
+            (:func:`validate_imported`).
     """
 
     format: str
@@ -120,10 +174,16 @@ class ImportedRR:
     title: str | None = None
     device_profile: str | None = None
     ended_unix_s: float | None = None
+    tags: tuple[str, ...] = ()
+    source: str = ""
+    rr_lines: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.t_s is not None and len(self.t_s) != len(self.rr_ms):
             raise ValueError("t_s and rr_ms must have the same length")
+        if self.rr_lines is not None and len(self.rr_lines) != len(self.rr_ms):
+            raise ValueError("rr_lines and rr_ms must have the same length")
+        validate_imported(self)
 
     @property
     def beats(self) -> int:
@@ -177,6 +237,185 @@ class ImportedRR:
         return out
 
 
+def date_range_text(now_unix_s: float | None = None) -> str:
+    """The plausible dates as the errors state them (``1990-01-01 .. 2026-12-03``)."""
+    hi = _date_range(now_unix_s)[1]
+    latest = dt.datetime.fromtimestamp(hi, dt.UTC).date().isoformat()
+    return f"{EARLIEST_DATE.date().isoformat()} .. {latest}"
+
+
+def _date_range(now_unix_s: float | None = None) -> tuple[float, float]:
+    now = time.time() if now_unix_s is None else now_unix_s
+    return EARLIEST_DATE.timestamp(), now + FUTURE_SLACK_S
+
+
+def _shown_date(unix_s: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(unix_s, dt.UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"Unix time {unix_s:g} s"
+
+
+def _date_problem(unix_s: float, what: str) -> str | None:
+    """Why ``unix_s`` is no plausible date for ``what``, or None."""
+    lo, hi = _date_range()
+    if math.isfinite(unix_s) and lo <= unix_s <= hi:
+        return None
+    return (
+        f"{what} {_shown_date(unix_s)} (UTC) is outside the plausible dates "
+        f"{date_range_text()}: is the clock, or the unit of the time stamps, wrong?"
+    )
+
+
+def check_date(unix_s: float, path: Path | str, line: int, what: str) -> float:
+    """``unix_s`` if it is a plausible date (:data:`EARLIEST_DATE` .. now + a day).
+
+    Raises:
+        FileFormatError: naming the line and the plausible range.
+    """
+    problem = _date_problem(unix_s, what)
+    if problem is not None:
+        raise format_error(path, line, problem)
+    return unix_s
+
+
+def local_stamp(
+    when: dt.datetime,
+    tz: dt.tzinfo | None,
+    path: Path | str,
+    line: int,
+    what: str,
+    near: float | None = None,
+) -> dt.datetime:
+    """A file's stamp ``when`` (naive: local in ``tz``) as an aware UTC time, checked.
+
+    Two results subtract exactly (to the µs); ``.timestamp()`` is the Unix time.
+
+    ``near``: the previous stamp's Unix time; an ambiguous local time (the hour that
+    repeats when clocks go back) is read as the reading nearest to it (:func:`wall_clock`).
+
+    Raises:
+        FileFormatError: naming the line: a date beyond what a clock can say (year 1,
+            year 9999 in a zone) or outside the plausible dates (:func:`check_date`).
+    """
+    try:
+        utc = utc_time(when, tz, near)
+        unix_s = utc.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise format_error(
+            path,
+            line,
+            f"{what} {when.isoformat()} is outside the plausible dates {date_range_text()}: "
+            "is the clock wrong?",
+        ) from None
+    check_date(unix_s, path, line, what)
+    return utc
+
+
+def validate_imported(imported: ImportedRR) -> None:
+    """Check every value of ``imported`` against what a recording can hold (module doc).
+
+    Raises:
+        FileFormatError: ``<file>: line <n>: <reason>`` (the line of the RR value where
+            the reader recorded it; else the value's place), saying what to fix.
+    """
+    name = Path(imported.source).name if imported.source else f"the {imported.format} file"
+    rr = imported.rr_ms
+    lines = imported.rr_lines
+
+    def fail(i: int | None, reason: str) -> FileFormatError:
+        if i is None:
+            return FileFormatError(f"{name}: {reason}")
+        if lines is not None:
+            return FileFormatError(f"{name}: line {lines[i]}: {reason}")
+        return FileFormatError(f"{name}: RR value {i + 1}: {reason}")
+
+    for i, v in enumerate(rr):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise fail(i, f"RR interval {v!r} is not a finite number")
+        if not 0 < v <= MAX_RR_MS:
+            raise fail(
+                i,
+                f"RR interval {v:g} ms is not an RR interval (must be > 0 and at most "
+                f"{MAX_RR_MS / 1000:g} s); fix or remove the line, or check the unit",
+            )
+    t = imported.t_s
+    if t is not None:
+        for i, v in enumerate(t):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise fail(i, f"beat time {v!r} is not a finite number")
+            if abs(v) > MAX_SPAN_S:
+                raise fail(
+                    i,
+                    f"beat time {v:g} s is more than {MAX_SPAN_S / 86_400:g} days from the "
+                    "file's clock origin: is the unit of the times wrong?",
+                )
+            if i > 0 and not v > t[i - 1]:
+                raise fail(i, f"beat times must increase ({t[i - 1]:g} s, then {v:g} s)")
+    span_s = imported.duration_s
+    if span_s > MAX_SPAN_S:
+        raise fail(
+            None,
+            f"the beats span {span_s / 86_400:g} days, more than the "
+            f"{MAX_SPAN_S / 86_400:g} days a file may cover: is a time stamp or a unit wrong?",
+        )
+    for what, when in (
+        ("the start", imported.started_unix_s),
+        ("the end", imported.ended_unix_s),
+    ):
+        if when is not None:
+            problem = _date_problem(when, what)
+            if problem is not None:
+                raise fail(None, problem)
+    if imported.started_unix_s is not None:
+        last = imported.started_unix_s + (
+            t[-1] if t else span_s
+        )  # the last beat, on the wall clock
+        problem = _date_problem(last, "the last beat")
+        if problem is not None:
+            raise fail(None, problem)
+        if imported.ended_unix_s is not None and imported.ended_unix_s < imported.started_unix_s:
+            raise fail(None, "the end is before the start")
+    for m in imported.markers:
+        problem = control_problem(m)
+        if problem is not None:
+            raise fail(None, problem)
+    for tag in imported.tags:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > _MAX_TAG_CHARS:
+            raise fail(
+                None,
+                f"tag {tag!r} is not a tag: tags are non-empty strings of at most "
+                f"{_MAX_TAG_CHARS} characters",
+            )
+
+
+def control_problem(event: ControlEvent) -> str | None:
+    """Why a marker or pacer change is not one a recording accepts, or None."""
+    t = event.t_s
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        return f"{event.type} time {t!r} is not a finite number"
+    if abs(t) > MAX_SPAN_S:
+        return f"{event.type} time {t:g} s is beyond any session"
+    if isinstance(event, Marker):
+        if not isinstance(event.text, str):
+            return f"marker text {event.text!r} is not a string"
+        return None
+    if isinstance(event, PacerChange):
+        rate = event.rate_bpm
+        lo, hi = PACER_RANGE_BPM
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not lo <= rate <= hi
+        ):
+            return (
+                f"pacer rate {rate!r} breaths/min is outside {lo:g}-{hi:g} "
+                "(as `pacer N` during a recording)"
+            )
+        f = event.inhale_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+            return f"pacer inhale fraction {f!r} is not between 0 and 1"
+    return None
+
+
 def _renamed(record: InputRecord, old: str | None, new: str) -> InputRecord:
     if old is None or old == new or isinstance(record, ControlRecord):
         return record
@@ -215,16 +454,48 @@ def parse_time_zone(name: str) -> dt.tzinfo:
         ) from None
 
 
-def wall_clock(when: dt.datetime, tz: dt.tzinfo | None) -> float:
+def wall_clock(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = None) -> float:
+    """Unix time (s) of ``when`` (naive: local in ``tz``); see :func:`utc_time`.
+
+    Raises:
+        OverflowError, ValueError, OSError: a date beyond what a clock can say.
+    """
+    return utc_time(when, tz, near).timestamp()
+
+
+def utc_time(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = None) -> dt.datetime:
     """Unix time (s) of ``when``; a naive ``when`` is a local time in ``tz``.
 
     ``tz=None`` means this machine's time zone. A time that names its own offset keeps
-    it. Ambiguous local times (the repeated hour when clocks go back) are read as the
-    first of the two (``fold=0``).
+    it. An ambiguous local time (the hour that repeats when clocks go back) is read as
+    the first of its two readings (``fold=0``), or, given ``near`` (the Unix time of the
+    stamp before it in the file), as the reading nearest to ``near``: a file whose stamps
+    run 02:59, 02:00 (the second 02:00) goes on one minute later, not an hour back. A
+    local time that does not exist (skipped when clocks go forward) is read with the
+    offset before the change, or the one nearest ``near``.
+
+    Returns:
+        ``when`` as an aware UTC time (exact: two such times subtract to the µs).
+
+    Raises:
+        OverflowError, ValueError, OSError: a date beyond what a clock can say (year 1
+            in a zone east of UTC, year 9999 west of it).
     """
-    if when.tzinfo is not None or tz is None:
-        return when.timestamp()
-    return when.replace(tzinfo=tz).timestamp()
+    if when.tzinfo is not None:
+        return when.astimezone(dt.UTC)
+
+    def at(fold: int) -> dt.datetime:
+        w = when.replace(fold=fold)
+        return (w.astimezone() if tz is None else w.replace(tzinfo=tz)).astimezone(dt.UTC)
+
+    first = at(0)
+    if near is None:
+        return first
+    second = at(1)
+    if first == second:
+        return first
+    a, b = first.timestamp(), second.timestamp()
+    return first if abs(a - near) <= abs(b - near) else second
 
 
 def zone_label(tz: dt.tzinfo | None) -> str:
@@ -287,7 +558,7 @@ def parse_number(text: str, path: Path | str, line: int, what: str) -> float:
 def check_rr(
     rr_ms: Sequence[float], lines: Sequence[int], path: Path | str, unit_hint: str = ""
 ) -> None:
-    """Every RR must be > 0 ms; the median must be physiological (else: wrong unit?).
+    """Every RR must be > 0 and at most :data:`MAX_RR_MS`; the median must be physiological.
 
     ``unit_hint`` ends the message on an implausible median (e.g. which ``--unit`` to
     pass); a median that is physiological in µs gets the microseconds hint instead.
@@ -312,6 +583,15 @@ def check_rr(
             f"the median RR is {med:g} ms, outside {lo:g}-{hi:g} ms: the unit is probably "
             f"wrong{hint}",
         )
+    # The unit is right (the median says so): a single value beyond any RR is a bad line.
+    for v, ln in zip(rr_ms, lines, strict=True):
+        if not v <= MAX_RR_MS:
+            raise format_error(
+                path,
+                ln,
+                f"RR interval {v:g} ms is not an RR interval (over {MAX_RR_MS / 1000:g} s): "
+                "fix or remove the line",
+            )
 
 
 def breaks_from_beat_times(

@@ -72,4 +72,6 @@ def read_csv_column(path: Path | str, column: str, unit: str | None = None) -> I
         format=FORMAT,
         rr_ms=tuple(rr),
         notes=f"imported from {p.name}, column {column!r} ({use})",
+        source=p.name,
+        rr_lines=tuple(where),
     )

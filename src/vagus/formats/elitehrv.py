@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from vagus.formats.common import ImportedRR, read_text_lines, wall_clock, zone_label
+from vagus.formats.common import ImportedRR, local_stamp, read_text_lines, zone_label
 from vagus.formats.plain import read_rr_text
 
 __all__ = ["FORMAT", "looks_like", "read_elite_hrv", "start_from_name"]
@@ -70,14 +70,21 @@ def read_elite_hrv(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
     read_text_lines(p)
     text = read_rr_text(p, "ms")
     start = start_from_name(p)
+    # The name's date must be plausible too ("line 1": the error is about the file name).
+    started = (
+        local_stamp(start, tz, p, 1, "the start time in the file name").timestamp()
+        if start is not None
+        else None
+    )
     return ImportedRR(
         format=FORMAT,
         rr_ms=text.rr_ms,
-        started_unix_s=wall_clock(start, tz) if start is not None else None,
+        started_unix_s=started,
         notes=f"imported from {p.name} (Elite HRV, ms)"
         + (
             f"; start time from the file name, local time in {zone_label(tz)}"
             if start is not None
             else ""
         ),
+        source=p.name,
     )

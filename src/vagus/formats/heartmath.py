@@ -23,11 +23,12 @@ from pathlib import Path
 from vagus.formats.common import (
     ImportedRR,
     beat_times_from_arrivals,
+    check_date,
     check_rr,
     format_error,
+    local_stamp,
     parse_number,
     read_text_lines,
-    wall_clock,
 )
 
 __all__ = ["FORMAT", "looks_like", "read_heartmath"]
@@ -46,18 +47,41 @@ def looks_like(lines: list[str]) -> bool:
     return len(cols) >= 2 and cols[0] in ("timestamp", "date") and cols[1] == "rr"
 
 
-def parse_clock(text: str, path: Path, line: int, tz: dt.tzinfo | None = None) -> float:
-    """Unix ms (digits) or an ISO date-time (naive: local in ``tz``), as Unix seconds."""
+#: The most digits a stamp may have to be read as a number at all (Unix ms has 13; µs
+#: (16) and ns (19) are read, then refused as dates beyond any plausible one).
+_MAX_STAMP_DIGITS = 19
+
+
+def parse_clock(
+    text: str, path: Path, line: int, tz: dt.tzinfo | None = None, near: float | None = None
+) -> float:
+    """Unix ms (ASCII digits) or an ISO date-time (naive: local in ``tz``), as Unix seconds.
+
+    ``near``: the previous stamp (Unix s), to read an ambiguous local time
+    (:func:`~vagus.formats.common.wall_clock`).
+
+    Raises:
+        FileFormatError: naming the line: neither form, or a date outside the plausible
+            range (:func:`~vagus.formats.common.check_date`), such as a stamp in µs.
+    """
     s = text.strip()
-    if s.isdigit():
-        return int(s) / 1000.0
+    if s.isascii() and s.isdigit():
+        if len(s) > _MAX_STAMP_DIGITS:
+            raise format_error(
+                path,
+                line,
+                f"timestamp {s[:20]}{'...' if len(s) > 20 else ''} has {len(s)} digits: "
+                "Unix ms has 13; fix or remove the line",
+            )
+        return check_date(int(s) / 1000.0, path, line, "timestamp (read as Unix ms)")
     try:
         when = dt.datetime.fromisoformat(s)
     except ValueError:
+        shown = s if len(s) <= 40 else s[:37] + "..."
         raise format_error(
-            path, line, f"timestamp {s!r} is neither Unix ms nor an ISO date-time"
+            path, line, f"timestamp {shown!r} is neither Unix ms nor an ISO date-time"
         ) from None
-    return wall_clock(when, tz)
+    return local_stamp(when, tz, path, line, "timestamp", near).timestamp()
 
 
 def read_heartmath(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
@@ -90,7 +114,8 @@ def read_heartmath(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
                 f"{len(fields)} fields, expected {len(cols)} ({', '.join(cols)}); "
                 "is the line truncated or the delimiter not a comma?",
             )
-        arrival.append(parse_clock(fields[0], p, i + 1, tz))
+        near = arrival[-1] if arrival else None
+        arrival.append(parse_clock(fields[0], p, i + 1, tz, near))
         rr.append(parse_number(fields[1], p, i + 1, "RR"))
         where.append(i + 1)
     check_rr(rr, where, p)
@@ -106,4 +131,6 @@ def read_heartmath(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
             f"imported from {p.name} (HeartMath/HRV Logger CSV): beat times from the RR "
             f"chain; {len(breaks)} gap(s) found from the arrival stamps"
         ),
+        source=p.name,
+        rr_lines=tuple(where),
     )

@@ -41,9 +41,9 @@ from vagus.formats.common import (
     breaks_from_beat_times,
     check_rr,
     format_error,
+    local_stamp,
     parse_number,
     read_text_lines,
-    wall_clock,
     zero_rr_note,
 )
 
@@ -52,6 +52,7 @@ __all__ = ["FORMAT", "MAGIC", "looks_like", "read_kubios", "write_kubios"]
 FORMAT = "kubios"
 MAGIC = "# SIGNAL/SERIES EXPORT - KUBIOS"
 _SPLIT = re.compile(r"[\s,;]+")
+_STARTED = re.compile(r"started (\d{4}-\d{2}-\d{2}T[0-9:.+-]+)")
 _UNIT_MS = re.compile(r"rr[^\n]*?[\[(]\s*ms\s*[\])]", re.IGNORECASE)
 _UNIT_S = re.compile(r"rr[^\n]*?[\[(]\s*s\s*[\])]", re.IGNORECASE)
 
@@ -162,7 +163,7 @@ def read_kubios(
                 raise format_error(p, where[k], "beat times must increase")
         t_s = tuple(times)
         breaks = breaks_from_beat_times(rr, times)
-    started = _started(head, tz)
+    started = _started(p, lines, tz)
     return ImportedRR(
         format=FORMAT,
         rr_ms=tuple(rr),
@@ -170,17 +171,33 @@ def read_kubios(
         breaks=tuple(breaks),
         started_unix_s=started,
         notes=f"imported from {p.name} (Kubios RR text, RR in {use})" + zero_rr_note(zeros),
+        source=p.name,
+        rr_lines=tuple(where),
     )
 
 
-def _started(head: str, tz: dt.tzinfo | None) -> float | None:
-    m = re.search(r"started (\d{4}-\d{2}-\d{2}T[0-9:.+-]+)", head)
-    if m is None:
-        return None
-    try:
-        return wall_clock(dt.datetime.fromisoformat(m[1]), tz)
-    except ValueError:
-        return None
+def _started(p: Path, lines: list[str], tz: dt.tzinfo | None) -> float | None:
+    """The start time a header comment states (``started <ISO time>``), or None.
+
+    A time that does not parse is no start time (other tools write other comments); one
+    that parses must be a plausible date.
+
+    Raises:
+        FileFormatError: naming the header line, for a date outside the plausible range.
+    """
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        if s and not s.startswith("#") and _is_number_row(s):
+            return None  # the header has ended
+        m = _STARTED.search(s)
+        if m is None:
+            continue
+        try:
+            when = dt.datetime.fromisoformat(m[1])
+        except ValueError:
+            return None
+        return local_stamp(when, tz, p, i + 1, "the header's start time").timestamp()
+    return None
 
 
 def write_kubios(

@@ -70,4 +70,5 @@ def read_physionet(path: Path | str) -> ImportedRR:
             f"imported from {p.name} (PhysioNet RR text, s); first beat at {first:g} s "
             "of the record; no wall-clock date in the file"
         ),
+        source=p.name,
     )

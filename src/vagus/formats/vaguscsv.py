@@ -26,7 +26,9 @@ from vagus.core.events import ControlEvent, Marker, PacerChange
 from vagus.formats.common import (
     ImportedRR,
     breaks_from_beat_times,
+    check_date,
     check_rr,
+    control_problem,
     format_error,
     parse_number,
     read_text_lines,
@@ -101,7 +103,9 @@ def read_vagus_csv(path: Path | str) -> ImportedRR:
             )
         t = parse_number(row[col["t_s"]], p, line, "t_s")
         if origin is None and row[col["time_utc"]].strip():
-            origin = _wall(row[col["time_utc"]], p, line) - t
+            origin = check_date(
+                _wall(row[col["time_utc"]], p, line) - t, p, line, "the session start"
+            )
         if kind == "beat":
             if row[col["inserted"]].strip().lower() == "true":
                 continue
@@ -116,13 +120,19 @@ def read_vagus_csv(path: Path | str) -> ImportedRR:
             where.append(line)
         elif kind == "gap":
             gaps.append((t, row[col["reason"]].strip() or "file_gap"))
-        elif kind == "marker":
-            controls.append(Marker(t_s=t, text=row[col["text"]]))
-        elif kind == "pacer":
-            rate_text = row[col["rate_bpm"]].strip()
-            rate = parse_number(rate_text, p, line, "rate_bpm") if rate_text else None
-            inhale = parse_number(row[col["inhale_fraction"]], p, line, "inhale_fraction")
-            controls.append(PacerChange(t_s=t, rate_bpm=rate, inhale_fraction=inhale))
+        elif kind in ("marker", "pacer"):
+            event: ControlEvent
+            if kind == "marker":
+                event = Marker(t_s=t, text=row[col["text"]])
+            else:
+                rate_text = row[col["rate_bpm"]].strip()
+                rate = parse_number(rate_text, p, line, "rate_bpm") if rate_text else None
+                inhale = parse_number(row[col["inhale_fraction"]], p, line, "inhale_fraction")
+                event = PacerChange(t_s=t, rate_bpm=rate, inhale_fraction=inhale)
+            problem = control_problem(event)
+            if problem is not None:
+                raise format_error(p, line, problem)
+            controls.append(event)
     if not rr:
         raise format_error(p, line, "no beat rows: nothing to import")
     check_rr(rr, where, p)
@@ -140,6 +150,8 @@ def read_vagus_csv(path: Path | str) -> ImportedRR:
         markers=tuple(controls),
         notes=f"imported from {p.name} (vagus CSV export: measured RR of the beat rows)"
         + zero_rr_note(zeros),
+        source=p.name,
+        rr_lines=tuple(where),
     )
 
 
@@ -148,7 +160,11 @@ def _wall(text: str, p: Path, line: int) -> float:
     try:
         when = dt.datetime.fromisoformat(s)
     except ValueError:
-        raise format_error(p, line, f"time_utc {s!r} is not an ISO date-time") from None
+        shown = s if len(s) <= 40 else s[:37] + "..."
+        raise format_error(p, line, f"time_utc {shown!r} is not an ISO date-time") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)  # the column is UTC by definition
-    return when.timestamp()
+    try:
+        return when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise format_error(p, line, f"time_utc {s!r} is beyond any plausible date") from None

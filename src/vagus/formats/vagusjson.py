@@ -21,6 +21,11 @@ markers and pacer changes (RR values of 0 ms left out:
 :func:`~vagus.formats.common.zero_rr_note`): the re-imported session replays to the same
 beats.
 
+The session's ``tags`` come back as the imported session's tags. Values are checked as
+every import's are (:func:`~vagus.formats.common.validate_imported`): dates in the
+plausible range, RR and session times within a recording's limits, pacer rates of 1-40
+breaths/min, tags non-empty strings.
+
 Errors (:class:`~vagus.exceptions.FileFormatError`) name the line for JSON syntax errors
 and the JSON path otherwise (``input[12]``, ``events[3]``, ``session.started_unix_s``).
 """
@@ -31,13 +36,25 @@ import bisect
 import json
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from vagus.core.events import Beat, ControlEvent, Gap, Marker, PacerChange, event_from_json
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import FileFormatError, InvalidInput
-from vagus.formats.common import ImportedRR, format_error, read_text_lines, zero_rr_note
+from vagus.formats.common import (
+    EARLIEST_DATE,
+    FUTURE_SLACK_S,
+    MAX_RR_MS,
+    MAX_SPAN_S,
+    ImportedRR,
+    control_problem,
+    date_range_text,
+    format_error,
+    read_text_lines,
+    zero_rr_note,
+)
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 from vagus.store.recorder import feed_counting
 
@@ -96,11 +113,42 @@ def record_to_json(record: InputRecord) -> dict[str, Any]:
 
 def _finite(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    v = float(value)
+        raise ValueError(f"{what} must be a number, got {_shown(value)}")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf  # an integer beyond any float
     if not math.isfinite(v):
-        raise ValueError(f"{what} must be finite, got {value!r}")
+        raise ValueError(f"{what} must be finite, got {_shown(value)}")
     return v
+
+
+def _session_time(value: Any, what: str) -> float:
+    """A time on the session's clock (s): finite and within :data:`MAX_SPAN_S` of 0."""
+    v = _finite(value, what)
+    if abs(v) > MAX_SPAN_S:
+        raise ValueError(f"{what} {v:g} s is beyond any session ({MAX_SPAN_S / 86_400:g} days)")
+    return v
+
+
+def _unix_date(value: Any, what: str) -> float:
+    """A wall-clock date (Unix s) in the plausible range (:func:`date_range_text`)."""
+    v = _finite(value, what)
+    lo, hi = _plausible()
+    if not lo <= v <= hi:
+        raise ValueError(
+            f"{what} {v:g} is outside the plausible dates {date_range_text()} (Unix seconds)"
+        )
+    return v
+
+
+def _plausible() -> tuple[float, float]:
+    return EARLIEST_DATE.timestamp(), time.time() + FUTURE_SLACK_S
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _text(obj: dict[str, Any], key: str, default: str) -> str:
@@ -128,11 +176,13 @@ def record_from_json(obj: Any) -> InputRecord:
         except ValueError:
             raise ValueError(f"payload {payload[:40]!r} is not hex") from None
         return PacketRecord(
-            _finite(obj.get("t_arrival_s"), "t_arrival_s"), data, _text(obj, "participant", "me")
+            _session_time(obj.get("t_arrival_s"), "t_arrival_s"),
+            data,
+            _text(obj, "participant", "me"),
         )
     if kind == "gap":
         return GapRecord(
-            _finite(obj.get("t_s"), "t_s"),
+            _session_time(obj.get("t_s"), "t_s"),
             _text(obj, "reason", "link_lost"),
             _text(obj, "participant", "me"),
         )
@@ -152,25 +202,30 @@ def record_from_json(obj: Any) -> InputRecord:
         rr = tuple(_finite(v, "rr_ms") for v in values)
         if any(not v > 0 for v in rr):
             raise ValueError(f"RR intervals must be > 0 ms, got {min(rr):g}")
+        if max(rr) > MAX_RR_MS:
+            raise ValueError(
+                f"RR intervals must be at most {MAX_RR_MS:g} ms ({MAX_RR_MS / 1000:g} s), "
+                f"got {max(rr):g}"
+            )
         ts: tuple[float, ...] | None = None
         if times is not None:
             if not isinstance(times, list) or len(times) != len(rr):
                 raise ValueError("t_s must be null or a list as long as rr_ms")
-            ts = tuple(_finite(v, "t_s") for v in times)
+            ts = tuple(_session_time(v, "t_s") for v in times)
         return RRRecord(rr, ts, _text(obj, "participant", "me"))
     raise ValueError(f"unknown record kind {kind!r} (packet, gap, control, rr)")
 
 
 def _checked_control(ev: ControlEvent) -> ControlEvent:
-    """``ev`` if its fields have their types (event_from_json does not check them)."""
+    """``ev`` if its fields have their types and ranges (as a recording accepts them).
+
+    event_from_json does not check them; :func:`~vagus.formats.common.control_problem`
+    does (a pacer rate of 1-40 breaths/min, as ``pacer N``).
+    """
     _finite(ev.t_s, "t_s")
-    if isinstance(ev, Marker):
-        if not isinstance(ev.text, str):
-            raise ValueError(f"marker text must be a string, got {ev.text!r}")
-    else:
-        if ev.rate_bpm is not None:
-            _finite(ev.rate_bpm, "rate_bpm")
-        _finite(ev.inhale_fraction, "inhale_fraction")
+    problem = control_problem(ev)
+    if problem is not None:
+        raise ValueError(problem)
     return ev
 
 
@@ -208,16 +263,23 @@ def read_vagus_json(path: Path | str) -> ImportedRR:
     if not isinstance(session, dict):
         raise _error(p, "session", "missing or not an object")
     try:
-        started = _finite(session.get("started_unix_s"), "started_unix_s")
+        started = _unix_date(session.get("started_unix_s"), "started_unix_s")
         ended_raw = session.get("ended_unix_s")
-        ended = None if ended_raw is None else _finite(ended_raw, "ended_unix_s")
+        ended = None if ended_raw is None else _unix_date(ended_raw, "ended_unix_s")
+        if ended is not None and ended < started:
+            raise ValueError(f"ended_unix_s {ended:g} is before started_unix_s {started:g}")
         title = _text(session, "title", "")
         device = _text(session, "device_profile", "generic")
         notes = _text(session, "notes", "")
         sid = _text(session, "id", "?")
         people = session.get("participants", ["me"])
         if not isinstance(people, list) or not all(isinstance(x, str) for x in people):
-            raise ValueError(f"participants must be a list of names, got {people!r}")
+            raise ValueError(f"participants must be a list of names, got {_shown(people)}")
+        if people and not people[0].strip():
+            raise ValueError("the first participant's name is empty")
+        tags = session.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(x, str) and x.strip() for x in tags):
+            raise ValueError(f"tags must be a list of non-empty strings, got {_shown(tags)}")
     except ValueError as exc:
         raise _error(p, "session", str(exc)) from None
     about = f"imported from {p.name} (vagus JSON export of session {sid}"
@@ -241,6 +303,8 @@ def read_vagus_json(path: Path | str) -> ImportedRR:
         title=title or None,
         device_profile=device,
         ended_unix_s=ended,
+        tags=tuple(tags),
+        source=p.name,
     )
 
 

@@ -8,7 +8,8 @@ The layout (as ``../shared/data/wearablehrv/test_vu.txt``, exported by VU-DAMS):
 
 ``R-peak time`` is the local date and time of each R peak (``dd-mm-yy/HH:MM:SS.fff``,
 no time zone: read in the zone given as ``tz``, ``vagus import --tz``, by default this
-machine's; the store keeps UTC),
+machine's; each time is turned into UTC before times are compared, so a daylight-saving
+change during the recording is no gap; the store keeps UTC),
 ``ibi`` the interval (ms) ending at it; an ``ibi`` of 0 starts a segment (the first R
 peak, or after excluded data). The R-peak times are kept as beat times, so a gap in the
 file is a gap in the pipeline. A ``LabelCode`` column whose value changes to something
@@ -26,9 +27,9 @@ from vagus.formats.common import (
     breaks_from_beat_times,
     check_rr,
     format_error,
+    local_stamp,
     parse_number,
     read_text_lines,
-    wall_clock,
     zone_label,
 )
 
@@ -65,7 +66,7 @@ def read_vu_ams(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
             raise format_error(p, 2, f"no {need!r} column in the tab-separated header")
     i_time, i_ibi = cols.index("R-peak time"), cols.index("ibi")
     labels = [(k, c) for k, c in enumerate(cols) if c.lower().startswith("labelcode")]
-    t0: dt.datetime | None = None
+    t0: dt.datetime | None = None  # the first R peak (UTC)
     prev: dt.datetime | None = None
     rr: list[float] = []
     t_s: list[float] = []
@@ -93,12 +94,15 @@ def read_vu_ams(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
             raise format_error(
                 p, i + 1, f"R-peak time {fields[i_time]!r} is not dd-mm-yy/HH:MM:SS.fff"
             ) from None
+        # Each R-peak time to UTC first: a daylight-saving change moves no beat.
+        near = prev.timestamp() if prev is not None else None
+        utc = local_stamp(when, tz, p, i + 1, "R-peak time", near)
         if t0 is None:
-            t0 = when
-        if prev is not None and when <= prev:
+            t0 = utc
+        if prev is not None and utc <= prev:
             raise format_error(p, i + 1, "R-peak times must increase")
-        prev = when
-        t = (when - t0).total_seconds()
+        prev = utc
+        t = (utc - t0).total_seconds()  # exact to the µs
         ibi = parse_number(fields[i_ibi], p, i + 1, "ibi")
         for k, name in labels:
             value = fields[k].strip() if k < len(fields) else _NO_LABEL
@@ -124,9 +128,11 @@ def read_vu_ams(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
         rr_ms=tuple(rr),
         t_s=tuple(t_s),
         breaks=tuple(sorted(breaks.items())),
-        started_unix_s=wall_clock(t0, tz),
+        started_unix_s=t0.timestamp(),
         participant=participant or None,
         markers=tuple(markers),
         notes=f"imported from {p.name} (VU-AMS); R-peak times read as local time in "
         f"{zone_label(tz)}",
+        source=p.name,
+        rr_lines=tuple(where),
     )
