@@ -86,7 +86,9 @@ def test_import_draws_a_bar_on_a_terminal_and_quiet_hides_it(tmp_path: Path) -> 
     code, _, term = run_on_tty("import", str(rr), "--unit", "ms", "--data-dir", str(tmp_path))
     assert code == 0, term
     assert BAR.search(term), f"no progress bar on the terminal: {term!r}"
-    code, _, term = run_on_tty("import", str(rr), "--unit", "ms", "-q", "--data-dir", str(tmp_path))
+    code, _, term = run_on_tty(
+        "import", str(rr), "--unit", "ms", "-q", "--again", "--data-dir", str(tmp_path)
+    )
     assert code == 0, term
     assert not BAR.search(term), term
 

@@ -452,7 +452,9 @@ def test_progress_one_section_per_participant(
         imp(PYHRV_SHORT, "--format", "plain", "--unit", "ms", "--participant", "ann"),
     ]
     bob = [imp(VU, "--participant", "bob")]
-    nobody = [imp(PYHRV_SHORT, "--format", "plain", "--unit", "ms", "--title", "no name")]
+    nobody = [
+        imp(PYHRV_SHORT, "--format", "plain", "--unit", "ms", "--title", "no name", "--again")
+    ]
     out = tmp_path / "progress.html"
     assert main(["progress", "-o", str(out), "--data-dir", data, "-q"]) == 0
     assert "3 participant(s)" in capsys.readouterr().out
