@@ -477,14 +477,13 @@ def test_metrics_window_values_match_offline_formulas() -> None:
     w60 = t > t[-1] - 60.0
     w30 = t > t[-1] - 30.0
     assert m.sdnn_60s_ms == pytest.approx(float(np.std(nn[w60], ddof=1)), rel=1e-9)
-    # A ΔNN belongs to the window of its later beat (the pipeline's convention).
-    d_all = np.diff(nn)
-    d60 = d_all[w60[1:]]
+    # Only ΔNN between two beats both inside the window (Kubios, neurokit2).
+    d60 = np.diff(nn[w60])
     assert m.rmssd_60s_ms == pytest.approx(float(np.sqrt(np.mean(d60**2))), rel=1e-9)
     assert m.pnn50_60s == pytest.approx(100 * np.mean(np.abs(d60) > 50))
-    d30 = d_all[w30[1:]]
+    d30 = np.diff(nn[w30])
     assert m.rmssd_30s_ms == pytest.approx(float(np.sqrt(np.mean(d30**2))), rel=1e-9)
-    assert m.rmssd_60s_ms == pytest.approx(rmssd(nn[np.flatnonzero(w60)[0] - 1 :]), rel=1e-9)
+    assert m.rmssd_60s_ms == pytest.approx(rmssd(nn[w60]), rel=1e-9)
 
 
 def test_spectrum_every_5_s_of_beat_time() -> None:

@@ -88,9 +88,11 @@ class Metrics(_EventMixin):
 
     Windows are over beat time ending at ``t_s``. Formulas (SCIENCE.md "Time domain"):
     ``hr_bpm = 60000 / mean(NN)`` over the last 10 s; RMSSD = sqrt(mean(ΔNN²)) with
-    ΔNN only between adjacent beats with no gap between them; SDNN = std(NN, ddof=1);
-    pNN50 = 100 · #(|ΔNN| > 50 ms) / #ΔNN; artifact rate = % of measured beats in the
-    window classified as artifacts.
+    ΔNN only between adjacent beats with no gap between them and *both inside the
+    window* (the difference between the last beat before the window and the first in
+    it is not counted, as in Kubios and neurokit2); SDNN = std(NN, ddof=1);
+    pNN50 = 100 · #(|ΔNN| > 50 ms) / #ΔNN over the same ΔNN; artifact rate = % of
+    measured beats in the window classified as artifacts.
     """
 
     type: ClassVar[str] = "metrics"
@@ -112,7 +114,16 @@ class Spectrum(_EventMixin):
     published HeartMath formula (McCraty & Childre 2010) over the last 64 s;
     ``lf_ms2``, ``hf_ms2`` and ``lf_hf`` use Welch over the last 120 s (Task Force
     1996 bands; HF is 0.15-0.40 Hz and misses slow-breathing RSA). ``freqs_hz`` and
-    ``psd_ms2_per_hz`` are the 64 s coherence spectrum up to 0.5 Hz, for display.
+    ``psd_ms2_per_hz`` are the 64 s coherence spectrum for display: every 2nd bin of
+    its periodogram, 0.0039 Hz apart, from 0 to 0.398 Hz (the last such bin below
+    0.4 Hz; ``vagus.core.spectrum.DISPLAY_MAX_HZ``).
+
+    A window whose total NN power (0.0033-0.40 Hz) is below
+    ``vagus.core.spectrum.POWER_FLOOR_MS2`` (1e-4 ms², a flat or near-flat signal) has
+    no spectrum (SCIENCE.md "Frequency domain"): ``peak_hz``, ``coherence_ratio`` (and
+    the display spectrum) are None (empty) for the 64 s window, ``lf_ms2``, ``hf_ms2``
+    and ``lf_hf`` for the 120 s window; ``lf_hf`` is also None when HF alone is below
+    the floor.
     """
 
     type: ClassVar[str] = "spectrum"

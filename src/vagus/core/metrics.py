@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vagus.core.events import Beat, Event, Gap
-from vagus.core.spectrum import COHERENCE_WINDOW_S, coherence, welch_lf_hf
+from vagus.core.spectrum import COHERENCE_WINDOW_S, POWER_FLOOR_MS2, coherence, welch_lf_hf
 from vagus.exceptions import InvalidInput
 
 __all__ = [
@@ -273,7 +273,7 @@ def frequency_summary(
         vlf_ms2=float(np.mean(vlf)),
         lf_ms2=lf_m,
         hf_ms2=hf_m,
-        lf_hf=lf_m / hf_m if hf_m > 0 else None,
+        lf_hf=lf_m / hf_m if hf_m >= POWER_FLOOR_MS2 else None,
         welch_windows=len(lf),
         coherence=coh,
     )

@@ -63,6 +63,7 @@ from vagus.core.hrm import RR_TICKS_PER_S, parse_fields
 from vagus.core.spectrum import (
     _EDGE_TOLERANCE_S,
     COHERENCE_WINDOW_S,
+    POWER_FLOOR_MS2,
     WELCH_FS_HZ,
     WELCH_WINDOW_S,
     IncrementalTachogram,
@@ -80,7 +81,18 @@ MIN_COVERAGE = 0.75
 #: ... and at least this many values.
 MIN_VALUES = 5
 HR_WINDOW_S = 10.0
+#: Beat, arrival and event times (s) must lie within ±this: about 317 years, so any Unix
+#: time up to the year 2286 and any monotonic or recording clock. Beyond it float64
+#: seconds lose the resolution the beat timeline needs (at 1e18 s one float step is
+#: 128 s, and ``t − 10 s`` equals ``t``); such a time is :class:`InvalidInput`.
+MAX_ABS_TIME_S = 1e10
 _LAG_HISTORY_S = 30.0
+#: Cumulative input spanning more than this (s) is checked against MAX_ABS_TIME_S (one
+#: comparison per call otherwise: ordinary RR input never comes near it).
+_CUMULATIVE_CHECK_S = 1e6
+#: ΔNN² sums (ms²) below this are recomputed exactly (1 µs² per ΔNN is far below any RR
+#: resolution: a real difference of one 1/1024 s tick is 0.95 ms²).
+_EXACT_BELOW_MS2 = 1e-6
 _TRIM_AT = 4096  # expired beats kept before the lists are trimmed and the sums recomputed
 _HIST_CAPACITY = 2048  # NN beats of the current segment kept for the spectrum
 _DISPLAY_STEP = 2  # display PSD: every 2nd bin of the coherence periodogram (spectrum.py)
@@ -97,10 +109,13 @@ class _NNWindows:
     """Running sums over sliding windows of beat time, O(1) amortised per beat.
 
     The NN beats are kept in parallel lists (all segments); each window keeps the
-    index of its first beat and running sums, advanced as beats arrive. Coverage is the
-    time the values stand for (their NN in seconds: ``sum(NN) / 1000`` for HR, SDNN and
-    the mean, the NN of beats with a ΔNN for RMSSD and pNN50), so a window with a gap
-    inside reports less coverage than its length. Per-beat work is plain Python
+    index of its first beat and running sums, advanced as beats arrive. The ΔNN sums
+    (RMSSD, pNN50) hold only differences between two beats both inside the window: the
+    ΔNN of a window's first beat (to the beat before the window) is left out, as in
+    Kubios and neurokit2 over the same beats; so are differences across a gap. Coverage
+    is the time the values stand for (their NN in seconds: ``sum(NN) / 1000`` for HR,
+    SDNN and the mean, the NN of beats with a counted ΔNN for RMSSD and pNN50), so a
+    window with a gap inside reports less coverage than its length. Per-beat work is plain Python
     arithmetic (no numpy call); the sums live in one list, unpacked into locals and
     stored back once per beat (cheaper than a dozen attribute reads and writes).
     """
@@ -160,10 +175,10 @@ class _NNWindows:
         n30 += hd
         t_min = t - 30.0
         while ts[i30] <= t_min:
+            i30 += 1  # the ΔNN of the new first beat reaches outside the window
             s30d2 -= d2s[i30]
             c30 -= dcovs[i30]
             n30 -= has_ds[i30]
-            i30 += 1
         # 60 s window: NN sums (SDNN, mean), ΔNN² sum, pNN50 count.
         s60 += nn
         s60sq += nn * nn
@@ -180,11 +195,18 @@ class _NNWindows:
                 s60 -= v
                 s60sq -= v * v
                 n60 -= 1
+                i60 += 1
                 s60d2 -= d2s[i60]
                 cd60 -= dcovs[i60]
                 nd60 -= has_ds[i60]
                 ov60 -= overs[i60]
-                i60 += 1
+        # A ΔNN² sum this small means every ΔNN in the window is (near) zero, and the
+        # running sum holds only the round-off of values that left it: recompute it
+        # exactly, so that identical NN give RMSSD 0, not 1e-6 ms (flat input only).
+        if s30d2 < _EXACT_BELOW_MS2:
+            s30d2 = math.fsum(d2s[i30 + 1 :])
+        if s60d2 < _EXACT_BELOW_MS2:
+            s60d2 = math.fsum(d2s[i60 + 1 :])
         sums: _Sums = (
             i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60
         )  # fmt: skip
@@ -226,12 +248,12 @@ class _NNWindows:
             nd60,
             ov60,
             math.fsum(nn[i10:]),
-            math.fsum(self.d2[i30:]),
-            math.fsum(self.dcov[i30:]),
+            math.fsum(self.d2[i30 + 1 :]),
+            math.fsum(self.dcov[i30 + 1 :]),
             math.fsum(nn),
             math.fsum(v * v for v in nn),
-            math.fsum(self.d2),
-            math.fsum(self.dcov),
+            math.fsum(self.d2[1:]),
+            math.fsum(self.dcov[1:]),
         )
 
 
@@ -288,7 +310,7 @@ class _ArtifactWindow:
 def _finite(value: object, name: str) -> float:
     """``value`` as a finite float (numpy scalars included), else :class:`InvalidInput`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidInput(f"{name} must be a number, got {value!r}")
+        raise InvalidInput(f"{name} must be a number, got {value!r:.60}")
     try:
         v = float(value)
     except OverflowError:  # an int beyond the float range
@@ -296,6 +318,64 @@ def _finite(value: object, name: str) -> float:
     if not math.isfinite(v):
         raise InvalidInput(f"{name} must be finite, got {v}")
     return v
+
+
+def _time(value: object, name: str) -> float:
+    """A time (s) as a float within ±:data:`MAX_ABS_TIME_S`, else :class:`InvalidInput`."""
+    v = _finite(value, name)
+    if not -MAX_ABS_TIME_S <= v <= MAX_ABS_TIME_S:
+        raise InvalidInput(
+            f"{name} must be a time within ±{MAX_ABS_TIME_S:.0e} s (seconds of a clock), got {v}"
+        )
+    return v
+
+
+def _text(value: object, name: str) -> str:
+    """``value`` if it is a string that UTF-8 can encode, else :class:`InvalidInput`."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{name} must be valid Unicode text, got {value!r:.60} (a lone surrogate)"
+        ) from None
+    return value
+
+
+def _control_event(event: object) -> ControlEvent:
+    """A control event with validated fields, as :meth:`Pipeline.receive_control` passes it on.
+
+    Times are checked as :func:`_time`, a marker's text as :func:`_text`; a pacer's
+    ``rate_bpm`` is None (pacer off) or a finite number > 0, its ``inhale_fraction`` a
+    number strictly between 0 and 1. Numbers other than int and float (a ``Fraction``,
+    numpy scalars) are passed on as floats, so the event's JSON form always serialises.
+
+    Raises:
+        InvalidInput: not a :class:`Marker` or :class:`PacerChange`, or a field out of range.
+    """
+    if isinstance(event, Marker):
+        t_s = _time(event.t_s, "marker t_s")
+        text = _text(event.text, "marker text")
+        if type(event.t_s) in (int, float) and type(text) is str:
+            return event
+        return Marker(t_s=t_s, text=str(text))
+    if isinstance(event, PacerChange):
+        t_s = _time(event.t_s, "pacer t_s")
+        rate = event.rate_bpm
+        if rate is not None:
+            rate = _finite(rate, "pacer rate_bpm")
+            if not rate > 0:
+                raise InvalidInput(f"pacer rate_bpm must be > 0 breaths/min (or None), got {rate}")
+        frac = _finite(event.inhale_fraction, "pacer inhale_fraction")
+        if not 0.0 < frac < 1.0:
+            raise InvalidInput(f"pacer inhale_fraction must be between 0 and 1, got {frac}")
+        if all(type(v) in (int, float) for v in (event.t_s, event.inhale_fraction)) and type(
+            event.rate_bpm
+        ) in (int, float, type(None)):
+            return event
+        return PacerChange(t_s=t_s, rate_bpm=rate, inhale_fraction=frac)
+    raise InvalidInput(f"not a control event (Marker or PacerChange): {event!r:.60}")
 
 
 def _rr_values(rr_ms: object) -> list[float]:
@@ -403,22 +483,27 @@ class Pipeline:
 
         Raises:
             MalformedPacket: the payload is malformed; the pipeline is unchanged.
-            InvalidInput: ``t_arrival_s`` is not finite.
+            InvalidInput: ``t_arrival_s`` is not a number within ±:data:`MAX_ABS_TIME_S`,
+                or ``payload`` is not bytes; the pipeline is unchanged.
         """
         if self._closed:
             self._check_open()
-        try:
-            finite = math.isfinite(t_arrival_s)
-            flags, _, _, rr_ticks = parse_fields(payload)  # raises before any state change
-        except TypeError:
-            raise InvalidInput(
-                "receive_packet takes the arrival time (s, a number) and the payload "
-                f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
-            ) from None
-        except OverflowError:  # an int arrival time beyond the float range
-            raise InvalidInput("t_arrival_s must be finite, got a number too large") from None
-        if not finite:
-            raise InvalidInput(f"t_arrival_s must be finite, got {t_arrival_s}")
+        # Everything is checked before any state changes.
+        if type(t_arrival_s) is not float or not -MAX_ABS_TIME_S <= t_arrival_s <= MAX_ABS_TIME_S:
+            if isinstance(t_arrival_s, bool) or not isinstance(t_arrival_s, numbers.Real):
+                raise InvalidInput(
+                    "receive_packet takes the arrival time (s, a number) and the payload "
+                    f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
+                )
+            t_arrival_s = _time(t_arrival_s, "t_arrival_s")
+        if type(payload) is not bytes:
+            if not isinstance(payload, bytes | bytearray | memoryview):
+                raise InvalidInput(
+                    "receive_packet takes the arrival time (s, a number) and the payload "
+                    f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
+                )
+            payload = bytes(payload)
+        flags, _, _, rr_ticks = parse_fields(payload)  # MalformedPacket before any change
         self.packets += 1
         contact = bool(flags & 0x02) if flags & 0x04 else None  # flags bits 1, 2 (hrm.py)
         if contact is not self._contact:
@@ -470,7 +555,9 @@ class Pipeline:
                 ``gap_tolerance_s`` declares a gap and re-anchors.
 
         Raises:
-            InvalidInput: a value is not finite or not positive.
+            InvalidInput: a value is not finite or not positive, ``t_s`` is not a time
+                within ±:data:`MAX_ABS_TIME_S`, or (without ``t_s``) the RR values
+                would put a beat beyond that time; the pipeline is unchanged.
         """
         self._check_open()
         values: tuple[float] | list[float]
@@ -482,8 +569,11 @@ class Pipeline:
         else:
             values = _rr_values(rr_ms)
             span_s = sum(values) / 1000.0
-        if t_s is not None and not (type(t_s) is float and math.isfinite(t_s)):
-            t_s = _finite(t_s, "t_s")
+        if t_s is not None:
+            if type(t_s) is not float or not -MAX_ABS_TIME_S <= t_s <= MAX_ABS_TIME_S:
+                t_s = _time(t_s, "t_s")
+        elif span_s > _CUMULATIVE_CHECK_S:
+            self._check_cumulative_end(span_s)
         if not values:
             return
         if max(values) > self._max_rr_ms:
@@ -512,19 +602,27 @@ class Pipeline:
         packets' arrival times, or from ``t_s`` given to :meth:`receive_rr`; for
         cumulative input (no beat times) the chain resumes at ``t_s`` here, or at the
         last beat if ``t_s`` is earlier, so the gap lasts at least until ``t_s``.
+
+        Raises:
+            InvalidInput: ``t_s`` is not a time within ±:data:`MAX_ABS_TIME_S` or
+                ``reason`` is not a string; the pipeline is unchanged.
         """
         self._check_open()
-        t_s = _finite(t_s, "t_s")
+        t_s = _time(t_s, "t_s")
+        reason = _text(reason, "gap reason")
         self._break_chain(reason)
         if self._gap_start is not None:
             self._resume_not_before_s = t_s
 
     def receive_control(self, event: ControlEvent) -> None:
-        """Feed a control event (a marker or a pacer change); it is passed through in order."""
+        """Feed a control event (a marker or a pacer change); it is passed through in order.
+
+        Raises:
+            InvalidInput: not a :class:`Marker` or :class:`PacerChange`, or a field out of
+                its domain (see :func:`_control_event`); the pipeline is unchanged.
+        """
         self._check_open()
-        if not isinstance(event, Marker | PacerChange):
-            raise InvalidInput(f"not a control event: {event!r}")
-        self._events.append(event)
+        self._events.append(_control_event(event))
 
     def close(self) -> None:
         """End of input: decide the beats still pending in the artifact corrector."""
@@ -553,6 +651,20 @@ class Pipeline:
         self._flush_corrector()
         self._gap_start = (self._t_last_s, reason)
         self._resume_not_before_s = None
+
+    def _check_cumulative_end(self, span_s: float) -> None:
+        """Raise :class:`InvalidInput` if cumulative RR values spanning ``span_s`` would
+        put a beat beyond :data:`MAX_ABS_TIME_S` (checked before any state changes)."""
+        t_s = self._t_last_s if self._t_last_s is not None else 0.0
+        resume_s = self._resume_not_before_s
+        if self._gap_start is not None and resume_s is not None and resume_s > t_s:
+            t_s = resume_s
+        if not t_s + span_s <= MAX_ABS_TIME_S:
+            raise InvalidInput(
+                f"RR intervals of {span_s * 1000.0:.6g} ms in total would put a beat at "
+                f"{t_s + span_s:.6g} s, beyond the ±{MAX_ABS_TIME_S:.0e} s the beat timeline "
+                "holds: check the file's RR unit and values"
+            )
 
     def _resume_cumulative(self) -> None:
         """Restart the chain after a gap when beat times are cumulative (no clock)."""
@@ -713,7 +825,7 @@ class Pipeline:
         if bands is not None:
             lf = bands[1]
             hf = bands[2]
-            lf_hf = lf / hf if hf > 0 else None
+            lf_hf = lf / hf if hf >= POWER_FLOOR_MS2 else None
         if coh is None:
             return Spectrum(t_end, None, None, lf, hf, lf_hf, (), ())
         return Spectrum(

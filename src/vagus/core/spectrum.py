@@ -24,6 +24,12 @@ Hann segments of 256 samples (64 s), ~50 % overlap, each segment linearly detren
 -> PSD in ms²/Hz -> band power by trapezoid integration over the exact band edges,
 VLF 0.0033-0.04 Hz, LF 0.04-0.15 Hz, HF 0.15-0.40 Hz.
 
+Power floor (SCIENCE.md "Frequency domain": "A window whose NN power is below a stated
+floor has no spectrum"): a window whose total power over 0.0033-0.40 Hz is below
+:data:`POWER_FLOOR_MS2` has no spectrum. :func:`coherence` and :func:`welch_lf_hf` return
+None for it (coherence ratio, peak frequency, band powers and LF/HF all null: live, in
+``vagus analyze`` and in reports alike), and LF/HF is null when HF alone is below it.
+
 Deviation from SCIENCE.md, measured: the pinned tachogram is *linearly* interpolated.
 For LF/HF we use a natural cubic spline (as Kubios HRV does) because linear
 interpolation low-passes the beat-sampled series by about sinc⁴(f/f_beat) in power:
@@ -54,6 +60,8 @@ _dot = np.dot  # for 1-D·2-D and 2-D·2-D, the BLAS call of @ with ~0.3 µs les
 
 __all__ = [
     "COHERENCE_WINDOW_S",
+    "DISPLAY_MAX_HZ",
+    "POWER_FLOOR_MS2",
     "SPLINE_CONTEXT_KNOTS",
     "WELCH_WINDOW_S",
     "CoherenceResult",
@@ -81,12 +89,28 @@ VLF_BAND_HZ = (0.0033, 0.04)
 LF_BAND_HZ = (0.04, 0.15)
 HF_BAND_HZ = (0.15, 0.40)
 
+#: Total power (ms², the PSD integrated over 0.0033-0.40 Hz) below which a window has no
+#: spectrum: coherence ratio, peak frequency, band powers and LF/HF are None, never
+#: ratios of round-off (SCIENCE.md "Frequency domain"). Physically: straps and ECG
+#: resolve RR to about 1 ms (1/1024 s on a Polar strap), and the smallest real change,
+#: one tick in one beat of a 64 s window, carries about 0.98² / 64 ≈ 0.015 ms²; the
+#: floor, 1e-4 ms² (an RMS variation of 0.01 ms, a hundredth of that resolution), is
+#: more than a hundred times below it. A flat NN series gives powers of float64
+#: round-off, about (NN · 2.2e-16)² ≈ 1e-26 ms² at NN = 1000 ms (3e-25 at 2500 ms), 21
+#: orders of magnitude below the floor, so no NN series at any heart rate crosses it by
+#: round-off alone.
+POWER_FLOOR_MS2 = 1e-4
+
 #: The window must hold beats this close to its start (s): np.interp holds the
 #: first value flat before the first beat, which is harmless for one RR interval.
 _EDGE_TOLERANCE_S = 2.5
 
-#: Display spectrum: every 2nd bin of the coherence periodogram (0-0.4 Hz).
+#: Display spectrum: every 2nd bin of the coherence periodogram (0-0.398 Hz).
 _DISPLAY_STEP = 2
+#: Highest frequency of the display spectrum (Hz): the periodogram is computed up to
+#: the first bin at or above 0.4 Hz (bin 205, 0.4004 Hz), and every 2nd bin of it ends
+#: at bin 204, 204 × 2 Hz / 1024 = 0.3984375 Hz.
+DISPLAY_MAX_HZ = 0.3984375
 
 #: Knots of context taken beyond the grid points a spline is evaluated at. The natural
 #: spline is global, but a knot's influence decays by 2 − √3 ≈ 0.27 per knot, so with
@@ -117,8 +141,8 @@ class WelchResult:
 
     @property
     def lf_hf(self) -> float | None:
-        """LF/HF ratio, None when HF power is zero."""
-        return self.lf_ms2 / self.hf_ms2 if self.hf_ms2 > 0 else None
+        """LF/HF ratio, None when HF power is below :data:`POWER_FLOOR_MS2`."""
+        return self.lf_ms2 / self.hf_ms2 if self.hf_ms2 >= POWER_FLOOR_MS2 else None
 
 
 def _trapz_weights(freqs: FloatArray, lo: float, hi: float) -> FloatArray:
@@ -249,8 +273,10 @@ def coherence(t_s: FloatArray, nn_ms: FloatArray, t_end_s: float) -> CoherenceRe
         t_end_s: end of the window (s).
 
     Returns:
-        The result, or None when the beats do not cover the whole 64 s window. The
-        display PSD covers 0-0.4 Hz at every 2nd bin (0.0039 Hz).
+        The result, or None when the beats do not cover the whole 64 s window or its
+        total power is below :data:`POWER_FLOOR_MS2`. The display PSD is every 2nd bin
+        of the periodogram (0.0039 Hz apart) from 0 to 0.398 Hz, the last display bin
+        below 0.4 Hz (:data:`DISPLAY_MAX_HZ`).
     """
     out = _coherence_values(t_s, nn_ms, t_end_s)
     if out is None:
@@ -289,6 +315,8 @@ def _coherence_values(
     psd += im
     i_peak = plan.peak_lo + int(psd[plan.peak_lo : plan.peak_hi].argmax())
     total = float(_dot(psd, plan.w_total))
+    if not total >= POWER_FLOOR_MS2:  # a flat window: no spectrum (round-off only)
+        return None
     # Python floats of the bins around the peak only (half-width + 1 on each side).
     lo = i_peak - plan.half - 1
     p = psd[lo : i_peak + plan.half + 2].tolist()
@@ -513,7 +541,8 @@ def welch_lf_hf(
         window_s: window length, at least 64 s (120 s live; 300 s segments in reports).
 
     Returns:
-        The band powers, or None when the beats do not cover the whole window.
+        The band powers, or None when the beats do not cover the whole window or its
+        total power (VLF + LF + HF) is below :data:`POWER_FLOOR_MS2`.
     """
     bands = _welch_bands(t_s, nn_ms, t_end_s, window_s)
     if bands is None:
@@ -543,13 +572,15 @@ def _welch_bands(
     return _welch_bands_of_grid(_spline(x, nn_ms[i0:i1], grid))
 
 
-def _welch_bands_of_grid(y_ms: FloatArray) -> list[float]:
+def _welch_bands_of_grid(y_ms: FloatArray) -> list[float] | None:
     """``[vlf, lf, hf]`` (ms²) of an evenly sampled 4 Hz tachogram (the Welch stage of
-    :func:`_welch_bands`)."""
+    :func:`_welch_bands`), or None when their sum is below :data:`POWER_FLOOR_MS2`."""
     plan = _welch_plan(int(y_ms.size))
     re_im = _dot(plan.dft_t, y_ms[plan.idx_t])
     re_im *= re_im
     bands: list[float] = _dot(re_im.ravel(), plan.w_bands).tolist()
+    if not bands[0] + bands[1] + bands[2] >= POWER_FLOOR_MS2:
+        return None
     return bands
 
 
