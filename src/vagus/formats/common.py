@@ -468,7 +468,7 @@ def utc_time(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = None)
 
     ``tz=None`` means this machine's time zone. A time that names its own offset keeps
     it. An ambiguous local time (the hour that repeats when clocks go back) is read as
-    the first of its two readings (``fold=0``), or, given ``near`` (the Unix time of the
+    ``when.fold`` says (0, the default: the first of its two readings), or, given ``near`` (the Unix time of the
     stamp before it in the file), as the reading nearest to ``near``: a file whose stamps
     run 02:59, 02:00 (the second 02:00) goes on one minute later, not an hour back. A
     local time that does not exist (skipped when clocks go forward) is read with the
@@ -488,10 +488,9 @@ def utc_time(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = None)
         w = when.replace(fold=fold)
         return (w.astimezone() if tz is None else w.replace(tzinfo=tz)).astimezone(dt.UTC)
 
-    first = at(0)
     if near is None:
-        return first
-    second = at(1)
+        return at(when.fold)
+    first, second = at(0), at(1)
     if first == second:
         return first
     a, b = first.timestamp(), second.timestamp()
