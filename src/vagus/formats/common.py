@@ -464,15 +464,16 @@ def wall_clock(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = Non
 
 
 def utc_time(when: dt.datetime, tz: dt.tzinfo | None, near: float | None = None) -> dt.datetime:
-    """Unix time (s) of ``when``; a naive ``when`` is a local time in ``tz``.
+    """``when`` in UTC; a naive ``when`` is a local time in ``tz``.
 
     ``tz=None`` means this machine's time zone. A time that names its own offset keeps
     it. An ambiguous local time (the hour that repeats when clocks go back) is read as
-    ``when.fold`` says (0, the default: the first of its two readings), or, given ``near`` (the Unix time of the
-    stamp before it in the file), as the reading nearest to ``near``: a file whose stamps
-    run 02:59, 02:00 (the second 02:00) goes on one minute later, not an hour back. A
-    local time that does not exist (skipped when clocks go forward) is read with the
-    offset before the change, or the one nearest ``near``.
+    ``when.fold`` says (0, the default: the first of its two readings), or, given
+    ``near`` (the Unix time of the stamp before it in the file), as the reading nearest
+    to ``near``: a file whose stamps run 02:59, 02:00 (the second 02:00) goes on one
+    minute later, not an hour back. A local time that does not exist (skipped when
+    clocks go forward) is read with the offset before the change, or the one nearest
+    ``near``.
 
     Returns:
         ``when`` as an aware UTC time (exact: two such times subtract to the µs).
