@@ -249,9 +249,10 @@ def refuse_malformed(store: Store, command: str) -> None:
     if not problems:
         return
     ids = ", ".join(dict.fromkeys(p.session_id for p in problems))
+    done = "imported" if command == "import" else "changed"
     raise StoreError(
-        f"{command}: nothing written: the session store {store.location} holds "
-        f"{len(problems)} malformed session(s) ({ids}); first: {problems[0]}"
+        f"nothing {done}: the session store {store.location} holds malformed session(s) "
+        f"({ids}), and vagus writes only into a sound store. {problems[0]}"
     )
 
 
@@ -347,7 +348,7 @@ def run_sessions(args: argparse.Namespace) -> int:
                     "--",
                     "--",
                     "?",
-                    f"(malformed: column {p.column}; see the note above)",
+                    f"(malformed: column {p.column}; see the note)",
                 )
             )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
