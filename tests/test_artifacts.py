@@ -316,13 +316,14 @@ def test_range_values_are_flagged_and_never_used_as_nn() -> None:
 
 
 def test_no_difference_is_taken_across_a_flush() -> None:
-    """After a gap the heart rate may differ; the first beats of the new segment are normal."""
+    """After a gap the heart rate may differ; the first beats of the new segment are normal,
+    even a segment of two beats only (too short to be recognised as a new level)."""
     fast = [600.0 + 5.0 * (k % 3) for k in range(50)]
-    slow = [1000.0 + 5.0 * (k % 3) for k in range(50)]
-    beats = _run(fast + slow, flush_after=[49])
+    slow = [1000.0, 1005.0]
+    beats = _run(fast + slow + fast, flush_after=[49, 51])
     assert all(b.artifact is None for b in beats)
-    # without the flush the step is a gross long beat
-    joined = _run(fast + slow)
+    # without the flushes the two-beat excursion is compared with the beats around it
+    joined = _run(fast + slow + fast)
     assert any(b.artifact is not None for b in joined)
 
 

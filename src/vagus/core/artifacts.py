@@ -7,15 +7,17 @@ Technol 43(3):173-181, 2019 (the method behind Kubios and neurokit2's
 
 The paper works on a whole recording with centred windows. :class:`Lipponen2019` makes it
 causal with a **two-beat decision delay**: beat ``j`` is decided, at the latest, when beat
-``j + 2`` has been pushed, from beats ``<= j + 2`` only. Beats are decided in order and
-the decision of ``j`` uses the *corrected* history, so a corrected artifact does not make
-its successor look abnormal (the batch method sees the raw neighbour instead).
+``j + 2`` has been pushed, from beats ``<= j + 2`` only. Beats are decided in order.
+What is compared against what: the successive difference ``dRR_j`` is taken from the
+previous *corrected* interval ``NN_j-1`` (so a corrected artifact does not make its
+successor look abnormal; the batch method sees the raw neighbour instead), while the
+level ``medRR`` is a median of *measured* RR only, never of the corrector's own output.
 
 Features of beat ``j`` (ms; ``NN`` = corrected history, ``RR`` = measured)
 ------------------------------------------------------------------------
-- ``medRR``: median of the last ``median_beats - 3`` (8) corrected NN of this segment
-  plus the in-range ``RR_j, RR_j+1, RR_j+2``, i.e. the beats ``j-8 .. j+2`` (the paper
-  centres 11 beats on ``j``, which would need 5 future beats).
+- ``medRR``: median of the measured in-range ``RR`` of the beats ``j-8 .. j+2`` of this
+  segment (the last ``median_beats - 3`` decided ones plus ``RR_j, RR_j+1, RR_j+2``; the
+  paper centres 11 measured RR on ``j``, which would need 5 future beats).
 - ``dRR_j = RR_j - NN_j-1``; ``dRR_j-1 = NN_j-1 - NN_j-2``; ``dRR_j+1 = RR_j+1 - RR_j``,
   ``dRR_j+2 = RR_j+2 - RR_j+1`` (a future value outside the physiological range is
   replaced by ``medRR``). At a segment start ``NN_j-1 := medRR`` and ``dRR_j-1 := 0``.
@@ -33,24 +35,28 @@ Decision for beat ``j`` (first match wins)
 ------------------------------------------
 ``dev = |RR_j - ref_m|``. A beat is *examined* when ``|D_j| > 1`` (the paper's entry
 test, "strong"), or ``dev > 30 %`` of ``medRR``, or ``RR_j`` and ``RR_j+1`` are both
-below 70 % of ``medRR``; every other beat is normal.
+below 70 % of ``medRR``; every other beat is normal. (The second beat of an ectopic pair
+found by rule 6 is ``"ectopic"`` without further test.)
 
 1. ``RR_j`` outside ``[min_rr_ms, max_rr_ms]`` (also NaN, inf, negative): ``"range"``.
-2. missed: ``D_j > 1`` and ``|RR_j / 2 - ref_m| < tol``.
-3. extra: (``D_j < -1``, or ``RR_j`` and ``RR_j+1`` both below 70 % of ``ref_e``) and
+2. new level, normal: ``RR_j+1`` and ``RR_j+2`` are in range, on the same side of
+   ``medRR`` as ``RR_j`` and each at least 60 % of the way from ``medRR`` to ``RR_j``:
+   ``(RR_k - medRR) * (RR_j - medRR) >= 0.6 * (RR_j - medRR)^2`` for ``k = j+1, j+2``.
+3. missed: ``D_j > 1`` and ``|RR_j / 2 - ref_m| < tol``.
+4. extra: (``D_j < -1``, or ``RR_j`` and ``RR_j+1`` both below 70 % of ``ref_e``) and
    ``|RR_j + RR_j+1 - ref_e| < tol`` (and the sum <= ``max_rr_ms``).
-4. ectopic, zig-zag centred on ``j`` (the paper's rule with neurokit2's signs):
+5. ectopic, zig-zag centred on ``j`` (the paper's rule with neurokit2's signs):
    ``dRR_j > 0`` and ``max(D_j-1, D_j+1) < -c1 * D_j - c2``, or ``dRR_j <= 0`` and
    ``min(D_j-1, D_j+1) > -c1 * D_j + c2``; and ``dev > 15 %`` of ``medRR``.
-5. ectopic pair ``(j, j+1)`` (strong, or ``dev > 30 %``): the same zig-zag rule centred
+6. ectopic pair ``(j, j+1)`` (strong, or ``dev > 30 %``): the same zig-zag rule centred
    on ``j + 1`` (``D_j+1`` against ``D_j`` and ``D_j+2``), both flanks smaller than the
    centre, and ``RR_j+1`` explains neither a missed beat nor the start of an extra one.
    A premature beat shortens one interval and lengthens the next (compensatory pause):
    both are classified ``"ectopic"`` (``j + 1`` when its turn comes). Deciding ``j``
    before ``j + 1`` needs this look-ahead; the batch paper only flags the centre.
-6. long / short (strong only): ``D_j > 1`` and ``D_j+1 < -1``, or ``D_j < -1`` and
+7. long / short (strong only): ``D_j > 1`` and ``D_j+1 < -1``, or ``D_j < -1`` and
    ``max(D_j+1, D_j+2) > 1``, or ``|M_j| > 3`` (paper); and ``dev > 30 %`` of ``medRR``.
-7. otherwise normal.
+8. otherwise normal.
 
 Why the deviations from the paper (measured on real RR with seeded missed/extra/ectopic
 injections, see ``tests/test_artifacts.py``): the paper's rules flagged 2-3 % of the
@@ -59,11 +65,29 @@ beats of clean recordings (1-2-beat physiological surges of 15-25 % at rest, zig
 interpolation of those lowered RMSSD by 10-20 %. The relative floors and the
 local-reference magnitude tests bring that to < 0.5 % while still finding > 95 % of the
 injected artifacts. ``s22`` for long beats uses only ``D_j+1``: a two-beat plateau is
-physiological far more often than not. Missed and extra need no ``s22`` pattern: their
-ratio tests are specific on their own, and the pattern fails in the large-RSA swings of
-slow breathing. For the same reason (Th1 of 300-500 ms during 6/min breathing) a beat
-deviating by more than 30 % from its neighbours is examined for the ectopic and extra
-patterns even when ``|D_j| <= 1``.
+physiological far more often than not. Missed and extra need no ``s22`` pattern (it
+fails in the large-RSA swings of slow breathing); rule 2 takes its place where it
+matters, at a change of heart rate. For the same reason (Th1 of 300-500 ms during 6/min
+breathing) a beat deviating by more than 30 % from its neighbours is examined for the
+ectopic and extra patterns even when ``|D_j| <= 1``.
+
+Sustained changes of heart rate (rule 2 and the measured medRR)
+---------------------------------------------------------------
+SCIENCE.md: "Whatever a beat is compared against, a sustained change of heart rate is
+followed within a few beats". An artifact is one or two beats that disagree with their
+neighbours on *both* sides; a change of heart rate is a beat whose successors agree with
+it. Rule 2 tests that with the two beats of look-ahead: a drop from 75 to 50 bpm (RR 800
+-> 1200 ms), or to half the rate, is normal from its first beat, however well
+``RR_j / 2`` would fit the old level. A new level reached through transitional beats (a
+ramp, a zig-zag) may get its first beats examined, and then medRR can not lock in: it is
+a median of measured RR, so from the fourth beat at the new level on (6 of its 11 values
+are there) it *is* the new level, whatever the corrector did with the first three. (A
+median of the corrector's own output locks in: the halves of a "missed" beat feed a
+median that makes the next beat "missed" again, for as long as the slow rhythm lasts.)
+Measured on clean and noisy steps of 1.2-2.5x up and down at 40-120 bpm, and on real
+recordings with one part rescaled (``tests/test_artifacts_steps.py``): at most 2 beats
+classified per step. The price: three or more consecutive missed (or evenly split) beats
+read as a change of rate, which from RR alone they can not be told apart from.
 
 Correction (the ``nn_ms`` of the emitted :class:`~vagus.core.events.Beat`)
 ---------------------------------------------------------------------------
@@ -91,10 +115,10 @@ beat may be shorter than ``min_rr_ms`` in a very fast rhythm).
 
 Segments: :meth:`Lipponen2019.flush` ends a segment (end of input, or a gap in the beat
 chain). The next push starts a new one: no dRR is taken across the gap and the median
-history is reset (the heart rate may have changed during the gap); the Th1/Th2 windows
-are **kept** (the variability scale of the same person and strap stays valid, and short
-dropouts are frequent: re-learning the scale after each would leave the thresholds on the
-warm-up prior).
+history of measured RR is reset (the heart rate may have changed during the gap); the
+Th1/Th2 windows are **kept** (the variability scale of the same person and strap stays
+valid, and short dropouts are frequent: re-learning the scale after each would leave the
+thresholds on the warm-up prior).
 
 Cost: pure Python, no numpy per beat; the windows are sorted lists kept with ``bisect``
 (about 4 us per beat on the 24 h nsr001 Holter record, see the lead's bench command).
@@ -136,6 +160,10 @@ ECTOPIC_ENTRY_FRACTION = 0.30
 #: Two successive intervals both shorter than this fraction of the local interval are
 #: tested for an extra beat even when |dRR| <= Th1.
 EXTRA_SHORT_FRACTION = 0.70
+#: RR_j starts a new level (a sustained change of heart rate, never an artifact) when
+#: RR_j+1 and RR_j+2 both lie on its side of medRR, at least this fraction of the way
+#: from medRR to RR_j.
+LEVEL_FRACTION = 0.60
 
 
 def _quartile_pos(n: int) -> tuple[int, float, int, float]:
@@ -176,7 +204,8 @@ class Lipponen2019:
         c1, c2: slope and offset of the ectopic region (0.13, 0.17 in the paper).
         window_beats: beats in the rolling Th1/Th2 windows (91).
         median_beats: beats in the mRR median: the ``median_beats - 3`` most recent
-            corrected NN plus the beat under test and its two successors (11).
+            measured RR plus the beat under test and its two successors (11); measured,
+            never corrected, values, so a sustained change of rate can not lock in.
         min_rr_ms, max_rr_ms: physiological range; outside it a beat is ``"range"``.
     """
 
@@ -235,7 +264,8 @@ class Lipponen2019:
         # Pending (undecided) beats: at most 3 (j, j+1, j+2).
         self._pend_t: list[float] = []
         self._pend_rr: list[float] = []
-        # Corrected NN of the current segment, for the median.
+        # Measured in-range RR of the current segment's decided beats, for medRR. Never
+        # the corrected NN: a median of the corrector's own output locks in (module doc).
         self._hist: deque[float] = deque(maxlen=int(median_beats) - 3)
         self._prev_nn: float | None = None  # NN_j-1 (corrected), None at a segment start
         self._prev_d = 0.0  # NN_j-1 - NN_j-2 (corrected)
@@ -280,11 +310,10 @@ class Lipponen2019:
     # ------------------------------------------------------------------ internals
 
     def _accept(self, nn: float) -> None:
-        """Append a corrected NN to the segment history."""
+        """Make ``nn`` the previous corrected NN (for dRR)."""
         prev = self._prev_nn
         self._prev_d = 0.0 if prev is None else nn - prev
         self._prev_nn = nn
-        self._hist.append(nn)
 
     def _decide(self, out: list[Beat]) -> None:
         """Decide the oldest pending beat (and its merge partner) and emit it into ``out``."""
@@ -303,7 +332,7 @@ class Lipponen2019:
         ok1 = has1 and lo <= r1 <= hi
         ok2 = has2 and lo <= r2 <= hi
 
-        # medRR: corrected past NN of this segment + in-range RR_j, RR_j+1, RR_j+2.
+        # medRR: measured in-range RR of this segment, 8 decided + RR_j, RR_j+1, RR_j+2.
         if ok0 and ok1 and ok2:
             vals = [*self._hist, r0, r1, r2]
         else:
@@ -336,6 +365,7 @@ class Lipponen2019:
                     out.append(Beat(t0, r0, "extra", s))
                     out.append(Beat(pt[1], r1, "range", None))
                     self._accept(s)
+                    self._hist.append(r0)
                     del pt[:2]
                     del pr[:2]
                     return
@@ -402,6 +432,7 @@ class Lipponen2019:
         if dev < 0.0:
             dev = -dev
         strong = dd0 > 1.0 or dd0 < -1.0  # the paper's entry test
+        examine = False
         if self._force_ectopic:
             # Second beat of an ectopic pair found while deciding the first one.
             self._force_ectopic = False
@@ -411,6 +442,13 @@ class Lipponen2019:
             or dev > ECTOPIC_ENTRY_FRACTION * med
             or (ok1 and r0 < EXTRA_SHORT_FRACTION * med and r1 < EXTRA_SHORT_FRACTION * med)
         ):
+            # Rule 2: RR_j starts a new level (both measured successors on its side of
+            # medRR, at least LEVEL_FRACTION of the way from medRR to RR_j): a sustained
+            # change of heart rate, followed at once (module doc).
+            dm = r0 - med
+            need = LEVEL_FRACTION * dm * dm
+            examine = not ok2 or (r1 - med) * dm < need or (r2 - med) * dm < need
+        if examine:
             c1 = self._c1
             c2 = self._c2
             dd1 = (f1 - r0) / th1 if has1 else 0.0
@@ -429,6 +467,7 @@ class Lipponen2019:
                 out.append(Beat(t0, r0, "missed", half))
                 self._accept(half)
                 self._accept(half)
+                self._hist.append(r0)
                 del pt[0]
                 del pr[0]
                 return
@@ -447,6 +486,8 @@ class Lipponen2019:
                 out.append(Beat(t0, r0, "extra", None))
                 out.append(Beat(pt[1], r1, "extra", s))
                 self._accept(s)
+                self._hist.append(r0)
+                self._hist.append(r1)
                 del pt[:2]
                 del pr[:2]
                 return
@@ -493,6 +534,7 @@ class Lipponen2019:
             nn = 0.5 * (prev + _median3(f1, f2, med))
             out.append(Beat(t0, r0, cls, nn))
             self._accept(nn)
+            self._hist.append(r0)
         del pt[0]
         del pr[0]
 
@@ -517,6 +559,8 @@ class Lipponen2019:
                 out.append(Beat(t0, r0, "range", None))
                 out.append(Beat(pt[1], r1, "extra" if ok1 else "range", s))
                 self._accept(s)
+                if ok1:
+                    self._hist.append(r1)
                 del pt[:2]
                 del pr[:2]
                 return
