@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from vagus.cli import main
 from vagus.core.metrics import MIN_SUMMARY_BEATS, summarize_events
@@ -215,6 +217,74 @@ def test_a_hand_edited_column_is_named_refused_by_writers_and_deletable(
     assert code == 0
     code, _, _ = _run(capsys, "import", str(rr_file), "--format", "plain", "--unit", "ms", *d)
     assert code == 0
+
+
+_COLUMNS = [
+    "started_unix_s",
+    "ended_unix_s",
+    "title",
+    "participants",
+    "device_profile",
+    "source",
+    "tags",
+    "notes",
+    "summary",
+    "heartbeat_unix_s",
+    "content_sha256",
+]
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+).map(lambda v: json.dumps(v))
+_VALUES = (
+    st.none()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=8)
+    | _JSONISH
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(column=st.sampled_from(_COLUMNS), value=_VALUES)
+def test_any_value_in_any_session_column_is_read_or_named_never_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    column: str,
+    value: object,
+) -> None:
+    data = tmp_path_factory.mktemp("fuzz")
+    sid = _store_session(data, n=40)
+    conn = sqlite3.connect(data / DB)
+    try:
+        conn.execute(f"UPDATE sessions SET {column} = ? WHERE id = ?", (value, sid))
+        conn.commit()
+    except sqlite3.IntegrityError:
+        assume(False)  # NOT NULL: no hand edit gets that in
+    finally:
+        conn.close()
+    with SqliteStore(data / DB) as store:
+        problems = store.malformed_sessions()
+        try:
+            store.get_session(sid)
+        except MalformedSession as exc:
+            assert (exc.session_id, exc.column) == (sid, column)
+            assert [(p.session_id, p.column) for p in problems] == [(sid, column)]
+        else:
+            assert problems == []
+    d = ("--data-dir", str(data))
+    code, out, _ = _run(capsys, "sessions", "--json", *d)
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [sid]
+    code, out, err = _run(capsys, "show", sid, *d)
+    assert (code, bool(problems)) in ((0, False), (1, True)), err
+    code, _, err = _run(capsys, "edit", sid, "--tag", "t", *d)
+    assert (code, bool(problems)) in ((0, False), (1, True)), err
 
 
 def test_a_cached_summary_that_is_not_a_summary_is_recomputed(
