@@ -519,3 +519,26 @@ def test_a_schema_2_store_is_migrated_to_3_and_keeps_its_sessions(
 
 def test_errors_are_store_errors() -> None:
     assert issubclass(MalformedSession, StoreError)
+
+
+def test_the_store_refuses_the_same_content_within_the_import_transaction(tmp_path: Path) -> None:
+    sha = hashlib.sha256(b"one recording").hexdigest()
+    with SqliteStore(tmp_path / DB) as store:
+        first = store.import_session(
+            [RRRecord(_rr(20))], started_unix_s=0.0, ended_unix_s=20.0, content_sha256=sha
+        )
+        # Another process imported the file between the command's check and this write.
+        with pytest.raises(InvalidInput, match=f"already imported as session {first.id}"):
+            store.import_session(
+                [RRRecord(_rr(20))],
+                started_unix_s=0.0,
+                ended_unix_s=20.0,
+                content_sha256=sha,
+                unique_content=True,
+            )
+        assert [s.id for s in store.list_sessions()] == [first.id]
+        assert store._conn.execute("SELECT count(*) FROM records").fetchone() == (1,)
+        again = store.import_session(
+            [RRRecord(_rr(20))], started_unix_s=1.0, ended_unix_s=21.0, content_sha256=sha
+        )
+        assert [s.id for s in store.find_imports(sha)] == [first.id, again.id]

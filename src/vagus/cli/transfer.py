@@ -231,6 +231,7 @@ def import_file(
         tags=imported.tags,
         summary=stats,
         content_sha256=sha256,
+        unique_content=not again,
     )
     return {
         "id": info.id,

@@ -301,12 +301,15 @@ class Store(Protocol):
         notes: str = "",
         summary: dict[str, Any] | None = None,
         content_sha256: str | None = None,
+        unique_content: bool = False,
     ) -> SessionInfo:
         """Store a whole, ended session and its records in one transaction (imports).
 
         All of it or nothing: an error, a crash or a ``kill -9`` part way leaves no
         trace of it. ``content_sha256``: the SHA-256 (hex) of the imported file's bytes,
-        kept so :meth:`find_imports` recognises the same file imported again.
+        kept so :meth:`find_imports` recognises the same file imported again;
+        ``unique_content``: refuse (InvalidInput) if a session with that hash is stored,
+        checked within the import's transaction.
         """
         ...
 

@@ -651,6 +651,7 @@ class SqliteStore:
         notes: str = "",
         summary: dict[str, Any] | None = None,
         content_sha256: str | None = None,
+        unique_content: bool = False,
     ) -> SessionInfo:
         """Store a whole, ended session and its records in one transaction.
 
@@ -658,7 +659,9 @@ class SqliteStore:
         ``kill -9`` part way leaves no trace of it (an import never shows up as an empty
         interrupted session). Records appended earlier are committed first, apart.
         ``content_sha256``: the SHA-256 (64 lowercase hex digits) of the imported file,
-        for :meth:`find_imports`.
+        for :meth:`find_imports`. ``unique_content``: refuse (InvalidInput, nothing
+        written) if a session with that hash is already stored, checked in the import's
+        own transaction (two imports of one file at once store it once).
         """
         if content_sha256 is not None and (
             len(content_sha256) != 64 or not _SHA256_HEX.issuperset(content_sha256)
@@ -678,6 +681,8 @@ class SqliteStore:
         try:
             self._commit()
             self._begin()
+            if unique_content and content_sha256 is not None:
+                self._refuse_same_content(content_sha256)
             sid = self._insert_session(info, heartbeat_unix_s=None)
             self._conn.executemany(self._INSERT, [(sid, *row) for row in rows])
             self._commit()
@@ -692,6 +697,19 @@ class SqliteStore:
                     self._conn.execute("ROLLBACK")
             raise
         return replace(info, id=sid)
+
+    def _refuse_same_content(self, content_sha256: str) -> None:
+        """InvalidInput if a session imported from this content is stored (in the open
+        transaction; the caller rolls back)."""
+        row = self._conn.execute(
+            "SELECT id FROM sessions WHERE content_sha256=? ORDER BY started_unix_s, id LIMIT 1",
+            (content_sha256,),
+        ).fetchone()
+        if row is not None:
+            raise InvalidInput(
+                f"the same file (SHA-256 {content_sha256[:12]}...) was already imported as "
+                f"session {row[0]}; nothing imported (import it again on purpose with --again)"
+            )
 
     @staticmethod
     def _new_info(
