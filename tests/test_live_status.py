@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,10 @@ def _rr(seconds: float, seed: int = 2) -> list[float]:
 
 def _feed_beat_by_beat(
     rr_ms: list[float], gap_after: int | None = None
-) -> tuple[list[tuple[float, Readiness]], list[Event]]:
-    """Feed ``rr_ms`` one RR at a time; after each beat event, a snapshot of what
-    :class:`Readiness` predicted. Returns the predictions and all events."""
+) -> tuple[list[tuple[float, float, float, float]], list[Event]]:
+    """Feed ``rr_ms`` one RR at a time; after each NN beat, what :class:`Readiness`
+    predicted: (beat time, RMSSD30 in, RMSSD60 in, coherence in). Returns the
+    predictions and all events."""
     pipeline = Pipeline()
     readiness = Readiness(spectrum_interval_s=pipeline.spectrum_interval_s)
     predictions: list[tuple[float, float, float, float]] = []
@@ -54,11 +56,11 @@ def _feed_beat_by_beat(
                         readiness.coherence_ready_in_s(),
                     )
                 )
-    return predictions, events  # type: ignore[return-value]
+    return predictions, events
 
 
-def _first_time(events: list[Event], has_value: object) -> float:
-    return next(e.t_s for e in events if has_value(e))  # type: ignore[operator]
+def _first_time(events: list[Event], has_value: Callable[[Event], bool]) -> float:
+    return next(e.t_s for e in events if has_value(e))
 
 
 def test_ready_in_predicts_when_each_metric_first_has_a_value() -> None:
