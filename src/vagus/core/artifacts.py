@@ -40,8 +40,9 @@ found by rule 6 is ``"ectopic"`` without further test.)
 
 1. ``RR_j`` outside ``[min_rr_ms, max_rr_ms]`` (also NaN, inf, negative): ``"range"``.
 2. new level, normal: ``RR_j+1`` and ``RR_j+2`` are in range, on the same side of
-   ``medRR`` as ``RR_j`` and each at least 60 % of the way from ``medRR`` to ``RR_j``:
-   ``(RR_k - medRR) * (RR_j - medRR) >= 0.6 * (RR_j - medRR)^2`` for ``k = j+1, j+2``.
+   ``medRR`` as ``RR_j`` and each at least 60 % of the way from ``medRR`` to ``RR_j``
+   (``(RR_k - medRR) * (RR_j - medRR) >= 0.6 * (RR_j - medRR)^2`` for ``k = j+1, j+2``),
+   and the three agree with each other: ``max - min <= 50 %`` of the smallest of them.
 3. missed: ``D_j > 1`` and ``|RR_j / 2 - ref_m| < tol``.
 4. extra: (``D_j < -1``, or ``RR_j`` and ``RR_j+1`` both below 70 % of ``ref_e``) and
    ``|RR_j + RR_j+1 - ref_e| < tol`` (and the sum <= ``max_rr_ms``).
@@ -164,6 +165,10 @@ EXTRA_SHORT_FRACTION = 0.70
 #: RR_j+1 and RR_j+2 both lie on its side of medRR, at least this fraction of the way
 #: from medRR to RR_j.
 LEVEL_FRACTION = 0.60
+#: ... and the three agree with each other: max - min <= this fraction of the smallest
+#: (a level with the RSA of slow deep breathing, +-25 %, passes; an extra beat's two
+#: parts followed by a third interval, as an optical sensor gives them, do not).
+LEVEL_SPREAD_FRACTION = 0.50
 
 
 def _quartile_pos(n: int) -> tuple[int, float, int, float]:
@@ -442,12 +447,21 @@ class Lipponen2019:
             or dev > ECTOPIC_ENTRY_FRACTION * med
             or (ok1 and r0 < EXTRA_SHORT_FRACTION * med and r1 < EXTRA_SHORT_FRACTION * med)
         ):
-            # Rule 2: RR_j starts a new level (both measured successors on its side of
-            # medRR, at least LEVEL_FRACTION of the way from medRR to RR_j): a sustained
-            # change of heart rate, followed at once (module doc).
-            dm = r0 - med
-            need = LEVEL_FRACTION * dm * dm
-            examine = not ok2 or (r1 - med) * dm < need or (r2 - med) * dm < need
+            # Rule 2: RR_j starts a new level (the three agree with each other, and both
+            # measured successors lie on RR_j's side of medRR, at least LEVEL_FRACTION of
+            # the way from medRR to RR_j): a change of heart rate, followed at once.
+            examine = True
+            if ok2:
+                lvl_lo = r0 if r0 < r1 else r1
+                if r2 < lvl_lo:
+                    lvl_lo = r2
+                lvl_hi = r0 if r0 > r1 else r1
+                if r2 > lvl_hi:
+                    lvl_hi = r2
+                if lvl_hi - lvl_lo <= LEVEL_SPREAD_FRACTION * lvl_lo:
+                    dm = r0 - med
+                    need = LEVEL_FRACTION * dm * dm
+                    examine = (r1 - med) * dm < need or (r2 - med) * dm < need
         if examine:
             c1 = self._c1
             c2 = self._c2
