@@ -184,3 +184,35 @@ def test_real_recordings_with_a_change_of_rate(name: str, factor: float, path: s
         assert np.median(nn[-150:]) == pytest.approx(np.median(stepped[-150:]), rel=0.02)
     assert len(excess) >= 5
     assert max(excess) <= MAX_ARTIFACTS_PER_STEP, excess
+
+
+def _around(pattern: list[float], seed: int = 0) -> tuple[np.ndarray, int]:
+    """``pattern`` inserted at beat 100 of a 1000 ms rhythm with a little RSA."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(200)
+    base = 1000.0 + 30.0 * np.sin(2.0 * np.pi * k / 4.5) + rng.normal(0.0, 8.0, k.size)
+    return np.r_[base[:100], pattern, base[100 + len(pattern) :]], 100
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        # an optical sensor's split beat (600 + 400 = one interval), then a short one:
+        # all three well below the rhythm, but no level (400 vs 750): merged
+        ([600.0, 400.0, 750.0, 1000.0], ["extra", "extra"]),
+        # two missed beats in a row, then the rhythm again: both split
+        ([2000.0, 2000.0, 1000.0], ["missed", "missed"]),
+        # a premature beat and its compensatory pause, on a slight ramp up
+        ([780.0, 1300.0, 1100.0, 1110.0], ["ectopic", "ectopic"]),
+    ],
+    ids=["split_then_short", "two_missed", "ectopic_on_a_ramp"],
+)
+def test_artifacts_next_to_a_change_of_level_are_still_found(
+    pattern: list[float], expected: list[str]
+) -> None:
+    """Rule 2 (a new level) needs its three beats to agree and both successors to stay
+    near RR_j: one- and two-beat artifacts are not taken for a change of rate."""
+    rr, at = _around(pattern)
+    classes, _ = correct_rr(rr)
+    assert classes[at : at + len(expected)] == expected, classes[at - 2 : at + 5]
+    assert sum(c is not None for c in classes) == len(expected)
