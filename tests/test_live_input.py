@@ -24,12 +24,11 @@ from vagus.store.base import ControlRecord
 from vagus.store.sqlite import SqliteStore
 
 
-async def _read_lines(data: bytes, *, edit_bytes: bool = False) -> tuple[list[str], list[int]]:
+async def _read_lines(data: bytes) -> tuple[list[str], list[int]]:
     """Write ``data`` into a pipe (from a thread) and collect what StdinLines hands out."""
     read_fd, write_fd = os.pipe()
     lines: list[str] = []
     too_long: list[int] = []
-    done = asyncio.Event()
 
     def on_line(line: str) -> None:
         lines.append(line)
@@ -48,7 +47,6 @@ async def _read_lines(data: bytes, *, edit_bytes: bool = False) -> tuple[list[st
         while not reader.closed:
             await asyncio.sleep(0.01)
     finally:
-        done.set()
         reader.close()
         thread.join()
         os.close(read_fd)

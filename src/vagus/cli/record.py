@@ -258,7 +258,7 @@ async def _capture(
 
     pipeline = Pipeline()
     summary = SessionSummary()
-    status = LiveStatus()
+    status = LiveStatus(speed=spec.speed if isinstance(spec, SimSpec) else 1.0)
     participant: str = args.participant
     json_out: bool = args.json
     flush_each = not (isinstance(spec, SimSpec) and spec.speed is None)  # live: per batch
