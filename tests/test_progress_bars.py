@@ -50,13 +50,16 @@ def run_on_tty(*args: str) -> tuple[int, str, str]:
 
 def _rr_file(root: Path) -> Path:
     rr = root / "rr.txt"
-    rr.write_text("".join(f"{800 + 40 * ((k % 10) - 5)}\n" for k in range(1500)))
+    rr.write_text("".join(f"{800 + 40 * ((k % 10) - 5)}\n" for k in range(600)))
     return rr
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
-    """A store holding one imported 20-minute session, its id, and a scratch folder."""
+    """A store holding one imported 8-minute session, its id, and a scratch folder.
+
+    600 beats: neurokit2's nonlinear domain, the slow part of a report, grows as N²
+    (1000 NN take ~12 s of CPU), and the bars need no more."""
     root = tmp_path_factory.mktemp("bars")
     data = root / "store"
     rr = str(_rr_file(root))

@@ -180,7 +180,7 @@ def test_report_on_simulated_session(tmp_path: Path) -> None:
     assert "failed" not in doc
     for domain in ("Time domain", "Frequency domain", "Nonlinear domain"):
         assert domain in doc
-    assert "not ms²" in doc  # neurokit2's normalised band powers are labelled as such
+    assert "ms² (absolute power)" in doc  # neurokit2's band powers, absolute and labelled
     assert "not HeartMath's proprietary score" in html.unescape(doc)
     # Paced against unpaced spectra were both found.
     assert re.search(r"Paced: mean of [1-9]\d* 64 s windows", doc)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARTIFACT_COLORS",
+    "AXIS_FLOORS",
+    "axis_limits",
+    "build_progress_figure",
     "coherence_figure",
     "figure_to_html",
     "hr_rmssd_figure",
@@ -175,6 +178,53 @@ def _legend(ax: Axes, **kw: Any) -> None:
         ax.legend(handles, labels, fontsize=8, **kw)
 
 
+#: The smallest span each value axis shows (its unit), and the lowest value it can
+#: reach: a nearly constant series (RMSSD 41.2-41.4 ms, 0 minutes of high coherence in
+#: every session) is drawn as the flat line it is, not magnified into noise, and no axis
+#: of a quantity that cannot be negative goes below 0.
+AXIS_FLOORS: dict[str, tuple[float, float | None]] = {
+    "rmssd_ms": (20.0, 0.0),
+    "hr_bpm": (10.0, 0.0),
+    "coherence_ratio": (4.0, 0.0),
+    "minutes": (5.0, 0.0),
+    "breaths_per_min": (4.0, 0.0),
+}
+
+
+def axis_limits(
+    values: Any, min_span: float, lowest: float | None = None, *, pad: float = 0.08
+) -> tuple[float, float]:
+    """Value-axis limits for ``values`` (NaN ignored) spanning at least ``min_span``.
+
+    The data range padded by ``pad`` of its span on each side; if that is narrower than
+    ``min_span``, ``min_span`` centred on the data; never below ``lowest`` (the span is
+    moved up, not cut). With no finite value: ``[lowest or 0, that + min_span]``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    base = 0.0 if lowest is None else lowest
+    if v.size == 0:
+        return base, base + min_span
+    lo, hi = float(v.min()), float(v.max())
+    extra = pad * (hi - lo)
+    lo, hi = lo - extra, hi + extra
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2.0
+        lo, hi = mid - min_span / 2.0, mid + min_span / 2.0
+    if lowest is not None and lo < lowest:
+        lo, hi = lowest, max(hi, lowest + min_span)
+    return lo, hi
+
+
+def _floor_axis(ax: Axes, quantity: str, *series: Any, include: Sequence[float] = ()) -> None:
+    """Set ``ax``'s value axis from ``series`` with :data:`AXIS_FLOORS` [quantity]
+    (``include``: values that must stay in view, such as a threshold line)."""
+    span, lowest = AXIS_FLOORS[quantity]
+    parts = [np.ravel(np.asarray(s, dtype=np.float64)) for s in series]
+    parts.append(np.asarray(include, dtype=np.float64))
+    ax.set_ylim(*axis_limits(np.concatenate(parts), span, lowest))
+
+
 #: At most this many out-of-range beats get their value written beside their marker.
 _OOR_LABELS = 12
 
@@ -291,6 +341,8 @@ def hr_rmssd_figure(replay: SessionReplay) -> str | None:
         ax2.plot(x, rmssd60, color=_NN_COLOR, lw=1.2, label="RMSSD 60 s")
         ax2.set_ylabel("RMSSD (ms)")
         ax2.set_xlabel(_time_label(r))
+        _floor_axis(ax1, "hr_bpm", hr)
+        _floor_axis(ax2, "rmssd_ms", rmssd30, rmssd60)
         for ax in (ax1, ax2):
             _decorate(ax, r, label_markers=ax is ax1, legend=False)
             ax.grid(alpha=0.3)
@@ -326,13 +378,14 @@ def coherence_figure(replay: SessionReplay, threshold: float) -> str | None:
         ax1.plot(t, cr, color="#6a3d9a", lw=0.8, marker=dots, ms=3, label="coherence ratio")
         ax1.axhline(threshold, color="#6a3d9a", ls=":", lw=1.0, label=f"CR = {threshold:g}")
         ax1.set_ylabel("coherence ratio")
-        ax1.set_ylim(bottom=0)
+        _floor_axis(ax1, "coherence_ratio", cr, include=(threshold,))
         steps = _pacer_steps(r)
         if steps is not None:
             ax2.step(steps[0], steps[1], where="post", color="#ff7f0e", lw=1.8, label="pacer")
         ax2.plot(t, pk, ".", color="#6a3d9a", ms=4 if dots else 1.5, label="spectral peak × 60")
         ax2.set_ylabel("breaths/min")
         ax2.set_xlabel(_time_label(r))
+        _floor_axis(ax2, "breaths_per_min", pk, steps[1] if steps is not None else ())
         for ax in (ax1, ax2):
             _decorate(ax, r, label_markers=ax is ax1, legend=False)
             ax.grid(alpha=0.3)
@@ -414,6 +467,17 @@ def progress_figure(
     """
     if not rows:
         return None
+    with _quiet_matplotlib():
+        fig = build_progress_figure(rows, threshold, label)
+        alt = "Trends across sessions" + (f": {label}" if label is not None else "")
+        return figure_to_html(fig, alt)
+
+
+def build_progress_figure(
+    rows: Sequence[ProgressRow], threshold: float, label: str | None = None
+) -> Figure:
+    """The progress figure (see :func:`progress_figure`), not yet rendered. Each value
+    axis keeps its :data:`AXIS_FLOORS` span."""
 
     def col(name: str) -> Any:
         return np.asarray(
@@ -427,20 +491,23 @@ def progress_figure(
         a1.plot(x, col("resting_rmssd_ms"), "o-", color=_NN_COLOR, label="resting RMSSD")
         a1.plot(x, col("mean_rmssd_60s_ms"), "s--", color="#9ecae1", label="mean RMSSD 60 s")
         a1.set_ylabel("RMSSD (ms)")
+        _floor_axis(a1, "rmssd_ms", col("resting_rmssd_ms"), col("mean_rmssd_60s_ms"))
         a2.plot(x, col("mean_coherence"), "o-", color="#6a3d9a", label="mean coherence ratio")
         a2.axhline(threshold, color="#6a3d9a", ls=":", lw=1.0, label=f"CR = {threshold:g}")
         a2.set_ylabel("coherence ratio")
-        a2.set_ylim(bottom=0)
-        minutes = col("high_coherence_s") / 60.0
-        a3.bar(x, np.nan_to_num(minutes), color="#b2abd2",
-               label=f"time with CR ≥ {threshold:g}")  # fmt: skip
+        _floor_axis(a2, "coherence_ratio", col("mean_coherence"), include=(threshold,))
+        minutes = np.nan_to_num(col("high_coherence_s") / 60.0)
+        a3.bar(x, minutes, color="#b2abd2", label=f"time with CR ≥ {threshold:g}")
         a3.set_ylabel("minutes")
+        _floor_axis(a3, "minutes", minutes, include=(0.0,))
         resonance = col("resonance_rate_bpm")
         a4.plot(x, resonance, "D-", color="#ff7f0e", label="resonance rate")
         if not np.any(np.isfinite(resonance)):
             a4.set_yticks([])
             a4.text(0.5, 0.5, "resonance rate not yet assessed", transform=a4.transAxes,
                     ha="center", va="center", color="#777777")  # fmt: skip
+        else:
+            _floor_axis(a4, "breaths_per_min", resonance)
         a4.set_ylabel("breaths/min")
         a4.set_xlabel("session")
         a4.set_xticks(x, [f"{i}\n{r.date}" for i, r in zip(x, rows, strict=True)], fontsize=7)
@@ -449,5 +516,4 @@ def progress_figure(
             _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         if label is not None:
             fig.suptitle(label, fontsize=10, x=0.01, ha="left")
-        alt = "Trends across sessions" + (f": {label}" if label is not None else "")
-        return figure_to_html(fig, alt)
+        return fig

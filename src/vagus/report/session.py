@@ -44,7 +44,7 @@ from vagus.core.events import (
     Spectrum,
 )
 from vagus.core.metrics import Summary, summarize
-from vagus.core.spectrum import COHERENCE_WINDOW_S
+from vagus.core.spectrum import COHERENCE_WINDOW_S, POWER_FLOOR_MS2
 from vagus.exceptions import InvalidInput, MalformedPacket
 from vagus.store.base import (
     ControlRecord,
@@ -694,8 +694,11 @@ def hrv_battery(replay: SessionReplay, progress: ProgressCallback = _nothing) ->
 
     Each domain runs on its own; a failure is caught and reported per domain. neurokit2's
     warnings are recorded (``warnings.catch_warnings`` around each call) and listed in
-    the report. neurokit2's ``HRV_LF``/``HRV_HF`` etc. are computed with its default
-    ``normalize=True`` (PSD divided by its maximum): they are NOT ms².
+    the report. The frequency domain runs with ``normalize=False``, so ``HRV_LF``,
+    ``HRV_HF`` etc. are absolute powers in ms² (neurokit2's default divides the PSD by
+    its maximum). When its total power ``HRV_TP`` is below
+    :data:`vagus.core.spectrum.POWER_FLOOR_MS2` (a flat series: only round-off), every
+    frequency value is null (NaN, shown "–"), as our own spectra are.
     """
     has_nn = np.isfinite(replay.beat_nn_ms)
     nn = replay.beat_nn_ms[has_nn]
@@ -706,7 +709,10 @@ def hrv_battery(replay: SessionReplay, progress: ProgressCallback = _nothing) ->
         import neurokit2 as nk
     except ImportError:
         return BatteryResult(
-            {}, {"all": "neurokit2 is not installed: pip install 'vagus[report]'"}, (), None
+            {},
+            {"all": "neurokit2 cannot be imported: reinstall vagus (python3 -m pip install vagus)"},
+            (),
+            None,
         )
     values: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
@@ -728,7 +734,7 @@ def hrv_battery(replay: SessionReplay, progress: ProgressCallback = _nothing) ->
             f"(the whole series has {nn.size}; several entropies grow as N²), "
             f"about {part.sum() / 60000.0:.0f} min."
         )
-    freq_kwargs: dict[str, Any] = {}
+    freq_kwargs: dict[str, Any] = {"normalize": False}
     if float(nn.sum()) / 1000.0 > FREQUENCY_DEFAULT_MAX_S:
         freq_kwargs["interpolation_rate"] = 4
         notes.append(
@@ -752,6 +758,20 @@ def hrv_battery(replay: SessionReplay, progress: ProgressCallback = _nothing) ->
                 }
             except Exception as exc:
                 errors[name] = f"{type(exc).__name__}: {exc}"
+        if name == "frequency" and name in values:
+            freq = values[name]
+            total = freq.get("HRV_TP", math.nan)
+            if not math.isfinite(total):  # TP needs VLF, which a short series lacks
+                bands = [freq.get(k, math.nan) for k in ("HRV_VLF", "HRV_LF", "HRV_HF")]
+                finite = [v for v in bands if math.isfinite(v)]
+                total = sum(finite) if finite else math.nan
+            if total < POWER_FLOOR_MS2:
+                values[name] = {k: math.nan for k in values[name]}
+                notes.append(
+                    f"Frequency domain: total power {total:.3g} ms² is below the power "
+                    f"floor of {POWER_FLOOR_MS2:g} ms² (a flat series: round-off only), so "
+                    "every frequency value is null, as in our own spectra."
+                )
         for w in caught:
             msg = f"{name}: {w.category.__name__}: {str(w.message).strip()[:300]}"
             if msg not in seen:
@@ -787,7 +807,13 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .card .k { color: var(--muted); font-size: 12px; }
 .warn { background: #fff5e0; border-left: 4px solid #e0a030; padding: 6px 10px; }
 .battery { columns: 2; column-gap: 24px; }
+/* One domain (its heading and its table) is one unit: never split across columns or
+   pages, so no heading is stranded at the foot of a column with its table in the next. */
+.battery > div { display: inline-block; width: 100%; break-inside: avoid;
+                 page-break-inside: avoid; }
+.battery h3 { margin-top: 0; }
 .battery table { break-inside: avoid; }
+h2, h3 { break-after: avoid; page-break-after: avoid; }
 dl dt { font-weight: 600; margin-top: 6px; }
 dl dd { margin-left: 16px; }
 @media print {
@@ -883,7 +909,11 @@ def _nk_unit(domain: str, key: str) -> str:
     if k in _NK_PCT:
         return "% (÷N)"
     if domain == "frequency" and k in {"ULF", "VLF", "LF", "HF", "VHF", "TP"}:
-        return "normalised PSD units (not ms²)"
+        return "ms² (absolute power)"
+    if domain == "frequency" and k in {"LFn", "HFn"}:
+        return "normalised: band power / total power"
+    if domain == "frequency" and k == "LnHF":
+        return "ln(ms²)"
     if k == "S":
         return "ms²"
     return ""
@@ -895,10 +925,12 @@ def _battery_html(battery: BatteryResult) -> str:
     parts.append(
         f'<p class="note">Computed by {_e(version)} (<code>hrv_time</code>, '
         "<code>hrv_frequency</code>, <code>hrv_nonlinear</code>, default settings) on the "
-        "corrected NN. neurokit2's band powers (<code>HRV_LF</code>, <code>HRV_HF</code>, "
-        "…) use its default <code>normalize=True</code>: the PSD is divided by its maximum, "
-        "so they are <b>not ms²</b> and not comparable with our Welch values; its pNN50 "
-        "divides by N, ours by the number of differences (N−1).</p>"
+        "corrected NN. Its band powers (<code>HRV_LF</code>, <code>HRV_HF</code>, …) are "
+        "absolute powers in ms² (<code>normalize=False</code>; neurokit2's default divides "
+        "the PSD by its maximum), from its own Welch settings over the whole series, so "
+        "they differ from our mean of 5-min windows; <code>LFn</code>/<code>HFn</code> are "
+        "band power / total power. Its pNN50 divides by N, ours by the number of "
+        "differences (N−1).</p>"
     )
     for domain, err in battery.errors.items():
         parts.append(f'<p class="warn">neurokit2 {_e(domain)} domain failed: {_e(err)}</p>')
