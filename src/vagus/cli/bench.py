@@ -1,4 +1,4 @@
-"""``vagus bench {pipeline,ble,replay}``: benchmarks that print their figures.
+"""``vagus bench {pipeline,ble,replay,import}``: benchmarks that print their figures.
 
 Each sub-command lives in ``vagus.bench.<name>`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. The module is imported only when its sub-command is parsed (the BLE
@@ -25,6 +25,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "ble": ("vagus.bench.ble", "BLE reader throughput and latency against the simulated BlueZ"),
     "replay": ("vagus.bench.replay", "replay speed of a recorded session"),
+    "import": (
+        "vagus.bench.importer",
+        "analyze and import of a generated 10-million-beat RR file: beats/s, peak memory",
+    ),
 }
 
 
@@ -72,7 +76,7 @@ def register(subparsers: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     parser = subparsers.add_parser(
         "bench",
-        help="benchmarks: pipeline, ble, replay",
+        help="benchmarks: pipeline, ble, replay, import",
         description="Benchmarks that print their figures (speed targets live here, not in tests).",
     )
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", parser_class=_LazyBenchParser)

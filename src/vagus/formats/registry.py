@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from vagus.exceptions import InvalidInput
+from vagus.exceptions import FileFormatError, InvalidInput
 from vagus.formats import (
     csvcolumn,
     edf,
@@ -51,7 +51,12 @@ from vagus.formats import (
     vuams,
 )
 from vagus.formats.common import ImportedRR, format_error, read_text_lines
-from vagus.formats.plain import microseconds_hint, microseconds_like, read_rr_text
+from vagus.formats.plain import (
+    check_regular_file,
+    microseconds_hint,
+    microseconds_like,
+    read_rr_text,
+)
 
 __all__ = ["FIXED_UNITS", "FORMATS", "detect_format", "read_rr_file"]
 
@@ -138,9 +143,10 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
             several formats (the message says which ``--format`` / ``--unit`` to pass).
     """
     p = Path(path)
+    check_regular_file(p)
     if edf.looks_like_edf(_head(p)):
         return edf.FORMAT
-    lines = read_text_lines(p)
+    lines = _detect_lines(p)
     if vagusjson.looks_like(lines):
         return vagusjson.FORMAT
     if vaguscsv.looks_like(lines):
@@ -205,6 +211,41 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
     )
 
 
+#: Detection reads at most this much of a file (whole lines): a format shows in its start.
+DETECT_BYTES = 1 << 20
+
+
+def _detect_lines(p: Path) -> list[str]:
+    """The lines of the file, or of its first :data:`DETECT_BYTES` (whole lines only) when
+    it is longer: detection never holds a big file in memory.
+
+    Raises:
+        FileFormatError: as :func:`~vagus.formats.common.read_text_lines` (empty,
+            binary, not UTF-8), or no line end in the first :data:`DETECT_BYTES`.
+    """
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0
+    if size <= DETECT_BYTES:
+        return read_text_lines(p)
+    with p.open("rb") as f:
+        head = f.read(DETECT_BYTES)
+    cut = head.rfind(b"\n")
+    if cut < 0:
+        raise format_error(p, 1, "no line end in the first 1 MiB: not a text file of RR intervals")
+    import tempfile
+
+    # read_text_lines' checks (binary, UTF-8, control characters) on the head alone.
+    with tempfile.NamedTemporaryFile(suffix=p.suffix) as tmp:
+        tmp.write(head[: cut + 1])
+        tmp.flush()
+        try:
+            return read_text_lines(tmp.name)
+        except FileFormatError as exc:
+            raise FileFormatError(str(exc).replace(Path(tmp.name).name, p.name, 1)) from None
+
+
 def _head(p: Path) -> bytes:
     """The first 256 bytes ("" for a file that cannot be opened: read_text_lines says why)."""
     try:
@@ -238,6 +279,7 @@ def read_rr_file(
     """
     if unit is not None and unit not in ("ms", "s"):
         raise InvalidInput(f"unknown unit {unit!r}: use ms or s")
+    check_regular_file(Path(path))
     if fmt is None:
         fmt = detect_format(path, unit=unit, column=column)
     if fmt not in FORMATS:
@@ -246,10 +288,11 @@ def read_rr_file(
     if fixed is not None and unit is not None and unit != fixed:
         raise InvalidInput(f"{fmt} files hold RR in {fixed}; drop --unit {unit}")
     p = Path(path)
+    check_regular_file(p)  # /dev/zero, a pipe: may never end
     if fmt == "plain":
         if unit is None:
             raise InvalidInput("plain RR text needs its unit: pass --unit ms or --unit s")
-        read_text_lines(p)  # empty / binary: named errors first
+        _detect_lines(p)  # empty / binary: named errors first (from the file's start)
         text = read_rr_text(p, "ms" if unit == "ms" else "s")
         return ImportedRR(
             format="plain", rr_ms=text.rr_ms, notes=f"imported from {p.name} (plain, {unit})"
