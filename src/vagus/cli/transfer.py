@@ -192,13 +192,14 @@ def import_file(
     """
     from vagus.core.events import Marker
     from vagus.core.pipeline import Pipeline
-    from vagus.formats.registry import read_rr_file
+    from vagus.formats.registry import open_rr_file
     from vagus.store.recorder import SessionSummary, feed_counting
 
     sha256 = file_sha256(path)
     if sha256 is not None and not again:
         _refuse_reimport(store, path, sha256)
-    imported = read_rr_file(path, fmt, unit=unit, column=column, tz=tz)
+    # A plain RR list is streamed: its records are read from the file as they are used.
+    imported = open_rr_file(path, fmt, unit=unit, column=column, tz=tz)
     who = participant or imported.participant or "me"
     records = imported.records(participant=who)
     # Run the pipeline before storing: the summary, and a last check of every value.

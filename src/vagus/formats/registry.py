@@ -35,8 +35,13 @@ reads it as ``vagus_csv``. Formats with naive local times take the zone ``tz``
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
+from vagus.core.events import ControlEvent
 from vagus.exceptions import FileFormatError, InvalidInput
 from vagus.formats import (
     csvcolumn,
@@ -50,15 +55,25 @@ from vagus.formats import (
     vagusjson,
     vuams,
 )
-from vagus.formats.common import ImportedRR, format_error, read_text_lines
+from vagus.formats.common import RECORD_BEATS, ImportedRR, format_error, read_text_lines
 from vagus.formats.plain import (
+    RRScan,
     check_regular_file,
     microseconds_hint,
     microseconds_like,
     read_rr_text,
+    scan_rr_text,
 )
+from vagus.store.base import InputRecord, RRRecord
 
-__all__ = ["FIXED_UNITS", "FORMATS", "detect_format", "read_rr_file"]
+__all__ = [
+    "FIXED_UNITS",
+    "FORMATS",
+    "PlainStream",
+    "detect_format",
+    "open_rr_file",
+    "read_rr_file",
+]
 
 #: Every import format name, in the order of the table above.
 FORMATS: tuple[str, ...] = (
@@ -320,3 +335,104 @@ def read_rr_file(
     if fmt == edf.FORMAT:
         return edf.read_edf(p, tz)
     return elitehrv.read_elite_hrv(p, tz)
+
+
+class _PlainRecords(Sequence[InputRecord]):
+    """The store's records of a plain RR list, read from the file on each iteration.
+
+    The same records as :meth:`ImportedRR.records` (one :class:`RRRecord` per
+    :data:`~vagus.formats.common.RECORD_BEATS` values, cumulative times), made one block
+    of the file at a time, so iterating holds one block, never the file.
+    """
+
+    def __init__(self, scan: RRScan, participant: str) -> None:
+        self._scan = scan
+        self._participant = participant
+
+    def __len__(self) -> int:
+        return -(-self._scan.beats // RECORD_BEATS)
+
+    def __iter__(self) -> Iterator[InputRecord]:
+        who = self._participant
+        carry: list[float] = []
+        for chunk in self._scan.chunks():
+            values = carry + chunk.tolist()
+            whole = len(values) - len(values) % RECORD_BEATS
+            for a in range(0, whole, RECORD_BEATS):
+                yield RRRecord(rr_ms=tuple(values[a : a + RECORD_BEATS]), participant=who)
+            carry = values[whole:]
+        if carry:
+            yield RRRecord(rr_ms=tuple(carry), participant=who)
+
+    @overload
+    def __getitem__(self, index: int) -> InputRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[InputRecord]: ...
+    def __getitem__(self, index: int | slice) -> InputRecord | Sequence[InputRecord]:
+        """Random access (reads the file up to the record: iterate instead)."""
+        if isinstance(index, slice):
+            return list(self)[index]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(index)
+        return next(itertools.islice(iter(self), i, None))
+
+
+@dataclass(frozen=True, slots=True)
+class PlainStream:
+    """A plain RR list checked from end to end, its values left in the file.
+
+    What ``vagus import`` needs of an :class:`ImportedRR` (the same names), for a file
+    of any length: :meth:`records` reads the file again block by block.
+    """
+
+    scan: RRScan
+    format: str = "plain"
+    notes: str = ""
+    participant: str | None = None
+    started_unix_s: float | None = None
+    ended_unix_s: float | None = None
+    title: str | None = None
+    device_profile: str | None = None
+    tags: tuple[str, ...] = ()
+    breaks: tuple[tuple[int, str], ...] = ()
+    markers: tuple[ControlEvent, ...] = ()
+
+    @property
+    def beats(self) -> int:
+        """Number of RR intervals."""
+        return self.scan.beats
+
+    @property
+    def duration_s(self) -> float:
+        """The sum of the RR intervals (s)."""
+        return self.scan.sum_ms / 1000.0
+
+    def records(self, participant: str = "me") -> Sequence[InputRecord]:
+        """The store's input records (see :class:`_PlainRecords`)."""
+        return _PlainRecords(self.scan, participant)
+
+
+def open_rr_file(
+    path: Path | str,
+    fmt: str | None = None,
+    *,
+    unit: str | None = None,
+    column: str | None = None,
+    tz: dt.tzinfo | None = None,
+) -> ImportedRR | PlainStream:
+    """:func:`read_rr_file`, except that a plain RR list is streamed (:class:`PlainStream`).
+
+    Raises:
+        FileFormatError, InvalidInput: as :func:`read_rr_file`.
+    """
+    if unit in ("ms", "s") and (fmt == "plain" or fmt is None):
+        name = fmt or detect_format(path, unit=unit, column=column)
+        if name == "plain":
+            p = Path(path)
+            check_regular_file(p)
+            _detect_lines(p)  # empty / binary: named errors first (from the file's start)
+            scan = scan_rr_text(p, "ms" if unit == "ms" else "s")
+            return PlainStream(scan, notes=f"imported from {p.name} (plain, {unit})")
+    return read_rr_file(path, fmt, unit=unit, column=column, tz=tz)
