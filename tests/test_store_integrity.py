@@ -542,3 +542,18 @@ def test_the_store_refuses_the_same_content_within_the_import_transaction(tmp_pa
             [RRRecord(_rr(20))], started_unix_s=1.0, ended_unix_s=21.0, content_sha256=sha
         )
         assert [s.id for s in store.find_imports(sha)] == [first.id, again.id]
+
+
+@pytest.mark.slow
+def test_report_and_progress_show_a_start_out_of_any_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = _store_session(tmp_path, started_unix_s=1.688126658992e15, n=120)
+    _store_session(tmp_path, n=120)
+    d = ("--data-dir", str(tmp_path))
+    code, _, err = _run(capsys, "report", sid, "-o", str(tmp_path / "r.html"), "-q", *d)
+    assert code == 0, err
+    assert "date out of range" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    code, _, err = _run(capsys, "progress", "-o", str(tmp_path / "p.html"), "-q", *d)
+    assert code == 0, err
+    assert "date out of range" in (tmp_path / "p.html").read_text(encoding="utf-8")

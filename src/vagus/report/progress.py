@@ -43,7 +43,7 @@ from vagus.report.session import (
     replay_session,
     summarize_replay,
 )
-from vagus.store.base import SessionInfo, Store
+from vagus.store.base import SessionInfo, Store, unix_datetime
 
 __all__ = [
     "CACHE_KEY",
@@ -99,8 +99,10 @@ class ProgressRow:
 
     @property
     def date(self) -> str:
-        """Start date (UTC, YYYY-MM-DD)."""
-        return _dt.datetime.fromtimestamp(self.started_unix_s, tz=_dt.UTC).strftime("%Y-%m-%d")
+        """Start date (UTC, YYYY-MM-DD; "date out of range" for a stored time no calendar
+        holds)."""
+        when = unix_datetime(self.started_unix_s, _dt.UTC)
+        return "date out of range" if when is None else when.strftime("%Y-%m-%d")
 
 
 def _num(value: Any) -> float | None:

@@ -55,6 +55,7 @@ from vagus.store.base import (
     Store,
     feed,
     recorded_as,
+    unix_datetime,
 )
 
 if TYPE_CHECKING:
@@ -845,7 +846,8 @@ def _clock(seconds: float) -> str:
 def _when(unix_s: float | None) -> str:
     if unix_s is None:
         return "–"
-    return _dt.datetime.fromtimestamp(unix_s, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = unix_datetime(unix_s, _dt.UTC)  # None: a stored time no calendar holds
+    return "date out of range" if when is None else when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _e(text: object) -> str:
