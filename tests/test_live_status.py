@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from vagus.cli import main
+from vagus.cli._common import fit_status
 from vagus.cli._live import LiveStatus, PacerClock, Readiness
 from vagus.core.events import Beat, Event, Metrics, PacerChange, Spectrum
 from vagus.core.pipeline import Pipeline
@@ -206,3 +207,18 @@ def test_monitor_takes_markers_and_pacer_lines_as_control_events(tmp_path: Path)
     peaks = [e["peak_hz"] for e in events if e["type"] == "spectrum" and e["peak_hz"]]
     assert peaks and np.median(peaks[-5:]) == pytest.approx(0.1, abs=0.01)  # 6/min
     assert not (tmp_path / "sessions.sqlite3").exists()
+
+
+def test_a_narrow_terminal_keeps_the_metrics_and_the_tail() -> None:
+    """On a terminal the line is fitted to its width (a wrapped line cannot be rewritten
+    in place): optional fields go first, never the metrics, a lost contact or the tail."""
+    line = (
+        "    12s  HR 64 bpm  RMSSD30 in 11 s  RMSSD60 in 33 s  coherence in 50 s  "
+        "battery 87%  contact LOST  packets 12  gaps 0  NOT RECORDING"
+    )
+    assert fit_status(line, 140) == line  # it fits
+    fitted = fit_status(line, 100)
+    assert len(fitted) < 100 and fitted.endswith("contact LOST  NOT RECORDING")
+    assert "battery" not in fitted and "coherence in 50 s" in fitted
+    fitted = fit_status(line, 60)
+    assert len(fitted) < 60 and fitted.endswith("…  NOT RECORDING")

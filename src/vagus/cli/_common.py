@@ -20,6 +20,7 @@ __all__ = [
     "MAX_LINE_CHARS",
     "ProgressBar",
     "StdinLines",
+    "fit_status",
     "foreground_tty",
     "interrupted_status",
     "note",
@@ -68,16 +69,49 @@ def parse_speed(text: str) -> float | None:
 def status_line(text: str) -> None:
     """Rewrite the current terminal line (a live one-line status); plain lines if not a TTY.
 
-    On a terminal the line is cut to the terminal's width (a line that wrapped could not
-    be rewritten in place)."""
+    On a terminal the line is fitted to the terminal's width (a line that wrapped could
+    not be rewritten in place): :func:`fit_status`."""
     if sys.stderr.isatty():
-        width = terminal_columns()
-        if len(text) >= width:
-            text = text[: max(width - 2, 1)] + "…"
-        sys.stderr.write("\r\x1b[2K" + text)
+        sys.stderr.write("\r\x1b[2K" + fit_status(text, terminal_columns()))
     else:
         sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+#: Status fields (separated by two spaces) left out first when the line is too wide, in
+#: this order; a lost contact is always kept.
+#: (A field ending in a space is a prefix; the others are whole fields.)
+_OPTIONAL_FIELDS = (
+    "battery ",
+    "contact ok",
+    "contact n/a",
+    "packets ",
+    "beats ",
+    "gaps 0",
+    "malformed ",
+)
+
+
+def fit_status(text: str, width: int) -> str:
+    """``text`` (fields separated by two spaces) fitted to ``width`` columns: the optional
+    fields (battery, contact while ok, packets or beats, malformed count) are left out
+    first, then the middle is cut, keeping the last field (``REC <id>``, ``NOT
+    RECORDING``, the line being typed)."""
+    if len(text) < width:
+        return text
+    fields = text.strip().split("  ")
+    for name in _OPTIONAL_FIELDS:
+        if name.endswith(" "):
+            fields = [f for f in fields if not f.startswith(name)]
+        else:
+            fields = [f for f in fields if f != name]
+        if len("  ".join(fields)) < width:
+            return "  ".join(fields)
+    head, tail = "  ".join(fields[:-1]), fields[-1]
+    room = width - 1 - len(tail) - 3
+    if room >= 10:
+        return f"{head[:room]}…  {tail}"
+    return "  ".join(fields)[: max(width - 2, 1)] + "…"
 
 
 def terminal_columns() -> int:

@@ -743,7 +743,7 @@ class StatusView:
 
     While a line is being typed on the terminal (:attr:`typing`, the stdin reader's
     ``pending_text`` with the terminal's echo off), it is shown after the status, after
-    ``> ``, and redrawn with it; the status is cut to leave room for it.
+    ``> ``, and redrawn with it (the status gives way to it on a narrow terminal).
     """
 
     def __init__(self, status: LiveStatus, link: LinkState | None, *, tty: bool) -> None:
@@ -783,10 +783,7 @@ class StatusView:
             width = terminal_columns()
             if len(typed) > width // 2:  # the end of a long line, where the typing is
                 typed = "…" + typed[-(width // 2) :]
-            room = width - 1 - len(typed) - 4
-            if len(text) > room:
-                text = text[: max(room - 1, 0)] + "…"
-            text = f"{text}  > {typed}"
+            text = f"{text}  > {typed}"  # the last field: kept when fitted to the width
         if not text or (not self.tty and text == self._last_text):
             return
         self._last_text = text
