@@ -1,8 +1,16 @@
 """What the live commands share: the one-line status of ``vagus monitor``, ``record`` and
 ``replay`` (:class:`LiveStatus`, and :class:`StatusView`, which redraws it while no packet
-flows), the source options and spec of ``monitor`` and ``record`` (strap-only and
-simulator-only options, the reconnection budget), and the note shown once when a strap's RR
-intervals are missing or unfit for HRV (:class:`RRNotes`)."""
+flows), how long until each windowed metric is ready (:class:`Readiness`, from the
+pipeline's window rules and the beats so far), the pacer and its inhale/exhale cue
+(:class:`PacerClock`), typed lines as control events (:class:`ControlLines`,
+:func:`stdin_lines`), the source options and spec of ``monitor`` and ``record``
+(strap-only and simulator-only options, ``--seed`` and ``--sim-option`` checked as usage
+errors, the reconnection budget), and the note shown once when a strap's RR intervals are
+missing or unfit for HRV (:class:`RRNotes`).
+
+:class:`Readiness`, :class:`PacerClock` and :class:`ControlLines` hold no I/O of their
+own (notes aside) and no command's state, so a session object can own them later.
+"""
 
 from __future__ import annotations
 
