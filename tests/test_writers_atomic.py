@@ -337,3 +337,26 @@ def test_export_of_a_session_without_beats_says_so(
         assert code == 1, (fmt, err)
         assert "no beats: nothing to export" in err
         assert not out.exists()
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    real = tmp_path / "real.html"
+    real.write_text("old")
+    link = tmp_path / "link.html"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_device_is_written_in_place_never_replaced(tmp_path: Path) -> None:
+    import stat
+
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    write_text(node, "into the device")
+    assert stat.S_ISCHR(node.stat().st_mode)  # still the device, not a file over it
+    assert leftovers(tmp_path) == []

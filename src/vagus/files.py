@@ -100,12 +100,25 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s directory; on a clean exit it replaces ``path``.
 
     The temporary is named ``.<name>.<random>.tmp`` (hidden, and clearly not the file).
+    A symbolic link is followed (the file it points to is replaced, the link kept); a
+    device or a pipe (``/dev/stdout``, a FIFO) is written in place, never replaced.
     On a clean exit: fsync the temporary, set its permissions, ``os.replace`` it onto
     ``path``, fsync the directory. On an exception (including ``KeyboardInterrupt``):
     remove the temporary and re-raise; an ``OSError`` becomes a :class:`WriteError`
     naming ``path`` and the reason.
     """
     target = check_target(path)
+    if target.is_symlink():
+        # Replace the file the link points to, and keep the link.
+        target = check_target(os.path.realpath(target))
+    if target.exists() and not target.is_file():
+        # A device or a pipe (-o /dev/stdout, a FIFO): write to it as it is; renaming a
+        # file over it would replace the device node.
+        try:
+            yield target
+        except OSError as exc:
+            raise WriteError(f"cannot write {target}: {reason(exc)}") from None
+        return
     parent = target.parent
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
