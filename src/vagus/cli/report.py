@@ -11,7 +11,9 @@ participant (sessions without a named participant under "(no participant)");
 ``--participant`` keeps one section.
 
 Both show a progress bar on stderr (a rewritten line on a terminal; one line per stage
-otherwise) and print the path written (or, with ``--json``, one JSON object).
+otherwise) and print the path written (or, with ``--json``, one JSON object). The HTML is
+written atomically (:mod:`vagus.files`): a missing folder, a directory, a full disk or
+Ctrl-C leaves the target as it was, with one error naming the path and the reason.
 """
 
 from __future__ import annotations
@@ -87,7 +89,10 @@ def register(subparsers: Any) -> None:
     prog.add_argument(
         "--participant",
         default=None,
-        help="only this participant's section ('me' or '(no participant)': the unnamed one)",
+        help=(
+            "only this participant's section ('me' or '(no participant)': the unnamed one); "
+            "a name no session has is an error that lists the participants"
+        ),
     )
     prog.add_argument(
         "-o",
