@@ -134,8 +134,8 @@ def test_heartmath_stamps_in_microseconds(
     f.write_text("\n".join(lines) + "\n")
     data = tmp_path / "store"
     err = import_error(capsys, data, f)
-    assert "hm_us.csv: line 3: timestamp (read as Unix ms)" in err
-    assert date_range_text() in err
+    assert "hm_us.csv: line 3: timestamp 1688126658992000 looks like Unix microseconds" in err
+    assert "divide the stamps by 1000" in err
     assert main(["sessions", "--data-dir", str(data)]) == 0
     capsys.readouterr()
     store = open_store(data)
@@ -145,6 +145,12 @@ def test_heartmath_stamps_in_microseconds(
         store.close()
 
 
+def test_the_plausible_dates_are_stated() -> None:
+    assert date_range_text(dt.datetime(2026, 12, 2, 4, 0, tzinfo=dt.UTC).timestamp()) == (
+        "1990-01-01 .. 2026-12-03"
+    )
+
+
 @pytest.mark.parametrize(
     ("stamp", "reason"),
     [
@@ -152,7 +158,8 @@ def test_heartmath_stamps_in_microseconds(
         ("9" * 400, "has 400 digits: Unix ms has 13"),
         ("0001-01-01T00:00:00", "outside the plausible dates"),
         ("9999-12-31T23:59:59", "outside the plausible dates"),
-        ("0", "outside the plausible dates"),
+        ("0", "(Unix ms) = 1970-01-01T00:00:00 UTC is outside the plausible dates"),
+        ("99999999999999999", "(after the year 9999) is outside the plausible dates"),
     ],
 )
 def test_heartmath_stamps_that_are_no_time(tmp_path: Path, stamp: str, reason: str) -> None:
@@ -348,10 +355,13 @@ def test_json_round_trip_keeps_tags(tmp_path: Path, capsys: pytest.CaptureFixtur
         ({"rr_ms": (800.0, 800.0), "t_s": (0.8, 0.8)}, "beat times must increase"),
         ({"rr_ms": (800.0, 800.0), "t_s": (1e18, 1e18 + 1)}, "more than 31 days"),
         ({"rr_ms": (800.0,) * 2, "t_s": (0.8, 40 * 86_400.0)}, "more than 31 days"),
-        ({"started_unix_s": 1e308}, "the start Unix time 1e+308 s (UTC) is outside"),
+        (
+            {"started_unix_s": 1e308},
+            "the start Unix time 1e+308 s (after the year 9999) is outside",
+        ),
         ({"started_unix_s": -1e12}, "the start"),
         ({"started_unix_s": math.nan}, "the start"),
-        ({"ended_unix_s": 253402214400.0}, "the end 9999-12-31"),
+        ({"ended_unix_s": 253402214400.0}, "the end 9999-12-31T00:00:00 UTC is outside"),
         ({"started_unix_s": 1.7e9, "ended_unix_s": 1.6e9}, "the end is before the start"),
         ({"markers": (PacerChange(t_s=1.0, rate_bpm=-5.0),)}, "pacer rate -5.0"),
         ({"markers": (PacerChange(t_s=1.0, rate_bpm=6.0, inhale_fraction=2),)}, "inhale"),

@@ -83,6 +83,7 @@ __all__ = [
     "local_stamp",
     "parse_number",
     "parse_time_zone",
+    "plausible_date",
     "read_text_lines",
     "utc_time",
     "validate_imported",
@@ -251,9 +252,15 @@ def _date_range(now_unix_s: float | None = None) -> tuple[float, float]:
 
 def _shown_date(unix_s: float) -> str:
     try:
-        return dt.datetime.fromtimestamp(unix_s, dt.UTC).isoformat(timespec="seconds")
+        return f"{dt.datetime.fromtimestamp(unix_s, dt.UTC):%Y-%m-%dT%H:%M:%S} UTC"
     except (OverflowError, ValueError, OSError):
-        return f"Unix time {unix_s:g} s"
+        side = "before the year 1" if unix_s < 0 else "after the year 9999"
+        return f"Unix time {unix_s:g} s ({side})"
+
+
+def plausible_date(unix_s: float) -> bool:
+    """``unix_s`` lies between :data:`EARLIEST_DATE` and now + :data:`FUTURE_SLACK_S`."""
+    return _date_problem(unix_s, "") is None
 
 
 def _date_problem(unix_s: float, what: str) -> str | None:
@@ -262,7 +269,7 @@ def _date_problem(unix_s: float, what: str) -> str | None:
     if math.isfinite(unix_s) and lo <= unix_s <= hi:
         return None
     return (
-        f"{what} {_shown_date(unix_s)} (UTC) is outside the plausible dates "
+        f"{what} {_shown_date(unix_s)} is outside the plausible dates "
         f"{date_range_text()}: is the clock, or the unit of the time stamps, wrong?"
     )
 

@@ -28,6 +28,7 @@ from vagus.formats.common import (
     format_error,
     local_stamp,
     parse_number,
+    plausible_date,
     read_text_lines,
 )
 
@@ -73,7 +74,15 @@ def parse_clock(
                 f"timestamp {s[:20]}{'...' if len(s) > 20 else ''} has {len(s)} digits: "
                 "Unix ms has 13; fix or remove the line",
             )
-        return check_date(int(s) / 1000.0, path, line, "timestamp (read as Unix ms)")
+        unix_s = int(s) / 1000.0
+        if plausible_date(unix_s / 1000.0) and not plausible_date(unix_s):
+            raise format_error(
+                path,
+                line,
+                f"timestamp {s} looks like Unix microseconds ({len(s)} digits); this "
+                "column holds Unix milliseconds (13 digits): divide the stamps by 1000",
+            )
+        return check_date(unix_s, path, line, f"timestamp {s} (Unix ms) =")
     try:
         when = dt.datetime.fromisoformat(s)
     except ValueError:
