@@ -277,19 +277,23 @@ def resolve_format(path: Path, fmt: str | None, unit: str | None, column: str | 
 
     ``None`` (the default): detected as ``vagus import`` does, one number per line
     being a plain RR list (in ``unit``, ms unless given); content no format fits is
-    read as a plain list, whose reader names the first bad line. ``"auto"``: detected,
+    read as a plain list, whose reader names the first bad line, and so is a file whose
+    detected format holds RR in another unit than ``unit`` states. ``"auto"``: detected,
     and an error when detection fails. Anything else: as given.
     """
-    from vagus.formats.registry import detect_format
+    from vagus.formats.registry import FIXED_UNITS, detect_format
 
     if fmt is not None and fmt != "auto":
         return fmt
     try:
-        return detect_format(path, unit=unit or "ms", column=column)
+        name = detect_format(path, unit=unit or "ms", column=column)
     except FileFormatError:
         if fmt == "auto":
             raise
         return "plain"
+    if fmt is None and unit is not None and FIXED_UNITS.get(name, unit) != unit:
+        return "plain"  # a unit stated for the values: a plain list, as before detection
+    return name
 
 
 @dataclass(frozen=True, slots=True)
