@@ -31,7 +31,7 @@ from typing import TextIO
 
 from vagus.cli._common import ProgressBar, interrupted_status, note, parse_speed, status_line
 from vagus.cli._live import LiveStatus
-from vagus.cli.sessions import format_duration
+from vagus.cli.sessions import format_duration, session_id_arg
 from vagus.core.events import Event
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import InvalidInput
@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "a target clock; the events equal those computed live."
         ),
     )
-    p.add_argument("id", metavar="ID", help="session id (or a unique prefix)")
+    p.add_argument("id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)")
     p.add_argument(
         "--speed",
         type=parse_speed,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli import _common
+from vagus.cli.sessions import session_id_arg
 from vagus.store.location import add_data_dir_argument
 
 __all__ = ["ProgressBar", "register"]
@@ -56,7 +57,9 @@ def register(subparsers: Any) -> None:
             "quality, and the definitions of every number."
         ),
     )
-    rep.add_argument("session_id", metavar="ID", help="session id (or a unique prefix)")
+    rep.add_argument(
+        "session_id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)"
+    )
     rep.add_argument(
         "-o",
         "--output",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli._common import ProgressBar
+from vagus.cli.sessions import session_id_arg
 from vagus.exceptions import InvalidInput
 from vagus.store.base import Store
 from vagus.store.location import add_data_dir_argument
@@ -109,7 +110,9 @@ def register(subparsers: Any) -> None:
             "disk or Ctrl-C leaves an existing file as it was."
         ),
     )
-    exp.add_argument("session_id", metavar="ID", help="session id (or a unique prefix)")
+    exp.add_argument(
+        "session_id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)"
+    )
     exp.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="output format")
     exp.add_argument(
         "-o",
