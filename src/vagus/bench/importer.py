@@ -4,7 +4,8 @@ A seeded plain RR list of ``--beats`` beats (default 10 million, about 98 days o
 time; 850 ms ± breathing and noise, one artifact in 500) is generated in a temporary
 directory. ``vagus analyze FILE --json`` and ``vagus import FILE --format plain --unit ms``
 (into a temporary data directory) then each run in their own process; the figures are
-wall-clock seconds, beats per second and the process's peak resident memory
+wall-clock seconds (and CPU seconds: other work on the machine inflates the wall clock),
+beats per second and the process's peak resident memory
 (``ru_maxrss`` of that child, from ``os.wait4``), with the load average.
 
 Targets (issue 13 §5): analyze 10 million beats in under 60 s (>= 166,667 beats/s) and
@@ -64,8 +65,9 @@ def write_rr(path: Path, beats: int, seed: int = 0) -> None:
             f.write(b"\n".join(b"%.1f" % v for v in rr.round(1).tolist()) + b"\n")
 
 
-def _timed(argv: list[str]) -> tuple[float, float, int, str]:
-    """Run ``argv``; (wall s, peak resident MB of that process, exit code, stderr tail)."""
+def _timed(argv: list[str]) -> tuple[float, float, float, int, str]:
+    """Run ``argv``; (wall s, CPU s, peak resident MB of that process, exit code, stderr
+    tail)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -74,7 +76,9 @@ def _timed(argv: list[str]) -> tuple[float, float, int, str]:
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss is in KiB on Linux.
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode, err.decode(errors="replace")[-400:]
+    cpu = usage.ru_utime + usage.ru_stime
+    tail = err.decode(errors="replace")[-400:]
+    return wall, cpu, usage.ru_maxrss / 1024.0, proc.returncode, tail
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         for name, argv in runs:
             load_before = os.getloadavg()[0]
-            wall, rss, code, err = _timed(argv)
+            wall, cpu, rss, code, err = _timed(argv)
             figures[name] = {
                 "seconds": wall,
+                "cpu_seconds": cpu,
                 "beats_per_s": args.beats / wall,
+                "beats_per_cpu_s": args.beats / cpu if cpu > 0 else None,
                 "peak_rss_mb": rss,
                 "exit_code": code,
                 "load_average_before": load_before,
@@ -136,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
         if r["exit_code"] != 0:
             print(f"{name:<9} FAILED (exit {r['exit_code']}): {r.get('error', '').strip()}")
             continue
-        speed = f"{r['seconds']:.1f} s, {r['beats_per_s']:,.0f} beats/s"
+        speed = (
+            f"{r['seconds']:.1f} s, {r['beats_per_s']:,.0f} beats/s ({r['cpu_seconds']:.1f} s "
+            f"CPU, {r['beats_per_cpu_s'] or 0:,.0f} beats per CPU second)"
+        )
         if name == "analyze":
             ok = "met" if r["time_target_met"] else "MISSED"
             speed += f" (target < {r['target_s']:.3g} s: {ok})"

@@ -226,17 +226,18 @@ def detect_format(path: Path | str, *, unit: str | None = None, column: str | No
     )
 
 
-#: Detection reads at most this much of a file (whole lines): a format shows in its start.
-DETECT_BYTES = 1 << 20
+#: Detection reads at most this much of a file: a format shows in its first lines.
+DETECT_BYTES = 1 << 16
 
 
 def _detect_lines(p: Path) -> list[str]:
-    """The lines of the file, or of its first :data:`DETECT_BYTES` (whole lines only) when
-    it is longer: detection never holds a big file in memory.
+    """The lines of the file, or of its first :data:`DETECT_BYTES` when it is longer
+    (whole lines, or the head as one line when it holds no line end): detection never
+    holds a big file in memory.
 
     Raises:
         FileFormatError: as :func:`~vagus.formats.common.read_text_lines` (empty,
-            binary, not UTF-8), or no line end in the first :data:`DETECT_BYTES`.
+            binary, not UTF-8).
     """
     try:
         size = p.stat().st_size
@@ -247,13 +248,21 @@ def _detect_lines(p: Path) -> list[str]:
     with p.open("rb") as f:
         head = f.read(DETECT_BYTES)
     cut = head.rfind(b"\n")
-    if cut < 0:
-        raise format_error(p, 1, "no line end in the first 1 MiB: not a text file of RR intervals")
+    if cut >= 0:
+        head = head[: cut + 1]
+    else:  # one long line (a JSON export): drop a character cut in two
+        for trim in range(4):
+            try:
+                head[: len(head) - trim].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            head = head[: len(head) - trim]
+            break
     import tempfile
 
     # read_text_lines' checks (binary, UTF-8, control characters) on the head alone.
     with tempfile.NamedTemporaryFile(suffix=p.suffix) as tmp:
-        tmp.write(head[: cut + 1])
+        tmp.write(head)
         tmp.flush()
         try:
             return read_text_lines(tmp.name)
