@@ -372,18 +372,27 @@ def _parse_block(state: _ParseState, no: int, lines: list[bytes]) -> np.ndarray:
     numpy). Anything else (blank or comment lines, a bad value, the first line, a
     first-beat time) goes line by line, which names the first bad line and its reason.
     """
-    if state.seen and (state.first_beat_s is not None or not state.first_value_is_time):
+    parts: list[np.ndarray] = []
+    head = 64
+    # The file's start (BOM, comments, a first-beat time) line by line, the rest fast.
+    while lines and (not state.seen or (state.first_value_is_time and state.first_beat_s is None)):
+        parts.append(_parse_lines(state, no, lines[:head]))
+        lines = lines[head:]
+        no += head
+    if lines:
         try:
             values = np.array([float(x) for x in lines], dtype=np.float64)
         except ValueError:
-            pass
+            values = _parse_lines(state, no, lines)
         else:
             values *= state.factor
-            if values.size and bool(
-                np.all(np.isfinite(values)) and values.min() > 0 and values.max() <= _MAX_VALUE_MS
-            ):
-                return values
-    return _parse_lines(state, no, lines)
+            ok = np.all(np.isfinite(values)) and values.min() > 0 and values.max() <= _MAX_VALUE_MS
+            if not ok:
+                values = _parse_lines(state, no, lines)
+        parts.append(values)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _parse_lines(state: _ParseState, start: int, lines: list[bytes]) -> np.ndarray:
