@@ -219,6 +219,7 @@ def read_edf(path: Path | str, tz: dt.tzinfo | None = None) -> ImportedRR:
     zone = "in UTC, as vagus writes it" if ours else f"read as local time in {zone_label(tz)}"
     return ImportedRR(
         format=FORMAT,
+        source=p.name,
         rr_ms=tuple(rr),
         t_s=tuple(t_s),
         breaks=tuple(sorted(breaks.items())),
