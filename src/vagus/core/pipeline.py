@@ -87,7 +87,6 @@ HR_WINDOW_S = 10.0
 #: 128 s, and ``t − 10 s`` equals ``t``); such a time is :class:`InvalidInput`.
 MAX_ABS_TIME_S = 1e10
 _LAG_HISTORY_S = 30.0
-_TICK_MS = 0.9765625  # one 1/1024 s RR tick in ms (exact in binary)
 #: Cumulative input spanning more than this (s) is checked against MAX_ABS_TIME_S (one
 #: comparison per call otherwise: ordinary RR input never comes near it).
 _CUMULATIVE_CHECK_S = 1e6
@@ -515,8 +514,7 @@ class Pipeline:
         if not rr_ticks or contact is False:
             return
         # ticks * 1000 / 1024, exactly (1000 / 1024 = 0.9765625 is a binary fraction).
-        # (map over float.__mul__: the same products, without a comprehension's frame)
-        rr_ms = list(map(_TICK_MS.__mul__, rr_ticks))
+        rr_ms = [v * 0.9765625 for v in rr_ticks]
         if max(rr_ms) > self._max_rr_ms:
             self._receive_long_rr(rr_ms, t_arrival_s)
             return
