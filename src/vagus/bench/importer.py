@@ -90,7 +90,20 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="vagus-bench-import-") as tmp:
         path = Path(tmp) / "rr.txt"
         t0 = time.perf_counter()
-        write_rr(path, args.beats, args.seed)
+        # In a child process: a child's peak resident memory (ru_maxrss) starts from
+        # its parent's at the fork, so the parent stays small.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from vagus.bench.importer import "
+                "write_rr; write_rr(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))",
+                str(path),
+                str(args.beats),
+                str(args.seed),
+            ],
+            check=True,
+        )
         figures["generate_s"] = time.perf_counter() - t0
         figures["file_mb"] = path.stat().st_size / 1e6
         runs = [("analyze", [*vagus, "analyze", str(path), "--unit", "ms", "--json"])]
