@@ -468,6 +468,8 @@ FULL_SPECTRA_SPAN_S = 86400.0
 SPECTRUM_STEPS_S: tuple[float, ...] = (
     5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 )  # fmt: skip
+#: Spool records read back per block by :meth:`_Fold.finish` (~6.5 MB).
+_SPOOL_BLOCK = 1 << 18
 #: Beats folded per batch (numpy work per batch, not per beat).
 _FOLD_BATCH = 1 << 16
 #: The spool's record of one beat: time, NN (NaN: none), segment, flags.
@@ -590,7 +592,7 @@ class _Fold:
         self._spool.flush()
         self._spool.seek(0)
         while True:
-            block = np.fromfile(self._spool, dtype=_SPOOL_DTYPE, count=1 << 20)
+            block = np.fromfile(self._spool, dtype=_SPOOL_DTYPE, count=_SPOOL_BLOCK)
             if not block.size:
                 return
             yield block
