@@ -113,8 +113,11 @@ FUTURE_SLACK_S = 86_400.0
 #: are kept: the artifact corrector marks them (``range``, SCIENCE.md "Artifacts").
 MAX_RR_MS = 60_000.0
 #: The longest span (s) a file's beat times may cover, and how far from the file's clock
-#: origin they may lie: 31 days (a Holter record is 1-7 days).
-MAX_SPAN_S = 31 * 86_400.0
+#: origin they may lie: 400 days. A Holter record is 1-7 days, but a phone app's export
+#: (HeartMath, HRV Logger) can hold a year of sessions with the pauses between them, and a
+#: plain list of 10 million beats is about 100 days; beyond a year and a month a time stamp
+#: or a unit is wrong.
+MAX_SPAN_S = 400 * 86_400.0
 #: Pacer rates (breaths/min) a file may set, as ``pacer N`` during a recording.
 PACER_RANGE_BPM = (1.0, 40.0)
 #: The longest tag (characters).

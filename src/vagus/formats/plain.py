@@ -385,7 +385,8 @@ def _parse_block(state: _ParseState, no: int, lines: list[bytes]) -> np.ndarray:
         except ValueError:
             values = _parse_lines(state, no, lines)
         else:
-            values *= state.factor
+            with np.errstate(over="ignore"):  # 1e308 s overflows to inf: refused below
+                values *= state.factor
             ok = np.all(np.isfinite(values)) and values.min() > 0 and values.max() <= _MAX_VALUE_MS
             if not ok:
                 values = _parse_lines(state, no, lines)
