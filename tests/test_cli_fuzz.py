@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,32 +87,24 @@ def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[tuple[Path, str, Path]]:
-    """A data directory holding one imported session, its ID, and an RR file."""
+@contextmanager
+def _one_session() -> Iterator[tuple[Path, str, Path]]:
+    """A fresh data directory holding one imported session: (directory, its ID, RR file)."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         rr = _rr_file(Path(tmp))
-        assert (
-            main(
-                [
-                    "import",
-                    str(rr),
-                    "--format",
-                    "plain",
-                    "--unit",
-                    "ms",
-                    "--data-dir",
-                    str(data),
-                    "--json",
-                    "-q",
-                ]
-            )
-            == 0
-        )
+        argv = ["import", str(rr), "--format", "plain", "--unit", "ms", "-q"]
+        assert main([*argv, "--data-dir", str(data)]) == 0
         with open_store(data) as s:
             session_id = s.list_sessions()[0].id
         yield data, session_id, rr
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[tuple[Path, str, Path]]:
+    """One session for the option fuzz (which adds sessions of its own to the store)."""
+    with _one_session() as made:
+        yield made
 
 
 def _value_options(command: str) -> list[argparse.Action]:
@@ -209,27 +202,8 @@ def _flags(command: str) -> set[str]:
 @pytest.fixture(scope="module")
 def id_store() -> Iterator[tuple[Path, list[str]]]:
     """A data directory of its own (the option fuzz adds sessions), with one session."""
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        rr = _rr_file(Path(tmp))
-        assert (
-            main(
-                [
-                    "import",
-                    str(rr),
-                    "--format",
-                    "plain",
-                    "--unit",
-                    "ms",
-                    "--data-dir",
-                    str(data),
-                    "-q",
-                ]
-            )
-            == 0
-        )
-        with open_store(data) as s:
-            yield data, [info.id for info in s.list_sessions()]
+    with _one_session() as (data, session_id, _rr):
+        yield data, [session_id]
 
 
 @pytest.mark.parametrize("command", ["show", "edit", "replay", "export", "report", "delete"])

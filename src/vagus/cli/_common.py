@@ -4,6 +4,7 @@ and the exit status after Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ __all__ = [
     "parse_speed",
     "positive_float",
     "status_line",
+    "stop_on_signals",
     "terminal_columns",
     "termios_error",
 ]
@@ -37,6 +39,28 @@ def interrupted_status(sig: int = signal.SIGINT) -> int:
     report a process killed by it (128 + the signal number). ``monitor``, ``record`` and
     ``replay`` end cleanly on Ctrl-C (record saves the session) and then exit with it."""
     return 128 + int(sig)
+
+
+def stop_on_signals(
+    loop: asyncio.AbstractEventLoop, stop: asyncio.Event, stopped_by: list[signal.Signals]
+) -> list[signal.Signals]:
+    """Make SIGINT and SIGTERM set ``stop`` (each appended to ``stopped_by``), so a live
+    command ends the same way, with its summary, whichever signal came. Returns the signals
+    handled; the caller removes them with ``loop.remove_signal_handler`` in ``finally``.
+    Where the loop cannot take signal handlers (not the main thread, Windows) none are set."""
+
+    def on_signal(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        stop.set()
+
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    return handled
 
 
 def positive_float(text: str) -> float:

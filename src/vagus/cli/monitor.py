@@ -33,7 +33,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from vagus.cli._common import interrupted_status, note, positive_float
+from vagus.cli._common import interrupted_status, note, positive_float, stop_on_signals
 from vagus.cli._live import (
     ControlLines,
     LiveStatus,
@@ -193,17 +193,7 @@ async def _monitor(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def on_signal(sig: signal.Signals) -> None:
-        stopped_by.append(sig)
-        stop.set()
-
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            handled.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
+    handled = stop_on_signals(loop, stop, stopped_by)
     if stdin is not None:
         stdin.start(loop)
         if not as_json:

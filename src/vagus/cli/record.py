@@ -53,6 +53,7 @@ from vagus.cli._common import (
     note,
     positive_float,
     status_line,
+    stop_on_signals,
 )
 from vagus.cli._live import (
     PACER_RANGE_BPM,
@@ -379,17 +380,7 @@ async def _capture(
     stop = asyncio.Event()
     stopped_by: list[signal.Signals] = []
 
-    def on_signal(sig: signal.Signals) -> None:
-        stopped_by.append(sig)
-        stop.set()
-
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            handled.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
+    handled = stop_on_signals(loop, stop, stopped_by)
     stdin = stdin_lines(args, controls, view if show_status else None)
     if stdin is not None:
         stdin.start(loop)
