@@ -267,7 +267,11 @@ def test_replay_source_yields_strap_items_and_records_yields_everything(tmp_path
 
     items, everything, error = asyncio.run(go())
     assert items[0].profile_id == "polar_h10"  # type: ignore[attr-defined]
-    assert [type(i).__name__ for i in items] == ["DeviceInfo", "Packet", "LinkGap", "Packet"]
+    # the recorded control event too, in its place (capabilities.yields_control)
+    assert ReplaySource.capabilities.yields_control
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == ["DeviceInfo", "Packet", "ControlItem", "LinkGap", "Packet"]
+    assert items[2].event == Marker(t_s=1.5, text="start")  # type: ignore[attr-defined]
     assert everything == recs
     assert error is not None and "imported RR" in str(error)
     store.close()

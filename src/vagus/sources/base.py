@@ -12,6 +12,13 @@ A source is an async context manager and an async iterator of :data:`SourceItem`
 Times are seconds on the source's monotonic arrival clock. Specs are typed
 dataclasses, never strings; the factory chooses the backend in one place
 (like bleak's ``bleak/backends``) and imports bleak only for :class:`BleSpec`.
+
+Sources declare what they can do in :attr:`Source.capabilities` (:class:`Capabilities`;
+STYLE.md "Declare capabilities, do not probe for them"): a source that follows a pacer
+(the simulated subject breathes with it) implements :meth:`Source.follow_pacer`; one that
+reports where it stands in finding and reconnecting its strap keeps :attr:`Source.link_state`
+up to date. The others inherit :class:`SourceBase`, whose ``follow_pacer`` raises a clear
+:class:`~vagus.exceptions.SourceError` and whose ``link_state`` is None.
 """
 
 from __future__ import annotations
@@ -20,12 +27,17 @@ import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from vagus.exceptions import InvalidInput
+from vagus.exceptions import InvalidInput, SourceError
+
+if TYPE_CHECKING:
+    from vagus.core.events import Marker, PacerChange
 
 __all__ = [
     "BleSpec",
+    "Capabilities",
+    "ControlItem",
     "DeviceInfo",
     "LinkGap",
     "LinkState",
@@ -33,6 +45,7 @@ __all__ = [
     "ReplaySpec",
     "SimSpec",
     "Source",
+    "SourceBase",
     "SourceItem",
     "SourceSpec",
     "open_source",
@@ -46,6 +59,9 @@ class Packet:
     t_arrival_s: float
     payload: bytes
     device_id: str = ""
+    #: whose input it is, where the source knows (a replay of a session with several
+    #: participants); "" for a live strap (the runner knows whose strap it is)
+    participant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,8 @@ class LinkGap:
     t_s: float
     reason: str = "link_lost"
     device_id: str = ""
+    #: whose link it was, where the source knows (see :attr:`Packet.participant`)
+    participant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +88,84 @@ class DeviceInfo:
     connected: bool = True
 
 
-SourceItem = Packet | LinkGap | DeviceInfo
+@dataclass(frozen=True, slots=True)
+class ControlItem:
+    """A recorded control event (marker or pacer change) handed out again by a replay
+    (:class:`~vagus.sources.replay.ReplaySource`), at its time on the recording clock.
+    Live sources never yield one: live control comes from the user."""
+
+    event: Marker | PacerChange
+
+    @property
+    def t_s(self) -> float:
+        """The event's time (s, the recording clock)."""
+        return self.event.t_s
+
+
+SourceItem = Packet | LinkGap | DeviceInfo | ControlItem
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a source can do, declared (never probed with ``getattr``).
+
+    Attributes:
+        follows_pacer: :meth:`Source.follow_pacer` steers the input (the simulated
+            subject breathes with the pacer it is given).
+        reports_link_state: :attr:`Source.link_state` says where the source stands in
+            finding and (re)connecting its strap (searching, attempt k of n).
+        clock: the clock of the source's item times: ``"monotonic"`` is
+            ``time.monotonic()`` (a strap's arrival times, comparable across sources
+            of the process), ``"own"`` a clock of the source's own that starts at 0
+            when it is opened (the simulator's simulated seconds; a replay's recording
+            clock).
+        yields_control: the source hands out recorded control events
+            (:class:`ControlItem`).
+    """
+
+    follows_pacer: bool = False
+    reports_link_state: bool = False
+    clock: Literal["monotonic", "own"] = "own"
+    yields_control: bool = False
 
 
 @runtime_checkable
 class Source(Protocol):
-    """An async context manager yielding :data:`SourceItem` as an async iterator."""
+    """An async context manager yielding :data:`SourceItem` as an async iterator, with
+    its :class:`Capabilities`."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def link_state(self) -> LinkState | None: ...
+
+    def follow_pacer(self, change: PacerChange) -> None: ...
 
     async def __aenter__(self) -> Source: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
     def __aiter__(self) -> AsyncIterator[SourceItem]: ...
+
+
+class SourceBase:
+    """Defaults for a source that neither follows a pacer nor reports link state."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: None: this source has no link to report (see :class:`Capabilities`)
+    link_state: LinkState | None = None
+
+    def follow_pacer(self, change: PacerChange) -> None:
+        """Refused: this source's input does not follow a pacer.
+
+        Raises:
+            SourceError: always (check ``capabilities.follows_pacer`` first).
+        """
+        raise SourceError(
+            f"{type(self).__name__} does not follow a pacer (its capabilities say "
+            "follows_pacer=False); check source.capabilities.follows_pacer before calling"
+        )
 
 
 @dataclass(frozen=True, slots=True)

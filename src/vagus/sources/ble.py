@@ -55,7 +55,16 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakErro
 
 from vagus.devices import DeviceProfile, load_profiles, match_profile
 from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
-from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, LinkState, Packet, SourceItem
+from vagus.sources.base import (
+    BleSpec,
+    Capabilities,
+    DeviceInfo,
+    LinkGap,
+    LinkState,
+    Packet,
+    SourceBase,
+    SourceItem,
+)
 
 __all__ = [
     "BATTERY_LEVEL_UUID",
@@ -206,7 +215,7 @@ class BleStats:
 _HRM, _BATTERY, _LOST = 0, 1, 2
 
 
-class BleSource:
+class BleSource(SourceBase):
     """A heart-rate strap over Bluetooth LE, as a :class:`~vagus.sources.base.Source`.
 
     ::
@@ -235,7 +244,13 @@ class BleSource:
         silent_timeout_s: override of the silence that counts as link loss (s).
         backoff_initial_s: override of ``spec.backoff_initial_s`` (s).
         backoff_max_s: override of ``spec.backoff_max_s`` (s).
+
+    Capabilities: it reports its link state (:attr:`link_state`); its times are
+    ``time.monotonic()``; a strap does not follow a pacer.
     """
+
+    capabilities = Capabilities(reports_link_state=True, clock="monotonic")
+    link_state: LinkState
 
     def __init__(
         self,

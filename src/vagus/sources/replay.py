@@ -33,7 +33,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from vagus.exceptions import InvalidInput, SourceError, StoreError
-from vagus.sources.base import DeviceInfo, LinkGap, Packet, ReplaySpec, SourceItem
+from vagus.sources.base import (
+    Capabilities,
+    ControlItem,
+    DeviceInfo,
+    LinkGap,
+    Packet,
+    ReplaySpec,
+    SourceBase,
+    SourceItem,
+)
 from vagus.store.base import (
     ControlRecord,
     GapRecord,
@@ -194,15 +203,17 @@ async def apaced(
         yield item
 
 
-class ReplaySource:
+class ReplaySource(SourceBase):
     """A recorded session as a :class:`~vagus.sources.base.Source`, paced (see module doc).
 
-    ``async for item in source`` yields what a strap would: a :class:`DeviceInfo` with
-    the session's device profile first, then a :class:`Packet` per recorded packet and a
-    :class:`LinkGap` per recorded gap. Control events are not strap output and are not
-    yielded there; :meth:`records` yields every input record (control events and
-    imported RR included), paced the same way, for consumers that replay a whole session
-    (feed them with :func:`vagus.store.base.feed`).
+    ``async for item in source`` yields what the live session received: a
+    :class:`DeviceInfo` with the session's device profile first, then a :class:`Packet`
+    per recorded packet and a :class:`LinkGap` per recorded gap (each with its
+    ``participant``), and a :class:`~vagus.sources.base.ControlItem` per recorded control
+    event (marker, pacer change), in the recorded order (``capabilities.yields_control``).
+    :meth:`records` yields every input record (imported RR included), paced the same
+    way, for consumers that replay a whole session (feed them with
+    :func:`vagus.store.base.feed`).
 
     Args:
         spec: which session, where, how fast, from where.
@@ -212,6 +223,8 @@ class ReplaySource:
     Raises (on enter):
         SessionNotFound / StoreError: no such session, or the store cannot be read.
     """
+
+    capabilities = Capabilities(yields_control=True)
 
     def __init__(self, spec: ReplaySpec, store: Store | None = None) -> None:
         check_speed(spec.speed)
@@ -267,9 +280,11 @@ class ReplaySource:
                     profile_id=session.device_profile,
                 )
             if isinstance(rec, PacketRecord):
-                yield Packet(rec.t_arrival_s, rec.payload, device_id)
+                yield Packet(rec.t_arrival_s, rec.payload, device_id, rec.participant)
             elif isinstance(rec, GapRecord):
-                yield LinkGap(rec.t_s, rec.reason, device_id)
+                yield LinkGap(rec.t_s, rec.reason, device_id, rec.participant)
+            elif isinstance(rec, ControlRecord):
+                yield ControlItem(rec.event)
             elif isinstance(rec, RRRecord):
                 raise SourceError(
                     f"session {session.id} holds imported RR intervals, not strap packets; "

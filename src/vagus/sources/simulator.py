@@ -68,14 +68,26 @@ import dataclasses
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from vagus.core.hrm import RR_TICKS_PER_S, encode_heart_rate_measurement
 from vagus.devices import load_profiles
 from vagus.exceptions import InvalidInput
-from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SimSpec, SourceItem
+from vagus.sources.base import (
+    BleSpec,
+    Capabilities,
+    DeviceInfo,
+    LinkGap,
+    LinkState,
+    Packet,
+    SimSpec,
+    SourceItem,
+)
+
+if TYPE_CHECKING:
+    from vagus.core.events import PacerChange
 
 __all__ = [
     "MAX_INTERVALS",
@@ -748,7 +760,7 @@ class VirtualStrap:
 
     def packets_until(self, t_s: float) -> list[Packet | LinkGap]:
         """:meth:`items_until` without the :class:`DeviceInfo` items."""
-        return [i for i in self.items_until(t_s) if not isinstance(i, DeviceInfo)]
+        return [i for i in self.items_until(t_s) if isinstance(i, Packet | LinkGap)]
 
     # -- internals
 
@@ -885,6 +897,11 @@ class SimulatorSource:
         InvalidInput: an unknown option or a bad value (at construction).
     """
 
+    #: Declared (sources/base.py): the subject follows the pacer (:meth:`follow_pacer`);
+    #: item times are simulated seconds from the start; no link state to report.
+    capabilities = Capabilities(follows_pacer=True)
+    link_state: LinkState | None = None
+
     def __init__(self, spec: SimSpec, *, settle_s: float | None = None) -> None:
         self.spec = spec
         if spec.speed is not None and not (math.isfinite(spec.speed) and spec.speed > 0):
@@ -925,6 +942,10 @@ class SimulatorSource:
         self.strap.subject.set_pacer(
             rate_bpm, self._t_s if t_s is None else t_s, phase_cycles=phase_cycles
         )
+
+    def follow_pacer(self, change: PacerChange) -> None:
+        """The subject breathes with the pacer of ``change`` from its time (simulated s)."""
+        self.set_pacer(change.rate_bpm, change.t_s)
 
     async def __aenter__(self) -> SimulatorSource:
         return self
