@@ -98,15 +98,20 @@ def test_stored_values_out_of_range_and_non_finite_figures_are_shown(
         # A cached summary with NaN and infinite figures (json writes NaN/Infinity).
         nan = store.import_session([RRRecord(_rr(30))], started_unix_s=1.7e9 + 1, ended_unix_s=2e9)
         n = store.input_count(nan.id)
+        figures = {
+            "duration_s": float("inf"),
+            "beats": 30,
+            "rmssd_ms": float("nan"),
+            "mean_hr_bpm": float("-inf"),
+        }
         store.update_session(
             nan.id,
             summary={
                 "summary_version": SUMMARY_VERSION,
                 "input_records": n,
-                "duration_s": float("inf"),
-                "beats": 30,
-                "rmssd_ms": float("nan"),
-                "mean_hr_bpm": float("-inf"),
+                "participants": ["me"],
+                "by_participant": {"me": figures},
+                **figures,
             },
         )
         # Beat times of 1e18 s: values no pipeline may accept.
@@ -122,6 +127,7 @@ def test_stored_values_out_of_range_and_non_finite_figures_are_shown(
     assert code == 0
     rows = {r["id"]: r for r in json.loads(out)}
     assert rows[nan.id]["duration_s"] is None and rows[nan.id]["rmssd_ms"] is None
+    assert rows[nan.id]["by_participant"]["me"]["rmssd_ms"] is None
     for sid in (big, far):
         # Replayed if the pipeline takes the values, else listed with the reason.
         error = rows[sid]["summary"].get("error")

@@ -1,8 +1,11 @@
 """``vagus replay ID``: feed a recorded session through the same Pipeline, paced.
 
-The recorded input (packets, gaps, control events, imported RR) is fed to a new
-:class:`~vagus.core.pipeline.Pipeline` at ``--speed`` times real time against a target
-clock (:mod:`vagus.sources.replay`), so the events are exactly those computed live.
+The recorded input (packets, gaps, control events, imported RR) is fed to new
+pipelines, one per participant (:mod:`vagus.store.replay`, the one replay; markers and
+pacer changes reach each), at ``--speed`` times real time against a target clock
+(:mod:`vagus.sources.replay`), so the events are exactly those computed live.
+``--participant P`` replays one participant (its events equal that participant
+recorded alone); an unknown name is an error listing the session's participants.
 ``--from`` starts pacing (and printing) that far into the session (``MM:SS``,
 ``H:MM:SS`` or seconds: :func:`parse_offset`); the input before it is fed at once so
 the windows are warm. With ``--json``, one event per line,
@@ -26,19 +29,19 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
 
 from vagus.cli._common import ProgressBar, interrupted_status, note, parse_speed, status_line
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli._live import LiveStatus
 from vagus.cli.sessions import format_duration, session_id_arg
-from vagus.core.events import Event
-from vagus.core.pipeline import Pipeline
+from vagus.core.events import Event, Marker, PacerChange
 from vagus.exceptions import InvalidInput
-from vagus.sources.replay import paced
-from vagus.store.base import GapRecord, InputRecord, PacketRecord, RRRecord
-from vagus.store.location import add_data_dir_argument
-from vagus.store.recorder import SessionSummary, feed_counting
+from vagus.sources.replay import Scheduled, paced
+from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
+from vagus.store.recorder import SessionSummaries
+from vagus.store.replay import check_participant, replay_items, session_participants
 
 __all__ = ["close_iterator", "parse_offset", "register", "replay_records", "run"]
 
@@ -108,6 +111,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "before it is fed at once to warm the pipeline up"
         ),
     )
+    p.add_argument(
+        "--participant",
+        default=None,
+        metavar="P",
+        help=(
+            "replay only this participant (default: every participant of the session, "
+            "each through its own pipeline); a name the session does not have is an "
+            "error listing those it has"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print the events, one JSON object per line")
     add_data_dir_argument(p)
     p.set_defaults(func=run)
@@ -122,10 +135,13 @@ def run(args: argparse.Namespace) -> int:
     records: Iterable[InputRecord] = ()
     try:
         info = store.get_session(args.id)
+        names = session_participants(store, info)
+        if args.participant is not None:
+            names = {args.participant: names[check_participant(info, names, args.participant)]}
         total = store.input_count(info.id)
         if total == 0:
             raise InvalidInput(f"session {info.id} has no recorded input to replay")
-        records = store.iter_input(info.id)
+        records = store.iter_input(info.id, participants=set(names.values()))
         return replay_records(
             records,
             session_id=info.id,
@@ -134,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             from_s=args.from_s,
             json_out=args.json,
             out=sys.stdout,
+            names=names,
         )
     except BrokenPipeError:
         # The reader of --json went away (`| head`): stop quietly.
@@ -164,10 +181,23 @@ def replay_records(
     from_s: float,
     json_out: bool,
     out: TextIO,
+    names: Mapping[str, str] | None = None,
 ) -> int:
-    """Feed ``records`` through a new Pipeline, paced; print events or a status."""
-    pipeline = Pipeline()
-    summary = SessionSummary()
+    """Replay ``records`` (:func:`vagus.store.replay.replay_items`: one pipeline per
+    participant), paced; print events or a status.
+
+    ``names``: the participants to replay, label -> the name their records carry (None:
+    every name found in the records). With one participant the JSON lines are the
+    pipeline's events as live; with several, each carries ``"participant"`` (null for
+    the session-wide markers and pacer changes, printed once).
+    """
+    if names is None:
+        records = list(records)
+        found = dict.fromkeys(r.participant for r in records if not isinstance(r, ControlRecord))
+        names = {n: n for n in found} or {"me": "me"}
+    several = len(names) > 1
+    first = next(iter(names))
+    summary = SessionSummaries(list(names))
     status = LiveStatus(speed=speed)
     progress = ProgressBar(f"replay {session_id}", total=total) if speed is None else None
     show_status = speed is not None and (not json_out or sys.stderr.isatty())
@@ -178,11 +208,24 @@ def replay_records(
     def tail() -> str:
         return f"REPLAY {session_id}"
 
-    def emit(events: list[Event], hidden: bool) -> None:
-        summary.add_events(events)
+    def lines(who: str, events: list[Event]) -> str:
+        if not several:
+            return "".join(json.dumps(ev.to_json()) + "\n" for ev in events)
+        text = []
+        for ev in events:
+            if isinstance(ev, Marker | PacerChange):
+                if who != first:
+                    continue  # session-wide: every pipeline echoes it; printed once
+                obj = {**ev.to_json(), "participant": None}
+            else:
+                obj = {**ev.to_json(), "participant": who}
+            text.append(json.dumps(obj) + "\n")
+        return "".join(text)
+
+    def emit(who: str, events: list[Event], hidden: bool) -> None:
         status.add_events(events)
         if json_out and not hidden and events:
-            out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
+            out.write(lines(who, events))
             if speed is not None:
                 out.flush()
 
@@ -197,14 +240,17 @@ def replay_records(
         previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
     items = paced(records, speed=speed, from_s=from_s)
+    steps = replay_items(items, names, _record_of)
     try:
-        for item in items:
-            rec = item.record
-            ok = feed_counting(pipeline, rec)
-            summary.add_record(rec, malformed=not ok)
+        for step in steps:
+            summary.add_step(step)
+            rec, item = step.record, step.item
+            if rec is None or item is None:  # end of input: after the loop
+                emit(step.participant, step.events, not shown)
+                continue
             if isinstance(rec, PacketRecord):
                 status.connected = True
-                if ok:
+                if not step.malformed:
                     status.packets += 1
                 else:
                     status.malformed += 1
@@ -216,7 +262,7 @@ def replay_records(
                 if status.packets == 0:  # imported RR: beats, not packets
                     status.input_kind = "beats"
             status.at(item.t_s)
-            emit(pipeline.events_received(), item.catch_up)
+            emit(step.participant, step.events, item.catch_up)
             shown = shown or not item.catch_up
             if progress is not None:
                 progress.update(item.source_index + 1)
@@ -228,24 +274,23 @@ def replay_records(
         if not stopped_by:
             stopped_by.append(signal.SIGINT)
     finally:
+        close_iterator(steps)
         close_iterator(items)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    whole = summary.as_dict()
     if interrupted:
         if progress is not None:
             progress.finish()
         elif show_status and sys.stderr.isatty():
             sys.stderr.write("\n")
         why = "SIGTERM" if stopped_by[0] == signal.SIGTERM else "Ctrl-C"
-        s = summary.as_dict()
         note(
             f"vagus replay: stopped ({why}) at {format_duration(status.elapsed_s)} of "
-            f"session {session_id}: {format_duration(s['duration_s'])}, {s['beats']} beats, "
-            f"{s['gaps']} gaps replayed in {time.perf_counter() - t_wall0:.2f} s"
+            f"session {session_id}: {_figures(whole)} replayed in "
+            f"{time.perf_counter() - t_wall0:.2f} s"
         )
         return interrupted_status(stopped_by[0])
-    pipeline.close()
-    emit(pipeline.events_received(), not shown)  # nothing shown: --from past the end
     elapsed = time.perf_counter() - t_wall0
     if progress is not None:
         progress.finish()
@@ -253,17 +298,32 @@ def replay_records(
         status_line(status.with_tail(tail()))
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-    s = summary.as_dict()
     if not shown and from_s > 0:
+        longest = max(s.get("duration_s", 0.0) for s in whole["by_participant"].values())
         print(
             f"vagus replay: error: --from {format_duration(from_s)} is past the end of "
-            f"session {session_id} ({format_duration(s['duration_s'])} long); nothing replayed",
+            f"session {session_id} ({format_duration(longest)} long); nothing replayed",
             file=sys.stderr,
         )
         return 1
     print(
-        f"vagus replay: session {session_id}: {format_duration(s['duration_s'])}, "
-        f"{s['beats']} beats, {s['gaps']} gaps replayed in {elapsed:.2f} s",
+        f"vagus replay: session {session_id}: {_figures(whole)} replayed in {elapsed:.2f} s",
         file=sys.stderr,
     )
     return 0
+
+
+def _record_of(item: Scheduled) -> InputRecord:
+    return item.record
+
+
+def _figures(summary: dict[str, Any]) -> str:
+    """ "5:00, 300 beats, 0 gaps" (one participant) or "ann: ...; bob: ..." (several)."""
+    per: dict[str, dict[str, Any]] = summary["by_participant"]
+
+    def one(s: dict[str, Any]) -> str:
+        return f"{format_duration(s['duration_s'])}, {s['beats']} beats, {s['gaps']} gaps"
+
+    if len(per) == 1:
+        return one(next(iter(per.values())))
+    return "; ".join(f"{who}: {one(s)}" for who, s in per.items())

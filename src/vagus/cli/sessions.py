@@ -2,10 +2,12 @@
 
 The figures shown (mean HR, RMSSD, mean coherence, beats, duration) are the session's
 cached summary (:func:`vagus.store.recorder.session_summary`), recomputed by replaying
-the raw record when missing or stale. A session being recorded right now is listed as
-*recording* (``vagus delete`` refuses it until the recording stops); one that never
-ended (the recorder was killed or the machine lost power) as *interrupted*; its record
-is readable.
+the raw record when missing or stale, one per participant: ``sessions`` lists a line
+per participant, ``show`` a block per participant, and their ``--json`` forms carry
+``by_participant`` (the top-level figures are the first participant's). A session
+being recorded right now is listed as *recording* (``vagus delete`` refuses it until
+the recording stops); one that never ended (the recorder was killed or the machine lost
+power) as *interrupted*; its record is readable.
 
 A store that cannot be written (a read-only directory or mount) is read all the same,
 with a note; summaries computed for it are then not cached.
@@ -28,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.exceptions import InvalidInput, StoreError, VagusError
 from vagus.store.base import (
     ControlRecord,
@@ -40,7 +43,7 @@ from vagus.store.base import (
     check_session_id,
     unix_datetime,
 )
-from vagus.store.location import add_data_dir_argument, data_dir
+from vagus.store.location import data_dir
 from vagus.store.open import open_store, store_exists, store_location
 from vagus.store.recorder import session_summary
 
@@ -163,10 +166,52 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+#: The figures of a participant in ``by_participant`` (``sessions --json``, ``show --json``).
+_PARTICIPANT_FIELDS = (
+    "duration_s",
+    "beats",
+    "mean_hr_bpm",
+    "rmssd_ms",
+    "sdnn_ms",
+    "mean_coherence",
+    "high_coherence_pct",
+    "artifact_pct",
+    "gaps",
+    "gap_s",
+    "packets",
+    "malformed_packets",
+)
+
+
+def participant_rows(
+    info: SessionInfo, summary: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(participant, its figures) for each participant of the session, in its order
+    (the summary's ``by_participant``); one row with the whole summary when the summary
+    has no per-participant figures (an error, or a summary being computed)."""
+    per = summary.get("by_participant")
+    if isinstance(per, dict) and per:
+        return [(p, v if isinstance(v, dict) else {}) for p, v in per.items()]
+    return [(", ".join(info.participants), summary)]
+
+
 def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
     """The JSON form of a session in ``vagus sessions --json`` / ``vagus show --json``
     (``started``/``ended`` null where the stored time is no real date; non-finite
-    numbers null: :func:`json_safe`)."""
+    numbers null: :func:`json_safe`).
+
+    ``by_participant`` holds each participant's own figures (never pooled); the
+    top-level figures are the first participant's (the default one)."""
+    per = summary.get("by_participant")
+    by_participant = (
+        {
+            p: {k: v.get(k) for k in _PARTICIPANT_FIELDS}
+            for p, v in per.items()
+            if isinstance(v, dict)
+        }
+        if isinstance(per, dict)
+        else {}
+    )
     obj: dict[str, Any] = json_safe(
         {
             "id": info.id,
@@ -190,6 +235,7 @@ def session_json(info: SessionInfo, summary: dict[str, Any]) -> dict[str, Any]:
             "artifact_pct": summary.get("artifact_pct"),
             "gaps": summary.get("gaps"),
             "content_sha256": info.content_sha256,
+            "by_participant": by_participant,
             "summary": summary,
         }
     )
@@ -317,24 +363,26 @@ def run_sessions(args: argparse.Namespace) -> int:
             "TITLE",
         )
     ]
-    for info, s in rows:
+    for info, summary in rows:
         title = info.title + ("" if info.status == "ended" else f" ({info.status})")
-        if "error" in s:
+        if "error" in summary:
             title += " (no summary: see the note)"
-        table.append(
-            (
-                info.id,
-                _local(info.started_unix_s),
-                format_duration(s.get("duration_s")),
-                ", ".join(info.participants),
-                str(s.get("beats", "--")),
-                _num(s.get("mean_hr_bpm"), ".0f"),
-                _num(s.get("rmssd_ms"), ".1f"),
-                _num(s.get("mean_coherence"), ".2f"),
-                info.source,
-                title.strip(),
+        # One line per participant: a session's participants are never pooled.
+        for who, s in participant_rows(info, summary):
+            table.append(
+                (
+                    info.id,
+                    _local(info.started_unix_s),
+                    format_duration(s.get("duration_s")),
+                    who,
+                    str(s.get("beats", "--")),
+                    _num(s.get("mean_hr_bpm"), ".0f"),
+                    _num(s.get("rmssd_ms"), ".1f"),
+                    _num(s.get("mean_coherence"), ".2f"),
+                    info.source,
+                    title.strip(),
+                )
             )
-        )
     for p in malformed:
         if p.column != "records":
             table.append(
@@ -359,7 +407,10 @@ def run_sessions(args: argparse.Namespace) -> int:
             for i, (cell, w) in enumerate(zip(row, widths, strict=False))
         ]
         print("  ".join([*cells, row[-1]]).rstrip())
-    print("(mean HR in bpm, RMSSD in ms over the whole session)", file=sys.stderr)
+    print(
+        "(mean HR in bpm, RMSSD in ms over the whole session; one line per participant)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -430,14 +481,24 @@ def run_show(args: argparse.Namespace) -> int:
         "input        "
         + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
         + ("" if any(counts.values()) else "none"),
-        f"beats        {s.get('beats')} ({_num(s.get('artifact_pct'), '.1f')}% artifacts)",
-        f"gaps         {s.get('gaps')} ({_num(s.get('gap_s'), '.1f')} s)",
-        f"mean HR      {_num(s.get('mean_hr_bpm'), '.1f')} bpm",
-        f"RMSSD        {_num(s.get('rmssd_ms'), '.1f')} ms",
-        f"SDNN         {_num(s.get('sdnn_ms'), '.1f')} ms",
-        f"coherence    {_num(s.get('mean_coherence'), '.2f')} mean, "
-        f"{_num(s.get('high_coherence_pct'), '.0f')}% of spectra high",
     ]
+    people = participant_rows(info, summary)
+    for who, p in people:
+        # Each participant's own figures (never pooled), indented under its name
+        # when the session has several.
+        pad = ""
+        if len(people) > 1:
+            lines.append(f"participant  {who}")
+            pad = "  "
+        lines += [
+            f"{pad}beats        {p.get('beats')} ({_num(p.get('artifact_pct'), '.1f')}% artifacts)",
+            f"{pad}gaps         {p.get('gaps')} ({_num(p.get('gap_s'), '.1f')} s)",
+            f"{pad}mean HR      {_num(p.get('mean_hr_bpm'), '.1f')} bpm",
+            f"{pad}RMSSD        {_num(p.get('rmssd_ms'), '.1f')} ms",
+            f"{pad}SDNN         {_num(p.get('sdnn_ms'), '.1f')} ms",
+            f"{pad}coherence    {_num(p.get('mean_coherence'), '.2f')} mean, "
+            f"{_num(p.get('high_coherence_pct'), '.0f')}% of spectra high",
+        ]
     if "error" in s:
         lines.append(f"summary      cannot be computed: {s['error']}")
     for c in controls:

@@ -15,10 +15,12 @@
     vagus's own exports (``json``, ``csv``, ``edf``, ``kubios``) import back: a JSON
     export replays to exactly the exported session's events.
 
-``vagus export ID --format kubios|csv|json|edf [-o PATH] [--data-dir D] [--json]``
+``vagus export ID --format kubios|csv|json|edf [--participant P] [-o PATH] [--data-dir D] [--json]``
     Replays the session through the pipeline and writes Kubios RR text, one CSV table,
     one JSON document or EDF+ (:mod:`vagus.formats.export`). ``-o -`` writes the text
-    formats to stdout. Default path: ``vagus-<id>.<txt|csv|json|edf>`` here.
+    formats to stdout. Default path: ``vagus-<id>.<txt|csv|json|edf>`` here
+    (``vagus-<id>-<participant>.<ext>`` with ``--participant``). A file holds one
+    participant: a session with several needs ``--participant`` (the error lists them).
 
 Both show a progress bar on stderr when it is a terminal (``--quiet`` turns it off).
 """
@@ -36,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli._common import ProgressBar
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli.sessions import session_id_arg
 from vagus.exceptions import InvalidInput
 from vagus.store.base import Store
-from vagus.store.location import add_data_dir_argument
 
 __all__ = ["export_session", "import_file", "register", "time_zone"]
 
@@ -104,8 +106,10 @@ def register(subparsers: Any) -> None:
         "export",
         help="export a session (kubios, csv, json, edf)",
         description=(
-            "Replay a session through the pipeline and write it in a file format. Without "
-            "-o the file is vagus-ID.EXT in the current folder (vagus-ID.txt for kubios). "
+            "Replay a session through the pipeline and write it in a file format, one "
+            "participant per file (--participant P for a session with several). Without "
+            "-o the file is vagus-ID.EXT in the current folder (vagus-ID.txt for kubios; "
+            "vagus-ID-P.EXT with --participant). "
             "The file is written to a temporary next to it and renamed into place: a full "
             "disk or Ctrl-C leaves an existing file as it was."
         ),
@@ -114,6 +118,15 @@ def register(subparsers: Any) -> None:
         "session_id", metavar="ID", type=session_id_arg, help="session id (or a unique prefix)"
     )
     exp.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="output format")
+    exp.add_argument(
+        "--participant",
+        default=None,
+        metavar="P",
+        help=(
+            "whose beats to export (a file holds one participant; needed when the "
+            "session has several: a name it does not have is an error listing them)"
+        ),
+    )
     exp.add_argument(
         "-o",
         "--output",
@@ -194,9 +207,9 @@ def import_file(
     parsing or storing fails, or the process is killed, nothing is stored.
     """
     from vagus.core.events import Marker
-    from vagus.core.pipeline import Pipeline
     from vagus.formats.registry import open_rr_file
-    from vagus.store.recorder import SessionSummary, feed_counting
+    from vagus.store.recorder import SessionSummaries
+    from vagus.store.replay import replay_records
 
     sha256 = file_sha256(path)
     if sha256 is not None and not again:
@@ -206,17 +219,12 @@ def import_file(
     who = participant or imported.participant or "me"
     records = imported.records(participant=who)
     # Run the pipeline before storing: the summary, and a last check of every value.
-    pipeline = Pipeline()
-    summary = SessionSummary()
-    for done, record in enumerate(records, start=1):
-        ok = feed_counting(pipeline, record)
-        summary.add_record(record, malformed=not ok)
-        summary.add_events(pipeline.events_received())
-        if progress is not None:
-            progress.update(done, len(records))
-    pipeline.close()
-    summary.add_events(pipeline.events_received())
-    stats = summary.as_dict()
+    summary = SessionSummaries((who,))
+    for step in replay_records(records, {who: who}):
+        summary.add_step(step)
+        if progress is not None and step.index >= 0:
+            progress.update(step.index + 1, len(records))
+    stats = summary.as_dict(len(records))
     started = imported.started_unix_s if imported.started_unix_s is not None else time.time()
     ended = (
         imported.ended_unix_s
@@ -294,9 +302,11 @@ def export_session(
     fmt: str,
     output: str | None,
     *,
+    participant: str | None = None,
     progress: ProgressBar | None = None,
 ) -> dict[str, Any]:
-    """Replay the session and write it in ``fmt`` to ``output`` (see the module doc)."""
+    """Replay one participant of the session and write it in ``fmt`` to ``output`` (see
+    the module doc); ``participant`` None: the session's only one."""
     from vagus.files import atomic_write, check_target
     from vagus.formats import export as ex
 
@@ -309,13 +319,20 @@ def export_session(
         session_id,
         progress.update if progress is not None else None,
         keep_input=fmt == "json",
+        participant=participant,
     )
     if not run.measured_rr()[1]:
         raise InvalidInput(
             f"session {run.info.id} has no beats: nothing to export "
             "(`vagus show` lists what it holds; `vagus delete` removes it)"
         )
-    path = output if output is not None else f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
+    if output is not None:
+        path = output
+    elif participant is None:
+        path = f"vagus-{run.info.id}.{_EXTENSIONS[fmt]}"
+    else:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in participant)
+        path = f"vagus-{run.info.id}-{safe}.{_EXTENSIONS[fmt]}"
     # Every file is written to a temporary next to it and renamed into place
     # (vagus.files): a full disk or Ctrl-C leaves the target as it was.
     if fmt == "edf":
@@ -330,7 +347,13 @@ def export_session(
             with atomic_write(path, newline="") as out:
                 n = writers[fmt](run, out)
         what = f"{n} {unit}"
-    return {"id": run.info.id, "format": fmt, "path": path, "written": what}
+    return {
+        "id": run.info.id,
+        "participant": run.participant,
+        "format": fmt,
+        "path": path,
+        "written": what,
+    }
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -341,7 +364,14 @@ def _export(args: argparse.Namespace) -> int:
     store = open_store(args.data_dir, create=False)  # read-only where it cannot be written
     note_read_only(store, "export")
     try:
-        result = export_session(store, args.session_id, args.format, args.output, progress=progress)
+        result = export_session(
+            store,
+            args.session_id,
+            args.format,
+            args.output,
+            participant=args.participant,
+            progress=progress,
+        )
     except BrokenPipeError:  # `vagus export ID --format csv -o - | head`: the reader left
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit

@@ -61,6 +61,7 @@ _dot = np.dot  # for 1-D·2-D and 2-D·2-D, the BLAS call of @ with ~0.3 µs les
 __all__ = [
     "COHERENCE_WINDOW_S",
     "DISPLAY_MAX_HZ",
+    "HIGH_COHERENCE_RATIO",
     "POWER_FLOOR_MS2",
     "SPLINE_CONTEXT_KNOTS",
     "WELCH_WINDOW_S",
@@ -81,6 +82,11 @@ COHERENCE_NFFT = 1024
 COHERENCE_PEAK_BAND_HZ = (0.04, 0.26)
 COHERENCE_PEAK_HALF_WIDTH_HZ = 0.015
 COHERENCE_TOTAL_BAND_HZ = (0.0033, 0.4)
+#: Coherence ratio at or above which a 64 s window counts as "high coherence" (session
+#: summaries, reports, progress: the one threshold). OURS: a CR of 3 is a clear single
+#: peak holding 3x the power of the rest of the spectrum; HeartMath's own level
+#: thresholds are proprietary (SCIENCE.md "Coherence ratio").
+HIGH_COHERENCE_RATIO = 3.0
 
 WELCH_WINDOW_S = 120.0
 WELCH_FS_HZ = 4.0

@@ -17,6 +17,10 @@ live) and keeps every event. The writers then turn that into:
     Rows are in pipeline order (beat time); cells that do not apply are empty. ``time_utc``
     is the wall-clock time (session start + beat time). Filter on ``type`` to get one
     table; the full spectra (PSD arrays) are in the JSON export only.
+One participant per file: a session with several participants is exported one
+participant at a time (``participant=``; its events are exactly those of that
+participant recorded alone). The markers and pacer changes, session-wide, are in each.
+
 ``json``
     The whole session in one JSON object (:data:`JSON_FORMAT`, version
     :data:`JSON_VERSION`): session metadata, an input summary, every event in its protocol
@@ -64,14 +68,19 @@ from vagus.core.events import (
     PacerChange,
     Spectrum,
 )
-from vagus.core.pipeline import Pipeline
 from vagus.exceptions import InvalidInput
 from vagus.files import WriteError
 from vagus.formats.edf import read_edf_annotations
 from vagus.formats.kubios import write_kubios
 from vagus.formats.vagusjson import JSON_FORMAT, JSON_VERSION, record_to_json
 from vagus.store.base import InputRecord, SessionInfo, Store
-from vagus.store.recorder import SessionSummary, feed_counting
+from vagus.store.recorder import RunningSummary
+from vagus.store.replay import (
+    UnknownParticipant,
+    check_participant,
+    replay,
+    session_participants,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -123,10 +132,12 @@ Progress = Callable[[int, int], None]
 
 @dataclass(slots=True)
 class SessionRun:
-    """A session replayed through the pipeline: its metadata, input summary and events
-    (and its input records, when asked for)."""
+    """One participant of a session replayed through the pipeline: the session's
+    metadata, the participant, its input summary and events (and its input records,
+    control records included, when asked for)."""
 
     info: SessionInfo
+    participant: str = "me"
     events: list[Event] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     input: list[InputRecord] | None = None
@@ -152,34 +163,49 @@ def run_session(
     progress: Progress | None = None,
     *,
     keep_input: bool = False,
+    participant: str | None = None,
 ) -> SessionRun:
-    """Replay the session's input through a new :class:`Pipeline` and keep every event.
+    """Replay one participant of a session (:func:`vagus.store.replay.replay`) and keep
+    every event of its pipeline.
 
     Args:
         store: the store.
         session_id: the session (a unique prefix is accepted).
         progress: called as ``progress(done, total)`` with input records done.
-        keep_input: also keep the input records (``run.input``: the JSON export).
+        keep_input: also keep the participant's input records and the session's control
+            records (``run.input``: the JSON export, which re-imports as that participant
+            alone).
+        participant: whose beats; None: the session's only participant.
+
+    Raises:
+        UnknownParticipant: the session has no such participant, or ``participant`` is
+            None and the session has several (the message lists them: export one at a
+            time, as each file holds one heart).
     """
     info = store.get_session(session_id)
-    total = store.input_count(info.id) if hasattr(store, "input_count") else 0
-    pipeline = Pipeline()
-    summary = SessionSummary()
-    run = SessionRun(info=info, input=[] if keep_input else None)
-    for done, record in enumerate(store.iter_input(info.id), start=1):
-        if run.input is not None:
-            run.input.append(record)
-        ok = feed_counting(pipeline, record)
-        summary.add_record(record, malformed=not ok)
-        events = pipeline.events_received()
-        summary.add_events(events)
-        run.events.extend(events)
-        if progress is not None:
-            progress(done, total)
-    pipeline.close()
-    events = pipeline.events_received()
-    summary.add_events(events)
-    run.events.extend(events)
+    names = session_participants(store, info)
+    if participant is None:
+        if len(names) > 1:
+            listed = ", ".join(repr(p) for p in names)
+            raise UnknownParticipant(
+                f"session {info.id} has {len(names)} participants ({listed}); an export "
+                "holds one participant's beats: choose one with --participant NAME",
+                tuple(names),
+            )
+        participant = next(iter(names))
+    check_participant(info, names, participant)
+    total = store.input_count(info.id)
+    summary = RunningSummary()
+    run = SessionRun(info=info, participant=participant, input=[] if keep_input else None)
+    for step in replay(store, info, participant=participant):
+        if step.record is not None:
+            if run.input is not None:
+                run.input.append(step.record)
+            summary.add_record(step.record, malformed=step.malformed)
+        summary.add_events(step.events)
+        run.events.extend(step.events)
+        if progress is not None and step.index >= 0:
+            progress(step.index + 1, total)
     run.summary = summary.as_dict()
     return run
 
@@ -292,7 +318,8 @@ def session_document(run: SessionRun) -> dict[str, Any]:
             "started_unix_s": info.started_unix_s,
             "ended_unix_s": info.ended_unix_s,
             "title": info.title,
-            "participants": list(info.participants),
+            # The file holds one participant: it re-imports as that participant alone.
+            "participants": [run.participant],
             "device_profile": info.device_profile,
             "source": info.source,
             "tags": list(info.tags),
@@ -445,7 +472,7 @@ def _write_edf_file(run: SessionRun, tmp: Path, path: Path | str) -> int:
         writer.setSignalHeaders(headers)
         start = dt.datetime.fromtimestamp(whole_s, dt.UTC).replace(tzinfo=None)
         writer.setStartdatetime(start)
-        writer.setPatientCode(_edf_text(run.info.participants[0] if run.info.participants else ""))
+        writer.setPatientCode(_edf_text(run.participant))
         equipment = _edf_text(f"vagus {__version__} {run.info.device_profile}", 24)
         writer.setEquipment(equipment)
         # EDF+ recording field: equipment + additional + 23 chars of fixed parts <= 80.

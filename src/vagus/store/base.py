@@ -7,9 +7,10 @@ A session's input is an ordered sequence of :data:`InputRecord`:
 - :class:`ControlRecord`: a control event (marker, pacer change) at ``t_s``;
 - :class:`RRRecord`: imported RR intervals (ms), with beat times when the file has them.
 
-:func:`feed` hands one record to a :class:`~vagus.core.pipeline.Pipeline`; replay is
-``for rec in store.iter_input(id): feed(pipeline, rec)``, so a replay computes exactly
-what the live session computed.
+:func:`feed` hands one record to a :class:`~vagus.core.pipeline.Pipeline`, exactly as
+the live path did. Packet, gap and RR records carry the participant whose source sent
+them; control records are session-wide. Replaying a session (one pipeline per
+participant, control records to each) is :mod:`vagus.store.replay`, the one replay.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ class GapRecord:
 
 @dataclass(frozen=True, slots=True)
 class ControlRecord:
-    """A control event (marker or pacer change)."""
+    """A control event (marker or pacer change): for the whole session, stored once,
+    reaching every participant's pipeline on replay (it carries no participant)."""
 
     event: ControlEvent
 
@@ -361,8 +363,20 @@ class Store(Protocol):
         left out with ``skip_malformed`` (:meth:`malformed_sessions` lists those)."""
         ...
 
-    def iter_input(self, session_id: str) -> Iterator[InputRecord]:
-        """The session's input records in recorded order."""
+    def iter_input(
+        self, session_id: str, *, participants: Collection[str] | None = None
+    ) -> Iterator[InputRecord]:
+        """The session's input records in recorded order.
+
+        ``participants``: only the records recorded under these names (as records
+        carry them: :meth:`recorded_participants`), and every control record (control
+        records belong to the whole session); None: every record.
+        """
+        ...
+
+    def recorded_participants(self, session_id: str) -> list[str]:
+        """The participant names the session's packet, gap and RR records carry, in
+        the order they first appear (control records carry none)."""
         ...
 
     def input_count(self, session_id: str) -> int:

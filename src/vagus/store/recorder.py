@@ -1,4 +1,4 @@
-"""Recording a live session, and the cached summary of a session.
+"""Recording a live session, and the cached summary of a session, per participant.
 
 :class:`Recorder` writes each input record to the store as it arrives and never lets a
 store failure stop the live session: on a :class:`~vagus.exceptions.StoreError` (full
@@ -6,23 +6,37 @@ disk, read-only directory, ...) it stops writing, keeps the error and reports
 ``recording = False``; the caller goes on feeding the pipeline and says plainly that the
 session is not being recorded.
 
-:class:`SessionSummary` folds the pipeline's events into the few numbers shown by
-``vagus sessions`` (mean HR, RMSSD, mean coherence, beats, duration...).
-:func:`session_summary` returns a session's cached summary, recomputing it by replaying
-the raw record when the cache is missing or stale (DESIGN.md: derived values are a
-cache, never trusted over the raw record).
+:class:`RunningSummary` folds one participant's input records and pipeline events into
+the few numbers shown by ``vagus sessions`` (mean HR, RMSSD, mean coherence, beats,
+duration...); :class:`SessionSummaries` holds one per participant (participants are
+never pooled: two people in one session are two summaries). :func:`session_summary`
+returns a session's cached summary, recomputing it by replaying the raw record
+(:mod:`vagus.store.replay`) when the cache is missing or stale (DESIGN.md: derived
+values are a cache, never trusted over the raw record).
+
+The cached summary (a JSON object, :data:`SUMMARY_VERSION` 3)::
+
+    {"summary_version": 3, "input_records": N,      # all records of the session
+     "participants": ["ann", "bob"],                # labels, in the session's order
+     "by_participant": {"ann": {...}, "bob": {...}},  # RunningSummary.as_dict() each
+     ...the first participant's values at the top level (mean_hr_bpm, rmssd_ms, ...)}
+
+The top-level values are the first (default) participant's, as the report's and the
+export's default participant, so readers of single-participant summaries keep working;
+they are never a blend of several participants.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vagus.core.events import Beat, Event, Gap, Marker, Metrics, PacerChange, Spectrum
 from vagus.core.metrics import MIN_SUMMARY_BEATS
 from vagus.core.pipeline import Pipeline
+from vagus.core.spectrum import HIGH_COHERENCE_RATIO
 from vagus.exceptions import MalformedPacket, SessionNotFound, StoreError
 from vagus.store.base import (
     ControlRecord,
@@ -33,20 +47,24 @@ from vagus.store.base import (
     Store,
     feed,
 )
+from vagus.store.replay import Replayed, replay, replay_records, session_participants
 
 __all__ = [
     "SUMMARY_VERSION",
     "Recorder",
-    "SessionSummary",
+    "RunningSummary",
+    "SessionSummaries",
     "compute_summary",
     "feed_counting",
+    "participant_summary",
     "session_summary",
 ]
 
 #: Bumped whenever the summary's definition (or the pipeline's output) changes, so
 #: cached summaries are recomputed from the raw record. 2: no time-domain value from
-#: fewer than :data:`~vagus.core.metrics.MIN_SUMMARY_BEATS` NN intervals.
-SUMMARY_VERSION = 2
+#: fewer than :data:`~vagus.core.metrics.MIN_SUMMARY_BEATS` NN intervals. 3: one
+#: summary per participant (``by_participant``); no figure pools participants.
+SUMMARY_VERSION = 3
 
 
 def feed_counting(pipeline: Pipeline, record: InputRecord) -> bool:
@@ -62,8 +80,9 @@ def feed_counting(pipeline: Pipeline, record: InputRecord) -> bool:
     return True
 
 
-class SessionSummary:
-    """Whole-session figures folded from the input records and the pipeline's events.
+class RunningSummary:
+    """One participant's whole-session figures, folded from its input records (its own
+    and the session's control records) and its pipeline's events as they arrive.
 
     Definitions (SCIENCE.md "Time domain", over the whole session):
 
@@ -71,7 +90,8 @@ class SessionSummary:
     - ``rmssd_ms`` = sqrt(mean(ΔNN²)), ΔNN only between adjacent NN beats of the same
       segment (never across a gap); ``sdnn_ms`` = std(NN, ddof=1);
     - ``mean_coherence`` = mean of the non-null coherence ratios of the 5 s spectra;
-      ``high_coherence_pct`` = % of those ≥ :attr:`HIGH_COHERENCE`;
+      ``high_coherence_pct`` = % of those ≥
+      :data:`~vagus.core.spectrum.HIGH_COHERENCE_RATIO`;
     - ``beats`` = measured beats (inserted beats excluded); ``artifact_pct`` = % of them
       classified as artifacts; ``gaps`` and ``gap_s`` = gap count and summed known duration;
     - ``duration_s`` = span of the input's times (arrival and beat times, s).
@@ -81,10 +101,6 @@ class SessionSummary:
     fewer than :data:`~vagus.core.metrics.MIN_SUMMARY_BEATS` NN intervals (README
     "Metrics": never a number from too little data).
     """
-
-    #: Coherence ratio counted as "high" (HeartMath's high band starts near 3; our
-    #: implementation of the published formula, not HeartMath's proprietary score).
-    HIGH_COHERENCE = 3.0
 
     def __init__(self) -> None:
         self.packets = 0
@@ -158,7 +174,7 @@ class SessionSummary:
                 if ev.coherence_ratio is not None:
                     self._coh_n += 1
                     self._coh_sum += ev.coherence_ratio
-                    if ev.coherence_ratio >= self.HIGH_COHERENCE:
+                    if ev.coherence_ratio >= HIGH_COHERENCE_RATIO:
                         self._coh_high += 1
             elif isinstance(ev, Gap):
                 self.gaps += 1
@@ -205,20 +221,99 @@ class SessionSummary:
         }
 
 
-def compute_summary(records: Iterable[InputRecord]) -> dict[str, Any]:
-    """Replay ``records`` through a new Pipeline (no pacing) and summarise."""
-    pipeline = Pipeline()
-    summary = SessionSummary()
-    for record in records:
-        ok = feed_counting(pipeline, record)
-        summary.add_record(record, malformed=not ok)
-        summary.add_events(pipeline.events_received())
-    pipeline.close()
-    summary.add_events(pipeline.events_received())
-    return summary.as_dict()
+class SessionSummaries:
+    """One :class:`RunningSummary` per participant of a session (never pooled).
+
+    Fed from a replay (:meth:`add_step`) or, live, record by record and event by event
+    (:meth:`add_record`, :meth:`add_events`; a control record or a session-wide event,
+    participant None, counts for every participant, as each participant's pipeline
+    receives it). :meth:`as_dict` is the cached form (module doc).
+
+    Args:
+        participants: the participants' labels, the first being the default one.
+    """
+
+    def __init__(self, participants: Sequence[str]) -> None:
+        labels = list(dict.fromkeys(participants))
+        if not labels:
+            raise ValueError("a session has at least one participant")
+        self.by_participant: dict[str, RunningSummary] = {p: RunningSummary() for p in labels}
+        self.records = 0
+
+    def _whose(self, participant: str | None) -> Iterable[RunningSummary]:
+        if participant is None:
+            return self.by_participant.values()
+        return (self.by_participant[participant],)
+
+    def add_record(
+        self, participant: str | None, record: InputRecord, *, malformed: bool = False
+    ) -> None:
+        """Count one stored record of ``participant`` (None: a control record)."""
+        self.records += 1
+        for s in self._whose(None if isinstance(record, ControlRecord) else participant):
+            s.add_record(record, malformed=malformed)
+
+    def add_events(self, participant: str | None, events: Iterable[Event]) -> None:
+        """Fold ``participant``'s events in (None: session-wide events, for everyone)."""
+        events = list(events)
+        for s in self._whose(participant):
+            s.add_events(events)
+
+    def add_step(self, step: Replayed[Any]) -> None:
+        """Fold one step of :func:`vagus.store.replay.replay` in."""
+        summary = self.by_participant[step.participant]
+        if step.record is not None:
+            if not isinstance(step.record, ControlRecord) or step.participant == self.first:
+                self.records += 1  # a control record is one record, fed to each pipeline
+            summary.add_record(step.record, malformed=step.malformed)
+        summary.add_events(step.events)
+
+    @property
+    def first(self) -> str:
+        """The first (default) participant."""
+        return next(iter(self.by_participant))
+
+    def as_dict(self, input_records: int | None = None) -> dict[str, Any]:
+        """The cached form (module doc); ``input_records``: the session's record count
+        (default: the records counted here)."""
+        per = {p: s.as_dict() for p, s in self.by_participant.items()}
+        return {
+            **per[self.first],
+            "input_records": self.records if input_records is None else input_records,
+            "participants": list(per),
+            "by_participant": per,
+        }
 
 
-#: The numeric fields of a summary (:meth:`SessionSummary.as_dict`): a cached summary
+def compute_summary(
+    records: Iterable[InputRecord], names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Replay ``records`` (no pacing), one pipeline per participant, and summarise.
+
+    ``names``: the participants, label -> the name their records carry
+    (:func:`vagus.store.replay.participant_names`); None: each name found in the
+    records is a participant (in order of appearance; "me" when there is none).
+    """
+    if names is None:
+        records = list(records)
+        found = dict.fromkeys(r.participant for r in records if not isinstance(r, ControlRecord))
+        names = {n: n for n in found} or {"me": "me"}
+    summaries = SessionSummaries(list(names))
+    for step in replay_records(records, names):
+        summaries.add_step(step)
+    return summaries.as_dict()
+
+
+def participant_summary(summary: Mapping[str, Any], participant: str) -> dict[str, Any]:
+    """One participant's figures from a session summary (:func:`session_summary`);
+    empty when it has none (a summary that could not be computed)."""
+    per = summary.get("by_participant")
+    if isinstance(per, dict) and isinstance(per.get(participant), dict):
+        return dict(per[participant])
+    return {}
+
+
+#: The numeric fields of a summary (:meth:`RunningSummary.as_dict`): a cached summary
 #: where one is not a number (or None) was not written by vagus and is recomputed.
 _NUMERIC_FIELDS = (
     "duration_s",
@@ -235,27 +330,44 @@ _NUMERIC_FIELDS = (
     "high_coherence_pct",
 )
 
+#: The keys :meth:`SessionSummaries.as_dict` writes; other keys of a stored summary
+#: (the progress report's cache, a resonance rate) are kept when it is recomputed.
+_SUMMARY_KEYS = frozenset(RunningSummary().as_dict()) | {"participants", "by_participant"}
 
-def _is_current(cached: dict[str, Any], input_records: int) -> bool:
+
+def _numbers(values: Mapping[str, Any]) -> bool:
+    return all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+        for v in (values.get(k) for k in _NUMERIC_FIELDS)
+    )
+
+
+def _is_current(cached: dict[str, Any], input_records: int, participants: Sequence[str]) -> bool:
     """True if ``cached`` is a summary of this version over ``input_records`` records,
-    every numeric field a number or None."""
+    with one entry per participant in ``participants``, every numeric field a number or
+    None."""
+    per = cached.get("by_participant")
     return (
         cached.get("summary_version") == SUMMARY_VERSION
         and cached.get("input_records") == input_records
-        and all(
-            v is None or (isinstance(v, int | float) and not isinstance(v, bool))
-            for v in (cached.get(k) for k in _NUMERIC_FIELDS)
-        )
+        and cached.get("participants") == list(participants)
+        and isinstance(per, dict)
+        and set(per) == set(participants)
+        and _numbers(cached)
+        and all(isinstance(v, dict) and _numbers(v) for v in per.values())
     )
 
 
 def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> dict[str, Any]:
-    """The session's summary: the cached one if current, else recomputed by replay.
+    """The session's summary, per participant: the cached one if current, else
+    recomputed by replay (:func:`vagus.store.replay.replay`).
 
     The cache is current when it has this :data:`SUMMARY_VERSION`, was computed over
-    as many input records as the session now holds, and its figures are numbers (a
-    summary edited by hand is not trusted). A recomputed summary is written back
-    (``cache``) when possible; a store that cannot be written is not an error here.
+    as many input records as the session now holds, for the participants it now has
+    (``vagus edit --participant`` renames one), and its figures are numbers (a summary
+    edited by hand is not trusted). A recomputed summary is written back (``cache``)
+    when possible, keeping the stored summary's other keys; a store that cannot be
+    written is not an error here.
 
     Raises:
         StoreError: the record cannot be read, or cannot be replayed (values no
@@ -264,10 +376,14 @@ def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> d
     """
     cached = info.summary
     n = store.input_count(info.id)
-    if _is_current(cached, n):
+    names = session_participants(store, info)
+    if _is_current(cached, n, list(names)):
         return cached
     try:
-        fresh = compute_summary(store.iter_input(info.id))
+        summaries = SessionSummaries(list(names))
+        for step in replay(store, info):
+            summaries.add_step(step)
+        fresh = summaries.as_dict(n)
     except (ArithmeticError, LookupError, ValueError, TypeError) as exc:
         # Values stored before the readers checked them (a beat time of 1e18 s...) may
         # break the replay; the session is still listed, with this reason.
@@ -277,8 +393,9 @@ def session_summary(store: Store, info: SessionInfo, *, cache: bool = True) -> d
             f"vagus delete {info.id}"
         ) from exc
     if cache:
+        kept = {k: v for k, v in cached.items() if k not in _SUMMARY_KEYS}
         with contextlib.suppress(StoreError):
-            store.update_session(info.id, summary=fresh)
+            store.update_session(info.id, summary={**kept, **fresh})
     return fresh
 
 
@@ -389,3 +506,8 @@ class Recorder:
             self._failed(exc)
         else:
             self.committed = self.written
+
+
+#: Deprecated name of :class:`RunningSummary` (until ``cli/record.py`` moves to the new
+#: names); not exported.
+SessionSummary = RunningSummary

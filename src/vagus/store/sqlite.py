@@ -63,7 +63,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -1124,18 +1124,44 @@ class SqliteStore:
             raise StoreError(self._explain(exc, "cannot read")) from exc
         return int(row[0])
 
-    def iter_input(self, session_id: str) -> Iterator[InputRecord]:
+    def recorded_participants(self, session_id: str) -> list[str]:
+        """The participant names the session's packet, gap and RR records carry, in the
+        order they first appear (control records carry none)."""
+        sid = self._resolve(session_id)
+        try:
+            rows = self._conn.execute(
+                "SELECT participant FROM records WHERE session_id=? AND kind != ? "
+                "GROUP BY participant ORDER BY min(seq)",
+                (sid, KIND_CONTROL),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self._explain(exc, "cannot read")) from exc
+        return [str(r[0]) for r in rows]
+
+    def iter_input(
+        self, session_id: str, *, participants: Collection[str] | None = None
+    ) -> Iterator[InputRecord]:
         """The session's input records in the order they were appended.
+
+        ``participants``: only the records recorded under these names, and every
+        control record (session-wide); None: every record.
 
         Raises SessionNotFound at once (not at the first ``next``); a record that cannot
         be decoded raises StoreError naming its ``seq``.
         """
         sid = self._resolve(session_id)
+        where = ""
+        params: tuple[object, ...] = ()
+        if participants is not None:
+            names = sorted(set(participants))
+            marks = ",".join("?" * len(names))
+            where = f" AND (kind = ? OR participant IN ({marks}))"
+            params = (KIND_CONTROL, *names)
         try:
             cursor = self._conn.execute(
                 "SELECT seq, kind, t_s, participant, data, times, text FROM records "
-                "WHERE session_id=? ORDER BY seq",
-                (sid,),
+                f"WHERE session_id=?{where} ORDER BY seq",
+                (sid, *params),
             )
         except sqlite3.Error as exc:
             raise StoreError(self._explain(exc, "cannot read")) from exc
