@@ -1,0 +1,429 @@
+// The breathing view (participant): one moving shape, one word, one soft colour.
+// UI.md "The breathing view". The pacer phase comes from the server's pacer_state and the
+// clock offset, advanced locally every animation frame (never from counted frames).
+
+import { DrawnPacer, breathShape, pacerOn } from "./pacer.js";
+import { SessionSocket, pageContext } from "./ws.js";
+import { TimeWindow, drawSparkline, cssVar } from "./charts.js";
+import { METRICS, clock, coherenceColour, coherenceLevel, fmt } from "./metrics.js";
+import { installTooltips } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+const ctx = pageContext();
+const canvas = $("pacer");
+const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+
+const pacer = new DrawnPacer();
+const coherence = new TimeWindow(300, ["cr"]);
+const view = {
+  me: null,
+  solo: false,
+  recording: null,
+  ended: false,
+  connected: null, // the strap's link (status.connected)
+  contact: null,
+  metrics: null,
+  spectrum: null,
+  cohLevel: null, // smoothed (10 s) position on the colour ramp
+  lastFrameS: null,
+  paused: false, // the participant pressed stop (not solo): breathe normally
+  lastSegment: "",
+};
+
+const sock = new SessionSocket(ctx.ws, {
+  onHello: hello,
+  onFrame: frame,
+  onConnection: () => renderState(),
+  onClock: (delta) => {
+    const now = sock.serverNow();
+    if (now !== null) pacer.clockShift(delta, now);
+  },
+});
+
+function hello(h) {
+  view.me = h.participant;
+  view.solo = h.solo === true;
+  view.recording = h.recording;
+  view.ended = h.ended;
+  const me = (h.participants || []).find((p) => p.name === view.me) || (h.participants || [])[0] || {};
+  view.connected = me.connected ?? null;
+  view.contact = me.contact ?? null;
+  const st = h.state || {};
+  coherence.clear();
+  view.metrics = st.metrics && view.me ? st.metrics[view.me] || null : null;
+  view.spectrum = st.spectrum && view.me ? st.spectrum[view.me] || null : null;
+  if (st.contact && view.me && st.contact[view.me]) view.contact = st.contact[view.me].contact;
+  if (view.spectrum && view.spectrum.coherence_ratio !== null) coherence.push(view.spectrum.t_s, { cr: view.spectrum.coherence_ratio });
+  const now = sock.serverNow();
+  pacer.update(st.pacer || null, now ?? 0);
+  for (const id of ["open-controls", "mark"]) $(id).classList.toggle("hidden", !view.solo);
+  $("stop").classList.remove("hidden");
+  syncControls(st.pacer);
+  renderNumbers();
+  renderState();
+  document.body.dataset.participant = view.me || "";
+  document.body.dataset.ready = "1";
+}
+
+function frame(f) {
+  // Only this participant's events and the session-wide ones reach a participant (the
+  // server enforces it); anything else is ignored here as well.
+  if (f.participant != null && view.me != null && f.participant !== view.me) return;
+  switch (f.type) {
+    case "pacer_state":
+      pacer.update(f, sock.serverNow() ?? f.t_s);
+      syncControls(f);
+      renderNumbers();
+      document.body.dataset.pacerSeen = String(performance.now());
+      break;
+    case "metrics":
+      view.metrics = f;
+      renderNumbers();
+      break;
+    case "spectrum":
+      view.spectrum = f;
+      if (f.coherence_ratio !== null) coherence.push(f.t_s, { cr: f.coherence_ratio });
+      renderNumbers();
+      break;
+    case "contact":
+      view.contact = f.contact;
+      renderState();
+      break;
+    case "status":
+      if (f.participant == null) {
+        if (f.recording !== undefined && f.recording !== null) view.recording = f.recording;
+        if (f.ended) view.ended = true;
+      } else {
+        if (f.connected !== undefined) view.connected = f.connected;
+        if (f.contact !== undefined && f.contact !== null) view.contact = f.contact;
+      }
+      renderState();
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------- state chip: said gently, always in the same place ----------
+function renderState() {
+  const chip = $("state");
+  let state = sock.connection;
+  let text;
+  if (view.ended || state === "ended") {
+    state = "ended";
+    text = "session ended · saved";
+  } else if (state === "reconnecting") {
+    text = "reconnecting…";
+  } else if (state === "connecting") {
+    text = "connecting…";
+  } else if (view.connected === false) {
+    text = "strap not connected: check it is on and nearby";
+    state = "reconnecting";
+  } else if (view.contact === false) {
+    text = "no skin contact: moisten the strap's electrodes";
+    state = "reconnecting";
+  } else if (view.recording === false) {
+    text = "connected · not recording";
+  } else {
+    text = "connected";
+  }
+  chip.dataset.state = state;
+  chip.querySelector(".text").textContent = text;
+  document.body.dataset.connection = sock.connection;
+}
+
+function renderNumbers() {
+  const m = view.metrics;
+  $("hr").textContent = m && m.hr_bpm !== null ? fmt(m.hr_bpm, 0) : "—";
+  $("hr-label").textContent = m && m.hr_bpm !== null ? "heart rate" : "heart rate: computing";
+  const s = view.spectrum;
+  const cr = s ? s.coherence_ratio : null;
+  $("coh-label").textContent = cr === null || cr === undefined ? "coherence: computing (64 s)" : `coherence ${fmt(cr, 1)}`;
+  const st = pacer.state;
+  $("rate").textContent = pacerOn(st) ? String(Number(st.rate_bpm.toFixed(2))) : "off";
+  $("finding").classList.toggle("hidden", !(st && (st.mode === "scan" || st.mode === "adaptive")));
+  document.body.dataset.hr = m && m.hr_bpm !== null ? String(m.hr_bpm) : "";
+  document.body.dataset.coherence = cr === null || cr === undefined ? "" : String(cr);
+}
+
+// ---------- the pacer, every animation frame ----------
+const CUES = { inhale: "breathe in", hold_in: "hold", exhale: "breathe out", hold_out: "hold" };
+
+function resizeCanvas() {
+  const dpr = devicePixelRatio || 1;
+  const w = Math.round(canvas.clientWidth * dpr);
+  const h = Math.round(canvas.clientHeight * dpr);
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  return { w, h, dpr };
+}
+
+function drawFrame() {
+  const now = sock.serverNow();
+  const frameS = performance.now() / 1000;
+  const dtS = view.lastFrameS === null ? 0 : Math.min(1, frameS - view.lastFrameS);
+  view.lastFrameS = frameS;
+
+  // Coherence colour follows slowly (10 s smoothing).
+  const target = coherenceLevel(view.spectrum ? view.spectrum.coherence_ratio : null);
+  if (target !== null) {
+    view.cohLevel = view.cohLevel === null ? target : view.cohLevel + (target - view.cohLevel) * (1 - Math.exp(-dtS / 10));
+  }
+
+  const phase = now === null || view.paused || view.ended ? null : pacer.phase(now);
+  const shape = phase === null ? null : breathShape(phase, pacer.state);
+  const scale = shape ? 0.42 + 0.58 * shape.volume : null;
+
+  const { w, h, dpr } = resizeCanvas();
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  const useBar = reducedMotion.matches;
+  $("fillbar").classList.toggle("hidden", !useBar || !shape);
+  if (shape && useBar) {
+    $("fillbar").firstElementChild.style.width = `${(shape.volume * 100).toFixed(1)}%`;
+  }
+  if (shape && !useBar) {
+    const rMax = Math.min(w * 0.42, h * 0.36);
+    const r = rMax * scale;
+    const cx = w / 2;
+    const cy = h * 0.46;
+    const lvl = view.cohLevel === null ? 0 : view.cohLevel;
+    const grad = g.createRadialGradient(cx, cy, r * 0.9, cx, cy, r * 1.35);
+    grad.addColorStop(0, coherenceColour(lvl, view.cohLevel === null ? 0.25 : 0.8));
+    grad.addColorStop(1, coherenceColour(lvl, 0));
+    g.globalAlpha = 1;
+    g.fillStyle = grad;
+    g.beginPath();
+    g.arc(cx, cy, r * 1.35, 0, 2 * Math.PI);
+    g.fill();
+    g.globalAlpha = 1;
+    const body = g.createRadialGradient(cx, cy - r * 0.3, r * 0.1, cx, cy, r);
+    body.addColorStop(0, cssVar("--shape-hi"));
+    body.addColorStop(1, cssVar("--shape"));
+    g.fillStyle = body;
+    g.beginPath();
+    g.arc(cx, cy, r, 0, 2 * Math.PI);
+    g.fill();
+    if (shape.segment === "hold_in" || shape.segment === "hold_out") {
+      // A hold: the shape stays still; a slow ring goes round once over the hold.
+      g.strokeStyle = cssVar("--fg");
+      g.globalAlpha = 0.5;
+      g.lineWidth = 3 * dpr;
+      g.beginPath();
+      g.arc(cx, cy, r + 10 * dpr, -Math.PI / 2, -Math.PI / 2 + 2 * Math.PI * shape.progress);
+      g.stroke();
+      g.globalAlpha = 1;
+    }
+  }
+
+  // Test hook: what is drawn, read by the browser tests (UI.md "Structure").
+  canvas.dataset.scale = scale === null ? "" : scale.toFixed(5);
+  canvas.dataset.phase = phase === null ? "" : phase.toFixed(5);
+  canvas.dataset.segment = shape ? shape.segment : "";
+
+  const cue = $("cue");
+  const word = view.paused ? "paused · breathe normally" : shape ? CUES[shape.segment] : pacer.state ? "pacer off" : "";
+  if (word !== view.lastSegment) {
+    view.lastSegment = word;
+    cue.classList.add("fading");
+    setTimeout(() => {
+      cue.textContent = word;
+      cue.classList.remove("fading");
+    }, reducedMotion.matches ? 0 : 180);
+  }
+  $("elapsed").textContent = clock(now);
+  drawSparkline($("coh-trace"), coherence, "cr", now ?? 0, {
+    colour: view.cohLevel === null ? cssVar("--faint") : coherenceColour(view.cohLevel),
+    min: 0,
+  });
+  tone.update(now);
+  requestAnimationFrame(drawFrame);
+}
+
+// ---------- the optional tone (off by default; started by a tap) ----------
+const tone = {
+  ctx: null,
+  osc: null,
+  gain: null,
+  on: false,
+  scheduledUntil: 0,
+  toggle() {
+    if (!this.ctx) {
+      const AC = window.AudioContext || window.webkitAudioContext;
+      if (!AC) return;
+      this.ctx = new AC();
+      this.osc = this.ctx.createOscillator();
+      this.osc.type = "sine";
+      this.gain = this.ctx.createGain();
+      this.gain.gain.value = 0;
+      this.osc.connect(this.gain).connect(this.ctx.destination);
+      this.osc.start();
+    }
+    this.on = !this.on;
+    this.ctx.resume();
+    const t = this.ctx.currentTime;
+    this.gain.gain.cancelScheduledValues(t);
+    this.gain.gain.setTargetAtTime(this.on ? 0.05 : 0, t, 0.3);
+    this.scheduledUntil = 0;
+    $("sound").setAttribute("aria-pressed", String(this.on));
+    $("sound").textContent = this.on ? "sound on" : "sound off";
+  },
+  // Schedule the pitch on the audio clock ahead of time, from the pacer's phase at each
+  // audio time (so a throttled background tab still sounds right).
+  update(now) {
+    if (!this.on || !this.ctx || now === null) return;
+    const a = this.ctx.currentTime;
+    if (this.scheduledUntil > a + 0.5) return;
+    const f = this.osc.frequency;
+    f.cancelScheduledValues(a);
+    for (let k = 0; k <= 40; k += 1) {
+      const at = a + k * 0.05;
+      const ph = view.paused ? null : pacer.phase(now + (at - a));
+      const v = ph === null ? 0 : breathShape(ph, pacer.state).volume;
+      f.linearRampToValueAtTime(196 + 98 * v, at);
+    }
+    this.scheduledUntil = a + 2;
+  },
+};
+
+// ---------- solo controls ----------
+function syncControls(st) {
+  if (!st) return;
+  if (document.activeElement && $("controls").contains(document.activeElement)) return;
+  if (typeof st.rate_bpm === "number") $("c-rate").value = st.rate_bpm;
+  const ratios = [0.5, 0.4, 0.3333];
+  const near = ratios.reduce((a, b) => (Math.abs(b - st.inhale_fraction) < Math.abs(a - st.inhale_fraction) ? b : a));
+  $("c-ratio").value = String(near);
+  $("c-hold-in").value = st.hold_in_s ?? 0;
+  $("c-hold-out").value = st.hold_out_s ?? 0;
+  $("c-toggle").textContent = pacerOn(st) ? "pacer off" : "pacer on";
+}
+
+async function sendPacer(fields) {
+  $("c-sent").textContent = "sending…";
+  try {
+    await sock.send({ type: "pacer", ...fields });
+    $("c-sent").textContent = "applied";
+  } catch (err) {
+    $("c-sent").textContent = `not applied: ${err.message}`;
+  }
+}
+
+function pacerFields() {
+  const rate = Math.min(40, Math.max(1, Number($("c-rate").value) || 6));
+  return {
+    mode: "fixed",
+    rate_bpm: rate,
+    inhale_fraction: Number($("c-ratio").value),
+    hold_in_s: Math.min(30, Math.max(0, Number($("c-hold-in").value) || 0)),
+    hold_out_s: Math.min(30, Math.max(0, Number($("c-hold-out").value) || 0)),
+  };
+}
+
+function step(d) {
+  const v = Math.min(40, Math.max(1, (Number($("c-rate").value) || 6) + d));
+  $("c-rate").value = v;
+}
+
+async function addMarker() {
+  const t = sock.serverNow();
+  try {
+    await sock.send({ type: "marker", text: "marker", ...(t !== null ? { t_s: Math.max(0, t) } : {}) });
+    flash("marker added");
+  } catch (err) {
+    flash(`marker not added: ${err.message}`);
+  }
+}
+
+function flash(text) {
+  const cue = $("cue");
+  cue.textContent = text;
+  view.lastSegment = text;
+}
+
+function installControls() {
+  $("open-controls").addEventListener("click", () => {
+    const hidden = $("controls").classList.toggle("hidden");
+    $("open-controls").setAttribute("aria-expanded", String(!hidden));
+  });
+  $("c-close").addEventListener("click", () => $("controls").classList.add("hidden"));
+  $("rate-down").addEventListener("click", () => step(-0.25));
+  $("rate-up").addEventListener("click", () => step(0.25));
+  $("c-apply").addEventListener("click", () => sendPacer(pacerFields()));
+  $("c-toggle").addEventListener("click", () => {
+    const on = pacerOn(pacer.state);
+    sendPacer(on ? { mode: "off", rate_bpm: null } : pacerFields());
+  });
+  $("controls").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sendPacer(pacerFields());
+  });
+  $("mark").addEventListener("click", addMarker);
+  $("stop").addEventListener("click", async () => {
+    if (view.solo) {
+      if (!confirm("End the session? It is saved.")) return;
+      try {
+        await sock.send({ type: "end" });
+      } catch (err) {
+        flash(`not ended: ${err.message}`);
+      }
+      return;
+    }
+    view.paused = !view.paused;
+    $("stop").textContent = view.paused ? "resume" : "stop";
+  });
+  $("sound").addEventListener("click", () => tone.toggle());
+  document.addEventListener("keydown", (e) => {
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    if (view.solo && (e.key === "m" || e.key === "M")) addMarker();
+  });
+}
+
+// ---------- first session notice; keep the screen awake ----------
+function firstNotice() {
+  let seen = false;
+  try {
+    seen = localStorage.getItem("vagus.firstNoticeSeen") === "1";
+  } catch (err) {
+    seen = true; // storage blocked: do not nag every time
+  }
+  if (seen) return;
+  $("first-notice").classList.remove("hidden");
+  $("fn-ok").addEventListener("click", () => {
+    $("first-notice").classList.add("hidden");
+    try {
+      localStorage.setItem("vagus.firstNoticeSeen", "1");
+    } catch (err) {
+      /* storage blocked */
+    }
+  });
+}
+
+let wakeLock = null;
+async function keepAwake() {
+  if (!("wakeLock" in navigator)) {
+    $("elapsed").title = "Session time. This browser cannot keep the screen awake: set the screen timeout longer.";
+    return;
+  }
+  if (document.visibilityState !== "visible" || wakeLock) return;
+  try {
+    wakeLock = await navigator.wakeLock.request("screen");
+    wakeLock.addEventListener("release", () => {
+      wakeLock = null;
+    });
+  } catch (err) {
+    wakeLock = null; // e.g. battery saver; the session goes on
+  }
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") keepAwake();
+});
+
+installTooltips(METRICS);
+installControls();
+firstNotice();
+keepAwake();
+sock.connect();
+requestAnimationFrame(drawFrame);

@@ -1,0 +1,198 @@
+// The websocket client every view uses (docs/protocol.md): one socket per session,
+// reconnect with backoff, clock sync against the session clock, and the state restored
+// from the server's `hello` on every (re)connection.
+
+const PROTOCOL_VERSION = 1;
+
+/** The page's session id, token and the websocket URL (the page URL is /s/<session>/<page>). */
+export function pageContext() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token") || "";
+  const m = location.pathname.match(/^\/s\/([^/]+)\//);
+  const session = m ? decodeURIComponent(m[1]) : null;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = session
+    ? `${scheme}//${location.host}/ws/${encodeURIComponent(session)}?token=${encodeURIComponent(token)}`
+    : null;
+  return { session, token, ws };
+}
+
+/**
+ * The connection to one session.
+ *
+ * Callbacks: onHello(hello) after every (re)connection (reset the view and draw
+ * hello.state); onFrame(frame) for each later frame; onConnection(state, detail) with
+ * state "connecting", "open", "reconnecting", "ended" or "refused"; onClock(deltaS) when
+ * the clock estimate moved (deltaS: how much later the same instant now reads).
+ *
+ * Clock sync: offset = server_time_s − (t_sent + t_received) / 2 from `hello` and from
+ * `pong` round trips; the sample with the smallest round trip is kept (UI.md).
+ */
+export class SessionSocket {
+  constructor(url, { onHello, onFrame, onConnection, onClock, query = "" } = {}) {
+    this.url = url + query;
+    this.onHello = onHello || (() => {});
+    this.onFrame = onFrame || (() => {});
+    this.onConnection = onConnection || (() => {});
+    this.onClock = onClock || (() => {});
+    this.ws = null;
+    this.seq = 0;
+    this.offsetS = null; // session clock − client clock (s)
+    this.bestRttS = Infinity;
+    this.attempt = 0;
+    this.ended = false;
+    this.hello = null;
+    this.connection = "connecting";
+    this._pingTimer = null;
+    this._retryTimer = null;
+    this._pending = new Map(); // client seq -> {resolve, reject, t}
+    this._openedAt = 0;
+    this._pings = 0;
+  }
+
+  /** Client clock in seconds (monotonic). */
+  static clientNow() {
+    return performance.now() / 1000;
+  }
+
+  /** The session clock now, as this client estimates it (null before the first hello). */
+  serverNow() {
+    if (this.offsetS === null) return null;
+    return SessionSocket.clientNow() + this.offsetS;
+  }
+
+  connect() {
+    if (this.ended) return;
+    this._setConnection(this.attempt === 0 ? "connecting" : "reconnecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this._scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    this._helloSentAt = SessionSocket.clientNow();
+    ws.onmessage = (ev) => this._receive(ev.data);
+    ws.onclose = (ev) => this._closed(ev);
+    ws.onerror = () => {}; // onclose follows and says what to do
+  }
+
+  /** Send a client frame; resolves with the server's ack (or rejects with its error). */
+  send(frame) {
+    const seq = ++this.seq;
+    const msg = { ...frame, v: PROTOCOL_VERSION, seq };
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+        reject(new Error("not connected: the change was not sent; try again when connected"));
+        return;
+      }
+      this._pending.set(seq, { resolve, reject, t: SessionSocket.clientNow() });
+      this.ws.send(JSON.stringify(msg));
+      setTimeout(() => {
+        if (this._pending.has(seq)) {
+          this._pending.delete(seq);
+          reject(new Error("no answer from the server within 5 s"));
+        }
+      }, 5000);
+    });
+  }
+
+  close() {
+    this.ended = true;
+    clearTimeout(this._retryTimer);
+    clearInterval(this._pingTimer);
+    if (this.ws) this.ws.close(1000);
+  }
+
+  _setConnection(state, detail) {
+    this.connection = state;
+    this.onConnection(state, detail);
+  }
+
+  _clockSample(serverTimeS, sentS, receivedS) {
+    const rtt = receivedS - sentS;
+    if (!(rtt >= 0) || typeof serverTimeS !== "number") return;
+    if (rtt <= this.bestRttS) {
+      const offset = serverTimeS - (sentS + receivedS) / 2;
+      const delta = this.offsetS === null ? 0 : offset - this.offsetS;
+      this.bestRttS = rtt;
+      this.offsetS = offset;
+      if (delta !== 0) this.onClock(delta);
+    }
+  }
+
+  _ping() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    const seq = ++this.seq;
+    this.ws.send(
+      JSON.stringify({ type: "ping", v: PROTOCOL_VERSION, seq, client_time: SessionSocket.clientNow() }),
+    );
+    this._pings += 1;
+    // Quick pings at first (the clock estimate), then a slow keep-alive.
+    clearInterval(this._pingTimer);
+    this._pingTimer = setInterval(() => this._ping(), this._pings < 6 ? 500 : 10000);
+  }
+
+  _receive(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch (err) {
+      return; // not ours to crash on; the server only sends JSON
+    }
+    const now = SessionSocket.clientNow();
+    if (frame.type === "hello") {
+      // A new connection: the session clock may have restarted with the server.
+      this.bestRttS = Infinity;
+      const prevOffset = this.offsetS;
+      this.offsetS = null;
+      this._clockSample(frame.server_time_s, this._helloSentAt, now);
+      if (prevOffset !== null && this.offsetS !== null) this.onClock(this.offsetS - prevOffset);
+      this.attempt = 0;
+      this.hello = frame;
+      this._pings = 0;
+      this._setConnection("open");
+      this.onHello(frame);
+      this._ping();
+      return;
+    }
+    if (frame.type === "pong") {
+      if (typeof frame.client_time === "number") this._clockSample(frame.server_time_s, frame.client_time, now);
+      return;
+    }
+    if ((frame.type === "ack" || frame.type === "error") && frame.re != null && this._pending.has(frame.re)) {
+      const p = this._pending.get(frame.re);
+      this._pending.delete(frame.re);
+      if (frame.type === "ack") p.resolve(frame);
+      else p.reject(new Error(frame.message || frame.code));
+      if (frame.type === "ack") return;
+    }
+    if (frame.type === "status" && frame.participant == null && frame.ended) {
+      this.ended = true;
+      this._setConnection("ended");
+    }
+    this.onFrame(frame);
+  }
+
+  _closed(ev) {
+    clearInterval(this._pingTimer);
+    this.ws = null;
+    for (const p of this._pending.values()) p.reject(new Error("connection lost"));
+    this._pending.clear();
+    if (this.ended) {
+      this._setConnection("ended");
+      return;
+    }
+    this._scheduleRetry(ev);
+  }
+
+  _scheduleRetry(ev) {
+    // Exponential backoff with jitter: 0.5, 1, 2, 4, 8, then every ~10 s.
+    const base = Math.min(10, 0.5 * 2 ** this.attempt);
+    const delayS = base * (0.75 + 0.5 * Math.random());
+    this.attempt += 1;
+    this._setConnection("reconnecting", { code: ev ? ev.code : null, reason: ev ? ev.reason : "", delayS });
+    this._retryTimer = setTimeout(() => this.connect(), delayS * 1000);
+  }
+}
