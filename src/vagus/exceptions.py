@@ -9,6 +9,7 @@ The hierarchy::
     VagusError
     ├── MalformedPacket        a Heart Rate Measurement payload that breaks its own flags
     ├── InvalidInput           bad input to the pipeline or a command (non-finite RR, …)
+    │   └── ProtocolError      an event's JSON form with a bad field (names the field)
     ├── FileFormatError        a file that is not what it claims (names the line and reason)
     ├── DeviceProfileError     a device profile TOML with a bad or missing field
     ├── SourceError            a source could not deliver packets
@@ -27,6 +28,7 @@ __all__ = [
     "FileFormatError",
     "InvalidInput",
     "MalformedPacket",
+    "ProtocolError",
     "SessionNotFound",
     "SourceError",
     "StoreError",
@@ -49,6 +51,21 @@ class MalformedPacket(VagusError):
 
 class InvalidInput(VagusError):
     """Input to the pipeline or to a command that is out of its documented domain."""
+
+
+class ProtocolError(InvalidInput, ValueError):
+    """An event (or control) whose JSON form or fields break the event protocol.
+
+    Raised by :func:`vagus.core.events.event_from_json` and the session's control
+    validation for a missing, unknown, mistyped or out-of-range field. :attr:`field` names
+    the field (``None`` when the object as a whole is wrong, e.g. not a dict or an unknown
+    ``type``). It is also a ``ValueError``, as ``event_from_json``'s errors were before.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        #: The offending field's name, or None.
+        self.field = field
 
 
 class FileFormatError(VagusError):

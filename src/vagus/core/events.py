@@ -2,24 +2,44 @@
 
 The JSON forms (``to_json()``) are the browser protocol and the line format of
 ``vagus monitor --json`` / ``vagus replay --json``: each is a dict with a ``"type"``
-key. Every time is beat time in seconds (``t_s``) on the clock of the source
-(monotonic arrival clock live, recording clock on replay). Values that a window
-does not yet support are ``None`` (JSON ``null``), never a number from too little data.
+key. Every time is in seconds (``t_s``): beat time for a :class:`~vagus.core.pipeline.Pipeline`
+fed alone (the clock of its input), the session clock for the events of a
+:class:`vagus.session.Session` (whose wrapper adds ``"participant"``). Values that a
+window does not yet support are ``None`` (JSON ``null``), never a number from too little
+data.
 
-Protocol version: :data:`PROTOCOL_VERSION`.
+Two kinds, two unions: :data:`ControlEvent` (input: :class:`Marker`, :class:`PacerChange`)
+and :data:`ComputedEvent` (output: :class:`Beat`, :class:`Metrics`, :class:`Spectrum`,
+:class:`Gap`, :class:`Contact`, :class:`PacerState`, :class:`ParticipantClock`). A
+pipeline passes control events through into its output, in order.
+
+:func:`event_from_json` is strict: every field is checked for its type and range and a
+bad one raises :class:`~vagus.exceptions.ProtocolError` naming it (the protocol's
+parsers are fuzzed: ``tests/test_events_strict.py``).
+
+Protocol version: :data:`PROTOCOL_VERSION` (additions such as the pacer's mode and holds,
+whose defaults keep older forms readable, do not bump it).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
+from vagus.exceptions import ProtocolError
+
 __all__ = [
     "ARTIFACT_CLASSES",
+    "MAX_HOLD_S",
+    "MIN_BREATHING_S",
+    "PACER_MODES",
+    "PACER_RATE_RANGE_BPM",
     "PROTOCOL_VERSION",
     "ArtifactClass",
     "Beat",
+    "ComputedEvent",
     "Contact",
     "ControlEvent",
     "Event",
@@ -27,7 +47,12 @@ __all__ = [
     "Marker",
     "Metrics",
     "PacerChange",
+    "PacerState",
+    "ParticipantClock",
     "Spectrum",
+    "check_control",
+    "check_pacer_settings",
+    "control_from_json",
     "event_from_json",
 ]
 
@@ -178,12 +203,80 @@ class Marker(_EventMixin):
 
 @dataclass(frozen=True, slots=True)
 class PacerChange(_EventMixin):
-    """A control event: the pacer's rate (breaths/min) and inhale fraction changed."""
+    """A control event: the pacer's settings from ``t_s`` on (the whole new setting).
+
+    Attributes:
+        t_s: when the change takes effect (s, session clock).
+        rate_bpm: breaths per minute (1-40), or None: the pacer is off (whatever the mode).
+        inhale_fraction: the share of the breathing time (the cycle less its holds) spent
+            inhaling, strictly between 0 and 1; with no holds, the share of the cycle.
+        mode: ``"off"``, ``"fixed"``, ``"scan"`` (resonance scan) or ``"adaptive"``. In
+            this release ``scan`` and ``adaptive`` run as ``fixed`` at ``rate_bpm``
+            (:mod:`vagus.core.pacer` has the seam their strategies plug into).
+        hold_in_s: breath held after the inhale (s, 0-30).
+        hold_out_s: breath held after the exhale (s, 0-30). The holds together leave at
+            least :data:`MIN_BREATHING_S` of each cycle for breathing.
+
+    How a change keeps the pacer's phase continuous: :mod:`vagus.core.pacer`. Stored
+    sessions written before ``mode`` and the holds existed read with their defaults
+    (``"fixed"``, 0 s, 0 s).
+    """
 
     type: ClassVar[str] = "pacer"
     t_s: float
     rate_bpm: float | None
     inhale_fraction: float = 0.4
+    mode: str = "fixed"
+    hold_in_s: float = 0.0
+    hold_out_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PacerState(_EventMixin):
+    """Computed: the pacer's actual state from ``t_s`` on, emitted at every change of it.
+
+    A view draws the pacer from the latest one alone: the phase at a later time ``t`` is
+    ``(phase + (t − t_s) · rate_bpm / 60) mod 1`` and the lung volume and stage at that
+    phase follow :func:`vagus.core.pacer.breath_shape` of these fields. When the pacer is
+    off, ``mode`` is ``"off"`` and ``rate_bpm`` and ``phase`` are None.
+
+    Attributes:
+        t_s: when this state starts (s, session clock).
+        mode: as :class:`PacerChange`, ``"off"`` when the pacer is off.
+        rate_bpm, inhale_fraction, hold_in_s, hold_out_s: the settings of the cycle that
+            runs at ``t_s`` (see :mod:`vagus.core.pacer` for why these can differ from the
+            last :class:`PacerChange` until the next inhale starts).
+        phase: the pacer's phase at ``t_s``, 0 ≤ phase < 1 over the whole cycle
+            (inhale, hold, exhale, hold; 0 = the start of an inhale), None when off.
+    """
+
+    type: ClassVar[str] = "pacer_state"
+    t_s: float
+    mode: str
+    rate_bpm: float | None
+    inhale_fraction: float
+    hold_in_s: float
+    hold_out_s: float
+    phase: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantClock(_EventMixin):
+    """Computed: a participant's source clock was mapped onto the session clock.
+
+    Emitted once per participant, at its first input: session time = source time +
+    ``offset_s``. Stored with the session, it makes a replay exact (pass it back as
+    ``Session(clock_offsets=...)``). Its participant is carried by the session's wrapper
+    (:class:`vagus.session.SessionEvent`).
+
+    Attributes:
+        t_s: the session time of that first input (s).
+        offset_s: session time minus the participant's source time (s).
+    """
+
+    type: ClassVar[str] = "clock"
+    t_s: float
+    offset_s: float
 
 
 def _fast_init(cls: type) -> None:
@@ -220,34 +313,373 @@ def _fast_init(cls: type) -> None:
     cls.__init__ = init  # type: ignore[misc]
 
 
-for _cls in (Beat, Metrics, Spectrum, Gap, Contact, Marker, PacerChange):
+_CLASSES: tuple[type, ...] = (
+    Beat,
+    Metrics,
+    Spectrum,
+    Gap,
+    Contact,
+    PacerState,
+    ParticipantClock,
+    Marker,
+    PacerChange,
+)
+for _cls in _CLASSES:
     _fast_init(_cls)
 del _cls
 
+#: Control input: what a practitioner, a user or a script sends into a session.
 ControlEvent = Marker | PacerChange
-Event = Beat | Metrics | Spectrum | Gap | Contact | Marker | PacerChange
+#: Computed output: what the pipeline and the session hand out.
+ComputedEvent = Beat | Metrics | Spectrum | Gap | Contact | PacerState | ParticipantClock
+Event = Beat | Metrics | Spectrum | Gap | Contact | PacerState | ParticipantClock | ControlEvent
 
-_BY_TYPE: dict[str, Any] = {
-    cls.type: cls for cls in (Beat, Metrics, Spectrum, Gap, Contact, Marker, PacerChange)
+_BY_TYPE: dict[str, Any] = {cls.type: cls for cls in _CLASSES}  # type: ignore[attr-defined]
+
+# ------------------------------------------------------------------ the strict protocol
+
+#: The pacer's modes (:class:`PacerChange`, :class:`PacerState`).
+PACER_MODES: tuple[str, ...] = ("off", "fixed", "scan", "adaptive")
+#: The pacer's rate range, breaths/min (as ``pacer N`` during a recording).
+PACER_RATE_RANGE_BPM: tuple[float, float] = (1.0, 40.0)
+#: The longest hold after an inhale or after an exhale, s.
+MAX_HOLD_S = 30.0
+#: The holds leave at least this much of each cycle for inhaling and exhaling, s.
+MIN_BREATHING_S = 1.0
+#: Event times (s) lie within ±this (as ``vagus.core.pipeline.MAX_ABS_TIME_S``).
+MAX_ABS_TIME_S = 1e10
+#: RR and NN intervals in events: at most a minute (ms), as imports accept.
+MAX_INTERVAL_MS = 60_000.0
+#: Bound of other non-negative quantities (ms², ratios): anything larger is not a result.
+_MAX_QUANTITY = 1e15
+#: Longest text of a marker or a gap reason (characters).
+MAX_TEXT_CHARS = 100_000
+#: Longest display spectrum (bins).
+MAX_SPECTRUM_BINS = 10_000
+
+
+def _fail(kind: str, name: str, what: str, value: Any) -> ProtocolError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ProtocolError(f"{kind!r} event: {name!r} must be {what}, got {shown}", field=name)
+
+
+def _number(kind: str, name: str, value: Any, lo: float, hi: float, what: str) -> float:
+    """``value`` as a float if it is an int or float (not a bool) within ``[lo, hi]``."""
+    if type(value) is float:
+        v: float = value
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(kind, name, what, value)
+    else:
+        try:
+            v = float(value)
+        except OverflowError:
+            raise _fail(kind, name, what, value) from None
+    if not lo <= v <= hi:  # also refuses NaN
+        raise _fail(kind, name, what, value)
+    return v
+
+
+def _time_field(kind: str, name: str, value: Any) -> float:
+    return _number(
+        kind, name, value, -MAX_ABS_TIME_S, MAX_ABS_TIME_S, f"a time within ±{MAX_ABS_TIME_S:.0e} s"
+    )
+
+
+def _optional(check: Any) -> Any:
+    def optional(kind: str, name: str, value: Any) -> Any:
+        return None if value is None else check(kind, name, value)
+
+    return optional
+
+
+def _ranged(lo: float, hi: float, what: str) -> Any:
+    def ranged(kind: str, name: str, value: Any) -> float:
+        return _number(kind, name, value, lo, hi, what)
+
+    return ranged
+
+
+def _above_zero(hi: float, what: str) -> Any:
+    def above_zero(kind: str, name: str, value: Any) -> float:
+        v = _number(kind, name, value, 0.0, hi, what)
+        if v == 0.0:
+            raise _fail(kind, name, what, value)
+        return v
+
+    return above_zero
+
+
+def _text_field(kind: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise _fail(kind, name, f"a string of at most {MAX_TEXT_CHARS} characters", value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(kind, name, "valid Unicode text (no lone surrogate)", value) from None
+    return value
+
+
+def _bool_field(kind: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(kind, name, "true or false", value)
+    return value
+
+
+def _optional_bool(kind: str, name: str, value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _fail(kind, name, "true, false or null", value)
+    return value
+
+
+def _artifact_field(kind: str, name: str, value: Any) -> str | None:
+    if value is not None and value not in ARTIFACT_CLASSES:
+        raise _fail(kind, name, f"null or one of {list(ARTIFACT_CLASSES)}", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _mode_field(kind: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in PACER_MODES:
+        raise _fail(kind, name, f"one of {list(PACER_MODES)}", value)
+    return value
+
+
+def _number_list(lo: float, hi: float, what: str) -> Any:
+    def number_list(kind: str, name: str, value: Any) -> tuple[float, ...]:
+        if not isinstance(value, list | tuple) or len(value) > MAX_SPECTRUM_BINS:
+            raise _fail(kind, name, f"a list of at most {MAX_SPECTRUM_BINS} numbers", value)
+        return tuple(_number(kind, name, v, lo, hi, what) for v in value)
+
+    return number_list
+
+
+
+
+def _rate_field(kind: str, name: str, value: Any) -> float | None:
+    """A pacer rate: null (off) or 1-40 breaths/min (the message reads as ``pacer N``'s)."""
+    if value is None:
+        return None
+    lo, hi = PACER_RATE_RANGE_BPM
+    try:
+        return _number(kind, name, value, lo, hi, "")
+    except ProtocolError:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ProtocolError(
+            f"pacer rate {shown} breaths/min is outside {lo:g}-{hi:g}: {name!r} of a "
+            f"{kind!r} event must be a number in that range, or null for the pacer off",
+            field=name,
+        ) from None
+
+
+_FRACTION = _ranged(0.0, 1.0, "a number strictly between 0 and 1")
+_HOLD = _ranged(0.0, MAX_HOLD_S, f"a number of seconds from 0 to {MAX_HOLD_S:g}")
+_INTERVAL = _above_zero(MAX_INTERVAL_MS, f"a number of ms above 0, at most {MAX_INTERVAL_MS:g}")
+_QUANTITY = _optional(_ranged(0.0, _MAX_QUANTITY, "null or a finite number >= 0"))
+_PERCENT = _optional(_ranged(0.0, 100.0, "null or a percentage from 0 to 100"))
+_HZ = _ranged(0.0, 100.0, "a frequency from 0 to 100 Hz")
+
+#: Per event type: a check for each field (returns the value as the event holds it).
+_CHECKS: dict[str, dict[str, Any]] = {
+    "beat": {
+        "t_s": _time_field,
+        "rr_ms": _INTERVAL,
+        "artifact": _artifact_field,
+        "nn_ms": _optional(_INTERVAL),
+        "inserted": _bool_field,
+    },
+    "metrics": {
+        "t_s": _time_field,
+        "hr_bpm": _optional(_above_zero(60_000.0, "null or a heart rate above 0 beats/min")),
+        "rmssd_30s_ms": _QUANTITY,
+        "rmssd_60s_ms": _QUANTITY,
+        "sdnn_60s_ms": _QUANTITY,
+        "pnn50_60s": _PERCENT,
+        "artifact_rate_60s": _PERCENT,
+        "mean_nn_60s_ms": _optional(_INTERVAL),
+    },
+    "spectrum": {
+        "t_s": _time_field,
+        "peak_hz": _optional(_HZ),
+        "coherence_ratio": _QUANTITY,
+        "lf_ms2": _QUANTITY,
+        "hf_ms2": _QUANTITY,
+        "lf_hf": _QUANTITY,
+        "freqs_hz": _number_list(0.0, 100.0, "a list of frequencies from 0 to 100 Hz"),
+        "psd_ms2_per_hz": _number_list(0.0, _MAX_QUANTITY, "a list of finite numbers >= 0"),
+    },
+    "gap": {
+        "t_s": _time_field,
+        "duration_s": _optional(_ranged(0.0, 2 * MAX_ABS_TIME_S, "null or a duration >= 0 s")),
+        "reason": _text_field,
+    },
+    "contact": {"t_s": _time_field, "contact": _optional_bool},
+    "marker": {"t_s": _time_field, "text": _text_field},
+    "pacer": {
+        "t_s": _time_field,
+        "rate_bpm": _rate_field,
+        "inhale_fraction": _FRACTION,
+        "mode": _mode_field,
+        "hold_in_s": _HOLD,
+        "hold_out_s": _HOLD,
+    },
+    "pacer_state": {
+        "t_s": _time_field,
+        "mode": _mode_field,
+        "rate_bpm": _rate_field,
+        "inhale_fraction": _FRACTION,
+        "hold_in_s": _HOLD,
+        "hold_out_s": _HOLD,
+        "phase": _optional(_ranged(0.0, 1.0, "null (off) or a number from 0 to below 1")),
+    },
+    "clock": {
+        "t_s": _time_field,
+        "offset_s": _ranged(
+            -2 * MAX_ABS_TIME_S, 2 * MAX_ABS_TIME_S, f"a number of seconds within ±{2e10:.0e}"
+        ),
+    },
 }
 
 
-def event_from_json(obj: dict[str, Any]) -> Event:
-    """Rebuild an event from its ``to_json()`` form.
+def check_pacer_settings(
+    kind: str,
+    rate_bpm: float | None,
+    inhale_fraction: float,
+    hold_in_s: float,
+    hold_out_s: float,
+) -> None:
+    """Raise :class:`ProtocolError` unless the settings draw a breath.
+
+    ``inhale_fraction`` strictly between 0 and 1; with a rate, the holds together leave at
+    least :data:`MIN_BREATHING_S` of the cycle (``60 / rate_bpm`` s) for breathing.
+    (Field types and ranges are checked before this.)
+    """
+    if inhale_fraction in (0.0, 1.0):
+        raise _fail(kind, "inhale_fraction", "a number strictly between 0 and 1", inhale_fraction)
+    if rate_bpm is not None:
+        cycle_s = 60.0 / rate_bpm
+        if hold_in_s + hold_out_s > cycle_s - MIN_BREATHING_S:
+            raise ProtocolError(
+                f"{kind!r} event: the holds 'hold_in_s' + 'hold_out_s' ({hold_in_s:g} s + "
+                f"{hold_out_s:g} s) leave less "
+                f"than {MIN_BREATHING_S:g} s of the {cycle_s:g} s cycle at {rate_bpm:g} "
+                "breaths/min for breathing: shorten the holds or lower the rate",
+                field="hold_out_s" if hold_out_s > 0 else "hold_in_s",
+            )
+
+
+def event_from_json(obj: Any) -> Event:
+    """Rebuild an event from its ``to_json()`` form, checking every field.
+
+    Every field must be present (those with a default may be left out: older forms
+    stay readable) and of its type: numbers are JSON numbers (a bool is not a number),
+    finite and within the field's range (times within ±:data:`MAX_ABS_TIME_S`, intervals
+    within 0-:data:`MAX_INTERVAL_MS` ms, rates 1-40 breaths/min, fractions 0-1,
+    percentages 0-100, holds 0-:data:`MAX_HOLD_S` s), texts strings (marker text, gap
+    reason), spectra lists of numbers of equal length. Integers become floats.
 
     Raises:
-        ValueError: unknown ``type`` or missing/unknown fields.
+        ProtocolError: (an :class:`~vagus.exceptions.InvalidInput` and a ``ValueError``)
+            not a dict, an unknown ``type``, a missing or unknown field, or a field of the
+            wrong type or out of range; :attr:`~vagus.exceptions.ProtocolError.field`
+            names it.
     """
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"an event must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
     cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ValueError(f"unknown event type {kind!r}; expected one of {sorted(_BY_TYPE)}")
-    names = {f.name for f in fields(cls)}
-    extra = set(obj) - names - {"type"}
+    if cls is None or not isinstance(kind, str):
+        shown = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
+        raise ProtocolError(
+            f"unknown event type {shown}; expected one of {sorted(_BY_TYPE)}", field="type"
+        )
+    checks = _CHECKS[kind]
+    extra = [k for k in obj if k != "type" and k not in checks]
     if extra:
-        raise ValueError(f"unknown fields for {kind!r} event: {sorted(extra)}")
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in obj.items() if k != "type"}
-    try:
-        return cls(**kwargs)  # type: ignore[no-any-return]
-    except TypeError as exc:
-        raise ValueError(f"bad {kind!r} event: {exc}") from None
+        shown = ", ".join(repr(k)[:40] for k in sorted(map(str, extra))[:5])
+        raise ProtocolError(
+            f"{kind!r} event: unknown field(s) {shown}; its fields are {list(checks)}",
+            field=str(extra[0]),
+        )
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        name = f.name
+        if name in obj:
+            kwargs[name] = checks[name](kind, name, obj[name])
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ProtocolError(f"{kind!r} event: field {name!r} is missing", field=name)
+    if kind == "spectrum":
+        n_freqs = len(kwargs.get("freqs_hz", ()))
+        n_psd = len(kwargs.get("psd_ms2_per_hz", ()))
+        if n_freqs != n_psd:
+            raise ProtocolError(
+                f"'spectrum' event: 'psd_ms2_per_hz' has {n_psd} values for {n_freqs} "
+                "frequencies in 'freqs_hz'; they must have equal length",
+                field="psd_ms2_per_hz",
+            )
+    elif kind in ("pacer", "pacer_state"):
+        rate = kwargs["rate_bpm"]
+        check_pacer_settings(
+            kind,
+            rate if kwargs.get("mode", "fixed") != "off" else None,
+            kwargs.get("inhale_fraction", 0.4),
+            kwargs.get("hold_in_s", 0.0),
+            kwargs.get("hold_out_s", 0.0),
+        )
+        if kind == "pacer_state":
+            off = kwargs["mode"] == "off"
+            if off != (rate is None) or off != (kwargs["phase"] is None):
+                raise ProtocolError(
+                    "'pacer_state' event: 'mode' is 'off' exactly when 'rate_bpm' and "
+                    f"'phase' are null; got mode {kwargs['mode']!r}, rate_bpm {rate!r}, "
+                    f"phase {kwargs['phase']!r}",
+                    field="mode",
+                )
+            if kwargs["phase"] == 1.0:
+                raise _fail(kind, "phase", "null (off) or a number from 0 to below 1", 1.0)
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def control_from_json(obj: Any) -> ControlEvent:
+    """:func:`event_from_json` for control input: a marker or a pacer change only.
+
+    Raises:
+        ProtocolError: as :func:`event_from_json`, or a computed event's ``type``.
+    """
+    if (
+        isinstance(obj, dict)
+        and obj.get("type") in _BY_TYPE
+        and obj["type"]
+        not in (
+            "marker",
+            "pacer",
+        )
+    ):
+        raise ProtocolError(
+            f"a {obj['type']!r} event is computed, not control input: send a 'marker' or a 'pacer'",
+            field="type",
+        )
+    return event_from_json(obj)  # type: ignore[return-value]
+
+
+def check_control(event: object) -> ControlEvent:
+    """A control event as a session accepts it: its fields checked as :func:`event_from_json`
+    checks their JSON form (numpy scalars and other real numbers become floats).
+
+    Raises:
+        ProtocolError: not a :class:`Marker` or :class:`PacerChange`, or a field of the
+            wrong type or out of range (named).
+    """
+    if not isinstance(event, Marker | PacerChange):
+        raise ProtocolError(
+            f"not a control event (a Marker or a PacerChange): {event!r:.60}", field=None
+        )
+    obj: dict[str, Any] = {"type": event.type}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if not isinstance(value, bool | int | float | str | None) and hasattr(value, "item"):
+            value = value.item()  # a numpy scalar
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool | int | float):
+            value = float(value)  # a Fraction, a Decimal-like real
+        obj[f.name] = value
+    return event_from_json(obj)  # type: ignore[return-value]

@@ -49,6 +49,8 @@ import numpy as np
 
 from vagus.core.artifacts import Lipponen2019
 from vagus.core.events import (
+    MAX_HOLD_S,
+    PACER_MODES,
     Beat,
     Contact,
     ControlEvent,
@@ -370,11 +372,19 @@ def _control_event(event: object) -> ControlEvent:
         frac = _finite(event.inhale_fraction, "pacer inhale_fraction")
         if not 0.0 < frac < 1.0:
             raise InvalidInput(f"pacer inhale_fraction must be between 0 and 1, got {frac}")
-        if all(type(v) in (int, float) for v in (event.t_s, event.inhale_fraction)) and type(
-            event.rate_bpm
-        ) in (int, float, type(None)):
+        # The pacer's mode and holds (events.PacerChange; checked as its JSON form is).
+        if event.mode not in PACER_MODES:
+            raise InvalidInput(f"pacer mode must be one of {PACER_MODES}, got {event.mode!r:.40}")
+        hold_in = _finite(event.hold_in_s, "pacer hold_in_s")
+        hold_out = _finite(event.hold_out_s, "pacer hold_out_s")
+        if not (0.0 <= hold_in <= MAX_HOLD_S and 0.0 <= hold_out <= MAX_HOLD_S):
+            raise InvalidInput(f"pacer holds must be 0-{MAX_HOLD_S:g} s, got {hold_in}, {hold_out}")
+        if all(
+            type(v) in (int, float)
+            for v in (event.t_s, event.inhale_fraction, event.hold_in_s, event.hold_out_s)
+        ) and type(event.rate_bpm) in (int, float, type(None)):
             return event
-        return PacerChange(t_s=t_s, rate_bpm=rate, inhale_fraction=frac)
+        return PacerChange(t_s, rate, frac, event.mode, hold_in, hold_out)
     raise InvalidInput(f"not a control event (Marker or PacerChange): {event!r:.60}")
 
 
