@@ -454,8 +454,6 @@ def _number_list(lo: float, hi: float, what: str) -> Any:
     return number_list
 
 
-
-
 def _rate_field(kind: str, name: str, value: Any) -> float | None:
     """A pacer rate: null (off) or 1-40 breaths/min (the message reads as ``pacer N``'s)."""
     if value is None:
