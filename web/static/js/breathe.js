@@ -74,7 +74,7 @@ function frame(f) {
       pacer.update(f, sock.serverNow() ?? f.t_s);
       syncControls(f);
       renderNumbers();
-      document.body.dataset.pacerSeen = String(performance.now());
+      document.body.dataset.pacerSeenUnixMs = String(Date.now());
       break;
     case "metrics":
       view.metrics = f;
@@ -161,8 +161,8 @@ function resizeCanvas() {
 }
 
 function drawFrame() {
-  const now = sock.serverNow();
   const frameS = performance.now() / 1000;
+  const now = sock.serverNow(frameS);
   const dtS = view.lastFrameS === null ? 0 : Math.min(1, frameS - view.lastFrameS);
   view.lastFrameS = frameS;
 
@@ -222,6 +222,7 @@ function drawFrame() {
   canvas.dataset.scale = scale === null ? "" : scale.toFixed(5);
   canvas.dataset.phase = phase === null ? "" : phase.toFixed(5);
   canvas.dataset.segment = shape ? shape.segment : "";
+  canvas.dataset.t = frameS.toFixed(4); // the client time (s) the drawn phase is for
 
   const cue = $("cue");
   const word = view.paused ? "paused · breathe normally" : shape ? CUES[shape.segment] : pacer.state ? "pacer off" : "";

@@ -56,9 +56,9 @@ export class SessionSocket {
   }
 
   /** The session clock now, as this client estimates it (null before the first hello). */
-  serverNow() {
+  serverNow(clientS = SessionSocket.clientNow()) {
     if (this.offsetS === null) return null;
-    return SessionSocket.clientNow() + this.offsetS;
+    return clientS + this.offsetS;
   }
 
   connect() {

@@ -1,0 +1,239 @@
+"""The breathing view and the dashboard in a real browser against a real ``vagus demo``.
+
+Debian's chromium under Playwright (see tests/browser_harness.py). One demo server for the
+module (a simulated participant breathing with the pacer, in real time); the tests run in
+file order, the slowest check (coherence needs 64 s of beats) last, so the whole module
+takes about as long as that one window.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_harness import Console, VagusServer, browser, new_page, sample_pacer, screenshot
+
+#: The rate the demo starts with: fast, so 15 s of sampling hold 5 breaths.
+START_RATE_BPM = 20.0
+
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
+    server = VagusServer(["demo", "--rate", str(START_RATE_BPM)], tmp_path_factory.mktemp("data"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+def _unwrap(phases: list[float]) -> list[float]:
+    out = [phases[0]]
+    for p in phases[1:]:
+        d = p - out[-1] % 1.0
+        d -= math.floor(d + 0.5)  # wrapped to [-0.5, 0.5)
+        out.append(out[-1] + d)
+    return out
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    num = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    return num / sum((x - mx) ** 2 for x in xs)
+
+
+def _upward_crossings(samples: list[tuple[float, float, float]], level: float) -> list[float]:
+    """Times at which the drawn scale rises through ``level`` (linear interpolation)."""
+    out = []
+    for (t0, s0, _), (t1, s1, _) in zip(samples, samples[1:], strict=False):
+        if s0 < level <= s1:
+            out.append(t0 + (level - s0) / (s1 - s0) * (t1 - t0))
+    return out
+
+
+def _max_phase_jump(samples: list[tuple[float, float, float]], max_rate_bpm: float) -> float:
+    """The largest step of the drawn phase beyond what the fastest rate explains (cycles)."""
+    worst = 0.0
+    for (t0, _, p0), (t1, _, p1) in zip(samples, samples[1:], strict=False):
+        d = p1 - p0
+        d -= math.floor(d + 0.5)
+        worst = max(worst, abs(d) - (t1 - t0) * max_rate_bpm / 60.0)
+    return worst
+
+
+def test_pages_without_their_token_are_refused(demo: VagusServer) -> None:
+    base = demo.base
+    session = demo.links["session"]
+    for path in (
+        f"/s/{session}/breathe",
+        f"/s/{session}/dashboard",
+        f"/s/{session}/breathe?token=wrong-token-0123456789abcdef",
+        f"/s/{session}/dashboard?token=" + demo.links["urls"]["participant"].split("token=")[1],
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + path, timeout=10)
+        err.value.close()
+        assert err.value.code == 403, path
+    # The static files need no token; the page with its own token loads.
+    with urllib.request.urlopen(base + "/static/js/pacer.js", timeout=10) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(demo.links["urls"]["participant"], timeout=10) as r:
+        assert b"breathe.js" in r.read()
+
+
+def test_pacer_drawn_size_follows_the_configured_rate(
+    demo: VagusServer, chromium: Any, tmp_path: Path
+) -> None:
+    console = Console()
+    page = new_page(chromium, console)
+    page.goto(demo.links["urls"]["participant"])
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    page.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
+    samples = sample_pacer(page, 15.0)
+    assert len(samples) > 15 * 20, f"only {len(samples)} frames drawn in 15 s"
+    # The drawn size: its period from the times it rises through the middle of its range.
+    lo = min(s for _, s, _ in samples)
+    hi = max(s for _, s, _ in samples)
+    assert hi - lo > 0.4, f"the shape barely moves: scale {lo:.3f}-{hi:.3f}"
+    ups = _upward_crossings(samples, (lo + hi) / 2)
+    assert len(ups) >= 4
+    period_s = _slope(list(range(len(ups))), ups)
+    expected_s = 60.0 / START_RATE_BPM
+    assert abs(period_s - expected_s) / expected_s < 0.05, (period_s, expected_s)
+    # The words follow the shape.
+    assert page.inner_text("#cue") in ("breathe in", "breathe out", "hold")
+    assert page.inner_text("#rate") == f"{START_RATE_BPM:g}"
+    screenshot(page, "breathe-1440", tmp_path)
+    console.assert_clean()
+    page.context.close()
+
+
+def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
+    demo: VagusServer, chromium: Any
+) -> None:
+    console = Console()
+    breathe = new_page(chromium, console, width=800, height=700)
+    dash = new_page(chromium, console)
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe.wait_for_function("document.querySelector('#pacer').dataset.phase !== ''")
+    # Sample the breathing view in the background (every frame) while the rate changes.
+    breathe.evaluate(
+        """() => { window.__samples = []; const el = document.querySelector('#pacer');
+        const step = () => { const p = el.dataset.phase, t = Number(el.dataset.t), s = window.__samples;
+          if (p !== '' && (!s.length || s[s.length - 1][0] !== t)) s.push([t, Number(el.dataset.scale), Number(p)]);
+          if (!window.__stop) requestAnimationFrame(step); };
+        requestAnimationFrame(step); }"""
+    )
+    time.sleep(3.0)
+    new_rate = 12.0
+    dash.fill("#p-rate", f"{new_rate:g}")
+    clicked_ms = dash.evaluate("() => { document.querySelector('#p-apply').click(); return Date.now(); }")
+    breathe.wait_for_function(f"document.querySelector('#rate').textContent === '{new_rate:g}'")
+    seen_ms = float(breathe.evaluate("() => Number(document.body.dataset.pacerSeenUnixMs)"))
+    # Issue 11: the change reaches the participant's view within 1 s.
+    assert seen_ms - clicked_ms < 1000.0, f"seen {seen_ms - clicked_ms:.0f} ms after the click"
+    time.sleep(6.0)
+    rows = breathe.evaluate("() => { window.__stop = true; return window.__samples; }")
+    samples = [(r[0], r[1], r[2]) for r in rows]
+    # No jump in the drawn phase at the change (nor anywhere): each frame's step is what
+    # the faster rate explains, within 0.01 cycle.
+    assert _max_phase_jump(samples, START_RATE_BPM) < 0.01
+    # After the change the drawn phase advances at the new rate (within 5 %).
+    t_change = samples[-1][0] - 5.0
+    after = [s for s in samples if s[0] >= t_change]
+    ph = _unwrap([s[2] for s in after])
+    rate = _slope([s[0] for s in after], ph) * 60.0
+    assert abs(rate - new_rate) / new_rate < 0.05, rate
+    assert "applied" in dash.inner_text("#p-sent")
+    # Back to the start rate for the other tests.
+    dash.fill("#p-rate", f"{START_RATE_BPM:g}")
+    dash.click("#p-apply")
+    breathe.wait_for_function(f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'")
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(375, 667), (1440, 900)])
+def test_views_fit_phone_and_desktop(
+    demo: VagusServer, chromium: Any, tmp_path: Path, width: int, height: int
+) -> None:
+    console = Console()
+    for kind, url in (("breathe", demo.links["urls"]["participant"]), ("dashboard", demo.links["urls"]["practitioner"])):
+        page = new_page(chromium, console, width=width, height=height, is_mobile=width < 500, has_touch=width < 500)
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        page.wait_for_timeout(800)
+        scroll_w = page.evaluate("document.documentElement.scrollWidth")
+        client_w = page.evaluate("document.documentElement.clientWidth")
+        assert scroll_w <= client_w, f"{kind} at {width}x{height} scrolls sideways ({scroll_w} > {client_w})"
+        controls = ["#stop", "#sound"] if kind == "breathe" else ["#p-apply", "#marker-add", "#end", "#invite"]
+        for sel in controls:
+            el = page.locator(sel)
+            el.scroll_into_view_if_needed()
+            box = el.bounding_box()
+            assert box is not None, f"{sel} not shown on {kind} at {width}x{height}"
+            assert box["x"] >= 0 and box["x"] + box["width"] <= client_w, f"{sel} off screen"
+            assert box["width"] >= 24 and box["height"] >= 24, f"{sel} too small to tap"
+            assert el.is_enabled()
+        screenshot(page, f"{kind}-{width}", tmp_path)
+        page.context.close()
+    console.assert_clean()
+
+
+def test_hr_and_coherence_update_from_live_data(demo: VagusServer, chromium: Any, tmp_path: Path) -> None:
+    console = Console()
+    breathe = new_page(chromium, console, width=800, height=700)
+    dash = new_page(chromium, console)
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    # HR: a number that keeps changing with the beats.
+    breathe.wait_for_function("document.body.dataset.hr !== ''", timeout=20_000)
+    hr0 = breathe.evaluate("document.body.dataset.hr")
+    breathe.wait_for_function(f"document.body.dataset.hr !== '{hr0}'", timeout=15_000)
+    assert 30 < float(breathe.evaluate("document.body.dataset.hr")) < 200
+    hr_text = dash.locator('.num[data-metric="hr_bpm"] .val').inner_text()
+    assert hr_text.isdigit()
+    # Coherence needs 64 s of beats (75 % of them): wait for the first value, then a new one
+    # 5 s later; until then the views say it is computing, never an invented number.
+    assert breathe.inner_text("#coh-label") == "coherence: computing (64 s)" or breathe.evaluate(
+        "document.body.dataset.coherence"
+    ) != ""
+    breathe.wait_for_function("document.body.dataset.coherence !== ''", timeout=90_000)
+    c0 = breathe.evaluate("document.body.dataset.coherence")
+    breathe.wait_for_function(f"document.body.dataset.coherence !== '{c0}'", timeout=15_000)
+    c1 = float(breathe.evaluate("document.body.dataset.coherence"))
+    assert c1 >= 0
+    assert breathe.inner_text("#coh-label").startswith("coherence ")
+    dash.wait_for_function(
+        "document.querySelector('.num[data-metric=\"coherence_ratio\"]').dataset.value !== ''"
+    )
+    # The dashboard's numbers carry their formula and window.
+    tip = dash.locator('.num[data-metric="rmssd_30s_ms"]').get_attribute("aria-label") or ""
+    assert "30 s" in tip and "ΔNN" in tip
+    dash.wait_for_timeout(500)
+    screenshot(breathe, "breathe-coherence", tmp_path)
+    screenshot(dash, "dashboard-1440-live", tmp_path)
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
