@@ -212,7 +212,9 @@ def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def sample_pacer(page: Any, seconds: float, selector: str = "#pacer") -> list[tuple[float, float, float]]:
+def sample_pacer(
+    page: Any, seconds: float, selector: str = "#pacer"
+) -> list[tuple[float, float, float]]:
     """Sample what the page draws every animation frame for ``seconds``: a list of
     (the page's clock when that frame was computed (s), drawn scale, drawn phase) read
     from the canvas's data- attributes (the test hook), one row per drawn frame."""

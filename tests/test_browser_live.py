@@ -8,6 +8,7 @@ takes about as long as that one window.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from browser_harness import Console, VagusServer, browser, new_page, sample_pacer, screenshot
 
 #: The rate the demo starts with: fast, so 15 s of sampling hold 5 breaths.
@@ -60,7 +62,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 def _upward_crossings(samples: list[tuple[float, float, float]], level: float) -> list[float]:
     """Times at which the drawn scale rises through ``level`` (linear interpolation)."""
     out = []
-    for (t0, s0, _), (t1, s1, _) in zip(samples, samples[1:], strict=False):
+    for (t0, s0, _), (t1, s1, _) in itertools.pairwise(samples):
         if s0 < level <= s1:
             out.append(t0 + (level - s0) / (s1 - s0) * (t1 - t0))
     return out
@@ -69,7 +71,7 @@ def _upward_crossings(samples: list[tuple[float, float, float]], level: float) -
 def _max_phase_jump(samples: list[tuple[float, float, float]], max_rate_bpm: float) -> float:
     """The largest step of the drawn phase beyond what the fastest rate explains (cycles)."""
     worst = 0.0
-    for (t0, _, p0), (t1, _, p1) in zip(samples, samples[1:], strict=False):
+    for (t0, _, p0), (t1, _, p1) in itertools.pairwise(samples):
         d = p1 - p0
         d -= math.floor(d + 0.5)
         worst = max(worst, abs(d) - (t1 - t0) * max_rate_bpm / 60.0)
@@ -137,15 +139,19 @@ def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
     # Sample the breathing view in the background (every frame) while the rate changes.
     breathe.evaluate(
         """() => { window.__samples = []; const el = document.querySelector('#pacer');
-        const step = () => { const p = el.dataset.phase, t = Number(el.dataset.t), s = window.__samples;
-          if (p !== '' && (!s.length || s[s.length - 1][0] !== t)) s.push([t, Number(el.dataset.scale), Number(p)]);
+        const step = () => {
+          const p = el.dataset.phase, t = Number(el.dataset.t), s = window.__samples;
+          if (p !== '' && (!s.length || s[s.length - 1][0] !== t))
+            s.push([t, Number(el.dataset.scale), Number(p)]);
           if (!window.__stop) requestAnimationFrame(step); };
         requestAnimationFrame(step); }"""
     )
     time.sleep(3.0)
     new_rate = 12.0
     dash.fill("#p-rate", f"{new_rate:g}")
-    clicked_ms = dash.evaluate("() => { document.querySelector('#p-apply').click(); return Date.now(); }")
+    clicked_ms = dash.evaluate(
+        "() => { document.querySelector('#p-apply').click(); return Date.now(); }"
+    )
     breathe.wait_for_function(f"document.querySelector('#rate').textContent === '{new_rate:g}'")
     seen_ms = float(breathe.evaluate("() => Number(document.body.dataset.pacerSeenUnixMs)"))
     # Issue 11: the change reaches the participant's view within 1 s.
@@ -166,7 +172,9 @@ def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
     # Back to the start rate for the other tests.
     dash.fill("#p-rate", f"{START_RATE_BPM:g}")
     dash.click("#p-apply")
-    breathe.wait_for_function(f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'")
+    breathe.wait_for_function(
+        f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'"
+    )
     console.assert_clean()
     breathe.context.close()
     dash.context.close()
@@ -177,15 +185,31 @@ def test_views_fit_phone_and_desktop(
     demo: VagusServer, chromium: Any, tmp_path: Path, width: int, height: int
 ) -> None:
     console = Console()
-    for kind, url in (("breathe", demo.links["urls"]["participant"]), ("dashboard", demo.links["urls"]["practitioner"])):
-        page = new_page(chromium, console, width=width, height=height, is_mobile=width < 500, has_touch=width < 500)
+    for kind, url in (
+        ("breathe", demo.links["urls"]["participant"]),
+        ("dashboard", demo.links["urls"]["practitioner"]),
+    ):
+        page = new_page(
+            chromium,
+            console,
+            width=width,
+            height=height,
+            is_mobile=width < 500,
+            has_touch=width < 500,
+        )
         page.goto(url)
         page.wait_for_function("document.body.dataset.ready === '1'")
         page.wait_for_timeout(800)
         scroll_w = page.evaluate("document.documentElement.scrollWidth")
         client_w = page.evaluate("document.documentElement.clientWidth")
-        assert scroll_w <= client_w, f"{kind} at {width}x{height} scrolls sideways ({scroll_w} > {client_w})"
-        controls = ["#stop", "#sound"] if kind == "breathe" else ["#p-apply", "#marker-add", "#end", "#invite"]
+        assert scroll_w <= client_w, (
+            f"{kind} at {width}x{height} scrolls sideways ({scroll_w} > {client_w})"
+        )
+        controls = (
+            ["#stop", "#sound"]
+            if kind == "breathe"
+            else ["#p-apply", "#marker-add", "#end", "#invite"]
+        )
         for sel in controls:
             el = page.locator(sel)
             el.scroll_into_view_if_needed()
@@ -199,7 +223,9 @@ def test_views_fit_phone_and_desktop(
     console.assert_clean()
 
 
-def test_hr_and_coherence_update_from_live_data(demo: VagusServer, chromium: Any, tmp_path: Path) -> None:
+def test_hr_and_coherence_update_from_live_data(
+    demo: VagusServer, chromium: Any, tmp_path: Path
+) -> None:
     console = Console()
     breathe = new_page(chromium, console, width=800, height=700)
     dash = new_page(chromium, console)
@@ -216,9 +242,10 @@ def test_hr_and_coherence_update_from_live_data(demo: VagusServer, chromium: Any
     assert hr_text.isdigit()
     # Coherence needs 64 s of beats (75 % of them): wait for the first value, then a new one
     # 5 s later; until then the views say it is computing, never an invented number.
-    assert breathe.inner_text("#coh-label") == "coherence: computing (64 s)" or breathe.evaluate(
-        "document.body.dataset.coherence"
-    ) != ""
+    assert (
+        breathe.inner_text("#coh-label") == "coherence: computing (64 s)"
+        or breathe.evaluate("document.body.dataset.coherence") != ""
+    )
     breathe.wait_for_function("document.body.dataset.coherence !== ''", timeout=90_000)
     c0 = breathe.evaluate("document.body.dataset.coherence")
     breathe.wait_for_function(f"document.body.dataset.coherence !== '{c0}'", timeout=15_000)
