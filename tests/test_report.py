@@ -190,7 +190,7 @@ def test_report_on_simulated_session(tmp_path: Path) -> None:
 def test_report_summary_values(tmp_path: Path) -> None:
     """Library API: the summary's values against plain numpy on the replayed beats."""
     from vagus.report.session import (
-        HIGH_COHERENCE_THRESHOLD,
+        HIGH_COHERENCE_RATIO,
         replay_records,
         summarize_replay,
     )
@@ -211,7 +211,7 @@ def test_report_summary_values(tmp_path: Path) -> None:
     # Coherence: session mean and time in high coherence from the Spectrum events.
     crs = [s.coherence_ratio for s in replay.spectra if s.coherence_ratio is not None]
     assert summary.realtime_means["coherence_ratio"] == pytest.approx(float(np.mean(crs)))
-    n_high = sum(1 for c in crs if c >= HIGH_COHERENCE_THRESHOLD)
+    n_high = sum(1 for c in crs if c >= HIGH_COHERENCE_RATIO)
     assert summary.high_coherence_s == pytest.approx(5.0 * n_high)
     assert n_high > 0  # the simulated subject is coherent while paced
     rmssd60 = replay.rmssd_60s_ms[np.isfinite(replay.rmssd_60s_ms)]
@@ -629,13 +629,9 @@ def test_report_robust_to_implausible_beats_and_gaps(tmp_path: Path) -> None:
     negative and one with a zero duration. The start is not moved a minute back, no gap
     is drawn or summed as a span, and the 63999 ms beats stay out of the statistics."""
     from vagus.report import plots
-    from vagus.report.session import (
-        SessionReplay,
-        _collect,
-        render_session_html,
-        summarize_replay,
-    )
+    from vagus.report.model import SessionReplay, _collect, summarize_replay
     from vagus.report.session import hrv_battery as battery_of
+    from vagus.report.session import render_session_html
     from vagus.store.base import SessionInfo
 
     rng = np.random.default_rng(1)

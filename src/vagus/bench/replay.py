@@ -8,11 +8,14 @@ Steps, each timed (wall clock, ``time.perf_counter``):
    write it to a new SQLite store in a temporary directory with one ``append_many``.
 2. **read**: iterate the session's input from a freshly opened store
    (:meth:`~vagus.store.sqlite.SqliteStore.iter_input`), no pipeline.
-3. **pipeline**: feed the records already in memory through a new
-   :class:`~vagus.core.pipeline.Pipeline` (what replay costs beyond reading).
+3. **pipeline**: replay the records already in memory
+   (:func:`vagus.store.replay.replay_records`: the one replay, a
+   :class:`~vagus.core.pipeline.Pipeline` per participant; what replay costs beyond
+   reading).
 4. **replay**: the whole replay at max speed, as ``vagus replay --speed max`` does it:
-   read from the store, schedule (:func:`vagus.sources.replay.paced`), feed, drain the
-   events after every record.
+   read from the store, schedule (:func:`vagus.sources.replay.paced`), feed through the
+   one replay (:func:`vagus.store.replay.replay_items`), drain the events after every
+   record.
 
 Prints beats per second of the replay, by the wall clock and per CPU second (target: at
 least :data:`TARGET_BEATS_PER_S`, i.e. the 24 h record in under 3 s), the read and
@@ -97,27 +100,26 @@ def _fallback_records(path: Path) -> list[Any]:
 
 def _replay(store: Any, session_id: str) -> tuple[int, int]:
     """Replay at max speed as ``vagus replay`` does; returns (records, events)."""
-    from vagus.core.pipeline import Pipeline
-    from vagus.sources.replay import paced
-    from vagus.store.recorder import feed_counting
+    from vagus.sources.replay import Scheduled, paced
+    from vagus.store.replay import replay_items, session_participants
 
-    pipeline = Pipeline()
+    def record_of(item: Scheduled) -> Any:
+        return item.record
+
+    names = session_participants(store, store.get_session(session_id))
     n_rec = n_ev = 0
-    for item in paced(store.iter_input(session_id), speed=None):
-        feed_counting(pipeline, item.record)
-        n_ev += len(pipeline.events_received())
-        n_rec += 1
-    pipeline.close()
-    n_ev += len(pipeline.events_received())
+    items = paced(store.iter_input(session_id), speed=None)
+    for step in replay_items(items, names, record_of):
+        n_ev += len(step.events)
+        n_rec += step.record is not None
     return n_rec, n_ev
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures."""
-    from vagus.core.pipeline import Pipeline
     from vagus.store.base import RRRecord
     from vagus.store.open import open_store
-    from vagus.store.recorder import feed_counting
+    from vagus.store.replay import replay_records
 
     path: Path = args.path if args.path is not None else find_default_record("replay")
     if not path.is_file():
@@ -152,16 +154,12 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             in_memory = list(store.iter_input(info.id))
             figures["read_s"] = time.perf_counter() - t0
-            # 3. pipeline only, on records in memory.
-            pipeline = Pipeline()
+            # 3. pipeline only, on records in memory (the one replay, no store).
             t0 = time.perf_counter()
-            for rec in in_memory:
-                feed_counting(pipeline, rec)
-                pipeline.events_received()
-            pipeline.close()
-            pipeline.events_received()
+            for _step in replay_records(in_memory, {"me": "me"}):
+                pass
             figures["pipeline_s"] = time.perf_counter() - t0
-            del in_memory, pipeline
+            del in_memory
             gc.collect()
             # 4. the whole replay, from the store (best of 3: the machine is shared).
             rss_before = _peak_rss_mb()

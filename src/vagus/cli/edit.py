@@ -1,10 +1,11 @@
 """``vagus edit ID``: change a session's title, notes, participant or tags afterwards.
 
 Only the session's labels change; its raw record never does. The cached summary stays
-valid: titles, notes and tags do not enter it, and neither do participant names
-(it is computed over every record). The progress report's per-participant values are
-cached under the participant's name: relabelling drops the old name's entry, and
-``vagus progress`` recomputes it under the new one.
+valid: titles, notes and tags do not enter it; it holds one entry per participant,
+which a relabelling renames (:func:`vagus.store.recorder.relabelled_summary`). The
+progress report's per-participant values are cached under the participant's name:
+relabelling drops the old name's entry, and ``vagus progress`` recomputes it under the
+new one.
 
 ``--participant P`` relabels the session's first (default) participant. Its records
 keep the name they were recorded under (``"me"`` when recorded or imported without
@@ -29,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli.sessions import (
     json_safe,
     refuse_malformed,
@@ -37,9 +39,8 @@ from vagus.cli.sessions import (
     session_json,
 )
 from vagus.exceptions import InvalidInput
-from vagus.store.base import ControlRecord, SessionInfo, Store, recorded_as
-from vagus.store.location import add_data_dir_argument
-from vagus.store.recorder import session_summary
+from vagus.store.base import SessionInfo, Store, recorded_as
+from vagus.store.recorder import relabelled_summary, session_summary
 
 __all__ = ["register", "run_edit"]
 
@@ -133,7 +134,7 @@ def _relabelled(store: Store, info: SessionInfo, new: str) -> tuple[str, ...]:
             f"({', '.join(people)}); nothing changed"
         )
     after = (new, *people[1:])
-    names = {r.participant for r in store.iter_input(info.id) if not isinstance(r, ControlRecord)}
+    names = set(store.recorded_participants(info.id))
     before = _owner(people, names)
     if before is not None and _owner(after, names) != before:
         raise InvalidInput(
@@ -197,9 +198,11 @@ def run_edit(args: argparse.Namespace, parser: argparse.ArgumentParser | None = 
             after = _relabelled(store, info, args.participant)
             changes["participants"] = (list(people), list(after))
             update["participants"] = after
-            summary = _without_trend_cache(info.summary, people[0])
-            if summary is not None:
-                update["summary"] = summary
+            summary = _without_trend_cache(info.summary, people[0]) or info.summary
+            # The cached figures stay valid under the new label (the records are the same).
+            relabelled = relabelled_summary(summary, people[0], args.participant)
+            if relabelled is not None or summary is not info.summary:
+                update["summary"] = relabelled if relabelled is not None else summary
         if update:
             info = store.update_session(info.id, **update)
         shown = session_summary(store, info, cache=not info.recording) if args.json else {}

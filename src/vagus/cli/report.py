@@ -2,7 +2,10 @@
 
 ``vagus report ID [-o FILE.html] [--participant P] [--data-dir D] [--json]`` replays the
 session through the pipeline and writes one self-contained HTML file (figures inline,
-opens offline, prints with a page per section).
+opens offline, prints with a page per section). A session with several participants
+gets the session's markers and pacer once (a table and a shared track) and a section
+per participant, each replayed through its own pipeline (never pooled);
+``--participant`` keeps one (an unknown name is an error listing the participants).
 
 ``vagus progress [--participant P] [-o FILE.html] [--refresh] [--data-dir D] [--json]``
 writes the trend across sessions (resting RMSSD, mean coherence, time in high
@@ -24,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from vagus.cli import _common
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli.sessions import session_id_arg
-from vagus.store.location import add_data_dir_argument
 
 __all__ = ["ProgressBar", "register"]
 
@@ -54,7 +57,9 @@ def register(subparsers: Any) -> None:
             "HTML report (figures inline, opens offline, prints well): tachogram with "
             "artifacts and gaps, HR and RMSSD, coherence and pacer, paced against unpaced "
             "spectrum, the neurokit2 HRV battery beside our real-time metrics, signal "
-            "quality, and the definitions of every number."
+            "quality, and the definitions of every number. A session with several "
+            "participants gets one section per participant (each replayed through its "
+            "own pipeline, never pooled) after the session's markers and pacer track."
         ),
     )
     rep.add_argument(
@@ -66,10 +71,19 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="FILE.html",
-        help="where to write the report (default: vagus-report-ID.html here)",
+        help=(
+            "where to write the report (default: vagus-report-ID.html here; "
+            "vagus-report-ID-P.html with --participant P)"
+        ),
     )
     rep.add_argument(
-        "--participant", default=None, help="whose beats (default: the first participant)"
+        "--participant",
+        default=None,
+        metavar="P",
+        help=(
+            "only this participant (default: every participant, a section each); a "
+            "name the session does not have is an error listing those it has"
+        ),
     )
     rep.add_argument("--json", action="store_true", help="print a JSON object, not text")
     rep.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -122,23 +136,29 @@ def run_report(args: argparse.Namespace) -> int:
     note_read_only(store, "report")
     bar = ProgressBar(f"vagus report {args.session_id}", enabled=not args.quiet)
     try:
-        path, summary = write_session_report(
+        path, summaries = write_session_report(
             store, args.session_id, args.output, participant=args.participant, progress=bar
         )
     finally:
         bar.finish()
         store.close()
     if args.json:
-        out = {
-            "path": str(path),
-            "beats": summary.nn.beats_measured,
-            "duration_s": summary.duration_s,
-            "rmssd_ms": summary.nn.rmssd_ms,
-            "mean_rmssd_60s_ms": summary.realtime_means.get("rmssd_60s_ms"),
-            "mean_coherence": summary.realtime_means.get("coherence_ratio"),
-            "artifact_pct": summary.artifact_total_pct,
-            "gaps": summary.gap_count,
-        }
+        per = [
+            {
+                "participant": who,
+                "beats": summary.nn.beats_measured,
+                "duration_s": summary.duration_s,
+                "rmssd_ms": summary.nn.rmssd_ms,
+                "mean_rmssd_60s_ms": summary.realtime_means.get("rmssd_60s_ms"),
+                "mean_coherence": summary.realtime_means.get("coherence_ratio"),
+                "artifact_pct": summary.artifact_total_pct,
+                "gaps": summary.gap_count,
+            }
+            for who, summary in summaries.items()
+        ]
+        # The top level: the first participant's values (one-participant sessions as
+        # before); "participants": each participant's own.
+        out = {"path": str(path), **per[0], "participants": per}
         print(json.dumps(out))
     else:
         print(f"report written to {path}")

@@ -3,7 +3,8 @@
 matplotlib is imported inside the functions (it is heavy and never needed live), and
 only its object-oriented API is used (``matplotlib.figure.Figure`` with the Agg canvas):
 no pyplot, no global backend switch, no figure left open. Plotting stays here, apart
-from the computations (which live in :mod:`vagus.report.session`).
+from the computations (which live in :mod:`vagus.report.model`; this module imports
+only that and :mod:`vagus.report._common`, never the document modules).
 
 Each public function returns an HTML fragment ``<img alt="…" src="data:image/png;base64,…">``
 or None when there is nothing to draw.
@@ -22,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vagus.core.spectrum import HF_BAND_HZ, LF_BAND_HZ, VLF_BAND_HZ
+from vagus.core.spectrum import HF_BAND_HZ, HIGH_COHERENCE_RATIO, LF_BAND_HZ, VLF_BAND_HZ
+from vagus.report._common import RR_RANGE_MS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from vagus.report.progress import ProgressRow
-    from vagus.report.session import SessionReplay, SessionSummary, SpectrumComparison
+    from vagus.core.events import Marker, PacerChange
+    from vagus.report.model import ProgressRow, SessionReplay, SessionSummary, SpectrumComparison
 
 __all__ = [
     "ARTIFACT_COLORS",
@@ -39,6 +41,7 @@ __all__ = [
     "coherence_figure",
     "figure_to_html",
     "hr_rmssd_figure",
+    "pacer_track_figure",
     "progress_figure",
     "session_figures",
     "spectrum_figure",
@@ -238,11 +241,9 @@ def tachogram_ylim(replay: SessionReplay) -> tuple[float, float]:
 
     The 0.5th-99.5th percentiles of the in-range measured RR and the corrected NN,
     widened to keep every in-range artifact in view, padded, and clipped to
-    :data:`~vagus.report.session.RR_RANGE_MS`: an out-of-range value (0 ms, 63999 ms)
+    :data:`~vagus.report._common.RR_RANGE_MS`: an out-of-range value (0 ms, 63999 ms)
     never sets the scale; it is drawn at the axis edge instead.
     """
-    from vagus.report.session import RR_RANGE_MS
-
     lo_ok, hi_ok = RR_RANGE_MS
     measured = ~replay.beat_inserted
     good = replay.beat_rr_ms[measured & ~replay.beat_out_of_range]
@@ -262,13 +263,11 @@ def tachogram_ylim(replay: SessionReplay) -> tuple[float, float]:
 def tachogram_figure(replay: SessionReplay) -> str | None:
     """RR as measured and corrected NN, artifacts by class, gaps, contact loss, markers.
 
-    Out-of-range RR (outside :data:`~vagus.report.session.RR_RANGE_MS`) are not drawn
+    Out-of-range RR (outside :data:`~vagus.report._common.RR_RANGE_MS`) are not drawn
     at their value (the axis is :func:`tachogram_ylim`): each is a triangle at the top
     (too long) or bottom (too short) edge, labelled with its value, and the "RR as
     measured" line breaks there.
     """
-    from vagus.report.session import RR_RANGE_MS
-
     r = replay
     if r.beat_t_s.size == 0:
         return None
@@ -443,12 +442,10 @@ def session_figures(
     progress: Callable[[str, float], None] | None = None,
 ) -> dict[str, str]:
     """All figures of a session report, by name (missing when there is nothing to draw)."""
-    from vagus.report.session import HIGH_COHERENCE_THRESHOLD
-
     makers: list[tuple[str, Callable[[], str | None]]] = [
         ("tachogram", lambda: tachogram_figure(replay)),
         ("hr_rmssd", lambda: hr_rmssd_figure(replay)),
-        ("coherence", lambda: coherence_figure(replay, HIGH_COHERENCE_THRESHOLD)),
+        ("coherence", lambda: coherence_figure(replay, HIGH_COHERENCE_RATIO)),
         ("spectrum", lambda: spectrum_figure(summary.spectrum)),
     ]
     out: dict[str, str] = {}
@@ -459,6 +456,46 @@ def session_figures(
         if progress is not None:
             progress("plots", (i + 1) / len(makers))
     return out
+
+
+def pacer_track_figure(
+    markers: Sequence[Marker],
+    pacer_changes: Sequence[PacerChange],
+    t0_s: float,
+    t_end_s: float,
+) -> str | None:
+    """The session's shared track: the pacer rate (step line) and the markers [n] over
+    the whole session (times from ``t0_s``), drawn once for all participants."""
+    if not markers and not pacer_changes:
+        return None
+    unit = 3600.0 if t_end_s - t0_s > 3 * 3600.0 else 60.0
+    with _quiet_matplotlib():
+        fig, (ax,) = _new_figure(1.9)
+        changes = sorted(pacer_changes, key=lambda p: p.t_s)
+        if changes:
+            xs = [t0_s] + [p.t_s for p in changes] + [max(t_end_s, changes[-1].t_s)]
+            ys = [math.nan] + [math.nan if p.rate_bpm is None else p.rate_bpm for p in changes]
+            ys.append(ys[-1])
+            x = (np.asarray(xs, dtype=np.float64) - t0_s) / unit
+            ax.step(x, ys, where="post", color="#ff7f0e", lw=1.8, label="pacer")
+            _floor_axis(ax, "breaths_per_min", ys)
+        else:
+            _floor_axis(ax, "breaths_per_min", ())
+        for i, m in enumerate(markers, 1):
+            xm = (m.t_s - t0_s) / unit
+            ax.axvline(xm, color=_MARKER_COLOR, ls="--", lw=1.0,
+                       label="marker" if i == 1 else None)  # fmt: skip
+            ax.annotate(f"[{i}]", (xm, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(2, -2), textcoords="offset points", va="top",
+                        fontsize=8, color=_MARKER_COLOR)  # fmt: skip
+        span = (t_end_s - t0_s) / unit
+        if span > 0:
+            ax.set_xlim(-0.01 * span, 1.01 * span)
+        ax.set_ylabel("breaths/min")
+        ax.set_xlabel("time from the session's start (" + ("h" if unit == 3600.0 else "min") + ")")
+        ax.grid(alpha=0.3)
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return figure_to_html(fig, "Pacer rate and markers over the session")
 
 
 def progress_figure(

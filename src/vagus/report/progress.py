@@ -8,15 +8,16 @@ name :data:`DEFAULT_PARTICIPANT` ("me") and form the section labelled
 :data:`NO_PARTICIPANT_LABEL`. ``participant=`` restricts the report to one section.
 
 For each session of a participant, the values are computed by replaying the session
-through the pipeline (:func:`vagus.report.session.replay_session`) and summarising it
-(:meth:`~vagus.report.session.SessionSummary.trend_values`):
+through the one replay (:func:`vagus.report.model.replay_participants`: all of the
+session's participants in one pass, each through its own pipeline) and summarising it
+(:meth:`~vagus.report.model.SessionSummary.trend_values`):
 
 - resting RMSSD (ms): RMSSD of the NN recorded while no pacer was set (≥ 60 s of them);
 - mean RMSSD 60 s (ms): session mean of the real-time 60 s RMSSD;
 - mean coherence: session mean of the 64 s coherence ratio (our implementation of the
   published HeartMath formula, not HeartMath's score);
-- time in high coherence: windows with CR ≥ :data:`~vagus.report.session.HIGH_COHERENCE_THRESHOLD`
-  (our threshold) × 5 s;
+- time in high coherence: windows with CR ≥
+  :data:`~vagus.core.spectrum.HIGH_COHERENCE_RATIO` (our threshold) × 5 s;
 - resonance rate (breaths/min): from the session summary's ``resonance_rate_bpm`` when a
   resonance assessment stored one, else "not yet assessed".
 
@@ -28,22 +29,17 @@ the raw record: ``refresh=True`` recomputes them.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import html
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vagus.core.spectrum import HIGH_COHERENCE_RATIO
 from vagus.exceptions import InvalidInput, StoreError
-from vagus.report.session import (
-    HIGH_COHERENCE_THRESHOLD,
-    ProgressCallback,
-    replay_session,
-    summarize_replay,
-)
-from vagus.store.base import SessionInfo, Store, unix_datetime
+from vagus.report._common import CSS, ProgressCallback, no_progress, section_id, when
+from vagus.report.model import ProgressRow, replay_participants, summarize_replay
+from vagus.store.base import SessionInfo, Store
 
 __all__ = [
     "CACHE_KEY",
@@ -70,39 +66,6 @@ TREND_VERSION = 2
 DEFAULT_PARTICIPANT = "me"
 #: The section heading of the sessions without a named participant.
 NO_PARTICIPANT_LABEL = "(no participant)"
-
-
-def _nothing(stage: str, fraction: float) -> None:
-    """The default progress callback: report nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressRow:
-    """One session's trend values (None: not available for this session)."""
-
-    session_id: str
-    started_unix_s: float
-    title: str
-    participant: str
-    duration_s: float | None
-    beats: int | None
-    resting_rmssd_ms: float | None
-    rmssd_ms: float | None
-    mean_rmssd_60s_ms: float | None
-    mean_hr_bpm: float | None
-    mean_coherence: float | None
-    high_coherence_s: float | None
-    high_coherence_pct: float | None
-    artifact_pct: float | None
-    resonance_rate_bpm: float | None
-    cached: bool = False
-
-    @property
-    def date(self) -> str:
-        """Start date (UTC, YYYY-MM-DD; "date out of range" for a stored time no calendar
-        holds)."""
-        when = unix_datetime(self.started_unix_s, _dt.UTC)
-        return "date out of range" if when is None else when.strftime("%Y-%m-%d")
 
 
 def _num(value: Any) -> float | None:
@@ -174,7 +137,7 @@ def progress_rows(
     *,
     refresh: bool = False,
     write_cache: bool = True,
-    progress: ProgressCallback = _nothing,
+    progress: ProgressCallback = no_progress,
 ) -> list[ProgressRow]:
     """One row per session and participant (sessions oldest first).
 
@@ -198,6 +161,9 @@ def progress_rows(
             work.append((info, participant))
     rows: list[ProgressRow] = []
     progress("sessions", 0.0)
+    # A session's participants that need values are replayed together, in one pass
+    # (each through its own pipeline: the one replay, never pooled).
+    fresh: dict[tuple[str, str], dict[str, Any]] = {}
     for i, (listed, who) in enumerate(work):
         # Re-read: an earlier row of the same session may have updated its cache.
         info = store.get_session(listed.id) if write_cache else listed
@@ -205,8 +171,13 @@ def progress_rows(
         if values is not None:
             rows.append(_row(info, who, values, cached=True))
         else:
-            replay = replay_session(store, info.id, participant=who)
-            values = summarize_replay(replay).trend_values()
+            if (info.id, who) not in fresh:
+                todo = [
+                    w for s, w in work if s.id == info.id and (refresh or _cached(info, w) is None)
+                ]
+                for replay in replay_participants(store, info.id, participants=todo):
+                    fresh[(info.id, replay.participant)] = summarize_replay(replay).trend_values()
+            values = fresh.pop((info.id, who))
             rows.append(_row(info, who, values, cached=False))
             if write_cache and info.ended_unix_s is not None:
                 entry = info.summary.get(CACHE_KEY)
@@ -241,19 +212,6 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _slug(name: str, taken: set[str]) -> str:
-    """A unique HTML id for a participant's section."""
-    base = "participant-" + (
-        "".join(c if c.isalnum() else "-" for c in name.casefold()).strip("-") or "x"
-    )
-    slug, k = base, 1
-    while slug in taken:
-        k += 1
-        slug = f"{base}-{k}"
-    taken.add(slug)
-    return slug
-
-
 _HEADER = (
     "#",
     "date (UTC)",
@@ -264,7 +222,7 @@ _HEADER = (
     "resting RMSSD (ms), unpaced NN",
     "mean RMSSD 60 s (ms)",
     "mean coherence ratio (64 s)",
-    f"time with CR ≥ {HIGH_COHERENCE_THRESHOLD:g} (% of windows)",
+    f"time with CR ≥ {HIGH_COHERENCE_RATIO:g} (% of windows)",
     "resonance rate (breaths/min)",
     "artifacts (% of measured beats)",
 )
@@ -318,7 +276,7 @@ def _participant_section(
 
     label = participant_label(participant)
     heading = _e(label) if label == NO_PARTICIPANT_LABEL else f"Participant: {_e(label)}"
-    figure = plots.progress_figure(rows, HIGH_COHERENCE_THRESHOLD, label)
+    figure = plots.progress_figure(rows, HIGH_COHERENCE_RATIO, label)
     fig_html = (
         f"<figure>{figure}<figcaption>{_e(label)}: per session, oldest first (x: session "
         "number within this participant, and date). Resonance rate: only for sessions "
@@ -352,7 +310,6 @@ def render_progress_html(
     """The progress report as one self-contained HTML document: one section per
     participant (:func:`group_by_participant`), each with its own figure and table."""
     from vagus import __version__
-    from vagus.report.session import _CSS, _when
 
     groups = group_by_participant(rows)
     who = (
@@ -361,7 +318,7 @@ def render_progress_html(
         else f"{len(groups)} participant(s), one section each"
     )
     taken: set[str] = set()
-    slugs = [_slug(p, taken) for p, _ in groups]
+    slugs = [section_id(p, taken) for p, _ in groups]
     sections = "\n".join(
         _participant_section(p, g, slug, first=(k == 0))
         for k, ((p, g), slug) in enumerate(zip(groups, slugs, strict=True))
@@ -382,12 +339,12 @@ def render_progress_html(
             + "</ul><p class='note'>Values are never pooled across participants: each "
             "section replays only that participant's beats.</p>"
         )
-    generated = _when(generated_unix_s) if generated_unix_s is not None else ""
+    generated = when(generated_unix_s) if generated_unix_s is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Progress · {_e(who)} · vagus</title>
-<style>{_CSS}</style></head>
+<style>{CSS}</style></head>
 <body>
 <header id="trends">
 <h1>Progress across sessions</h1>
@@ -407,7 +364,7 @@ is 75 % covered.</dd>
 implementation of the published HeartMath formula (McCraty &amp; Childre 2010), not
 HeartMath's proprietary score.</dd>
 <dt>Time in high coherence</dt><dd>Number of 64 s windows with CR ≥
-{HIGH_COHERENCE_THRESHOLD:g} × 5 s (percentage: of the windows with a CR). The threshold is
+{HIGH_COHERENCE_RATIO:g} × 5 s (percentage: of the windows with a CR). The threshold is
 ours; HeartMath's level thresholds are proprietary.</dd>
 <dt>Resonance rate</dt><dd>The breathing rate (breaths/min) with the largest heart-rate
 oscillation, as found by a resonance assessment and stored with the session
@@ -431,7 +388,7 @@ def write_progress_report(
     *,
     participant: str | None = None,
     refresh: bool = False,
-    progress: ProgressCallback = _nothing,
+    progress: ProgressCallback = no_progress,
 ) -> tuple[Path, list[ProgressRow]]:
     """Compute the rows and write the progress report.
 

@@ -57,6 +57,7 @@ __all__ = [
     "compute_summary",
     "feed_counting",
     "participant_summary",
+    "relabelled_summary",
     "session_summary",
 ]
 
@@ -311,6 +312,25 @@ def participant_summary(summary: Mapping[str, Any], participant: str) -> dict[st
     if isinstance(per, dict) and isinstance(per.get(participant), dict):
         return dict(per[participant])
     return {}
+
+
+def relabelled_summary(
+    summary: Mapping[str, Any], old: str, new: str
+) -> dict[str, Any] | None:
+    """``summary`` with the participant ``old`` relabelled ``new`` (``vagus edit
+    --participant``: the figures stay valid, only the label changes); None when the
+    summary has no figures under ``old`` (nothing to carry over: it is recomputed)."""
+    per = summary.get("by_participant")
+    names = summary.get("participants")
+    if not isinstance(per, dict) or old not in per or not isinstance(names, list):
+        return None
+    if new in per:
+        return None
+    return {
+        **summary,
+        "participants": [new if p == old else p for p in names],
+        "by_participant": {(new if p == old else p): v for p, v in per.items()},
+    }
 
 
 #: The numeric fields of a summary (:meth:`RunningSummary.as_dict`): a cached summary
