@@ -73,6 +73,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from vagus.core.hrm import BLUETOOTH_BASE_UUID  # one definition, re-exported
 from vagus.exceptions import DeviceProfileError
 
 __all__ = [
@@ -89,10 +90,6 @@ __all__ = [
     "match_profile",
     "normalise_uuid",
 ]
-
-#: The Bluetooth base UUID: a 16-bit UUID ``xxxx`` stands for
-#: ``0000xxxx-0000-1000-8000-00805f9b34fb`` (Bluetooth Core Specification, Vol 3, Part B, §2.5.1).
-BLUETOOTH_BASE_UUID = "0000{}-0000-1000-8000-00805f9b34fb"
 
 #: Kinds of sensor a profile may declare.
 SENSOR_KINDS = ("chest_ecg", "optical_ppg", "ecg_module")

@@ -55,6 +55,7 @@ from vagus.cli._common import (
     status_line,
     stop_on_signals,
 )
+from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli._live import (
     PACER_RANGE_BPM,
     ControlLines,
@@ -84,7 +85,6 @@ from vagus.sources.base import (
     SourceSpec,
 )
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, Store
-from vagus.store.location import add_data_dir_argument
 from vagus.store.recorder import Recorder, SessionSummary, feed_counting
 
 __all__ = [

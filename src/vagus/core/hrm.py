@@ -27,13 +27,53 @@ from dataclasses import dataclass
 from vagus.exceptions import MalformedPacket
 
 __all__ = [
+    "BATTERY_LEVEL_UUID",
+    "BATTERY_SERVICE_UUID",
+    "BLUETOOTH_BASE_UUID",
+    "BODY_SENSOR_LOCATION_UUID",
+    "CCCD_UUID",
+    "HEART_RATE_MEASUREMENT_UUID",
+    "HEART_RATE_SERVICE_UUID",
     "RR_TICKS_PER_S",
     "HeartRateMeasurement",
     "encode_heart_rate_measurement",
     "parse_fields",
     "parse_heart_rate_measurement",
     "ticks_to_ms",
+    "uuid16",
 ]
+
+#: The Bluetooth base UUID: a 16-bit UUID ``xxxx`` stands for
+#: ``0000xxxx-0000-1000-8000-00805f9b34fb`` (Bluetooth Core Specification, Vol 3, Part B,
+#: §2.5.1). The one definition: the BLE source, the device profiles and the simulated
+#: BlueZ all use it and the UUIDs below.
+BLUETOOTH_BASE_UUID = "0000{}-0000-1000-8000-00805f9b34fb"
+
+
+def uuid16(short: int) -> str:
+    """The lower-case 128-bit form of a 16-bit Bluetooth SIG UUID: ``short`` on
+    :data:`BLUETOOTH_BASE_UUID` (Core Specification Vol 3 Part B §2.5.1).
+
+    Raises:
+        ValueError: ``short`` is not within 0x0000..0xFFFF.
+    """
+    if not 0 <= short <= 0xFFFF:
+        raise ValueError(f"a 16-bit UUID is within 0x0000..0xFFFF, not {short:#x}")
+    return BLUETOOTH_BASE_UUID.format(f"{short:04x}")
+
+
+#: Heart Rate Service (assigned number 0x180D).
+HEART_RATE_SERVICE_UUID = uuid16(0x180D)
+#: Heart Rate Measurement characteristic (0x2A37): the payloads parsed here.
+HEART_RATE_MEASUREMENT_UUID = uuid16(0x2A37)
+#: Body Sensor Location characteristic (0x2A38).
+BODY_SENSOR_LOCATION_UUID = uuid16(0x2A38)
+#: Battery Service (0x180F).
+BATTERY_SERVICE_UUID = uuid16(0x180F)
+#: Battery Level characteristic (0x2A19).
+BATTERY_LEVEL_UUID = uuid16(0x2A19)
+#: Client Characteristic Configuration descriptor (0x2902): enables notifications.
+CCCD_UUID = uuid16(0x2902)
 
 #: RR intervals are sent in units of 1/1024 s (Heart Rate Service §3.1.1.5).
 RR_TICKS_PER_S = 1024

@@ -53,6 +53,12 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
+from vagus.core.hrm import (  # the one definition of the GATT UUIDs; re-exported here
+    BATTERY_LEVEL_UUID,
+    BODY_SENSOR_LOCATION_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+)
 from vagus.devices import DeviceProfile, load_profiles, match_profile
 from vagus.exceptions import ConnectionLost, DeviceNotFound, SourceError
 from vagus.sources.base import (
@@ -79,17 +85,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _uuid16(short: int) -> str:
-    # Bluetooth Core Spec Vol 3 Part B §2.5.1: 16-bit UUIDs on the Bluetooth base UUID
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
-
-HEART_RATE_SERVICE_UUID = _uuid16(0x180D)
-HEART_RATE_MEASUREMENT_UUID = _uuid16(0x2A37)
-BODY_SENSOR_LOCATION_UUID = _uuid16(0x2A38)
-BATTERY_LEVEL_UUID = _uuid16(0x2A19)
 
 #: What to try when a strap cannot be found or connected (BLE.md, quirks table).
 CONNECT_HINTS = (

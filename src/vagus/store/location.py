@@ -4,10 +4,10 @@ The default is the platform's user data directory (``platformdirs.user_data_dir(
 ``$XDG_DATA_HOME/vagus`` or ``~/.local/share/vagus`` on Linux,
 ``~/Library/Application Support/vagus`` on macOS, ``%LOCALAPPDATA%\\vagus`` on Windows).
 The environment variable :data:`DATA_DIR_ENV` overrides it, and a ``--data-dir``
-command-line option overrides both.
+command-line option overrides both (the option itself is parsed in the CLI layer,
+:mod:`vagus.cli._data_dir`: this module knows nothing of argparse).
 
-A ``--data-dir`` that names an existing file is a usage error (argparse, exit status 2);
-a data directory that cannot be used (a part of its path is a file, no permission) is a
+A data directory that cannot be used (a part of its path is a file, no permission) is a
 :class:`~vagus.exceptions.StoreError` naming the path (:func:`existing_db`).
 
 :data:`DB_FILENAME`, :func:`db_path` and :func:`existing_db` are the SQLite backend's file
@@ -17,7 +17,6 @@ layout: commands use :mod:`vagus.store.open` (``store_location``, ``store_exists
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 from pathlib import Path
@@ -29,17 +28,22 @@ from vagus.exceptions import StoreError
 __all__ = [
     "DATA_DIR_ENV",
     "DB_FILENAME",
-    "add_data_dir_argument",
     "data_dir",
-    "data_dir_type",
     "db_path",
     "existing_db",
+    "platform_data_dir",
 ]
 
 #: Environment variable naming the data directory.
 DATA_DIR_ENV = "VAGUS_DATA_DIR"
 #: The SQLite file inside the data directory.
 DB_FILENAME = "sessions.sqlite3"
+
+
+def platform_data_dir() -> Path:
+    """The platform's user data directory for vagus (used when neither ``--data-dir`` nor
+    ``$VAGUS_DATA_DIR`` is given)."""
+    return Path(platformdirs.user_data_dir("vagus", appauthor=False))
 
 
 def data_dir(override: Path | str | None = None) -> Path:
@@ -52,7 +56,7 @@ def data_dir(override: Path | str | None = None) -> Path:
     env = os.environ.get(DATA_DIR_ENV, "")
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("vagus", appauthor=False))
+    return platform_data_dir()
 
 
 def db_path(directory: Path | str | None = None) -> Path:
@@ -88,32 +92,3 @@ def existing_db(directory: Path | str | None = None) -> Path | None:
             f"cannot use the data directory {where}: {exc.strerror or exc}; {hint}"
         ) from None
     return db
-
-
-def data_dir_type(text: str) -> Path:
-    """argparse type for ``--data-dir``: a directory, existing or not, but not a file."""
-    path = Path(text).expanduser()
-    try:
-        is_file = path.exists() and not path.is_dir()
-    except OSError:  # unreadable: the store reports it when it is opened
-        is_file = False
-    if is_file:
-        raise argparse.ArgumentTypeError(
-            f"{text} is a file, not a directory (give the directory that holds, or will "
-            "hold, the session store)"
-        )
-    return path
-
-
-def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--data-dir DIR`` option shared by the commands that use the store."""
-    parser.add_argument(
-        "--data-dir",
-        type=data_dir_type,
-        default=None,
-        metavar="DIR",
-        help=(
-            f"where sessions are stored (default: ${DATA_DIR_ENV} if set, "
-            f"else {platformdirs.user_data_dir('vagus', appauthor=False)})"
-        ),
-    )
