@@ -472,6 +472,7 @@ def _rate_field(kind: str, name: str, value: Any) -> float | None:
 
 _FRACTION = _ranged(0.0, 1.0, "a number strictly between 0 and 1")
 _HOLD = _ranged(0.0, MAX_HOLD_S, f"a number of seconds from 0 to {MAX_HOLD_S:g}")
+_STATE_HOLD = _ranged(0.0, 60.0, "a number of seconds from 0 to 60")
 _INTERVAL = _above_zero(MAX_INTERVAL_MS, f"a number of ms above 0, at most {MAX_INTERVAL_MS:g}")
 _QUANTITY = _optional(_ranged(0.0, _MAX_QUANTITY, "null or a finite number >= 0"))
 _PERCENT = _optional(_ranged(0.0, 100.0, "null or a percentage from 0 to 100"))
@@ -526,8 +527,10 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "mode": _mode_field,
         "rate_bpm": _rate_field,
         "inhale_fraction": _FRACTION,
-        "hold_in_s": _HOLD,
-        "hold_out_s": _HOLD,
+        # The cycle running when a rate change came keeps its shape: its holds scale with
+        # the new period (up to the 60 s cycle at 1 breath/min; vagus.core.pacer).
+        "hold_in_s": _STATE_HOLD,
+        "hold_out_s": _STATE_HOLD,
         "phase": _optional(_ranged(0.0, 1.0, "null (off) or a number from 0 to below 1")),
     },
     "clock": {
@@ -545,23 +548,29 @@ def check_pacer_settings(
     inhale_fraction: float,
     hold_in_s: float,
     hold_out_s: float,
+    *,
+    min_breathing_s: float = MIN_BREATHING_S,
 ) -> None:
     """Raise :class:`ProtocolError` unless the settings draw a breath.
 
     ``inhale_fraction`` strictly between 0 and 1; with a rate, the holds together leave at
-    least :data:`MIN_BREATHING_S` of the cycle (``60 / rate_bpm`` s) for breathing.
-    (Field types and ranges are checked before this.)
+    least ``min_breathing_s`` (:data:`MIN_BREATHING_S` for a change; a pacer state, whose
+    running cycle may be scaled by a rate change, needs only some) of the cycle
+    (``60 / rate_bpm`` s) for breathing. (Field types and ranges are checked before this.)
     """
     if inhale_fraction in (0.0, 1.0):
         raise _fail(kind, "inhale_fraction", "a number strictly between 0 and 1", inhale_fraction)
     if rate_bpm is not None:
         cycle_s = 60.0 / rate_bpm
-        if hold_in_s + hold_out_s > cycle_s - MIN_BREATHING_S:
+        if hold_in_s + hold_out_s > cycle_s - min_breathing_s or (
+            hold_in_s + hold_out_s >= cycle_s
+        ):
+            need = f"at least {min_breathing_s:g} s" if min_breathing_s > 0 else "some time"
             raise ProtocolError(
                 f"{kind!r} event: the holds 'hold_in_s' + 'hold_out_s' ({hold_in_s:g} s + "
-                f"{hold_out_s:g} s) leave less "
-                f"than {MIN_BREATHING_S:g} s of the {cycle_s:g} s cycle at {rate_bpm:g} "
-                "breaths/min for breathing: shorten the holds or lower the rate",
+                f"{hold_out_s:g} s) leave {cycle_s - hold_in_s - hold_out_s:.3g} s of the "
+                f"{cycle_s:g} s cycle at {rate_bpm:g} breaths/min for breathing, which needs "
+                f"{need}: shorten the holds or lower the rate",
                 field="hold_out_s" if hold_out_s > 0 else "hold_in_s",
             )
 
@@ -623,6 +632,7 @@ def event_from_json(obj: Any) -> Event:
             kwargs.get("inhale_fraction", 0.4),
             kwargs.get("hold_in_s", 0.0),
             kwargs.get("hold_out_s", 0.0),
+            min_breathing_s=MIN_BREATHING_S if kind == "pacer" else 0.0,
         )
         if kind == "pacer_state":
             off = kwargs["mode"] == "off"
