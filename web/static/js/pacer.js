@@ -9,6 +9,9 @@
 // The cycle is inhale → hold → exhale → hold. The holds last hold_in_s and hold_out_s
 // seconds; the remaining breathing time B = T − hold_in_s − hold_out_s is split by the
 // inhale fraction: inhale = inhale_fraction · B, exhale = (1 − inhale_fraction) · B.
+// A ratio or hold change never redraws the cycle under way: the server's pacer_state
+// then carries that cycle's own shares, and a new pacer_state at the next inhale brings
+// the new shape (vagus.core.pacer), so drawing from the latest state alone is exact.
 // Lung volume (0 = empty, 1 = full) eases with a raised cosine over each half (as the
 // simulator's breathing does): inhale v = (1 − cos πu) / 2, exhale v = (1 + cos πu) / 2,
 // u the fraction of the half done; holds keep v at 1 (after inhale) or 0 (after exhale).
@@ -31,25 +34,16 @@ export function pacerOn(state) {
 
 /**
  * The phase boundaries of one cycle: {inhaleEnd, holdInEnd, exhaleEnd} (phase units,
- * 0 ≤ inhaleEnd ≤ holdInEnd ≤ exhaleEnd ≤ 1), from the period and the holds. Holds that
- * would leave no breathing time are shrunk in proportion (as the core does).
+ * 0 ≤ inhaleEnd ≤ holdInEnd ≤ exhaleEnd ≤ 1), exactly as vagus.core.pacer.CycleShape.of:
+ * hin = hold_in_s / T, exhaleEnd = 1 − hold_out_s / T, inhaleEnd = f · (exhaleEnd − hin).
+ * (The server checks every setting, so the breathing time is never negative here.)
  */
 export function cycleBounds(state) {
   const period = 60 / state.rate_bpm;
-  let holdIn = Math.max(0, state.hold_in_s || 0);
-  let holdOut = Math.max(0, state.hold_out_s || 0);
-  const maxHolds = 0.9 * period;
-  if (holdIn + holdOut > maxHolds) {
-    const k = maxHolds / (holdIn + holdOut);
-    holdIn *= k;
-    holdOut *= k;
-  }
-  const breathing = period - holdIn - holdOut;
-  const f = Math.min(0.9, Math.max(0.1, state.inhale_fraction ?? 0.4));
-  const inhale = (f * breathing) / period;
-  const hin = holdIn / period;
-  const exhale = ((1 - f) * breathing) / period;
-  return { inhaleEnd: inhale, holdInEnd: inhale + hin, exhaleEnd: inhale + hin + exhale };
+  const hin = (state.hold_in_s || 0) / period;
+  const exhaleEnd = 1 - (state.hold_out_s || 0) / period;
+  const inhaleEnd = (state.inhale_fraction ?? 0.4) * (exhaleEnd - hin);
+  return { inhaleEnd, holdInEnd: inhaleEnd + hin, exhaleEnd };
 }
 
 /**
@@ -70,8 +64,7 @@ export function breathShape(phase, state) {
     const u = (p - b.holdInEnd) / (b.exhaleEnd - b.holdInEnd);
     return { volume: (1 + Math.cos(Math.PI * u)) / 2, segment: "exhale", progress: u };
   }
-  const rest = 1 - b.exhaleEnd;
-  return { volume: 0, segment: "hold_out", progress: rest > 0 ? (p - b.exhaleEnd) / rest : 0 };
+  return { volume: 0, segment: "hold_out", progress: b.exhaleEnd < 1 ? (p - b.exhaleEnd) / (1 - b.exhaleEnd) : 0 };
 }
 
 /** The phase at session time t_s from a pacer_state, or null when the pacer is off. */

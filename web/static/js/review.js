@@ -23,6 +23,7 @@ const sock = new SessionSocket(ctx.ws, {
   },
 });
 const view = new SessionView($("cards"), () => nowS());
+view.review = true;
 
 function nowS() {
   return Math.max(rv.t, rv.latestEventS ?? -Infinity);

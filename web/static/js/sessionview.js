@@ -141,8 +141,14 @@ class ParticipantCard {
     this.tacho.render(nowS);
     this.spec.set(this.spectrum, pacerHz);
     const link = this.el.querySelector(".chip.link");
-    link.dataset.state = this.connected === false ? "reconnecting" : this.connected ? "open" : "connecting";
-    link.querySelector(".text").textContent = this.connected === false ? "strap not connected" : this.connected ? "connected" : "waiting for strap";
+    if (this.review) {
+      link.dataset.state = "open";
+      link.querySelector(".text").textContent = "recorded";
+    } else {
+      link.dataset.state = this.connected === false ? "reconnecting" : this.connected ? "open" : "connecting";
+      link.querySelector(".text").textContent =
+        this.connected === false ? "strap not connected" : this.connected ? "connected" : "waiting for strap";
+    }
     this.el.querySelector(".q-contact").textContent =
       this.contact === false ? "no skin contact" : this.contact === true ? "contact ok" : "contact —";
     this.el.querySelector(".q-battery").textContent = this.battery === null ? "battery —" : `battery ${this.battery} %`;
@@ -162,13 +168,16 @@ export class SessionView {
     this.markers = [];
     this.onMarkers = () => {};
     this.onPacer = () => {};
+    this.review = false; // a replay: no live link state to show
     this._dirty = true;
     setInterval(() => this.render(), 250);
   }
 
   card(name) {
     if (!this.cards.has(name)) {
-      this.cards.set(name, new ParticipantCard(name, this.container));
+      const c = new ParticipantCard(name, this.container);
+      c.review = this.review;
+      this.cards.set(name, c);
       installTooltips(METRICS, this.container);
     }
     return this.cards.get(name);
