@@ -443,3 +443,30 @@ def test_a_store_written_by_the_current_release_reads_per_participant(tmp_path: 
         assert client == [ev for step in alone for ev in step.events]
         # The recomputed summary is cached in the old file, in the new form.
         assert store.get_session(sid).summary["by_participant"] == summary["by_participant"]
+
+
+def test_the_old_store_gets_clock_offsets_and_reads_as_before_read_only(tmp_path: Path) -> None:
+    """Schema 3 -> 4: the old sessions have no clock offsets (replayed on their source
+    clocks, as before); a read-only old store is read as it is, not migrated; offsets
+    kept per participant survive a reopen; a hand-edited offsets column is malformed."""
+    from vagus.store.base import MalformedSession
+
+    sid, _n = _old_store(tmp_path / DB)
+    with SqliteStore(tmp_path / DB, read_only=True) as store:
+        assert store.schema_version == 3
+        info = store.get_session(sid)
+        assert info.clock_offsets == {} and info.participants == ("client", "coach")
+        assert store.recorded_participants(sid) == ["client", "coach"]
+    with SqliteStore(tmp_path / DB) as store:
+        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.get_session(sid).clock_offsets == {}
+        store.set_clock_offset(sid, "client", 0.0)
+        store.set_clock_offset(sid, 'co"ach', -12.5)
+        with pytest.raises(InvalidInput, match="finite"):
+            store.set_clock_offset(sid, "client", float("nan"))
+    with SqliteStore(tmp_path / DB) as store:
+        assert store.get_session(sid).clock_offsets == {"client": 0.0, 'co"ach': -12.5}
+        store._conn.execute("UPDATE sessions SET clock_offsets='[1]' WHERE id=?", (sid,))
+        with pytest.raises(MalformedSession, match="clock_offsets"):
+            store.get_session(sid)
+        assert [p.column for p in store.malformed_sessions()] == ["clock_offsets"]

@@ -293,7 +293,7 @@ def test_a_version_1_store_gets_the_heartbeat_column(tmp_path: Path) -> None:
         assert store.schema_version == 1
         assert [s.status for s in store.list_sessions()] == ["ended", "interrupted"]
     with SqliteStore(path) as store:
-        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 3
+        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 4
         columns = {r[1] for r in store._conn.execute("PRAGMA table_info(sessions)")}
         assert {"heartbeat_unix_s", "content_sha256"} <= columns
         a, b = store.list_sessions()

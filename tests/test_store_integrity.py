@@ -507,7 +507,7 @@ def test_a_schema_2_store_is_migrated_to_3_and_keeps_its_sessions(
         assert store.find_imports("0" * 64) == []
         assert store.malformed_sessions() == []
     with SqliteStore(path) as store:
-        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 3
+        assert store.schema_version == sqlite_mod.SCHEMA_VERSION == 4
         columns = {r[1] for r in store._conn.execute("PRAGMA table_info(sessions)")}
         assert "content_sha256" in columns
         indexes = {r[1] for r in store._conn.execute("PRAGMA index_list(sessions)")}

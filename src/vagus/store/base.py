@@ -141,6 +141,10 @@ class SessionInfo:
         content_sha256: for an imported session, the SHA-256 (hex) of the imported
             file's bytes, so that importing the same file again is recognised; None for
             recorded sessions and for sessions imported before it was kept.
+        clock_offsets: per participant (as its records carry it), the offset (s) from
+            its source clock to the session clock (session time = source time +
+            offset), kept at its first input so a replay maps times as live did; empty
+            for sessions recorded before it was kept (replayed on the source clocks).
     """
 
     id: str
@@ -156,6 +160,7 @@ class SessionInfo:
     heartbeat_unix_s: float | None = None
     recording: bool = False
     content_sha256: str | None = None
+    clock_offsets: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -336,6 +341,11 @@ class Store(Protocol):
 
     def append_many(self, session_id: str, records: Sequence[InputRecord]) -> None:
         """Append records in one transaction (imports: all or nothing)."""
+        ...
+
+    def set_clock_offset(self, session_id: str, participant: str, offset_s: float) -> None:
+        """Keep the offset (s) from ``participant``'s source clock to the session clock
+        (:attr:`SessionInfo.clock_offsets`); committed with the records."""
         ...
 
     def end_session(self, session_id: str, ended_unix_s: float | None = None) -> None: ...

@@ -7,7 +7,9 @@ Schema (version :data:`SCHEMA_VERSION`; every change is a new function appended 
     sessions(id, started_unix_s, ended_unix_s, title, participants JSON, device_profile,
              source, tags JSON, notes, summary JSON,
              heartbeat_unix_s,                   (version 2) when its recorder last wrote
-             content_sha256)                     (version 3) SHA-256 of an imported file
+             content_sha256,                     (version 3) SHA-256 of an imported file
+             clock_offsets JSON)                 (version 4) participant -> session clock
+                                                 minus its source clock (s)
     records(seq, session_id, kind, t_s, participant, data BLOB, times BLOB, text)
 
 ``records`` holds every input record of every session in one table, so that one
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -166,12 +169,25 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX sessions_by_content ON sessions(content_sha256)")
 
 
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    """Version 4: ``sessions.clock_offsets``, a JSON object mapping each participant (as
+    its records carry it) to the offset (s) from its source clock to the session clock
+    (session time = source time + offset), set at the participant's first input, so a
+    replay maps each participant's times exactly as the live session did.
+
+    Sessions of version 3 have none (``{}``): their participants' times are replayed
+    on their source clocks, as they always were.
+    """
+    conn.execute("ALTER TABLE sessions ADD COLUMN clock_offsets TEXT NOT NULL DEFAULT '{}'")
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``.
 #: Append a function to change the schema; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 ]
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -245,7 +261,9 @@ def _session_from_row(row: tuple[Any, ...], where: Path) -> SessionInfo:
             the column. The summary is a cache: one that is not a JSON object reads as
             ``{}`` (it is recomputed from the record) instead.
     """
-    sid, started, ended, title, parts, profile, source, tags, notes, summary, beat, sha = row
+    sid, started, ended, title, parts, profile, source, tags, notes, summary, beat, sha, clocks = (
+        row
+    )
     if not isinstance(sid, str) or not sid:
         raise MalformedSession(
             f"a session in {where} has the id {_show_value(sid)}, not text; the store was "
@@ -295,6 +313,14 @@ def _session_from_row(row: tuple[Any, ...], where: Path) -> SessionInfo:
     ):
         raise bad("content_sha256", sha, "64 hex digits (a SHA-256) or NULL")
     try:
+        offsets = json.loads(clocks) if isinstance(clocks, str) else None
+    except ValueError:
+        offsets = None
+    if not isinstance(offsets, dict) or not all(
+        isinstance(k, str) and _is_number(v) and math.isfinite(v) for k, v in offsets.items()
+    ):
+        raise bad("clock_offsets", clocks, "a JSON object of participant: seconds")
+    try:
         cached = json.loads(summary) if isinstance(summary, str) else None
     except ValueError:
         cached = None
@@ -311,6 +337,7 @@ def _session_from_row(row: tuple[Any, ...], where: Path) -> SessionInfo:
         summary=cached if isinstance(cached, dict) else {},
         heartbeat_unix_s=None if beat is None else float(beat),
         content_sha256=sha,
+        clock_offsets={k: float(v) for k, v in offsets.items()},
     )
 
 
@@ -362,6 +389,7 @@ class SqliteStore:
         #: the SQL read for columns an older (read-only, unmigrated) store lacks
         self._heartbeat_column = "heartbeat_unix_s"
         self._content_column = "content_sha256"
+        self._clock_column = "clock_offsets"
         self._check_header()
         try:
             if read_only:
@@ -478,6 +506,8 @@ class SqliteStore:
                 self._heartbeat_column = "NULL"
             if version < 3:
                 self._content_column = "NULL"
+            if version < 4:
+                self._clock_column = "'{}'"
             return
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -833,6 +863,40 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise self._fail(exc, f"cannot append to session {session_id} in", session_id) from exc
 
+    def set_clock_offset(self, session_id: str, participant: str, offset_s: float) -> None:
+        """Keep the offset (s) from ``participant``'s source clock to the session clock
+        (session time = source time + ``offset_s``), written with the records: committed
+        within ``commit_interval_s``, like :meth:`append`.
+
+        Raises:
+            InvalidInput: ``offset_s`` is not a finite number.
+            SessionNotFound / StoreError: as :meth:`append`.
+        """
+        if not _is_number(offset_s) or not math.isfinite(offset_s):
+            raise InvalidInput(
+                f"a clock offset must be a finite number of seconds, not {offset_s!r}"
+            )
+        try:
+            self._begin()
+            row = self._conn.execute(
+                "SELECT clock_offsets FROM sessions WHERE id=?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise self._missing(session_id)
+            try:
+                offsets = json.loads(row[0]) if isinstance(row[0], str) else {}
+            except ValueError:
+                offsets = {}
+            offsets = offsets if isinstance(offsets, dict) else {}
+            offsets[participant] = float(offset_s)
+            self._conn.execute(
+                "UPDATE sessions SET clock_offsets=? WHERE id=?", (json.dumps(offsets), session_id)
+            )
+            if self._clock() - self._last_commit >= self.commit_interval_s:
+                self._commit()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"cannot write to session {session_id} in", session_id) from exc
+
     def _commit(self) -> None:
         """Commit the open transaction, refreshing the heartbeat of the sessions recorded
         here; a recorded session found deleted raises SessionNotFound (after the commit:
@@ -1013,7 +1077,8 @@ class SqliteStore:
         """The columns :meth:`_info` reads (an old read-only store lacks the newer ones)."""
         return (
             "id, started_unix_s, ended_unix_s, title, participants, device_profile, "
-            f"source, tags, notes, summary, {self._heartbeat_column}, {self._content_column}"
+            f"source, tags, notes, summary, {self._heartbeat_column}, {self._content_column}, "
+            f"{self._clock_column}"
         )
 
     def get_session(self, session_id: str) -> SessionInfo:
