@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from hypothesis import settings
 
-from vagus.testing.fake_bluez import BusEnvironment, FakeBlueZ
+from support.fake_bluez import BusEnvironment, FakeBlueZ
 
 # Property tests explore the same examples on every run (a red CI must mean a real
 # regression, not a new random draw); `--hypothesis-seed`/profiles still work locally.

@@ -1,8 +1,9 @@
 """The real bleak code path (BleSource, scan) against the simulated BlueZ (BLE.md).
 
-Nothing here is mocked: bleak's BlueZ backend talks D-Bus to ``vagus.testing.fake_bluez``
-on a private dbus-daemon. The straps run faster than real time where a test needs
-minutes of session, so timing knobs of the reader are scaled down with them.
+Nothing here is mocked: bleak's BlueZ backend talks D-Bus to ``support.fake_bluez``
+(tests/support/fake_bluez.py) on a private dbus-daemon. The straps run faster than real
+time where a test needs minutes of session, so timing knobs of the reader are scaled down
+with them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from vagus import Pipeline
-from vagus.core.events import Beat, Gap
-from vagus.core.hrm import parse_heart_rate_measurement
-from vagus.exceptions import ConnectionLost, DeviceNotFound, InvalidInput, SourceError
-from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
-from vagus.sources.ble import BleSource, release_bluez, scan
-from vagus.testing.fake_bluez import (
+from support.fake_bluez import (
     BusEnvironment,
     FakeBlueZ,
     FakeStrap,
@@ -29,6 +24,12 @@ from vagus.testing.fake_bluez import (
     strap_address,
     uuid16,
 )
+from vagus import Pipeline
+from vagus.core.events import Beat, Gap
+from vagus.core.hrm import parse_heart_rate_measurement
+from vagus.exceptions import ConnectionLost, DeviceNotFound, InvalidInput, SourceError
+from vagus.sources.base import BleSpec, DeviceInfo, LinkGap, Packet, SourceItem
+from vagus.sources.ble import BleSource, release_bluez, scan
 
 pytestmark = pytest.mark.ble
 
@@ -552,11 +553,11 @@ async def test_simulator_strap_read_through_bleak_equals_the_simulator(
     fake_bluez: FakeBlueZ,
 ) -> None:
     """The simulated BlueZ's strap driven by the simulator's VirtualStrap (as in
-    ``python -m vagus.testing.fake_bluez`` and ``vagus bench ble``), read by the real
+    ``python tests/support/fake_bluez.py`` and ``vagus bench ble``), read by the real
     BleSource for three simulated minutes at 60x: the packets received are the
     simulator's own packets, byte for byte, but for those discarded while settling."""
+    from support.fake_bluez import make_generator
     from vagus.sources.simulator import VirtualStrap
-    from vagus.testing.fake_bluez import make_generator
 
     seed, scale, session_s, settle_s = 11, 60.0, 180.0, 0.1
     generator = make_generator(seed)

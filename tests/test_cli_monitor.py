@@ -17,12 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vagus.cli import main
-from vagus.cli._live import LiveStatus, StatusView, rr_note
-from vagus.core.events import event_from_json
-from vagus.devices import default_profiles_dir, load_profiles
-from vagus.sources.base import BleSpec, LinkState
-from vagus.testing.fake_bluez import (
+from support.fake_bluez import (
     BusEnvironment,
     FakeBlueZ,
     FakeStrap,
@@ -30,6 +25,11 @@ from vagus.testing.fake_bluez import (
     SentPacket,
     strap_address,
 )
+from vagus.cli import main
+from vagus.cli._live import LiveStatus, StatusView, rr_note
+from vagus.core.events import event_from_json
+from vagus.devices import default_profiles_dir, load_profiles
+from vagus.sources.base import BleSpec, LinkState
 
 
 def test_monitor_sim_json_prints_valid_events(capsys: pytest.CaptureFixture[str]) -> None:

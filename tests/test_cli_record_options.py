@@ -14,6 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from support.fake_bluez import (
+    BusEnvironment,
+    FakeBlueZ,
+    FakeStrap,
+    ScriptedStrap,
+    strap_address,
+)
 from vagus.cli import _build_parser, main
 from vagus.cli._live import LiveStatus, source_spec
 from vagus.cli.record import _check_options, _RecordStatusView, _spec
@@ -23,13 +30,6 @@ from vagus.sources.base import BleSpec, LinkState, SimSpec
 from vagus.store.base import ControlRecord, PacketRecord
 from vagus.store.recorder import Recorder
 from vagus.store.sqlite import SqliteStore
-from vagus.testing.fake_bluez import (
-    BusEnvironment,
-    FakeBlueZ,
-    FakeStrap,
-    ScriptedStrap,
-    strap_address,
-)
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from support.fake_bluez import FakeBlueZ, FakeStrap, ScriptedStrap, strap_address
 from vagus.cli import main
 from vagus.core.events import Marker, event_from_json
 from vagus.core.hrm import encode_heart_rate_measurement
@@ -40,7 +41,6 @@ from vagus.store.base import (
 from vagus.store.open import open_store
 from vagus.store.recorder import Recorder, compute_summary
 from vagus.store.sqlite import SqliteStore
-from vagus.testing.fake_bluez import FakeBlueZ, FakeStrap, ScriptedStrap, strap_address
 
 SIM_ARGS = [
     "--sim",

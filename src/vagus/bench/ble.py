@@ -1,8 +1,14 @@
 """``vagus bench ble``: notification latency and CPU of the real bleak path.
 
-N simulated straps at 1 Hz on the simulated BlueZ (:mod:`vagus.testing.fake_bluez`,
-run in a separate process so its CPU is not counted), each read by its own
-:class:`~vagus.sources.ble.BleSource` in this process, for the given duration.
+N simulated straps at 1 Hz on the simulated BlueZ (run in a separate process so its CPU
+is not counted), each read by its own :class:`~vagus.sources.ble.BleSource` in this
+process, for the given duration.
+
+The simulated BlueZ is test support code, not part of the installed package (it is
+Linux-only and needs ``dbus-fast``): it lives in a source checkout, at
+``tests/support/fake_bluez.py``. This bench finds it beside the package of an editable
+install (``pip install -e '.[dev]'`` in a clone) or under the current directory, and
+says so plainly where there is none (a wheel install).
 
 Figures:
 
@@ -20,16 +26,71 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 
-__all__ = ["add_arguments", "run"]
+from vagus.exceptions import InvalidInput
+
+__all__ = ["FAKE_BLUEZ", "add_arguments", "find_fake_bluez", "run"]
 
 TARGET_P99_MS = 5.0
+
+#: The simulated BlueZ, relative to the root of a source checkout.
+FAKE_BLUEZ = Path("tests") / "support" / "fake_bluez.py"
+
+
+def _search_roots() -> list[Path]:
+    """Where a checkout may be: above this module (``src/vagus/bench/ble.py`` of an
+    editable install), then the current directory."""
+    return [Path(__file__).resolve().parents[3], Path.cwd()]
+
+
+def find_fake_bluez() -> Path:
+    """The checkout's ``tests/support/fake_bluez.py``.
+
+    Raises:
+        InvalidInput: there is no checkout to take it from; the message says what to do.
+    """
+    for root in _search_roots():
+        candidate = root / FAKE_BLUEZ
+        if candidate.is_file():
+            return candidate
+    raise InvalidInput(
+        f"vagus bench ble needs the simulated BlueZ from a source checkout ({FAKE_BLUEZ}), "
+        "which is test code and not installed with the package: clone the repository, "
+        "run `pip install -e '.[dev]'` in it and run `vagus bench ble` there"
+    )
+
+
+def _load_fake_bluez(path: Path) -> ModuleType:
+    """Import the simulated BlueZ from its file (for its D-Bus ``ControlClient``)."""
+    name = "_vagus_bench_fake_bluez"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidInput(f"cannot load the simulated BlueZ from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while being made
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        del sys.modules[name]
+        raise InvalidInput(
+            f"the simulated BlueZ ({path}) needs the Python package {exc.name!r}, from "
+            "the dev extra: pip install -e '.[dev]'"
+        ) from None
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,11 +153,12 @@ class _Result:
         }
 
 
-async def _start_fake(straps: int) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
+async def _start_fake(
+    script: Path, straps: int
+) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "vagus.testing.fake_bluez",
+        str(script),
         "--straps",
         str(straps),
         stdout=asyncio.subprocess.PIPE,
@@ -120,15 +182,15 @@ async def _start_fake(straps: int) -> tuple[asyncio.subprocess.Process, dict[str
     return proc, info
 
 
-async def _bench(args: argparse.Namespace) -> _Result:
+async def _bench(args: argparse.Namespace, script: Path) -> _Result:
     from vagus.sources.base import BleSpec, LinkGap, Packet
     from vagus.sources.ble import BleSource, release_bluez
-    from vagus.testing.fake_bluez import ControlClient
 
+    control_client = _load_fake_bluez(script).ControlClient
     result = _Result(
         args.straps, args.duration, "AcquireNotify" if args.acquire_notify else "StartNotify"
     )
-    proc, info = await _start_fake(args.straps)
+    proc, info = await _start_fake(script, args.straps)
     saved = {k: os.environ.get(k) for k in ("DBUS_SYSTEM_BUS_ADDRESS", "PATH")}
     try:
         address = str(info["DBUS_SYSTEM_BUS_ADDRESS"])
@@ -162,7 +224,7 @@ async def _bench(args: argparse.Namespace) -> _Result:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-        async with ControlClient(address) as control:
+        async with control_client(address) as control:
             for a in addresses:
                 # what was sent in the last 0.1 s may still be on its way when the
                 # readers stop: count neither its sending nor its arrival
@@ -197,19 +259,26 @@ async def _bench(args: argparse.Namespace) -> _Result:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark and print its figures; 0 unless it could not run."""
+    """Run the benchmark and print its figures; 0 unless it could not run.
+
+    Raises:
+        InvalidInput: no source checkout holds the simulated BlueZ, or its dependency
+            ``dbus-fast`` is missing (:func:`find_fake_bluez`).
+    """
     if args.straps < 1 or not args.duration > 0:
         print("vagus bench ble: --straps must be >= 1 and --duration > 0", file=sys.stderr)
         return 2
     if not sys.platform.startswith("linux"):
         print("vagus bench ble: needs Linux (a simulated BlueZ on D-Bus)", file=sys.stderr)
         return 2
+    script = find_fake_bluez()
+    _load_fake_bluez(script)  # a missing dbus-fast is said now, before anything starts
     print(
         f"vagus bench ble: {args.straps} simulated straps at 1 Hz for {args.duration:g} s "
         "through bleak and the simulated BlueZ...",
         file=sys.stderr,
     )
-    result = asyncio.run(_bench(args))
+    result = asyncio.run(_bench(args, script))
     fig = result.figures()
     if args.json:
         print(json.dumps(fig), flush=True)

@@ -22,7 +22,7 @@ is a small built-in one) on a strap clock that may run faster than real time
 Python API (:meth:`FakeBlueZ.drop_link`, :meth:`~FakeBlueZ.power_off`,
 :meth:`~FakeBlueZ.disappear`, :meth:`~FakeBlueZ.set_silent`,
 :meth:`~FakeBlueZ.fail_next_connects`, ...) or, when the fake runs
-as a separate process (``python -m vagus.testing.fake_bluez``), through the D-Bus
+as a separate process (``python tests/support/fake_bluez.py``), through the D-Bus
 interface ``org.vagus.FakeBlueZ1`` at ``/org/vagus/FakeBlueZ`` (:class:`ControlClient`).
 
 Every notification sent is logged with its send time (``time.monotonic()`` taken just
@@ -62,7 +62,16 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
-from vagus.core.hrm import encode_heart_rate_measurement
+from vagus.core.hrm import (  # the GATT UUIDs have one definition, in vagus.core.hrm
+    BATTERY_LEVEL_UUID,
+    BATTERY_SERVICE_UUID,
+    BODY_SENSOR_LOCATION_UUID,
+    CCCD_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+    encode_heart_rate_measurement,
+    uuid16,
+)
 
 __all__ = [
     "ADAPTER_PATH",
@@ -98,19 +107,6 @@ _ERR_NOT_PERMITTED = "org.bluez.Error.NotPermitted"
 _ERR_DOES_NOT_EXIST = "org.bluez.Error.DoesNotExist"
 _ERR_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 _ERR_UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
-
-
-def uuid16(short: int) -> str:
-    """The 128-bit form of a 16-bit Bluetooth SIG UUID (Core spec Vol 3 Part B §2.5.1)."""
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
-
-HRS_UUID = uuid16(0x180D)
-HRM_UUID = uuid16(0x2A37)
-BODY_LOCATION_UUID = uuid16(0x2A38)
-BATTERY_SERVICE_UUID = uuid16(0x180F)
-BATTERY_LEVEL_UUID = uuid16(0x2A19)
-CCCD_UUID = uuid16(0x2902)
 
 
 # --------------------------------------------------------------------------- generators
@@ -304,7 +300,7 @@ class FakeStrap:
     rssi_dbm: int = -60
     battery_pct: int | None = 87
     body_location: int | None = 1
-    advertise_uuids: tuple[str, ...] = (HRS_UUID, BATTERY_SERVICE_UUID)
+    advertise_uuids: tuple[str, ...] = (HEART_RATE_SERVICE_UUID, BATTERY_SERVICE_UUID)
     # state
     powered: bool = True
     advertising: bool = True
@@ -646,13 +642,13 @@ class FakeBlueZ:
         """The GATT objects of one strap, parents before children."""
         dev = strap.path
         hrs = f"{dev}/service{_H_HRS:04x}"
-        yield hrs, {_SERVICE: self._service_props(dev, HRS_UUID, _H_HRS)}
+        yield hrs, {_SERVICE: self._service_props(dev, HEART_RATE_SERVICE_UUID, _H_HRS)}
         hrm = f"{hrs}/char{_H_HRM:04x}"
-        yield hrm, {_CHAR: self._char_props(hrs, HRM_UUID, _H_HRM, ["notify"])}
+        yield hrm, {_CHAR: self._char_props(hrs, HEART_RATE_MEASUREMENT_UUID, _H_HRM, ["notify"])}
         yield f"{hrm}/desc{_H_HRM_CCCD:04x}", {_DESC: self._desc_props(hrm, _H_HRM_CCCD)}
         if strap.body_location is not None:
             bsl = f"{hrs}/char{_H_BSL:04x}"
-            yield bsl, {_CHAR: self._char_props(hrs, BODY_LOCATION_UUID, _H_BSL, ["read"])}
+            yield bsl, {_CHAR: self._char_props(hrs, BODY_SENSOR_LOCATION_UUID, _H_BSL, ["read"])}
         if strap.battery_pct is not None:
             bas = f"{dev}/service{_H_BAS:04x}"
             yield bas, {_SERVICE: self._service_props(dev, BATTERY_SERVICE_UUID, _H_BAS)}
@@ -712,7 +708,7 @@ class FakeBlueZ:
                 props = interfaces[_CHAR]
                 uuid = str(props["UUID"].value)
                 read: Callable[[], bytes] | None = None
-                if uuid == BODY_LOCATION_UUID:
+                if uuid == BODY_SENSOR_LOCATION_UUID:
                     read = lambda s=strap: bytes([s.body_location or 0])  # noqa: E731
                 elif uuid == BATTERY_LEVEL_UUID:
                     read = lambda s=strap: bytes([s.battery_pct or 0])  # noqa: E731
@@ -840,7 +836,7 @@ class FakeBlueZ:
             if char.start_notify_senders:
                 self._set(char.path, _CHAR, Value=Variant("ay", payload))
                 sent = True
-            if sent and uuid == HRM_UUID:
+            if sent and uuid == HEART_RATE_MEASUREMENT_UUID:
                 strap.sent.append(SentPacket(t_sent_s, payload, strap.connection))
         return sent
 
@@ -869,7 +865,9 @@ class FakeBlueZ:
                     if not isinstance(payload, bytes | bytearray):
                         continue
                     # not on air: generated but lost, as a real strap's beats are
-                    delivered = on_air and self._notify(strap, HRM_UUID, bytes(payload))
+                    delivered = on_air and self._notify(
+                        strap, HEART_RATE_MEASUREMENT_UUID, bytes(payload)
+                    )
                     strap.air.append(
                         AirPacket(time.monotonic(), t_s, bytes(payload), connection, delivered)
                     )
@@ -1347,7 +1345,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a fake BlueZ with N straps until SIGTERM/Ctrl-C; print its environment as JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m vagus.testing.fake_bluez",
+        prog="python tests/support/fake_bluez.py",
         description="A simulated BlueZ with heart-rate straps on a private D-Bus. Prints one "
         "JSON line: export DBUS_SYSTEM_BUS_ADDRESS and put PATH_PREFIX first on PATH, then "
         "run `vagus scan` or `vagus monitor` in that environment.",
