@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("vagus.cli.transfer", "export a session (kubios, csv, json, edf)"),
     "report": ("vagus.cli.report", "write an HTML report for a session"),
     "progress": ("vagus.cli.report", "write an HTML trend report across sessions"),
+    "demo": ("vagus.cli.demo", "a live session with a simulated participant, in the browser"),
     "bench": ("vagus.cli.bench", "benchmarks: pipeline, ble, replay"),
 }
 

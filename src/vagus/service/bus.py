@@ -1,0 +1,236 @@
+"""The event bus and the per-connection queues: fan-out that never waits.
+
+A session publishes its frames on a **topic** (the session id); every websocket of the
+session is a subscriber with its own bounded :class:`ClientQueue`. ``publish`` never
+awaits anything: each subscriber's ``offer`` only appends to its queue (DESIGN.md "A slow
+browser never slows the pipeline or other viewers"; websockets ``docs/topics/broadcast``).
+
+:class:`Bus` is the interface, shaped like Redis Streams (``publish`` ~ ``XADD`` to the
+stream ``topic``, ``subscribe`` ~ a reader of that stream from now on) so a
+Redis-backed implementation can take the place of :class:`InProcessBus` when one machine
+is outgrown; only the in-process one exists now.
+
+The queue policy (docs/protocol.md "Flow control"):
+
+1. ``metrics`` and ``spectrum`` are coalesced: a newer one for the same participant
+   replaces an unsent older one.
+2. Nothing else is ever dropped for a client that keeps up.
+3. A client whose oldest unsent frame has waited more than :data:`STALL_S` seconds, or
+   whose queue holds more than :data:`MAX_QUEUED` frames, is disconnected (its
+   ``on_stall`` callback closes the socket); it reconnects and gets the present state
+   in ``hello``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from vagus.service.protocol import PROTOCOL_VERSION, dumps
+
+__all__ = [
+    "COALESCED",
+    "MAX_QUEUED",
+    "STALL_S",
+    "Bus",
+    "ClientQueue",
+    "InProcessBus",
+    "OutFrame",
+    "Subscriber",
+]
+
+#: A client whose oldest unsent frame is older than this (s) is disconnected.
+STALL_S: Final = 5.0
+#: A client with more unsent frames than this is disconnected.
+MAX_QUEUED: Final = 10_000
+#: Frame kinds of which only the latest per participant matters.
+COALESCED: Final = frozenset({"metrics", "spectrum"})
+
+
+@dataclass(slots=True)
+class OutFrame:
+    """A server frame ready to send: ``body`` is its JSON without the closing brace and
+    without ``seq`` (each connection numbers its own frames); ``event`` is the dict form
+    (envelope included) for the late joiners' state."""
+
+    kind: str
+    participant: str | None
+    event: dict[str, Any]
+    body: str = field(default="")
+
+    @classmethod
+    def make(cls, session: str, event: dict[str, Any]) -> OutFrame:
+        """A frame from an event's (or service frame's) JSON form, with the envelope."""
+        full = {**event, "v": PROTOCOL_VERSION, "session": session}
+        full.setdefault("participant", None)
+        return cls(str(full["type"]), full["participant"], full, dumps(full)[:-1])
+
+    def text(self, seq: int) -> str:
+        """The frame as sent: ``body`` with ``"seq": seq``."""
+        return f'{self.body},"seq":{seq}}}'
+
+
+class Subscriber(Protocol):
+    """Receives the frames of a topic; ``offer`` must never block."""
+
+    def offer(self, frames: Iterable[OutFrame]) -> None: ...
+
+
+class Bus(ABC):
+    """Publish frames on a topic; subscribers get every frame published after they
+    subscribed, in order."""
+
+    @abstractmethod
+    def publish(self, topic: str, frames: list[OutFrame]) -> None:
+        """Hand ``frames`` to every subscriber of ``topic`` (never waits)."""
+
+    @abstractmethod
+    def subscribe(self, topic: str, subscriber: Subscriber) -> Callable[[], None]:
+        """Add ``subscriber``; returns the function that removes it."""
+
+
+class InProcessBus(Bus):
+    """The embedded bus: subscribers are called in the publishing thread, in order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscriber]] = {}
+
+    def publish(self, topic: str, frames: list[OutFrame]) -> None:
+        if not frames:
+            return
+        for subscriber in tuple(self._subscribers.get(topic, ())):
+            subscriber.offer(frames)
+
+    def subscribe(self, topic: str, subscriber: Subscriber) -> Callable[[], None]:
+        subs = self._subscribers.setdefault(topic, [])
+        subs.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in subs:
+                subs.remove(subscriber)
+            if not subs and self._subscribers.get(topic) is subs:
+                del self._subscribers[topic]
+
+        return unsubscribe
+
+    def subscribers(self, topic: str) -> int:
+        """How many subscribers ``topic`` has (for status and tests)."""
+        return len(self._subscribers.get(topic, ()))
+
+
+class ClientQueue:
+    """One connection's bounded outgoing queue with the coalescing/stall policy above.
+
+    Args:
+        accept: which frames this connection may see (its role's filter).
+        on_stall: called once (with a reason) when the client falls too far behind;
+            it must close the connection without waiting for it.
+        clock: monotonic clock (s).
+    """
+
+    def __init__(
+        self,
+        accept: Callable[[OutFrame], bool],
+        on_stall: Callable[[str], None],
+        *,
+        stall_s: float = STALL_S,
+        max_queued: int = MAX_QUEUED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._accept = accept
+        self._on_stall = on_stall
+        self.stall_s = stall_s
+        self.max_queued = max_queued
+        self._clock = clock
+        # entries: [frame or None (coalesced away), enqueue time]
+        self._entries: deque[list[Any]] = deque()
+        self._latest: dict[tuple[str, str | None], list[Any]] = {}
+        self._live = 0
+        self._ready = asyncio.Event()
+        self.stalled: str | None = None
+        #: frames replaced by a newer one before they were sent
+        self.coalesced = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    def offer(self, frames: Iterable[OutFrame]) -> None:
+        """Queue the frames this client may see; never blocks."""
+        if self.stalled is not None:
+            return
+        now = self._clock()
+        added = False
+        for frame in frames:
+            if not self._accept(frame):
+                continue
+            entry = [frame, now]
+            if frame.kind in COALESCED:
+                key = (frame.kind, frame.participant)
+                old = self._latest.get(key)
+                if old is not None and old[0] is not None:
+                    old[0] = None
+                    self._live -= 1
+                    self.coalesced += 1
+                self._latest[key] = entry
+            self._entries.append(entry)
+            self._live += 1
+            added = True
+        if added:
+            self._ready.set()
+            self.check(now)
+
+    def put(self, frame: OutFrame) -> None:
+        """Queue one frame for this client only (hello, ack, error, pong)."""
+        if self.stalled is not None:
+            return
+        self._entries.append([frame, self._clock()])
+        self._live += 1
+        self._ready.set()
+
+    def check(self, now: float | None = None) -> bool:
+        """Disconnect the client if it is too far behind; True if it is (was) stalled."""
+        if self.stalled is not None:
+            return True
+        now = self._clock() if now is None else now
+        while self._entries and self._entries[0][0] is None:
+            self._entries.popleft()
+        reason = None
+        if self._live > self.max_queued:
+            reason = f"more than {self.max_queued} frames unsent"
+        elif self._entries and now - self._entries[0][1] > self.stall_s:
+            reason = f"frames unsent for more than {self.stall_s:g} s"
+        if reason is None:
+            return False
+        self.stalled = reason
+        self._entries.clear()
+        self._latest.clear()
+        self._live = 0
+        self._ready.set()
+        self._on_stall(reason)
+        return True
+
+    async def get_batch(self, limit: int = 256) -> list[OutFrame]:
+        """Wait for frames and take up to ``limit`` of them (empty once stalled)."""
+        while not self._live:
+            if self.stalled is not None:
+                return []
+            self._ready.clear()
+            await self._ready.wait()
+        out: list[OutFrame] = []
+        entries = self._entries
+        while entries and len(out) < limit:
+            frame = entries.popleft()[0]
+            if frame is None:
+                continue
+            out.append(frame)
+            if frame.kind in COALESCED:
+                key = (frame.kind, frame.participant)
+                if self._latest.get(key) is not None and self._latest[key][0] is frame:
+                    del self._latest[key]
+        self._live -= len(out)
+        return out

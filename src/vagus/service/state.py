@@ -1,0 +1,97 @@
+"""A session's present state for a late joiner (``hello.state``, review ``snapshot``).
+
+Kept up to date from the session's own frames: the latest ``pacer_state``, the last
+``metrics``, ``spectrum`` and ``contact`` per participant, the ``beat`` and ``gap`` events
+of the last :data:`HISTORY_S` seconds of session time per participant, and every
+``marker``. :meth:`SessionState.snapshot` gives the part a role may see.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Final
+
+from vagus.service.bus import OutFrame
+
+__all__ = ["HISTORY_S", "SessionState"]
+
+#: Beats and gaps kept for a late joiner (s of session time): the views draw 2-5 min.
+HISTORY_S: Final = 300.0
+_ENVELOPE: Final = ("v", "session", "seq")
+
+
+def _bare(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in _ENVELOPE}
+
+
+class SessionState:
+    """The state a new connection starts from; fed with every frame the session publishes."""
+
+    def __init__(self) -> None:
+        self.pacer: dict[str, Any] | None = None
+        self.metrics: dict[str, dict[str, Any]] = {}
+        self.spectrum: dict[str, dict[str, Any]] = {}
+        self.contact: dict[str, dict[str, Any]] = {}
+        self.beats: dict[str, deque[dict[str, Any]]] = {}
+        self.gaps: dict[str, deque[dict[str, Any]]] = {}
+        self.markers: list[dict[str, Any]] = []
+        self.latest_t_s = 0.0
+
+    def offer(self, frames: Iterable[OutFrame]) -> None:
+        """Take in published frames (a bus subscriber)."""
+        for frame in frames:
+            self.add(frame.event)
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Take in one event (JSON form, with or without the envelope)."""
+        kind = event.get("type")
+        who = event.get("participant")
+        t_s = event.get("t_s")
+        if isinstance(t_s, int | float) and t_s > self.latest_t_s:
+            self.latest_t_s = float(t_s)
+        if kind == "beat" and isinstance(who, str):
+            beats = self.beats.setdefault(who, deque())
+            beats.append(_bare(event))
+            self._trim(beats)
+        elif kind == "metrics" and isinstance(who, str):
+            self.metrics[who] = _bare(event)
+        elif kind == "spectrum" and isinstance(who, str):
+            self.spectrum[who] = _bare(event)
+        elif kind == "contact" and isinstance(who, str):
+            self.contact[who] = _bare(event)
+        elif kind == "gap" and isinstance(who, str):
+            gaps = self.gaps.setdefault(who, deque())
+            gaps.append(_bare(event))
+            self._trim(gaps)
+        elif kind == "pacer_state":
+            self.pacer = _bare(event)
+        elif kind == "marker":
+            self.markers.append(_bare(event))
+
+    def _trim(self, events: deque[dict[str, Any]]) -> None:
+        horizon = float(events[-1]["t_s"]) - HISTORY_S
+        while events and float(events[0]["t_s"]) < horizon:
+            events.popleft()
+
+    def snapshot(self, participant: str | None = None) -> dict[str, Any]:
+        """``hello.state``: everything, or (for a participant) only its own data and no
+        markers."""
+
+        def mine(d: dict[str, Any]) -> dict[str, Any]:
+            if participant is None:
+                return dict(d)
+            return {participant: d[participant]} if participant in d else {}
+
+        horizon = self.latest_t_s - HISTORY_S
+        return {
+            "pacer": self.pacer,
+            "metrics": mine(self.metrics),
+            "spectrum": mine(self.spectrum),
+            "contact": mine(self.contact),
+            "beats": {
+                p: [e for e in v if e["t_s"] >= horizon] for p, v in mine(self.beats).items()
+            },
+            "gaps": {p: [e for e in v if e["t_s"] >= horizon] for p, v in mine(self.gaps).items()},
+            "markers": list(self.markers) if participant is None else [],
+        }

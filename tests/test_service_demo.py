@@ -1,0 +1,75 @@
+"""`vagus demo --json`: the first stdout line's links work; Ctrl-C ends and saves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from service_helpers import WAIT_S, check_server_frame, client
+from vagus.store.base import PacketRecord
+from vagus.store.open import open_store
+
+
+def fetch(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT_S) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_demo_json_links_work_and_ctrl_c_saves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vagus",
+        "demo",
+        "--json",
+        "--no-browser",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S * 3)
+        links = json.loads(line)
+        assert set(links) >= {"session", "urls", "ws"}
+        assert set(links["urls"]) >= {"participant", "practitioner", "viewer"}
+        assert set(links["ws"]) == {"participant", "practitioner", "viewer"}
+        for role, url in links["urls"].items():
+            assert url.startswith("http://127.0.0.1:") and "token=" in url
+            if role != "review":
+                assert await asyncio.to_thread(fetch, url) == 200, role
+            assert await asyncio.to_thread(fetch, url.split("?")[0]) == 403
+        async with client(links["ws"]["participant"]) as me:
+            hello = await me.recv()
+            check_server_frame(hello)
+            assert hello["role"] == "participant" and hello["recording"] is True
+            assert hello["state"]["pacer"]["rate_bpm"] == 6.0
+            beat = await me.until(lambda f: f["type"] == "beat")  # the simulated subject
+            check_server_frame(beat)
+        async with client(links["ws"]["practitioner"]) as pr:
+            assert (await pr.recv())["role"] == "practitioner"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), WAIT_S * 2)
+    stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    with open_store(data) as store:
+        info = store.get_session(links["session"])
+        assert info.status == "ended"
+        assert any(isinstance(r, PacketRecord) for r in store.iter_input(info.id))
