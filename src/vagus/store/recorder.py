@@ -240,6 +240,7 @@ class SessionSummaries:
             raise ValueError("a session has at least one participant")
         self.by_participant: dict[str, RunningSummary] = {p: RunningSummary() for p in labels}
         self.records = 0
+        self._last_index = -1
 
     def _whose(self, participant: str | None) -> Iterable[RunningSummary]:
         if participant is None:
@@ -264,8 +265,9 @@ class SessionSummaries:
         """Fold one step of :func:`vagus.store.replay.replay` in."""
         summary = self.by_participant[step.participant]
         if step.record is not None:
-            if not isinstance(step.record, ControlRecord) or step.participant == self.first:
+            if step.index != self._last_index:
                 self.records += 1  # a control record is one record, fed to each pipeline
+                self._last_index = step.index
             summary.add_record(step.record, malformed=step.malformed)
         summary.add_events(step.events)
 
@@ -314,9 +316,7 @@ def participant_summary(summary: Mapping[str, Any], participant: str) -> dict[st
     return {}
 
 
-def relabelled_summary(
-    summary: Mapping[str, Any], old: str, new: str
-) -> dict[str, Any] | None:
+def relabelled_summary(summary: Mapping[str, Any], old: str, new: str) -> dict[str, Any] | None:
     """``summary`` with the participant ``old`` relabelled ``new`` (``vagus edit
     --participant``: the figures stay valid, only the label changes); None when the
     summary has no figures under ``old`` (nothing to carry over: it is recomputed)."""
@@ -526,8 +526,3 @@ class Recorder:
             self._failed(exc)
         else:
             self.committed = self.written
-
-
-#: Deprecated name of :class:`RunningSummary` (until ``cli/record.py`` moves to the new
-#: names); not exported.
-SessionSummary = RunningSummary
