@@ -12,14 +12,18 @@ SCIENCE.md, "A simulator good enough to test all this". Three layers:
       ``f_rf`` to the breathing signal. ``H(f) = 2ζ·j(f/f_rf) / (1 − (f/f_rf)² + 2ζ·j(f/f_rf))``
       has ``|H(f_rf)| = 1`` and ``arg H(f_rf) = 0``; ``arg H > 0`` (heart rate leads
       breathing) below ``f_rf`` and ``< 0`` (lags) above (Vaschillo et al. 2002; Lehrer
-      et al. 2000). Breathing is the lung-volume signal ``b = −cos 2πφ`` (``φ`` in cycles,
-      inhale from ``φ = k`` to ``k + ½``, so volume peaks at the end of inhale).
-      *Approximation*: the response is the quasi-steady-state sinusoidal response
-      ``RSA(t) = rsa_gain · |H(f_b)| · (−cos(2πφ(t) + arg H(f_b)))`` evaluated with the
-      nominal rate ``f_b`` of the current breath. It is exact for breathing at a constant
-      rate and ignores the transient of the filter when the rate changes (a breath or two
-      in a real subject). ``rsa_gain`` is therefore the fractional rate modulation at
-      resonance: heart rate swings about ``±rsa_gain · HR`` there.
+      et al. 2000). Breathing is the lung-volume signal ``b = 2v(φ) − 1`` (``φ`` in
+      cycles, an inhale starting at every integer), ``v`` the breath shape of
+      :mod:`vagus.core.pacer` (the one the pacer draws): for a paced breath the pacer's
+      inhale fraction and holds, for the subject's own breaths an even inhale and exhale
+      without holds, where ``b = −cos 2πφ``.
+      *Approximation*: the response is the quasi-steady-state response to the breath's
+      fundamental, applied to the whole shape: ``RSA(t) = rsa_gain · |H(f_b)| ·
+      b(φ(t) + arg H(f_b) / 2π)``, with the nominal rate ``f_b`` of the current breath.
+      It is exact for sinusoidal breathing at a constant rate and ignores the transient of
+      the filter when the rate changes (a breath or two in a real subject) and the
+      filter's effect on the shape's harmonics. ``rsa_gain`` is therefore the fractional
+      rate modulation at resonance: heart rate swings about ``±rsa_gain · HR`` there.
     - Mayer waves: ``mayer_amplitude · sin(2π · mayer_hz · t + θ)``, θ seeded.
     - Noise: an Ornstein-Uhlenbeck (first-order low-pass) process with standard deviation
       ``noise`` and time constant ``noise_tau_s``.
@@ -28,9 +32,11 @@ SCIENCE.md, "A simulator good enough to test all this". Three layers:
     ``adherence`` while a pacer runs) or *own* (the spontaneous rate with a per-breath
     jitter). Paced breaths track the pacer's phase ψ with a first-order phase lock,
     ``dφ/dt = f_pacer + phase_lock_per_s · wrap(ψ − φ)``, so a subject who adheres breathes
-    in phase with the pacer. The pacer's own phase ψ is phase-continuous (SCIENCE.md): a rate
-    change keeps ψ and changes only its speed; a pacer started from None starts at ψ = 0
-    (or at the phase given to :meth:`VirtualSubject.set_pacer`).
+    in phase with the pacer, holds and inhale:exhale ratio included. The pacer's phase ψ
+    is the core pacer's (:class:`vagus.core.pacer.Pacer`, one implementation: the session,
+    the views and the subject draw the same breath): a rate change keeps ψ and changes
+    only its speed; a pacer switched on starts an inhale (ψ = 0, or the phase given to
+    :meth:`VirtualSubject.set_pacer`).
 
     The model is integrated on a fixed grid of ``dt_s`` (1/32 s), the integral of the rate
     by the trapezoid rule and the beat time by linear interpolation within a step.
@@ -68,11 +74,13 @@ import dataclasses
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 
+from vagus.core.events import PacerChange, PacerState, check_control
 from vagus.core.hrm import RR_TICKS_PER_S, encode_heart_rate_measurement
+from vagus.core.pacer import SYMMETRIC, CycleShape, Pacer
 from vagus.devices import load_profiles
 from vagus.exceptions import InvalidInput
 from vagus.sources.base import (
@@ -85,9 +93,6 @@ from vagus.sources.base import (
     SimSpec,
     SourceItem,
 )
-
-if TYPE_CHECKING:
-    from vagus.core.events import PacerChange
 
 __all__ = [
     "MAX_INTERVALS",
@@ -401,8 +406,11 @@ class VirtualSubject:
         self._breath_paced = False
         self._breath_hz = config.spontaneous_bpm / 60.0
         self._pacer_hz: float | None = None
-        self._psi = 0.0  # pacer phase, cycles
-        self._pending_pacer: list[tuple[float, float | None, float | None]] = []
+        self._pacer = Pacer()  # the core pacer the subject follows
+        self._shape: CycleShape = SYMMETRIC  # the breath shape of the current breath
+        # Pacer input not yet applied: (t_s, order, change or state, cycles or None).
+        self._pending_pacer: list[tuple[float, int, PacerChange | PacerState, float | None]] = []
+        self._pacer_inputs = 0
         self._noise = 0.0
         self._noise_block = np.empty(0)
         self._noise_pos = 0
@@ -425,25 +433,69 @@ class VirtualSubject:
 
     @property
     def pacer_phase_cycles(self) -> float:
-        """The pacer phase ψ at :attr:`t_s` (cycles), as the subject perceives it."""
-        return self._psi
+        """The pacer phase ψ at :attr:`t_s` (cycles since the pacer was switched on; 0
+        while it is off), as the subject perceives it."""
+        cycles = self._pacer.cycles_at(self.t_s)
+        return 0.0 if cycles is None else cycles
+
+    @property
+    def pacer(self) -> Pacer:
+        """The core pacer the subject follows (read it; steer it with :meth:`set_pacer`
+        or :meth:`follow_pacer`)."""
+        return self._pacer
+
+    @property
+    def lung_volume(self) -> float:
+        """The subject's lung volume at :attr:`t_s` (0 empty to 1 full, the breath shape
+        of :mod:`vagus.core.pacer`)."""
+        return self._shape.volume(self._phi)
 
     def set_pacer(
-        self, rate_bpm: float | None, t_s: float, *, phase_cycles: float | None = None
+        self,
+        rate_bpm: float | None,
+        t_s: float,
+        *,
+        phase_cycles: float | None = None,
+        inhale_fraction: float = 0.5,
+        hold_in_s: float = 0.0,
+        hold_out_s: float = 0.0,
     ) -> None:
         """Change the pacer the subject follows at ``t_s`` (None: breathe spontaneously).
 
-        A change in the past of the model (``t_s`` < :attr:`t_s`) takes effect at the next
-        grid step. The pacer phase is kept across rate changes (phase-continuous); a pacer
-        started from None starts at phase 0 unless ``phase_cycles`` says otherwise.
+        The same as :meth:`follow_pacer` with ``PacerChange(t_s, rate_bpm,
+        inhale_fraction, "fixed", hold_in_s, hold_out_s)``: an even inhale and exhale
+        without holds unless given. ``phase_cycles`` sets the pacer's phase (cycles) at
+        ``t_s`` instead of keeping it (joining a pacer already running at that phase).
 
         Raises:
-            InvalidInput: the rate is not within 1-40 breaths/min.
+            InvalidInput: the rate is not within 1-40 breaths/min, or another field out
+                of range.
         """
         if rate_bpm is not None and not (1.0 <= rate_bpm <= 40.0):
             raise InvalidInput(f"pacer rate {rate_bpm!r} breaths/min is outside 1-40")
-        self._pending_pacer.append((t_s, rate_bpm, phase_cycles))
-        self._pending_pacer.sort(key=lambda x: x[0])
+        change = PacerChange(t_s, rate_bpm, inhale_fraction, "fixed", hold_in_s, hold_out_s)
+        self._queue_pacer(check_control(change), phase_cycles)
+
+    def follow_pacer(self, event: PacerChange | PacerState) -> None:
+        """Breathe with this pacer change (or actual pacer state, e.g. one a session
+        emitted) from its time on: rate, inhale fraction, holds and mode as it says.
+
+        A change in the past of the model (before :attr:`t_s`) takes effect at its own
+        time on the pacer (so the pacer's phase is the session's) and on the breathing
+        at the next grid step.
+
+        Raises:
+            InvalidInput: a field out of range (as the session checks it).
+        """
+        if isinstance(event, PacerState):
+            self._queue_pacer(event, None)
+        else:
+            self._queue_pacer(check_control(event), None)
+
+    def _queue_pacer(self, event: Any, cycles: float | None) -> None:
+        self._pacer_inputs += 1
+        self._pending_pacer.append((event.t_s, self._pacer_inputs, event, cycles))
+        self._pending_pacer.sort(key=lambda x: (x[0], x[1]))
 
     def integrate_until(self, t_s: float) -> None:
         """Integrate the model up to ``t_s`` without handing out beats: the next
@@ -474,7 +526,8 @@ class VirtualSubject:
         """Instantaneous beat rate r = (1 + m) / T0 (beats/s)."""
         c = self.config
         gain, arg = self._rsa
-        m = c.rsa_gain * gain * -math.cos(2.0 * math.pi * phi + arg)
+        # The breath b = 2v − 1, shifted by the response's phase (arg H / 2π cycles).
+        m = c.rsa_gain * gain * (2.0 * self._shape.volume(phi + arg / (2.0 * math.pi)) - 1.0)
         m += c.mayer_amplitude * math.sin(2.0 * math.pi * c.mayer_hz * t_s + mayer_phase)
         m += noise
         return max(0.2, 1.0 + m) / self._t0_s
@@ -488,6 +541,7 @@ class VirtualSubject:
         if self._breath_paced and self._pacer_hz is not None:
             nominal = self._pacer_hz
         else:
+            self._shape = SYMMETRIC
             nominal = c.spontaneous_bpm / 60.0 * max(0.5, 1.0 + c.spontaneous_jitter * jitter)
         self._breath_hz = nominal
         self._set_rsa(nominal)
@@ -498,13 +552,19 @@ class VirtualSubject:
 
     def _apply_pacer_changes(self, t_s: float) -> None:
         while self._pending_pacer and self._pending_pacer[0][0] <= t_s + 1e-12:
-            _, rate_bpm, phase = self._pending_pacer.pop(0)
+            _, _, event, cycles = self._pending_pacer.pop(0)
+            pacer = self._pacer
+            last = pacer.state
+            if last is not None and event.t_s < last.t_s:
+                # Given out of order: it takes effect when the model gets to it, no earlier
+                # than the pacer's last change.
+                event = dataclasses.replace(event, t_s=last.t_s)
+            if isinstance(event, PacerState):
+                pacer.receive_state(event)
+            else:
+                pacer.receive_change(event, cycles=cycles)
             was_off = self._pacer_hz is None
-            self._pacer_hz = None if rate_bpm is None else rate_bpm / 60.0
-            if phase is not None:
-                self._psi = phase
-            elif was_off:
-                self._psi = 0.0
+            self._pacer_hz = pacer.rate_hz_at(t_s)
             if self._pacer_hz is None:
                 self._breath_paced = False
             elif was_off:
@@ -518,16 +578,21 @@ class VirtualSubject:
     def _advance(self) -> None:
         c = self.config
         t = self.t_s
-        self._apply_pacer_changes(t)
-        # Breathing phase: paced breaths lock onto the pacer phase, own breaths run free.
+        if self._pending_pacer:
+            self._apply_pacer_changes(t)
+        if self._pacer_hz is not None:
+            self._pacer.advance_to(t)  # a deferred breath shape starts as the session's does
+        # Breathing phase: paced breaths lock onto the pacer phase ψ (the core pacer's, at
+        # this grid time) and take its breath shape; own breaths run free.
         if self._breath_paced and self._pacer_hz is not None:
-            err = self._psi - self._phi
+            position = self._pacer.position_at(t)
+            assert position is not None
+            psi, hz, self._shape = position
+            err = psi - self._phi
             err -= math.floor(err + 0.5)  # wrap to [-0.5, 0.5)
-            dphi = max(0.3 * self._pacer_hz, self._pacer_hz + c.phase_lock_per_s * err)
+            dphi = max(0.3 * hz, hz + c.phase_lock_per_s * err)
         else:
             dphi = self._breath_hz
-        if self._pacer_hz is not None:
-            self._psi += self._pacer_hz * _DT_S
         old_phi = self._phi
         self._phi += dphi * _DT_S
         if math.floor(self._phi) > math.floor(old_phi):
@@ -943,9 +1008,10 @@ class SimulatorSource:
             rate_bpm, self._t_s if t_s is None else t_s, phase_cycles=phase_cycles
         )
 
-    def follow_pacer(self, change: PacerChange) -> None:
-        """The subject breathes with the pacer of ``change`` from its time (simulated s)."""
-        self.set_pacer(change.rate_bpm, change.t_s)
+    def follow_pacer(self, change: PacerChange | PacerState) -> None:
+        """The subject breathes with the pacer of ``change`` from its time (simulated s):
+        rate, inhale fraction, holds (:meth:`VirtualSubject.follow_pacer`)."""
+        self.strap.subject.follow_pacer(change)
 
     async def __aenter__(self) -> SimulatorSource:
         return self
