@@ -120,6 +120,7 @@ async def service(
     *,
     record: bool = True,
     web: Path | None = None,
+    port: int = 0,
     **kwargs: Any,
 ) -> AsyncIterator[Service]:
     """A running service on 127.0.0.1 (any free port), recording into ``data_dir``."""
@@ -129,11 +130,11 @@ async def service(
         assert writer.start() is None
     tokens = TokenStore(data_dir / "service.sqlite")
     svc = Service(tokens, writer=writer, data_dir=data_dir, web=web, **kwargs)
-    await svc.start("127.0.0.1", 0)
+    await svc.start("127.0.0.1", port)
     try:
         yield svc
     finally:
-        await svc.stop()
+        await svc.stop()  # a second stop (after the test's own) does nothing
         if writer is not None:
             await asyncio.wrap_future(writer.close())
             writer.join(WAIT_S)

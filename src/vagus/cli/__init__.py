@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("vagus.cli.report", "write an HTML report for a session"),
     "progress": ("vagus.cli.report", "write an HTML trend report across sessions"),
     "demo": ("vagus.cli.demo", "a live session with a simulated participant, in the browser"),
+    "live": ("vagus.cli.live", "a live session with real straps, in the browser"),
+    "serve": ("vagus.cli.serve", "a multi-session server with an admin link"),
+    "relay": ("vagus.cli.relay", "stream a strap on this machine into a remote session"),
     "bench": ("vagus.cli.bench", "benchmarks: pipeline, ble, replay"),
 }
 

@@ -119,6 +119,7 @@ async def run_service(
     *,
     duration_s: float | None = None,
     sim_speed: float | None = 1.0,
+    keep_served: bool = False,
 ) -> int:
     """Start the service, call ``setup`` (creates sessions, prints links, returns a URL
     to open), run until Ctrl-C/SIGTERM (or ``duration_s``), then end and save everything.
@@ -164,12 +165,12 @@ async def run_service(
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
-        await service.stop()
+        await service.stop(keep_served=keep_served)
         if writer is not None:
             with contextlib.suppress(VagusError):
                 await asyncio.wrap_future(writer.close())
         tokens.close()
-    saved = [s for s in service.links]
+    saved = list(service.links)
     if not args.no_record and saved:
         print(f"vagus: saved session(s) {', '.join(saved)} (vagus show ID)", file=sys.stderr)
     return interrupted_status(stopped_by[0]) if stopped_by else 0

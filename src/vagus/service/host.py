@@ -108,6 +108,7 @@ class HostedSession:
         created_unix_s: float | None = None,
         sim_speed: float | None = 1.0,
         on_end: Callable[[HostedSession], None] | None = None,
+        on_offset: Callable[[str, float], None] | None = None,
     ) -> None:
         self.id = session_id
         self.title = title
@@ -115,6 +116,7 @@ class HostedSession:
         self.recorder = recorder
         self._commit = commit
         self._on_end = on_end
+        self._on_offset = on_offset
         now_unix = time.time()
         self.created_unix_s = created_unix_s if created_unix_s is not None else now_unix
         # session clock: monotonic, zero at creation (back-dated for a resumed session)
@@ -177,6 +179,8 @@ class HostedSession:
     def _map(self, link: ParticipantLink, t_source_s: float) -> float:
         if link.offset_s is None:
             link.offset_s = self.now_s() - t_source_s
+            if self._on_offset is not None and link.source == "relay":
+                self._on_offset(link.name, link.offset_s)
         return t_source_s + link.offset_s
 
     def feed_packet(self, name: str, t_source_s: float, payload: bytes) -> None:
@@ -367,16 +371,32 @@ class HostedSession:
             log.warning("participant %s: %s", name, exc)
             self.set_link(name, connected=False)
 
-    async def end(self, reason: str = "ended") -> None:
-        """End the session: sources stopped, the engine closed (its last events
-        published), recording finished and saved; clients get ``status`` ended."""
-        if self.ended:
-            return
+    async def _stop_inputs(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._tasks.clear()
+
+    async def suspend(self) -> None:
+        """Stop without ending: the server stops, the session stays open in the store and
+        is resumed when the server starts again (``vagus serve``). Everything received
+        is committed when the store writer closes."""
+        if self.ended:
+            return
+        await self._stop_inputs()
+        self.publish(self.engine.close())
+        self.ended = True
+        self.publish_status(None)
+        self._unsubscribe_state()
+
+    async def end(self, reason: str = "ended") -> None:
+        """End the session: sources stopped, the engine closed (its last events
+        published), recording finished and saved; clients get ``status`` ended."""
+        if self.ended:
+            return
+        await self._stop_inputs()
         self.publish(self.engine.close())
         was_recording = self.recording
         self.ended = True

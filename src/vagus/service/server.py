@@ -247,10 +247,17 @@ class Service:
             for q in tuple(self._queues):
                 q.check(now)
 
-    async def stop(self) -> None:
-        """End every session (saved), close every connection, stop listening."""
+    async def stop(self, *, keep_served: bool = False) -> None:
+        """End every session (saved), close every connection, stop listening.
+
+        ``keep_served``: sessions of ``vagus serve`` are not ended but suspended (saved,
+        and resumed by :meth:`resume_served` when the server starts again)."""
+        served = {s.session for s in self.tokens.served_sessions()} if keep_served else set()
         for hosted in tuple(self.sessions.values()):
-            await hosted.end("stopped with the server")
+            if hosted.id in served:
+                await hosted.suspend()
+            else:
+                await hosted.end("stopped with the server")
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -316,6 +323,11 @@ class Service:
             def commit() -> Any:
                 return writer._call(lambda: writer.store.commit() if writer.store else None)
 
+        tokens = self.tokens
+
+        def on_offset(name: str, offset_s: float) -> None:
+            tokens.save_offset(session_id, name, offset_s)
+
         hosted = HostedSession(
             session_id,
             title=title,
@@ -326,9 +338,42 @@ class Service:
             created_unix_s=created_unix_s,
             sim_speed=self.sim_speed,
             on_end=self._ended,
+            on_offset=on_offset,
         )
         self.sessions[session_id] = hosted
         return hosted
+
+    async def resume_served(self) -> list[HostedSession]:
+        """Host again the served sessions that were not ended (after a restart): recording
+        continues in the same stored session, each relay resumes after the packets the
+        store holds, and its clock maps as before."""
+        resumed = []
+        for served in self.tokens.served_sessions():
+            if served.session in self.sessions:
+                continue
+            recorder, counts = None, {}
+            if self.writer is not None:
+                found = await asyncio.wrap_future(
+                    self.writer._call(_resume, self.writer, served.session)
+                )
+                if found is None:  # deleted or ended meanwhile: not resumed
+                    self.tokens.end_session(served.session)
+                    continue
+                recorder, counts = found
+            hosted = self._host(
+                served.session,
+                served.title,
+                list(served.participants),
+                recorder,
+                created_unix_s=served.created_unix_s,
+            )
+            offsets = self.tokens.offsets(served.session)
+            for name, link in hosted.participants.items():
+                link.received_upto = link.durable_upto = counts.get(name, 0)
+                link.offset_s = offsets.get(name)
+            await hosted.start()
+            resumed.append(hosted)
+        return resumed
 
     def _ended(self, hosted: HostedSession) -> None:
         self.tokens.end_session(hosted.id)
@@ -443,6 +488,11 @@ class Service:
         token = query["token"][0] if query.get("token") else None
         parts = [p for p in path.split("/") if p]
         method = request.method
+        if parts == ["ws"]:  # the token names the session
+            grant = self.tokens.check(token)
+            if grant is None or grant.session is None:
+                return self._forbidden()
+            return self._check_ws(connection, request, grant.session, token, query)
         if parts[:1] == ["ws"] and len(parts) == 2:
             return self._check_ws(connection, request, parts[1], token, query)
         if method not in ("GET", "HEAD") and parts[:1] != ["api"]:
@@ -816,3 +866,40 @@ class Service:
 def dumps_links(links: dict[str, Any]) -> str:
     """The ``--json`` first line: session, urls, ws (and participants)."""
     return dumps(links)
+
+
+def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int]] | None:
+    """In the store writer's thread: a session writer that appends to an existing,
+    unended session, and how many packet/gap records each participant has there (the
+    relays' sequence numbers stored). None if the session is gone or ended.
+
+    Uses the writer's and store's internals (``_recorders``, ``_recording``): the
+    public writer API only creates sessions.
+    """
+    from collections import Counter
+
+    from vagus.exceptions import StoreError
+    from vagus.store.base import GapRecord, PacketRecord
+    from vagus.store.recorder import Recorder
+    from vagus.store.writer import SessionWriter
+
+    store = writer.store
+    if store is None:
+        return None
+    try:
+        info = store.get_session(session_id)
+        if info.ended_unix_s is not None:
+            return None
+        counts = Counter(
+            r.participant
+            for r in store.iter_input(info.id)
+            if isinstance(r, PacketRecord | GapRecord)
+        )
+    except StoreError:
+        return None
+    recorder = Recorder(store, info.id, started_unix_s=info.started_unix_s)
+    recording = getattr(store, "_recording", None)
+    if isinstance(recording, set):
+        recording.add(info.id)  # its heartbeat is refreshed again: it lists as recording
+    writer._recorders.append(recorder)
+    return SessionWriter(writer, recorder, store.location), dict(counts)

@@ -104,6 +104,8 @@ def parse_source(text: str, *, sim_speed: float | None = 1.0) -> LocalSource:
         return LocalSource(_sim_spec(text, sim_speed))
     if not text:
         raise InvalidInput("empty source: use relay, sim[:seed=N] or a strap address or name")
+    if text == "strap":  # the strongest strap in range
+        return LocalSource(BleSpec())
     if _ADDRESS.fullmatch(text):
         return LocalSource(BleSpec(address=text))
     return LocalSource(BleSpec(name=text))

@@ -109,6 +109,9 @@ class TokenStore:
                 CREATE TABLE IF NOT EXISTS served_sessions (
                     session TEXT PRIMARY KEY, title TEXT, participants TEXT NOT NULL,
                     created_unix_s REAL NOT NULL, ended INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE IF NOT EXISTS clock_offsets (
+                    session TEXT NOT NULL, participant TEXT NOT NULL, offset_s REAL NOT NULL,
+                    PRIMARY KEY (session, participant));
                 """
             )
         except sqlite3.Error as exc:
@@ -209,6 +212,23 @@ class TokenStore:
                 continue
             out.append(ServedSession(session, title, parts, float(created), bool(ended)))
         return out
+
+    def save_offset(self, session: str, participant: str, offset_s: float) -> None:
+        """Remember a participant's source-to-session clock offset (a resumed session maps
+        a relay's clock as before the restart)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO clock_offsets VALUES (?, ?, ?)",
+                (session, participant, offset_s),
+            )
+
+    def offsets(self, session: str) -> dict[str, float]:
+        """The saved clock offsets of a session's participants."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT participant, offset_s FROM clock_offsets WHERE session = ?", (session,)
+            ).fetchall()
+        return {str(p): float(o) for p, o in rows}
 
     def close(self) -> None:
         with self._lock:
