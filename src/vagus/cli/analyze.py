@@ -49,6 +49,7 @@ from vagus.exceptions import FileFormatError, InvalidInput, VagusError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from vagus.core.batch import BatchResults
     from vagus.core.pipeline import Pipeline
 
     _Sink = Callable[[list[Event]], None]
@@ -206,6 +207,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    # Hidden: "pipeline" runs a plain list through the live Pipeline instead of the batch
+    # path (the same results, several times slower; for comparisons and tests).
+    parser.add_argument(
+        "--engine", choices=("batch", "pipeline"), default="batch", help=argparse.SUPPRESS
+    )
     parser.set_defaults(func=run)
 
 
@@ -266,6 +272,36 @@ def _run_plain(scan: RRScan, pipeline: Pipeline, max_rr_ms: float, sink: _Sink) 
     sink(pipeline.events_received())
 
 
+def _run_plain_batch(scan: RRScan, step: float, fold: _Fold) -> bool:
+    """Run a scanned plain RR list through :class:`~vagus.core.batch.BatchPipeline` (the
+    pipeline's beats and spectra, in blocks) into ``fold``.
+
+    Returns False, having fed nothing, for the one input the batch path does not take:
+    a first-beat time (``--first-value-is-time``) whose first RR is outside the
+    physiological range or whose beat time is beyond the pipeline's time range; the
+    caller then runs the pipeline, which treats it its own way.
+    """
+    from vagus.core.batch import BatchPipeline
+    from vagus.core.pipeline import MAX_ABS_TIME_S
+
+    batch = BatchPipeline(spectrum_interval_s=step)
+    first = True
+    for chunk in scan.chunks():
+        if first and scan.first_beat_s is not None:
+            rr0 = float(chunk[0])
+            t_s = scan.first_beat_s + rr0 / 1000.0
+            if not (rr0 <= batch.max_rr_ms and -MAX_ABS_TIME_S <= t_s <= MAX_ABS_TIME_S):
+                return False
+            batch.receive_rr(chunk[:1], t_s=t_s)
+            chunk = chunk[1:]
+        first = False
+        batch.receive_rr(chunk)
+        fold.add_batch(batch.results_received())
+    batch.close()
+    fold.add_batch(batch.results_received())
+    return True
+
+
 def _run_format(path: Path, fmt: str | None, unit: str | None, column: str | None) -> Any:
     from vagus.formats.registry import read_rr_file
 
@@ -324,12 +360,17 @@ def analyze_path(
     column: str | None = None,
     first_value_is_time: bool = False,
     every_s: float | None = None,
+    engine: str = "batch",
 ) -> Analysis:
     """Read ``path`` and run it through the pipeline, folding the events as they come.
 
     Memory is bounded by the pipeline's windows and the summary, not by the file: a
     plain RR list is read block by block (:class:`~vagus.formats.plain.RRScan`) and
     the events are folded into running aggregates (:class:`_Fold`) instead of kept.
+    ``engine``: ``"batch"`` (the default) computes a plain list's beats and spectra with
+    :class:`~vagus.core.batch.BatchPipeline` (the same values as the pipeline, in numpy
+    blocks); ``"pipeline"`` feeds the live :class:`~vagus.core.pipeline.Pipeline`
+    (other formats always do).
     Definitions: those of :func:`vagus.core.metrics.summarize` (time domain, 5-min
     Welch windows) and :func:`window_rows`; the coherence medians are over the pipeline's
     spectra, every :func:`spectrum_interval` s (5 s up to 24 h of beat time).
@@ -350,6 +391,8 @@ def analyze_path(
         )
     if fmt == "plain" and column is not None:
         raise InvalidInput("--column is for --format csv")
+    if engine not in ("batch", "pipeline"):
+        raise InvalidInput(f"engine must be 'batch' or 'pipeline', got {engine!r}")
     name = "plain" if first_value_is_time else resolve_format(path, fmt, unit, column)
     fold = _Fold()
     try:
@@ -357,8 +400,9 @@ def analyze_path(
         if name == "plain":
             scan = _scan_plain(path, unit, first_value_is_time)
             step = spectrum_interval(scan.sum_ms / 1000.0, every_s)
-            pipeline = Pipeline(spectrum_interval_s=step, corrector=corrector)
-            _run_plain(scan, pipeline, corrector.max_rr_ms, fold.add)
+            if engine != "batch" or not _run_plain_batch(scan, step, fold):
+                pipeline = Pipeline(spectrum_interval_s=step, corrector=corrector)
+                _run_plain(scan, pipeline, corrector.max_rr_ms, fold.add)
         else:
             imported = _run_format(path, name, unit, column)
             name = imported.format
@@ -574,6 +618,54 @@ class _Fold:
                 self.spec_peak.append(nan if ev.peak_hz is None else ev.peak_hz)
         if len(ts) >= _FOLD_BATCH:
             self._flush()
+
+    def add_batch(self, results: BatchResults) -> None:
+        """Fold in the beats and spectra of a :class:`~vagus.core.batch.BatchPipeline`
+        (the same records :meth:`add` makes of the pipeline's events, as arrays)."""
+        from vagus.core.batch import ARTIFACT_CODES
+
+        self._flush()
+        b = results.beats
+        if len(b):
+            measured = ~b.inserted
+            self.measured += int(np.count_nonzero(measured))
+            counts = np.bincount(b.artifact[measured], minlength=len(ARTIFACT_CODES))
+            for code in np.flatnonzero(counts[1:]).tolist():
+                name = ARTIFACT_CODES[code + 1]
+                assert name is not None
+                self.artifacts[name] = self.artifacts.get(name, 0) + int(counts[code + 1])
+            rec = np.empty(len(b), dtype=_SPOOL_DTYPE)
+            rec["t"] = b.t_s
+            rec["nn"] = b.nn_ms
+            rec["seg"] = b.segment
+            rec["flags"] = np.where(measured, _MEASURED, 0) | np.where(
+                measured & (b.artifact != 0), _ARTIFACT, 0
+            )
+            self.t_lo = min(self.t_lo, float(b.t_s.min()))
+            self.t_hi = max(self.t_hi, float(b.t_s.max()))
+            rec.tofile(self._spool)
+            has = ~np.isnan(b.nn_ms)
+            t_nn = b.t_s[has]
+            seg_nn = b.segment[has]
+            if t_nn.size:
+                # First and last NN beat of each segment in this block.
+                cut = np.flatnonzero(np.diff(seg_nn)) + 1
+                firsts = np.r_[0, cut]
+                lasts = np.r_[cut - 1, seg_nn.size - 1]
+                segments = self.segments
+                for s, i, j in zip(
+                    seg_nn[firsts].tolist(), firsts.tolist(), lasts.tolist(), strict=True
+                ):
+                    if segments and segments[-1][0] == s:
+                        segments[-1][2] = float(t_nn[j])
+                    else:
+                        segments.append([s, float(t_nn[i]), float(t_nn[j])])
+            self.segment = int(b.segment[-1])
+        sp = results.spectra
+        if sp.t_s.size:
+            self.spec_t.frombytes(sp.t_s.astype(np.float64).tobytes())
+            self.spec_coh.frombytes(sp.coherence_ratio.astype(np.float64).tobytes())
+            self.spec_peak.frombytes(sp.peak_hz.astype(np.float64).tobytes())
 
     def _flush(self) -> None:
         if not self._t:
@@ -961,6 +1053,7 @@ def run(args: argparse.Namespace) -> int:
         column=args.column,
         first_value_is_time=args.first_value_is_time,
         every_s=args.every,
+        engine=getattr(args, "engine", "batch"),
     )
     fmt, summary, rows, every = result.format, result.summary, result.rows, result.every_s
     widened = args.every is not None and every != args.every
