@@ -22,20 +22,25 @@ from vagus.store.writer import StoreWriter
 #: machine is shared. Tests never assert timing.
 WAIT_S = 20.0
 
-_VALIDATOR = jsonschema.Draft202012Validator(load_schema())
 _SCHEMA = load_schema()
+
+
+_SERVER = jsonschema.Draft202012Validator(
+    {"$ref": "#/$defs/server_frame", "$defs": _SCHEMA["$defs"]}
+)
+_CLIENT = jsonschema.Draft202012Validator(
+    {"$ref": "#/$defs/client_frame", "$defs": _SCHEMA["$defs"]}
+)
 
 
 def check_server_frame(frame: dict[str, Any]) -> None:
     """Raise if ``frame`` is not a valid server frame per the JSON Schema."""
-    schema = {"$ref": "#/$defs/server_frame", "$defs": _SCHEMA["$defs"]}
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(frame), key=str)
+    errors = sorted(_SERVER.iter_errors(frame), key=str)
     assert not errors, f"{frame.get('type')}: {[e.message for e in errors][:3]}"
 
 
 def client_frame_valid(frame: Any) -> bool:
-    schema = {"$ref": "#/$defs/client_frame", "$defs": _SCHEMA["$defs"]}
-    return jsonschema.Draft202012Validator(schema).is_valid(frame)
+    return bool(_CLIENT.is_valid(frame))
 
 
 def hrm(rr_ms: list[float], hr: int = 60) -> bytes:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "live": ("vagus.cli.live", "a live session with real straps, in the browser"),
     "serve": ("vagus.cli.serve", "a multi-session server with an admin link"),
     "relay": ("vagus.cli.relay", "stream a strap on this machine into a remote session"),
+    "review": ("vagus.cli.review", "replay a stored session in the browser, with a timeline"),
     "bench": ("vagus.cli.bench", "benchmarks: pipeline, ble, replay"),
 }
 
