@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 from vagus.service.app import add_service_arguments, print_links, run_service
 from vagus.service.server import Service
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     async def setup(service: Service) -> str | None:
         practitioner = service.tokens.issue("practitioner", info.id)
         viewer = service.tokens.issue("viewer", info.id)
-        links = {
+        links: dict[str, Any] = {
             "session": info.id,
             "urls": {
                 "review": service.page_url(info.id, "review", practitioner),
@@ -60,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.json:
             print(f"  {'review':<12} {links['urls']['review']}", flush=True)
-        return links["urls"]["review"]
+        return str(links["urls"]["review"])
 
     return asyncio.run(run_service(args, setup))
