@@ -19,6 +19,7 @@ import pytest
 from vagus.cli import main
 from vagus.core.events import Marker, PacerChange
 from vagus.exceptions import ConnectionLost
+from vagus.sources.base import SourceBase
 from vagus.store.base import ControlRecord
 from vagus.store.sqlite import SqliteStore
 
@@ -117,8 +118,9 @@ def test_a_failing_store_reports_the_records_actually_committed(
         assert int(found.group(1)) == store.input_count(info.id) > 0
 
 
-class _StrapLostAfter:
-    """The simulator's source, losing the strap for good after ``n`` items."""
+class _StrapLostAfter(SourceBase):
+    """The simulator's source, losing the strap for good after ``n`` items (a source
+    of its own: it declares no capabilities)."""
 
     def __init__(self, inner: Any, n: int) -> None:
         self.inner, self.n = inner, n

@@ -3,7 +3,6 @@ and a live session that keeps running when the store fails."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import io
@@ -502,53 +501,70 @@ def test_record_with_nothing_received_keeps_no_empty_session(
 
 @pytest.mark.ble
 async def test_record_from_a_strap_through_the_real_ble_reader(
-    fake_bluez: FakeBlueZ, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_bluez: FakeBlueZ, tmp_path: Path
 ) -> None:
-    """`vagus record --device ADDR` against the simulated BlueZ: stored = delivered."""
-    from vagus.cli.record import _capture, _open_recorder
+    """The live runner recording a strap through the real BLE reader against the
+    simulated BlueZ (the store written from the writer thread): stored = delivered, and
+    a replay gives the events handed out live."""
+    from vagus.runner import Participant, Runner
+    from vagus.store.writer import StoreWriter
 
     fake_bluez.set_time_scale(40.0)  # 40 notifications per real second
     strap = fake_bluez.add_strap(
         FakeStrap(strap_address(0), "Polar H10 A1B2C3D4", ScriptedStrap(seed=3))
     )
-    args = argparse.Namespace(
-        data_dir=tmp_path, title="ble", participant="me", tag=[], json=True, duration=3.0
-    )
-    recorder = _open_recorder(args, "ble")
-    out = io.StringIO()
+    writer = StoreWriter.for_data_dir(tmp_path)
+    assert writer.start() is None
     spec = BleSpec(address=strap.address, scan_timeout_s=5, settle_s=0.1)
-    capture = await asyncio.wait_for(_capture(spec, recorder, args, out), timeout=30)
-    summary, failure, stopped_by = capture.summary, capture.failure, capture.stopped_by
-    assert failure is None and stopped_by is None
-    assert capture.t_end_s is not None and capture.t_end_s >= 3.0
-    err = capsys.readouterr().err
-    assert "searching for a strap…" in err
-    assert "connected to Polar H10 A1B2C3D4" in err
-    recorder.finish(summary.as_dict())
-    assert recorder.store is not None and recorder.session_id is not None
-    store = recorder.store
-    info = store.get_session(recorder.session_id)
-    assert (info.device_profile, info.source, info.title) == ("polar_h10", "ble", "ble")
-    assert info.ended_unix_s is not None
-    controls = [r.event for r in store.iter_input(info.id) if isinstance(r, ControlRecord)]
-    assert controls[0] == Marker(controls[0].t_s, "start")
-    assert controls[-1] == Marker(controls[-1].t_s, "stop: duration reached")
-    stored = [r.payload for r in store.iter_input(info.id) if isinstance(r, PacketRecord)]
-    sent = [p.payload for p in strap.sent_in(1)]
-    start = sent.index(stored[0])
-    assert len(stored) >= 40 and stored == sent[start : start + len(stored)]
-    # Replaying the stored input gives the events printed live.
-    replayed = io.StringIO()
-    from vagus.cli.replay import replay_records
+    runner = Runner([Participant("me", spec)], writer=writer, title="ble", duration_s=3.0)
+    live: list[dict[str, object]] = []
+    runner.subscribe(live.extend)
+    await runner.start()
+    await asyncio.wait_for(runner.wait(), timeout=30)
+    result = await runner.stop()
+    writer.close().result()
+    writer.join()
+    assert result.failures == {} and result.reason == "duration reached"
+    assert result.t_end_s is not None and result.saved
+    assert result.recording is not None and result.recording.session_id is not None
+    sid = result.recording.session_id
+    with SqliteStore(tmp_path / "sessions.sqlite3") as store:
+        info = store.get_session(sid)
+        assert (info.device_profile, info.source, info.title) == ("polar_h10", "ble", "ble")
+        assert info.ended_unix_s is not None
+        records = list(store.iter_input(info.id))
+        controls = [r.event for r in records if isinstance(r, ControlRecord)]
+        assert controls[0] == Marker(controls[0].t_s, "start")
+        assert controls[-1] == Marker(controls[-1].t_s, "stop: duration reached")
+        stored = [r.payload for r in records if isinstance(r, PacketRecord)]
+        sent = [p.payload for p in strap.sent_in(1)]
+        start = sent.index(stored[0])
+        assert len(stored) >= 40 and stored == sent[start : start + len(stored)]
+        # The strap's input spans the duration on the session clock (from its first
+        # packet), and the status went out to subscribers when it connected.
+        times = [r.t_arrival_s for r in records if isinstance(r, PacketRecord)]
+        assert times[0] >= 0.0 and times[-1] - times[0] <= 3.0
+        assert any(d["type"] == "status" and d["connected"] for d in live)
+        # Replaying the stored input gives the events handed out live.
+        replayed = io.StringIO()
+        from vagus.cli.replay import replay_records
 
-    replay_records(
-        store.iter_input(info.id),
-        session_id=info.id,
-        total=store.input_count(info.id),
-        speed=None,
-        from_s=0.0,
-        json_out=True,
-        out=replayed,
-    )
-    assert replayed.getvalue() == out.getvalue() != ""
-    store.close()
+        replay_records(
+            store.iter_input(info.id),
+            session_id=info.id,
+            total=store.input_count(info.id),
+            speed=None,
+            from_s=0.0,
+            json_out=True,
+            out=replayed,
+        )
+
+    # (compared without "participant": the runner's subscribers always get it; whether
+    # the replay prints it for a one-participant session is the replay's format)
+    def plain(d: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in d.items() if k != "participant"}
+
+    events = [plain(d) for d in live if d["type"] != "status"]
+    assert all(d["participant"] in ("me", None) for d in live if d["type"] != "status")
+    again = [plain(json.loads(line)) for line in replayed.getvalue().splitlines()]
+    assert again == events != []

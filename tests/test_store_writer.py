@@ -95,6 +95,10 @@ def test_a_quiet_second_is_committed_by_the_thread_without_a_call(tmp_path: Path
     assert committed() == 0
     clock[0] = 1.0  # one second on the store's clock: the next tick commits
     _wait_for(lambda: committed() == 1)
+    # commit(): durable now, whatever the interval (a relay's packets acknowledged)
+    session.write(_packet(2.0))
+    writer.commit().result()
+    assert committed() == 2
     writer.close().result()
     writer.join()
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -90,16 +90,51 @@ def parse_speed(text: str) -> float | None:
     return value
 
 
+#: Status lines on the terminal now (the cursor is on the last of them).
+_drawn_lines = 0
+
+
+def _clear_status() -> str:
+    """The terminal codes that erase the status lines drawn (the cursor at their start)."""
+    global _drawn_lines
+    up = f"\x1b[{_drawn_lines - 1}A" if _drawn_lines > 1 else ""
+    _drawn_lines = 0
+    return "\r" + up + "\x1b[J"
+
+
 def status_line(text: str) -> None:
     """Rewrite the current terminal line (a live one-line status); plain lines if not a TTY.
 
     On a terminal the line is fitted to the terminal's width (a line that wrapped could
     not be rewritten in place): :func:`fit_status`."""
+    status_lines([text])
+
+
+def status_lines(lines: Sequence[str]) -> None:
+    """Rewrite the live status in place: one line per participant (the cursor is moved
+    back up over the lines drawn before); plain lines if not a TTY. Each line is fitted
+    to the terminal's width (:func:`fit_status`)."""
+    global _drawn_lines
     if sys.stderr.isatty():
-        sys.stderr.write("\r\x1b[2K" + fit_status(text, terminal_columns()))
+        width = terminal_columns()
+        text = "\n".join(fit_status(line, width) for line in lines)
+        if len(lines) == 1 and _drawn_lines <= 1:
+            sys.stderr.write("\r\x1b[2K" + text)  # one line: as it always was
+        else:
+            sys.stderr.write(_clear_status() + text)
+        _drawn_lines = len(lines)
     else:
-        sys.stderr.write(text + "\n")
+        sys.stderr.write("".join(line + "\n" for line in lines))
     sys.stderr.flush()
+
+
+def end_status() -> None:
+    """Leave the status lines on the terminal and move below them."""
+    global _drawn_lines
+    if sys.stderr.isatty() and _drawn_lines:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    _drawn_lines = 0
 
 
 #: Status fields (separated by two spaces) left out first when the line is too wide, in
@@ -221,8 +256,9 @@ class ProgressBar:
 
 
 def note(text: str) -> None:
-    """A line of its own on stderr, above a live status line (which it clears first)."""
-    prefix = "\r\x1b[2K" if sys.stderr.isatty() else ""
+    """A line of its own on stderr, above the live status lines (which it clears first;
+    they are drawn again below it)."""
+    prefix = (_clear_status() if _drawn_lines > 1 else "\r\x1b[2K") if sys.stderr.isatty() else ""
     sys.stderr.write(prefix + text + "\n")
     sys.stderr.flush()
 

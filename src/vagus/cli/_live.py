@@ -23,7 +23,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "PacerClock",
     "RRNotes",
     "Readiness",
+    "StatusBoard",
     "StatusView",
     "add_sim_arguments",
     "add_strap_arguments",
@@ -439,23 +440,23 @@ class ControlLines:
     (``pacer off`` ends it), any other text a marker with that text.
 
     Each event is timed at the current beat time (the last beat's; the latest input's
-    while the link is down or before the first beat), never before the previous control
-    event, and handed to ``emit`` (which feeds the pipeline, and for ``record`` the
-    store); a pacer change is also handed to :attr:`set_pacer` (the simulated subject
-    breathes with the pacer). Lines typed before :meth:`start` wait for it. What was done
-    is noted on stderr, prefixed with ``command``.
+    while the link is down or before the first beat; with several participants, the
+    latest of theirs), never before the previous control event, and handed to ``emit``
+    (the live runner: it feeds the session, stores it for ``record`` and hands a pacer
+    change to the simulated subjects that follow the pacer). Lines typed before
+    :meth:`start` wait for it. What was done is noted on stderr, prefixed with
+    ``command``.
     """
 
     def __init__(
         self,
         command: str,
-        status: LiveStatus,
+        status: LiveStatus | Sequence[LiveStatus],
         emit: Callable[[Marker | PacerChange], None],
     ) -> None:
         self.command = command
-        self.status = status
+        self.statuses = [status] if isinstance(status, LiveStatus) else list(status)
         self._emit = emit
-        self.set_pacer: Callable[[float | None], None] | None = None
         self.t_start_s: float | None = None
         self.t_control_s = -math.inf
         self._waiting: list[str] = []
@@ -464,9 +465,15 @@ class ControlLines:
 
     def now_s(self) -> float:
         """Now, in beat time (see the class docstring)."""
-        status = self.status
-        t = status.t_beat_s if status.t_beat_s is not None and status.connected else None
-        return max(status.t_last_s if t is None else t, self.t_control_s)
+        now = self.t_control_s
+        for status in self.statuses:
+            if status.t_start_s is None:
+                continue
+            t = status.t_beat_s if status.t_beat_s is not None and status.connected else None
+            now = max(now, status.t_last_s if t is None else t)
+        if now == -math.inf:
+            now = self.t_start_s if self.t_start_s is not None else 0.0
+        return now
 
     def emit(self, event: Marker | PacerChange) -> None:
         """Hand a control event on (and note its time)."""
@@ -516,8 +523,6 @@ class ControlLines:
             note(f"{prefix}: marker at {at}: {what}")
             return
         self.emit(PacerChange(t_s, what))
-        if self.set_pacer is not None:
-            self.set_pacer(what)
         rate = "off" if what is None else f"{what:g} breaths/min"
         note(f"{prefix}: pacer {rate} at {at}")
 
@@ -805,7 +810,7 @@ class StatusView:
 
 
 def stdin_lines(
-    args: argparse.Namespace, controls: ControlLines, view: StatusView | None
+    args: argparse.Namespace, controls: ControlLines, view: StatusView | StatusBoard | None
 ) -> StdinLines | None:
     """The stdin reader for markers and ``pacer N`` (not started): on a terminal in the
     foreground, or when asked (``--markers-from-stdin``); None otherwise.
@@ -831,3 +836,70 @@ def stdin_lines(
     if view is not None:
         view.typing = lambda: reader.pending_text
     return reader
+
+
+class StatusBoard:
+    """The live status of a session on stderr: one line per participant (each a
+    :class:`StatusView`'s line, prefixed with the participant's name when there are
+    several), redrawn in place every ``interval_s`` even without packets, as
+    :class:`StatusView` draws its one line.
+
+    ``tail`` (e.g. ``REC <id>``) ends the last line once a participant is connected; the
+    line being typed (:attr:`typing`) comes after it.
+    """
+
+    def __init__(
+        self,
+        views: Sequence[tuple[str, StatusView]],
+        *,
+        tty: bool,
+        tail: Callable[[], str] | None = None,
+    ) -> None:
+        self.views = list(views)
+        self.tty = tty
+        self.tail = tail
+        self.interval_s = 0.25 if tty else 1.0
+        self._next_s = 0.0
+        self._last_text = ""
+        #: the line being typed, if any (shown after the status)
+        self.typing: Callable[[], str] | None = None
+
+    def lines(self) -> list[str]:
+        """The lines to show now (none before anything is known: a source without link
+        state that has not connected yet)."""
+        several = len(self.views) > 1
+        out: list[str] = []
+        for name, view in self.views:
+            text = view.text()
+            if text:
+                out.append(f"{name}: {text}" if several else text)
+        if out and self.tail is not None and any(v.status.device for _, v in self.views):
+            out[-1] = f"{out[-1]}  {self.tail()}"
+        return out
+
+    def draw(self, *, force: bool = False) -> None:
+        """Draw now if ``force`` or the interval has passed since the last drawing."""
+        from vagus.cli._common import status_lines, terminal_columns
+
+        now_s = time.monotonic()
+        if not force and now_s < self._next_s:
+            return
+        self._next_s = now_s + self.interval_s
+        lines = self.lines()
+        typed = self.typing() if self.typing is not None else ""
+        if typed and self.tty:
+            width = terminal_columns()
+            if len(typed) > width // 2:  # the end of a long line, where the typing is
+                typed = "…" + typed[-(width // 2) :]
+            lines = [*lines[:-1], f"{lines[-1] if lines else ''}  > {typed}"]
+        text = "\n".join(lines)
+        if not text or (not self.tty and text == self._last_text):
+            return
+        self._last_text = text
+        status_lines(lines)
+
+    async def keep_drawing(self) -> None:
+        """Redraw whenever the interval has passed (cancel to stop)."""
+        while True:
+            await asyncio.sleep(max(self._next_s - time.monotonic(), 0.01))
+            self.draw()

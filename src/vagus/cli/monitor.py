@@ -21,43 +21,35 @@ times on a terminal) while the strap is searched for, connected, or reconnected,
 attempt under way (``reconnecting… attempt 2 of 6, link down 12 s``), and a link loss
 shows at once (the gap count goes up). A strap whose device profile says its RR intervals
 are missing or unfit for HRV gets a note on stderr when it connects, once.
+
+Several participants: ``--participant NAME=SOURCE``, repeated, as in ``vagus record``;
+a status line per participant. The session is run by :class:`vagus.runner.Runner`
+(with no store and no start/stop markers); this module is the command line and the view.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
-from vagus.cli._common import interrupted_status, note, positive_float, stop_on_signals
+from vagus.cli._common import interrupted_status, note, positive_float
+from vagus.cli._driver import SIGNAL_NAMES, LiveTerminal
 from vagus.cli._live import (
-    ControlLines,
     LiveStatus,
-    RRNotes,
-    StatusView,
     add_sim_arguments,
     add_strap_arguments,
-    check_sim_options,
-    check_source_options,
     reconnect_budget_text,
-    source_spec,
-    stdin_lines,
 )
-from vagus.core.events import Marker, PacerChange
-from vagus.exceptions import MalformedPacket, VagusError
-from vagus.sources.base import LinkState
-
-if TYPE_CHECKING:
-    from vagus.core.pipeline import Pipeline
+from vagus.cli._participants import add_participant_argument, participants_from_args
+from vagus.exceptions import VagusError
+from vagus.runner import ParticipantState, Runner
 
 __all__ = ["register", "run"]
 
 _BODY_LOCATIONS = {0: "other", 1: "chest", 2: "wrist", 3: "finger", 4: "hand", 5: "ear lobe"}
-_SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,9 +59,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Connect to a heart-rate strap (the strongest one in range unless --device is "
             "given) or to the simulator, and show live heart rate, RMSSD and coherence "
-            "(or how long until each is ready). Type a line and Enter to add a marker; "
-            "`pacer N` sets a pacer of N breaths/min (`pacer off` ends it); nothing is "
-            "stored (use `vagus record` for that). " + reconnect_budget_text()
+            "(or how long until each is ready). Several participants at once: "
+            "--participant NAME=SOURCE, repeated (a line each). Type a line and Enter to "
+            "add a marker; `pacer N` sets a pacer of N breaths/min (`pacer off` ends it); "
+            "nothing is stored (use `vagus record` for that). " + reconnect_budget_text()
         ),
     )
     source = parser.add_mutually_exclusive_group()
@@ -80,13 +73,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     source.add_argument("--sim", action="store_true", help="use the simulated subject and strap")
     add_sim_arguments(parser)
+    add_participant_argument(parser)
     parser.add_argument(
         "--duration",
         type=positive_float,
         metavar="S",
         help="stop after S seconds of packets, counted from the first packet received (the "
         "settling time after connecting, when packets are discarded, does not count), for "
-        "the strap and --sim alike",
+        "the strap and --sim alike; with several participants, for each one from its "
+        "first packet",
     )
     parser.add_argument("--json", action="store_true", help="print every event as a JSON line")
     parser.add_argument(
@@ -107,130 +102,67 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run, monitor_usage_error=parser.error)
 
 
-async def _monitor(
-    args: argparse.Namespace, status: LiveStatus, stopped_by: list[signal.Signals]
-) -> None:
-    """Run the source through the pipeline until done, the duration, or a signal (noted
-    in ``stopped_by``)."""
-    from vagus.core.pipeline import Pipeline
-    from vagus.sources import DeviceInfo, LinkGap, Packet, open_source
-
-    pipeline: Pipeline = Pipeline()
-    as_json: bool = args.json
-    rr_notes = RRNotes()  # each profile's RR-quality note, once
-    spec = source_spec(args)
-    status.speed = getattr(spec, "speed", 1.0)
-
-    def flush_events() -> None:
-        for event in pipeline.events_received():
-            status.absorb(event)
-            if as_json:
-                sys.stdout.write(json.dumps(event.to_json()) + "\n")
-                sys.stdout.flush()
-
-    def control(event: Marker | PacerChange) -> None:
-        pipeline.receive_control(event)
-        flush_events()
-
-    controls = ControlLines("monitor", status, control)
-    source = open_source(spec)
-    link = getattr(source, "link_state", None)
-    view = StatusView(
-        status, link if isinstance(link, LinkState) else None, tty=sys.stderr.isatty()
+def _connected(state: ParticipantState) -> None:
+    where = _BODY_LOCATIONS.get(state.body_location or -1, "")
+    note(
+        f"connected to {state.device} ({state.device_id}), profile "
+        f"{state.profile_id}" + (f", worn on the {where}" if where else "")
     )
-    stdin = stdin_lines(args, controls, None if as_json else view)
 
-    async def consume() -> None:
-        async with source:
-            set_pacer = getattr(source, "set_pacer", None)
-            if set_pacer is not None:
-                controls.set_pacer = set_pacer  # the simulated subject breathes with it
-            async for item in source:
-                if isinstance(item, Packet):
-                    t_s = item.t_arrival_s
-                    status.at(t_s)
-                    status.connected = True
-                    controls.start(t_s)
-                    try:
-                        pipeline.receive_packet(t_s, item.payload)
-                    except MalformedPacket as exc:
-                        status.malformed += 1
-                        if len(status.malformed_examples) < 3:
-                            status.malformed_examples.append(f"{item.payload.hex()}: {exc}")
-                    else:
-                        status.packets += 1
-                elif isinstance(item, LinkGap):
-                    status.gaps += 1
-                    status.connected = False
-                    controls.start(item.t_s)
-                    pipeline.receive_gap(item.t_s, reason=item.reason)
-                    if not as_json:
-                        view.draw(force=True)  # the loss shows at once, not with the next packet
-                elif isinstance(item, DeviceInfo):
-                    status.device = item.name
-                    status.battery_pct = item.battery_pct
-                    status.connected = item.connected
-                    if not as_json:
-                        where = _BODY_LOCATIONS.get(item.body_location or -1, "")
-                        note(
-                            f"connected to {item.name} ({item.device_id}), profile "
-                            f"{item.profile_id}" + (f", worn on the {where}" if where else "")
-                        )
-                    if item.connected:
-                        rr_notes.connected(item.profile_id)
-                    if not as_json:
-                        view.draw(force=True)
-                flush_events()
-                if not as_json:
-                    view.draw()
-                if (
-                    args.duration is not None
-                    and status.t_start_s is not None
-                    and status.t_last_s - status.t_start_s >= args.duration
-                ):
-                    break
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+async def _monitor(
+    args: argparse.Namespace,
+    runner: Runner,
+    stopped_by: list[signal.Signals],
+    statuses: dict[str, LiveStatus],
+) -> None:
+    """Run the session with its view until done, the duration, or a signal (noted in
+    ``stopped_by``); ``statuses`` gets each participant's status (for the summary).
+    Raises the error that ended a source (the strap vanished and the retry budget is
+    spent), after ending the session."""
+    as_json: bool = args.json
+    terminal = LiveTerminal(
+        "monitor",
+        runner,
+        args,
+        json_out=as_json,
+        out=sys.stdout,
+        show_status=not as_json,
+        stop_on_broken_pipe=True,
+        on_connect=None if as_json else _connected,
+    )
+    statuses.update(terminal.statuses)
+    outcome = await terminal.run(
+        hint=None
+        if as_json
+        else (
+            "vagus monitor: type a line and Enter to add a marker; `pacer N` sets a "
+            "pacer of N breaths/min (`pacer off` ends it); nothing is stored"
+        )
+    )
+    if outcome.stopped_by is not None:
+        stopped_by.append(outcome.stopped_by)
+    if outcome.broken_pipe:
+        raise BrokenPipeError
+    failure = next(iter(outcome.result.failures.values()), None)
+    if failure is not None:
+        raise failure
 
-    handled = stop_on_signals(loop, stop, stopped_by)
-    if stdin is not None:
-        stdin.start(loop)
-        if not as_json:
-            note(
-                "vagus monitor: type a line and Enter to add a marker; `pacer N` sets a "
-                "pacer of N breaths/min (`pacer off` ends it); nothing is stored"
-            )
-    redraw = None if as_json else asyncio.ensure_future(view.keep_drawing())
-    consume_task = asyncio.ensure_future(consume())
-    stop_task = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({consume_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if stdin is not None:
-            stdin.close()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        tasks = [t for t in (consume_task, stop_task, redraw) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        pipeline.close()
-        flush_events()
-    if consume_task.done() and not consume_task.cancelled():
-        failure = consume_task.exception()
-        if failure is not None:
-            raise failure
+
+def _summary(statuses: dict[str, LiveStatus]) -> str:
+    several = len(statuses) > 1
+    return "\n".join(
+        (f"{name}: " if several else "") + status.summary() for name, status in statuses.items()
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    check_source_options(args, args.monitor_usage_error)
-    check_sim_options(args, args.monitor_usage_error)
-    status = LiveStatus()
+    participants = participants_from_args(args, args.monitor_usage_error)
+    runner = Runner(participants, duration_s=args.duration, markers=False)
     stopped_by: list[signal.Signals] = []
-    end_line = sys.stderr.isatty() and not args.json
+    statuses: dict[str, LiveStatus] = {}
     try:
-        asyncio.run(_monitor(args, status, stopped_by))
+        asyncio.run(_monitor(args, runner, stopped_by, statuses))
     except KeyboardInterrupt:  # Ctrl-C where no signal handler could be set (Windows)
         stopped_by.append(signal.SIGINT)
     except BrokenPipeError:
@@ -239,16 +171,12 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except VagusError:
-        # e.g. the strap vanished and the retry budget is spent: end the status line, sum
-        # up what was received, and let the command line print the error (exit status 1)
-        if end_line:
-            sys.stderr.write("\n")
-        if status.device:
-            print(status.summary(), file=sys.stderr)
+        # e.g. the strap vanished and the retry budget is spent: sum up what was
+        # received, and let the command line print the error (exit status 1)
+        if any(s.device for s in statuses.values()):
+            print(_summary(statuses), file=sys.stderr)
         raise
-    if end_line:
-        sys.stderr.write("\n")
     if stopped_by:
-        print(f"stopped ({_SIGNAL_NAMES.get(stopped_by[0], 'signal')})", file=sys.stderr)
-    print(status.summary(), file=sys.stderr)
+        print(f"stopped ({SIGNAL_NAMES.get(stopped_by[0], 'signal')})", file=sys.stderr)
+    print(_summary(statuses), file=sys.stderr)
     return interrupted_status(stopped_by[0]) if stopped_by else 0

@@ -26,8 +26,16 @@ commit, at least every second); once it ends, as ended.
 Times: the session starts when the recording starts (wall clock). A strap's session ends
 on the wall clock; a simulated one (``--sim``) at the start plus the simulated seconds it
 ran, so at ``--speed 4`` or ``max`` its start and end are as far apart as its duration.
-``--duration`` counts from the first input received, for the strap and ``--sim`` alike:
-the settling time after connecting (packets discarded) does not count.
+``--duration`` counts from the first input received, for the strap and ``--sim`` alike
+(with several participants, from each one's first input): the settling time after
+connecting (packets discarded) does not count.
+
+Several participants in one session: ``--participant NAME=SOURCE``, repeated
+(:mod:`vagus.cli._participants`: ``ann=sim:seed=1``, ``bob=C0:FE:...``). Their input is
+stored together, each record with its participant; the control events (markers, pacer
+changes, start and stop) once for the session; the status shows a line per participant.
+The session itself is run by :class:`vagus.runner.Runner` (the store written from its
+writer thread, off the event loop); this module is the command line and the view.
 
 As in ``vagus monitor`` (whose helpers this module uses): options of the other source
 (``--seed``, ``--speed``, ``--sim-option`` without ``--sim``; ``--device``,
@@ -41,26 +49,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import os
-import signal
 import sys
-from typing import Any, NamedTuple, TextIO
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from vagus.cli._common import (
-    interrupted_status,
-    note,
-    positive_float,
-    status_line,
-    stop_on_signals,
-)
+from vagus.cli._common import interrupted_status, note, positive_float
 from vagus.cli._data_dir import add_data_dir_argument
+from vagus.cli._driver import LiveTerminal
 from vagus.cli._live import (
     PACER_RANGE_BPM,
-    ControlLines,
     LiveStatus,
-    RRNotes,
     StatusView,
     add_sim_arguments,
     add_strap_arguments,
@@ -70,27 +68,16 @@ from vagus.cli._live import (
     parse_control_line,
     reconnect_budget_text,
     source_spec,
-    stdin_lines,
 )
-from vagus.core.events import Event, Marker
-from vagus.core.pipeline import Pipeline
+from vagus.cli._participants import add_participant_argument, participants_from_args
 from vagus.exceptions import StoreError
-from vagus.sources.base import (
-    BleSpec,
-    DeviceInfo,
-    LinkGap,
-    LinkState,
-    Packet,
-    SimSpec,
-    SourceSpec,
-)
-from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, Store
-from vagus.store.recorder import Recorder, SessionSummary, feed_counting
+from vagus.runner import START_MARKER, Participant, ParticipantState, Runner, RunResult
+from vagus.sources.base import SourceSpec
+from vagus.store.writer import SessionWriter, StoreWriter
 
 __all__ = [
     "PACER_RANGE_BPM",
     "START_MARKER",
-    "Capture",
     "LiveStatus",
     "clock_text",
     "parse_control_line",
@@ -98,21 +85,19 @@ __all__ = [
     "run",
 ]
 
-_TICK_S = 0.25
-
-#: The text of the marker written at the first input of a recording.
-START_MARKER = "start"
-_SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``record`` to the CLI."""
     p = subparsers.add_parser(
         "record",
-        help="record a session headless (strap or --sim)",
+        help="record a session headless (strap, --sim, or several --participant)",
         description=(
-            "Record a session to the store with a live one-line status. Without --device "
-            "or --sim, the first heart-rate strap found is used. Ctrl-C ends the session. "
+            "Record a session to the store with a live status line per participant. "
+            "Without --device, --sim or --participant NAME=SOURCE, the first heart-rate "
+            "strap found is used. Several participants: --participant NAME=SOURCE, "
+            "repeated (e.g. --participant ann=sim:seed=1 --participant bob=sim:seed=2 "
+            "--speed max --duration 300); their input is stored together, each record "
+            "with its participant. Ctrl-C ends the session. "
             "The session starts when the recording starts; a strap's ends on the wall "
             "clock, a simulated one (--sim) on the simulated clock: its end is its start "
             "plus the simulated seconds recorded, whatever the --speed, so a 10-minute "
@@ -133,11 +118,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="stop after S seconds of packets, counted from the first packet received (the "
         "settling time after connecting, when packets are discarded, does not count), for "
-        "the strap and --sim alike",
+        "the strap and --sim alike; with several participants, for each one from its "
+        "first packet",
     )
     add_strap_arguments(p)
     p.add_argument("--title", default="", help="session title")
-    p.add_argument("--participant", default="me", help="participant name (default: me)")
+    add_participant_argument(p)
     p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     p.add_argument(
         "--json",
@@ -165,21 +151,42 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _spec(args: argparse.Namespace) -> SourceSpec:
-    """The source of ``args``, built as ``vagus monitor`` builds it (the strap's address or
-    name, --scan-timeout, --connect-timeout, --retries; --seed, --speed, --sim-option).
+    """The single source of ``args`` (``--sim`` or ``--device``), built as ``vagus
+    monitor`` builds it (the strap's address or name, --scan-timeout, --connect-timeout,
+    --retries; --seed, --speed, --sim-option).
 
-    No ``duration_s`` for the simulator: ``--duration`` counts from the first input, as for
-    a strap (:func:`_capture` stops there)."""
+    No ``duration_s`` for the simulator: ``--duration`` counts from the first input, as
+    for a strap (the runner stops there)."""
     return source_spec(args)
+
+
+def _participants(args: argparse.Namespace) -> list[Participant]:
+    """The session's participants: ``--participant NAME=SOURCE``, or the one source of
+    ``--sim`` / ``--device`` (:func:`_spec`), named by ``--participant NAME``."""
+    participants = participants_from_args(args, args.record_usage_error)
+    if len(participants) == 1 and not any(
+        source is not None for _name, source in getattr(args, "participant", []) or []
+    ):
+        return [Participant(participants[0].name, _spec(args))]
+    return participants
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "--" if value is None else format(value, spec)
 
 
-def _tail(recorder: Recorder) -> str:
-    if recorder.recording:
-        return f"REC {recorder.session_id}"
+class _Recording(Protocol):
+    """What the status tail reads of a recording (a SessionWriter or a Recorder)."""
+
+    @property
+    def recording(self) -> bool: ...
+
+    session_id: str | None
+
+
+def _tail(recording: _Recording | None) -> str:
+    if recording is not None and recording.recording:
+        return f"REC {recording.session_id}"
     return "NOT RECORDING"
 
 
@@ -188,21 +195,15 @@ class _RecordStatusView(StatusView):
     redrawn while no packet flows, a link loss shown at once with the reconnection attempt
     under way), followed by ``REC <id>`` or ``NOT RECORDING`` once a strap is connected."""
 
-    def __init__(self, status: LiveStatus, recorder: Recorder, *, tty: bool) -> None:
+    def __init__(self, status: LiveStatus, recording: _Recording, *, tty: bool) -> None:
         super().__init__(status, None, tty=tty)
-        self.recorder = recorder
+        self.recording = recording
 
     def text(self) -> str:
         text = super().text()
         if text and self.status.device:
-            return f"{text}  {_tail(self.recorder)}"
+            return f"{text}  {_tail(self.recording)}"
         return text
-
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _warn_not_recording(error: StoreError | None) -> None:
@@ -214,266 +215,105 @@ def _warn_not_recording(error: StoreError | None) -> None:
     )
 
 
-def _open_recorder(args: argparse.Namespace, source_name: str) -> Recorder:
-    from vagus.store.open import open_store
+def _connected_note(searching: dict[str, bool]) -> Callable[[ParticipantState], None]:
+    def on_connect(state: ParticipantState) -> None:
+        if searching.pop(state.name, False):
+            note(
+                f"vagus record: connected to {state.device} ({state.device_id}), "
+                f"profile {state.profile_id}"
+            )
 
-    store: Store | None = None
-    try:
-        store = open_store(args.data_dir)
-        info = store.create_session(
-            title=args.title,
-            participants=(args.participant,),
-            source=source_name,
-            tags=tuple(args.tag),
-            recording=True,  # lists as recording; `vagus delete` refuses it meanwhile
-        )
-    except StoreError as exc:
-        if store is not None:
-            with contextlib.suppress(StoreError):
-                store.close()
-        return Recorder(None, None, error=exc)
-    return Recorder(store, info.id, started_unix_s=info.started_unix_s)
+    return on_connect
 
 
-class Capture(NamedTuple):
-    """What :func:`_capture` ends with."""
-
-    summary: SessionSummary
-    status: LiveStatus
-    #: the error that ended the source (strap lost...), if any
-    failure: BaseException | None
-    #: the signal that ended the recording (Ctrl-C: SIGINT), if any
-    stopped_by: signal.Signals | None
-    #: the time of the last input, the stop marker's (s, source clock); None if none
-    t_end_s: float | None = None
-
-
-async def _capture(
-    spec: SourceSpec,
-    recorder: Recorder,
-    args: argparse.Namespace,
-    out: TextIO,
-) -> Capture:
-    """Run the source into the store and the pipeline until done, Ctrl-C or the duration."""
-    from vagus.sources.base import open_source
-
-    pipeline = Pipeline()
-    summary = SessionSummary()
-    status = LiveStatus(speed=spec.speed if isinstance(spec, SimSpec) else 1.0)
-    participant: str = args.participant
+async def _record(
+    args: argparse.Namespace, runner: Runner, recording: SessionWriter
+) -> tuple[RunResult, int | None]:
+    """Run the session with its terminal view; the result and the signal's exit status."""
     json_out: bool = args.json
-    flush_each = not (isinstance(spec, SimSpec) and spec.speed is None)  # live: per batch
-    show_status = not json_out or sys.stderr.isatty()
-    # monitor's status view: redrawn while no packet flows (searching, reconnecting with
-    # the attempt under way), a link loss drawn at once; the source's link state is
-    # attached when the source is opened
-    view = _RecordStatusView(status, recorder, tty=sys.stderr.isatty())
-    profile: str | None = None
-    rr_notes = RRNotes()  # each profile's RR-quality note, once
-    warned = not recorder.recording
-    searching = isinstance(spec, BleSpec)
-    # Typed lines: markers and pacer changes at the current beat time, into the store
-    # and the pipeline (lines typed before the first input wait for it).
-    controls = ControlLines("record", status, lambda event: write(ControlRecord(event)))
-    controls.refused = "not recorded"
+    warned = [not recording.recording]
 
-    def emit(events: list[Event]) -> None:
-        nonlocal json_out
-        if not events:
-            return
-        summary.add_events(events)
-        status.add_events(events)
-        if json_out:
-            try:
-                out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
-                if flush_each:
-                    out.flush()
-            except BrokenPipeError:
-                # The reader of the events went away (`| head`): keep recording.
-                _silence_stdout()
-                json_out = False
+    def watch(_pairs: object) -> None:
+        rec = runner.recording
+        if rec is not None and not rec.recording and not warned[0]:
+            warned[0] = True
+            _warn_not_recording(rec.error)
 
-    def write(record: InputRecord) -> None:
-        nonlocal warned
-        recorder.write(record)
-        ok = feed_counting(pipeline, record)
-        summary.add_record(record, malformed=not ok)
-        if isinstance(record, PacketRecord):
-            if ok:
-                status.packets += 1
-            else:
-                status.malformed += 1
-        emit(pipeline.events_received())
-        if not recorder.recording and not warned:
-            warned = True
-            _warn_not_recording(recorder.error)
+    runner.subscribe_events(watch)
+    searching = {n: st.kind == "ble" for n, st in runner.participants.items()}
+    terminal = LiveTerminal(
+        "record",
+        runner,
+        args,
+        json_out=json_out,
+        out=sys.stdout,
+        show_status=not json_out or sys.stderr.isatty(),
+        tail=lambda: _tail(runner.recording),
+        on_connect=_connected_note(searching),
+        refused="not recorded",
+    )
 
-    def start(t_s: float) -> None:
-        controls.emit(Marker(t_s, START_MARKER))
-        controls.start(t_s)
-
-    # The recording stops once its input spans ``--duration`` from the first input (the
-    # start marker), for a strap and the simulator alike: scan, connection and the
-    # settling time after connecting (packets discarded) do not count.
-    limit_s: float | None = args.duration
-
-    async def consume() -> None:
-        nonlocal profile, searching
-        opened = open_source(spec)
-        link = getattr(opened, "link_state", None)  # a strap's: searching, attempt k of n
-        view.link = link if isinstance(link, LinkState) else None
-        async with opened as source:
-            set_pacer = getattr(source, "set_pacer", None)
-            if set_pacer is not None:
-                controls.set_pacer = set_pacer  # the simulated subject breathes with it
-            async for item in source:
-                if isinstance(item, DeviceInfo):
-                    status.device = item.name
-                    status.battery_pct = item.battery_pct
-                    status.connected = item.connected
-                    if searching:
-                        searching = False
-                        note(
-                            f"vagus record: connected to {item.name} ({item.device_id}), "
-                            f"profile {item.profile_id}"
-                        )
-                    if item.connected:
-                        rr_notes.connected(item.profile_id)
-                    if item.profile_id != profile:
-                        profile = item.profile_id
-                        recorder.set_device_profile(profile)
-                    if show_status:
-                        view.draw(force=True)
-                    continue
-                t_item = item.t_arrival_s if isinstance(item, Packet) else item.t_s
-                if controls.t_start_s is None:
-                    start(t_item)
-                elif limit_s is not None and t_item - controls.t_start_s > limit_s:
-                    return
-                if isinstance(item, Packet):
-                    status.connected = True
-                    status.at(item.t_arrival_s)
-                    write(PacketRecord(item.t_arrival_s, item.payload, participant))
-                elif isinstance(item, LinkGap):
-                    status.connected = False
-                    status.gaps += 1
-                    status.at(item.t_s)
-                    write(GapRecord(item.t_s, item.reason, participant))
-                    if show_status:
-                        view.draw(force=True)  # the loss shows at once, with the attempt
-
-    async def ticker() -> None:
+    async def watch_store() -> None:  # a failure in a quiet second shows too
         while True:
-            await asyncio.sleep(_TICK_S)
-            recorder.tick()
-            if not recorder.recording and not warned:
-                write_warning()
-            if show_status:
-                view.draw()  # four times a second on a terminal, else once (if changed)
+            await asyncio.sleep(0.25)
+            watch(None)
 
-    def write_warning() -> None:
-        nonlocal warned
-        warned = True
-        _warn_not_recording(recorder.error)
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    stopped_by: list[signal.Signals] = []
-
-    handled = stop_on_signals(loop, stop, stopped_by)
-    stdin = stdin_lines(args, controls, view if show_status else None)
-    if stdin is not None:
-        stdin.start(loop)
-        note(
-            "vagus record: type a line and Enter to add a marker with that text; "
-            "`pacer N` records a pacer change to N breaths/min (`pacer off` ends it)"
-        )
-    if searching:
-        note("vagus record: searching for a strap…")
-    consume_task = asyncio.ensure_future(consume())
-    stop_task = asyncio.ensure_future(stop.wait())
-    tick_task = asyncio.ensure_future(ticker())
-    failure: BaseException | None = None
+    watcher = asyncio.ensure_future(watch_store())
     try:
-        await asyncio.wait({consume_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        outcome = await terminal.run(
+            hint=(
+                "vagus record: type a line and Enter to add a marker with that text; "
+                "`pacer N` records a pacer change to N breaths/min (`pacer off` ends it)"
+            )
+        )
     finally:
-        if stdin is not None:
-            stdin.close()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        for task in (consume_task, stop_task, tick_task):
-            task.cancel()
-        await asyncio.gather(consume_task, stop_task, tick_task, return_exceptions=True)
-    if consume_task.done() and not consume_task.cancelled():
-        failure = consume_task.exception()
-    signal_name = _SIGNAL_NAMES.get(stopped_by[0], stopped_by[0].name) if stopped_by else ""
-    if stopped_by:
-        note(f"vagus record: stopped ({signal_name}); ending the session")
-    t_end: float | None = None
-    if controls.t_start_s is not None:
-        if stopped_by:
-            reason = signal_name
-        elif failure is not None:
-            reason = "strap lost"
-        elif args.duration is not None:
-            reason = "duration reached"
-        else:
-            reason = "end of input"
-        t_end = max(status.t_last_s, controls.t_control_s)
-        controls.emit(Marker(t_end, f"stop: {reason}"))
-    # End of input: the pending beats are decided exactly as a replay decides them.
-    pipeline.close()
-    emit(pipeline.events_received())
-    if show_status and not searching:
-        status_line(status.with_tail(_tail(recorder)))
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-    return Capture(summary, status, failure, stopped_by[0] if stopped_by else None, t_end)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    status = interrupted_status(outcome.stopped_by) if outcome.stopped_by is not None else None
+    return outcome.result, status
 
 
 def run(args: argparse.Namespace) -> int:
     """Record until done; returns 0 if the whole session was saved, 130 after Ctrl-C
     (143 after SIGTERM), else 1."""
-    _check_options(args)
-    spec = _spec(args)
-    source_name = "sim" if isinstance(spec, SimSpec) else "ble"
-    recorder = _open_recorder(args, source_name)
-    if recorder.recording:
-        assert recorder.store is not None
-        where = recorder.store.location
-        print(
-            f"vagus record: recording session {recorder.session_id} to {where} (Ctrl-C to stop)",
-            file=sys.stderr,
-            flush=True,
-        )
-    else:
-        _warn_not_recording(recorder.error)
-    summary, _live, failure, stopped_by, t_end = asyncio.run(
-        _capture(spec, recorder, args, sys.stdout)
+    participants = _participants(args)
+    writer = StoreWriter.for_data_dir(args.data_dir)
+    writer.start()
+    runner = Runner(
+        participants,
+        writer=writer,
+        title=args.title,
+        tags=tuple(args.tag),
+        duration_s=args.duration,
     )
-    interrupted = interrupted_status(stopped_by) if stopped_by is not None else None
-    data = summary.as_dict()
-    if recorder.recording and summary.records == 0:
-        # Nothing arrived (no strap found, stopped at once): keep no empty session.
-        assert recorder.store is not None and recorder.session_id is not None
-        with contextlib.suppress(StoreError):
-            recorder.store.delete_session(recorder.session_id)
-        with contextlib.suppress(StoreError):
-            recorder.store.close()
+
+    async def main() -> tuple[RunResult, int | None, SessionWriter]:
+        recording = await runner.start_recording()
+        if recording.recording:
+            print(
+                f"vagus record: recording session {recording.session_id} to "
+                f"{recording.location} (Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            _warn_not_recording(recording.error)
+        result, status = await _record(args, runner, recording)
+        return result, status, recording
+
+    try:
+        result, interrupted, recording = asyncio.run(main())
+    finally:
+        writer.close().result()
+        writer.join()
+    failure = next(iter(result.failures.values()), None)
+    if result.discarded or (recording.session_id is not None and result.records == 0):
         print("vagus record: nothing was received; no session saved", file=sys.stderr)
         if failure is not None:
             raise failure
         return interrupted or 1
-    saved = recorder.recording
-    recorder.finish(data, _ended_unix_s(spec, recorder, t_end))
-    if recorder.store is not None:
-        try:
-            recorder.store.close()
-        except StoreError as exc:
-            recorder.error = recorder.error or exc
-            saved = False
-    saved = saved and recorder.recording
-    _report(recorder, data, saved, args.json)
+    saved = result.saved and recording.recording
+    _report(recording, result.summary, saved, args.json)
     if failure is not None:
         raise failure
     if not saved:
@@ -481,44 +321,46 @@ def run(args: argparse.Namespace) -> int:
     return interrupted or 0
 
 
-def _ended_unix_s(spec: SourceSpec, recorder: Recorder, t_end_s: float | None) -> float | None:
-    """The session's end (Unix s): None (now, the wall clock) for a strap; for the
-    simulator, its start plus the simulated seconds elapsed (the simulator's clock starts
-    at 0 as the session is created), so start and end agree with the duration at any
-    ``--speed``."""
-    if not isinstance(spec, SimSpec) or t_end_s is None or recorder.started_unix_s is None:
-        return None
-    return recorder.started_unix_s + max(0.0, t_end_s)
-
-
-def _report(recorder: Recorder, data: dict[str, Any], saved: bool, json_out: bool) -> None:
-    line = (
+def _line(data: dict[str, Any]) -> str:
+    return (
         f"{clock_text(data['duration_s'])}, {data['beats']} beats, "
         f"mean HR {_fmt(data['mean_hr_bpm'], '.0f')} bpm, "
         f"RMSSD {_fmt(data['rmssd_ms'], '.0f')} ms, "
         f"mean coherence {_fmt(data['mean_coherence'], '.2f')}, "
         f"{data['gaps']} gaps"
     )
+
+
+def _summary_text(data: dict[str, Any]) -> str:
+    """One participant's figures, or each participant's (``ann: ...; bob: ...``)."""
+    per: dict[str, dict[str, Any]] = data.get("by_participant") or {}
+    if len(per) > 1:
+        return "; ".join(f"{name}: {_line(values)}" for name, values in per.items())
+    return _line(data)
+
+
+def _report(recording: SessionWriter, data: dict[str, Any], saved: bool, json_out: bool) -> None:
+    line = _summary_text(data)
     if saved:
-        print(f"vagus record: saved session {recorder.session_id}: {line}", file=sys.stderr)
+        print(f"vagus record: saved session {recording.session_id}: {line}", file=sys.stderr)
         if not json_out:
-            print(recorder.session_id)
-    elif recorder.session_deleted:
+            print(recording.session_id)
+    elif recording.session_deleted:
         print(
-            f"vagus record: session {recorder.session_id} was deleted by another process "
+            f"vagus record: session {recording.session_id} was deleted by another process "
             "while it was being recorded; recording stopped then, and nothing of it is "
             f"kept in the store. Live session: {line}",
             file=sys.stderr,
         )
-    elif recorder.session_id is not None:
+    elif recording.session_id is not None:
         print(
-            f"vagus record: session {recorder.session_id} is incomplete: recording stopped "
-            f"({recorder.error}); {recorder.committed} records were committed before that "
+            f"vagus record: session {recording.session_id} is incomplete: recording stopped "
+            f"({recording.error}); {recording.committed} records were committed before that "
             f"and are kept. Live session: {line}",
             file=sys.stderr,
         )
     else:
         print(
-            f"vagus record: nothing was saved ({recorder.error}). Live session: {line}",
+            f"vagus record: nothing was saved ({recording.error}). Live session: {line}",
             file=sys.stderr,
         )

@@ -276,6 +276,18 @@ class StoreWriter:
 
         return self._call(create)
 
+    def commit(self) -> concurrent.futures.Future[None]:
+        """Commit everything queued before now; the future completes once it is durable
+        (a relay's packets may then be acknowledged), or raises the StoreError. A store
+        that could not be opened commits nothing (the future raises its error)."""
+
+        def commit_now() -> None:
+            if self.store is None:
+                raise self.error or StoreError("the session store is not open")
+            self.store.commit()
+
+        return self._call(commit_now)
+
     def close(self) -> concurrent.futures.Future[None]:
         """Commit what is buffered and close the store, after every queued command; the
         thread then ends. A close error is kept in the recorders still recording."""
