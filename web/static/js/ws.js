@@ -161,13 +161,15 @@ export class SessionSocket {
       if (typeof frame.client_time === "number") this._clockSample(frame.server_time_s, frame.client_time, now);
       return;
     }
-    if ((frame.type === "ack" || frame.type === "error") && frame.re != null && this._pending.has(frame.re)) {
+    // The answer to a client frame carries its seq as `re` (an ack, an error, or, for a
+    // review command, the review_state it caused).
+    if (frame.re != null && this._pending.has(frame.re)) {
       const p = this._pending.get(frame.re);
       this._pending.delete(frame.re);
-      if (frame.type === "ack") p.resolve(frame);
-      else p.reject(new Error(frame.message || frame.code));
-      if (frame.type === "ack") return;
+      if (frame.type === "error") p.reject(new Error(frame.message || frame.code));
+      else p.resolve(frame);
     }
+    if (frame.type === "ack") return;
     if (frame.type === "status" && frame.participant == null && frame.ended) {
       this.ended = true;
       this._setConnection("ended");
