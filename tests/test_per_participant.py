@@ -117,7 +117,18 @@ def together_and_alone(
 
 
 def events_of(store: SqliteStore, info: SessionInfo, participant: str | None) -> list[Event]:
-    return [ev for step in replay(store, info, participant=participant) for ev in step.events]
+    """A participant's stream (its events, the markers and pacer changes)."""
+    steps = replay(store, info, participant=participant)
+    who = participant if participant is not None else info.participants[0]
+    return [ev for step in steps for ev in step.pipeline_events(who)]
+
+
+def session_events(
+    store: SqliteStore, info: SessionInfo, participant: str | None
+) -> list[dict[str, object]]:
+    """Everything the replayed session hands out, as live (JSON forms)."""
+    steps = replay(store, info, participant=participant)
+    return [ev.to_json() for step in steps for ev in step.events]
 
 
 @pytest.mark.parametrize("n", [2, 5])
@@ -158,11 +169,15 @@ def test_each_participant_equals_that_participant_recorded_alone(tmp_path: Path,
         # Replay: each participant's events, alone and all together in one pass.
         everyone: dict[str, list[Event]] = {p: [] for p in names}
         for step in replay(store, together):
-            everyone[step.participant].extend(step.events)
+            for p in names:
+                everyone[p].extend(step.pipeline_events(p))
         for name, info in alone.items():
             solo = events_of(store, info, None)
             assert solo and events_of(store, together, name) == solo
             assert everyone[name] == solo
+            # One participant replayed from the session: the session's whole output
+            # (pacer states, markers...) equals that participant's session alone.
+            assert session_events(store, together, name) == session_events(store, info, None)
             gaps = [e for e in solo if isinstance(e, Gap)]
             assert bool(gaps) == (name == "bob")
 
@@ -225,14 +240,13 @@ def test_records_under_an_unlisted_name_are_replayed_not_dropped() -> None:
     }
     records = [ControlRecord(Marker(0.5, "m")), GapRecord(1.0, "link_lost", "zoe")]
     steps = list(replay_records(records, {"ann": "ann", "zoe": "zoe"}))
-    # The control reaches both pipelines; zoe's gap only hers; then each closes.
+    # The control is session-wide (in both streams); zoe's gap hers; then the end.
     assert [(s.participant, s.record is None) for s in steps] == [
-        ("ann", False),
+        (None, False),
         ("zoe", False),
-        ("zoe", False),
-        ("ann", True),
-        ("zoe", True),
+        (None, True),
     ]
+    assert steps[0].pipeline_events("ann") == steps[0].pipeline_events("zoe") == [Marker(0.5, "m")]
 
 
 # ---------------------------------------------------------------------------- the CLI
@@ -282,18 +296,21 @@ def test_cli_sessions_show_replay_export_per_participant(
     markers = [e for e in events if e["type"] == "marker"]
     assert [m["text"] for m in markers] == ["baseline", "slower"]
     assert all(m["participant"] is None for m in markers)
-    ann = [
-        {k: v for k, v in e.items() if k != "participant"}
-        for e in events
-        if e["participant"] == "ann"
+    # ann's own events in the session equal ann's alone (each line as live: the
+    # session's JSON, "participant" on every event).
+    code, solo, _ = _run(capsys, "replay", alone["ann"].id, "--speed", "max", "--json", *d)
+    solo_ann = [json.loads(line) for line in solo.splitlines()]
+    assert [e for e in events if e["participant"] == "ann"] == [
+        e for e in solo_ann if e["participant"] is not None
     ]
-    solo_ann = [
-        json.loads(line)
-        for line in _run(capsys, "replay", alone["ann"].id, "--speed", "max", "--json", *d)[
-            1
-        ].splitlines()
+    assert [e for e in events if e["participant"] is None] == [
+        e for e in solo_ann if e["participant"] is None
     ]
-    assert ann == [e for e in solo_ann if e["type"] not in ("marker", "pacer")]
+    assert {e["type"] for e in events if e["participant"] is None} == {
+        "marker",
+        "pacer",
+        "pacer_state",
+    }
 
     # export --participant; without it a session of two is a clear error.
     target = tmp_path / "bob.txt"

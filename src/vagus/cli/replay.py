@@ -36,8 +36,8 @@ from vagus.cli._common import ProgressBar, interrupted_status, note, parse_speed
 from vagus.cli._data_dir import add_data_dir_argument
 from vagus.cli._live import LiveStatus
 from vagus.cli.sessions import format_duration, session_id_arg
-from vagus.core.events import Event, Marker, PacerChange
 from vagus.exceptions import InvalidInput
+from vagus.session import SessionEvent
 from vagus.sources.replay import Scheduled, paced
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 from vagus.store.recorder import SessionSummaries
@@ -187,16 +187,14 @@ def replay_records(
     participant), paced; print events or a status.
 
     ``names``: the participants to replay, label -> the name their records carry (None:
-    every name found in the records). With one participant the JSON lines are the
-    pipeline's events as live; with several, each carries ``"participant"`` (null for
-    the session-wide markers and pacer changes, printed once).
+    every name found in the records). The JSON lines are the session's events as live
+    (:meth:`vagus.session.SessionEvent.to_json`: each carries ``"participant"``, null for
+    the session-wide marker, pacer and pacer_state).
     """
     if names is None:
         records = list(records)
         found = dict.fromkeys(r.participant for r in records if not isinstance(r, ControlRecord))
         names = {n: n for n in found} or {"me": "me"}
-    several = len(names) > 1
-    first = next(iter(names))
     summary = SessionSummaries(list(names))
     status = LiveStatus(speed=speed)
     progress = ProgressBar(f"replay {session_id}", total=total) if speed is None else None
@@ -208,24 +206,10 @@ def replay_records(
     def tail() -> str:
         return f"REPLAY {session_id}"
 
-    def lines(who: str, events: list[Event]) -> str:
-        if not several:
-            return "".join(json.dumps(ev.to_json()) + "\n" for ev in events)
-        text = []
-        for ev in events:
-            if isinstance(ev, Marker | PacerChange):
-                if who != first:
-                    continue  # session-wide: every pipeline echoes it; printed once
-                obj = {**ev.to_json(), "participant": None}
-            else:
-                obj = {**ev.to_json(), "participant": who}
-            text.append(json.dumps(obj) + "\n")
-        return "".join(text)
-
-    def emit(who: str, events: list[Event], hidden: bool) -> None:
-        status.add_events(events)
+    def emit(events: list[SessionEvent], hidden: bool) -> None:
+        status.add_events([ev for _who, ev in events])
         if json_out and not hidden and events:
-            out.write(lines(who, events))
+            out.write("".join(json.dumps(ev.to_json()) + "\n" for ev in events))
             if speed is not None:
                 out.flush()
 
@@ -246,7 +230,7 @@ def replay_records(
             summary.add_step(step)
             rec, item = step.record, step.item
             if rec is None or item is None:  # end of input: after the loop
-                emit(step.participant, step.events, not shown)
+                emit(step.events, not shown)
                 continue
             if isinstance(rec, PacketRecord):
                 status.connected = True
@@ -262,7 +246,7 @@ def replay_records(
                 if status.packets == 0:  # imported RR: beats, not packets
                     status.input_kind = "beats"
             status.at(item.t_s)
-            emit(step.participant, step.events, item.catch_up)
+            emit(step.events, item.catch_up)
             shown = shown or not item.catch_up
             if progress is not None:
                 progress.update(item.source_index + 1)

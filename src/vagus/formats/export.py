@@ -202,8 +202,9 @@ def run_session(
             if run.input is not None:
                 run.input.append(step.record)
             summary.add_record(step.record, malformed=step.malformed)
-        summary.add_events(step.events)
-        run.events.extend(step.events)
+        events = step.pipeline_events(participant)
+        summary.add_events(events)
+        run.events.extend(events)
         if progress is not None and step.index >= 0:
             progress(step.index + 1, total)
     run.summary = summary.as_dict()

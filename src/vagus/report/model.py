@@ -182,18 +182,25 @@ def _replays(
     every = max(1, n // 200)
     progress("replay", 0.0)
     for step in steps:
-        who = step.participant
-        out = outs[who]
         rec = step.record
         if rec is not None:
-            out.records += 1
-            if isinstance(rec, PacketRecord):
-                out.packets += 1
-            if step.malformed:
-                out.malformed_packets += 1
-            if first_t[who] is None:
-                first_t[who] = _record_time(rec)
-        events[who].extend(step.events)
+            # A control record belongs to everybody: each participant's pipeline got it.
+            for who in outs if step.participant is None else (step.participant,):
+                out = outs[who]
+                out.records += 1
+                if isinstance(rec, PacketRecord):
+                    out.packets += 1
+                if step.malformed:
+                    out.malformed_packets += 1
+                if first_t[who] is None:
+                    first_t[who] = _record_time(rec)
+        for who_ev, ev in step.events:
+            if who_ev is not None:
+                if who_ev in events:
+                    events[who_ev].append(ev)
+            elif isinstance(ev, Marker | PacerChange):
+                for stream in events.values():
+                    stream.append(ev)
         if step.index >= 0 and step.index % every == 0:
             progress("replay", min(1.0, step.index / max(n, 1)))
     progress("replay", 1.0)

@@ -240,7 +240,6 @@ class SessionSummaries:
             raise ValueError("a session has at least one participant")
         self.by_participant: dict[str, RunningSummary] = {p: RunningSummary() for p in labels}
         self.records = 0
-        self._last_index = -1
 
     def _whose(self, participant: str | None) -> Iterable[RunningSummary]:
         if participant is None:
@@ -262,14 +261,21 @@ class SessionSummaries:
             s.add_events(events)
 
     def add_step(self, step: Replayed[Any]) -> None:
-        """Fold one step of :func:`vagus.store.replay.replay` in."""
-        summary = self.by_participant[step.participant]
+        """Fold one step of :func:`vagus.store.replay.replay` in: its record counts for
+        its participant (a control record for everyone), each event for its participant
+        (a session-wide marker or pacer change for everyone; ``pacer_state`` and
+        ``clock`` are not summarised)."""
         if step.record is not None:
-            if step.index != self._last_index:
-                self.records += 1  # a control record is one record, fed to each pipeline
-                self._last_index = step.index
-            summary.add_record(step.record, malformed=step.malformed)
-        summary.add_events(step.events)
+            self.add_record(step.participant, step.record, malformed=step.malformed)
+        per = self.by_participant
+        for who, ev in step.events:
+            if who is not None:
+                summary = per.get(who)
+                if summary is not None:
+                    summary.add_events((ev,))
+            elif isinstance(ev, Marker | PacerChange):
+                for summary in per.values():
+                    summary.add_events((ev,))
 
     @property
     def first(self) -> str:

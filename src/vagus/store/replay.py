@@ -3,12 +3,19 @@
 A session has one or more participants, each with its own source; its input records
 (:mod:`vagus.store.base`) are stored in one order. Packet, gap and RR records carry the
 participant whose source sent them; control records (markers, pacer changes) are
-session-wide, stored once. Replaying gives each participant its own
-:class:`~vagus.core.pipeline.Pipeline`, fed exactly what the live path fed it: that
-participant's records, and every control record, in the recorded order. Participants
-never mix (DESIGN.md "Concepts": a session is one pacer and N participants), so a
-participant's events in a session of five are exactly those of the same input
-recorded alone.
+session-wide, stored once. Replaying feeds them, in the recorded order, to a
+:class:`vagus.session.Session`, the same sans-I/O session the live runner drives (one
+:class:`~vagus.core.pipeline.Pipeline` per participant, one pacer, the session clock:
+the stored clock offsets, :attr:`~vagus.store.base.SessionInfo.clock_offsets`, are
+given back to it), so live and replay share one code path. Participants never mix
+(DESIGN.md "Concepts"), so a participant's events in a session of five are exactly
+those of the same input recorded alone.
+
+Each step (:class:`Replayed`) is one record and the session's events for it, each
+tagged with its participant (None for the session-wide marker, pacer and
+``pacer_state``). :meth:`Replayed.pipeline_events` gives one participant's stream as a
+pipeline fed that participant's input alone gives it: its own events and the markers
+and pacer changes (what summaries, exports and reports are computed from).
 
 Every command that replays uses this module: summaries (:mod:`vagus.store.recorder`),
 ``vagus replay``, ``vagus export``, ``vagus report`` and ``vagus progress``, ``vagus
@@ -28,10 +35,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from vagus.core.events import Event
-from vagus.core.pipeline import Pipeline
+from vagus.core.events import Event, Marker, PacerChange
 from vagus.exceptions import InvalidInput, MalformedPacket
-from vagus.store.base import ControlRecord, InputRecord, SessionInfo, Store, feed, recorded_as
+from vagus.session import Session, SessionEvent
+from vagus.store.base import (
+    ControlRecord,
+    GapRecord,
+    InputRecord,
+    PacketRecord,
+    SessionInfo,
+    Store,
+    recorded_as,
+)
 
 __all__ = [
     "Replayed",
@@ -64,26 +79,39 @@ class UnknownParticipant(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class Replayed(Generic[T]):
-    """One step of a replay: one record fed to one participant's pipeline.
+    """One step of a replay: one input record fed to the session, and what came out.
 
     Attributes:
-        participant: the participant (the session's label for it).
-        record: the record fed; None for the end of input (the pipeline's ``close()``,
-            the last step of each participant). A control record gives one step per
-            participant (each pipeline receives it).
+        record: the record fed; None for the end of input (the session's ``close()``:
+            the last step, with the events still pending in the pipelines).
+        participant: whose record it is (the session's label); None for a control
+            record (session-wide: it reaches every participant's pipeline) and for the
+            end of input.
         malformed: the record was a packet the pipeline rejected (skipped, as live).
-        events: the events the participant's pipeline produced for this step.
+        events: the session's events for this step, in order, each tagged with its
+            participant (:class:`~vagus.session.SessionEvent`; None: session-wide).
         item: the input item the record came from (the record itself for
             :func:`replay_records`); None at the end of input.
         index: the item's position in the input (0-based; for progress), -1 at the end.
     """
 
-    participant: str
     record: InputRecord | None
+    participant: str | None
     malformed: bool
-    events: list[Event]
+    events: list[SessionEvent]
     item: T | None
     index: int
+
+    def pipeline_events(self, participant: str) -> list[Event]:
+        """``participant``'s stream: its own events and the session-wide markers and
+        pacer changes, as a pipeline fed its input alone hands them out (the pacer's
+        computed ``pacer_state`` and the ``clock`` mapping are live-view helpers, left
+        out: summaries, exports and reports are computed from this stream)."""
+        return [
+            ev
+            for who, ev in self.events
+            if who == participant or (who is None and isinstance(ev, Marker | PacerChange))
+        ]
 
 
 def participant_names(info: SessionInfo, recorded: Iterable[str]) -> dict[str, str]:
@@ -121,77 +149,69 @@ def check_participant(info: SessionInfo, names: Mapping[str, str], participant: 
     )
 
 
-class _Pipelines:
-    """One Pipeline per participant, fed as the live path feeds them.
-
-    The seam where :class:`vagus.session.Session` takes over: it holds the same per
-    participant pipelines behind ``receive_*(participant, ...)``.
-    """
-
-    def __init__(self, labels: Iterable[str]) -> None:
-        self._pipelines = {label: Pipeline() for label in labels}
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self._pipelines)
-
-    def feed(self, label: str, record: InputRecord) -> tuple[bool, list[Event]]:
-        """Feed one record of ``label``; (False if it was a malformed packet, events)."""
-        pipeline = self._pipelines[label]
-        try:
-            feed(pipeline, record)
-        except MalformedPacket:
-            return False, pipeline.events_received()
-        return True, pipeline.events_received()
-
-    def close(self, label: str) -> list[Event]:
-        pipeline = self._pipelines[label]
-        pipeline.close()
-        return pipeline.events_received()
-
-
 def replay_items(
     items: Iterable[T],
     names: Mapping[str, str],
     record_of: Callable[[T], InputRecord],
+    *,
+    clock_offsets: Mapping[str, float] | None = None,
 ) -> Iterator[Replayed[T]]:
-    """Replay the records of ``items`` (``record_of(item)``), one pipeline per participant.
+    """Replay the records of ``items`` (``record_of(item)``) through one
+    :class:`~vagus.session.Session` of the participants in ``names``.
 
     Args:
         items: the input, in recorded order (records, or items that hold one: a paced
             replay's :class:`~vagus.sources.replay.Scheduled`).
         names: the participants to replay, label -> the name their records carry
-            (:func:`participant_names`; a subset replays only those). Records of other
-            participants are skipped; control records reach every pipeline.
+            (:func:`participant_names`; a subset replays only those, as if they had
+            been recorded alone). Records of other participants are skipped; control
+            records reach every participant's pipeline.
+        clock_offsets: per recorded name, the offset from its source clock to the
+            session clock (:attr:`~vagus.store.base.SessionInfo.clock_offsets`); a
+            participant without one is replayed on the times as stored.
 
     Yields:
-        a :class:`Replayed` per record and participant fed, in input order; then, after
-        the last item, one end-of-input step per participant (in ``names`` order) with
-        the events of its pipeline's ``close()``.
+        a :class:`Replayed` per record fed, in input order; then one end-of-input step.
 
     Raises:
-        InvalidInput: a record no pipeline accepts (values out of range); the same
-            error as live.
+        InvalidInput: a record no session accepts (values out of range, a pacer change
+            the session refuses); the same error as live.
     """
+    labels = list(names)
     by_recorded: dict[str, str] = {}
     for label, recorded in names.items():
         by_recorded.setdefault(recorded, label)
-    pipelines = _Pipelines(names)
-    labels = pipelines.labels
+    offsets = {
+        by_recorded[name]: offset
+        for name, offset in (clock_offsets or {}).items()
+        if name in by_recorded
+    }
+    session = Session(participants=labels, clock_offsets=offsets)
     for index, item in enumerate(items):
         record = record_of(item)
         if isinstance(record, ControlRecord):
-            for label in labels:
-                ok, events = pipelines.feed(label, record)
-                yield Replayed(label, record, not ok, events, item, index)
+            session.receive_control(record.event)
+            yield Replayed(record, None, False, session.events_received(), item, index)
             continue
-        label_or_none = by_recorded.get(record.participant)
-        if label_or_none is None:
+        who = by_recorded.get(record.participant)
+        if who is None:
             continue
-        ok, events = pipelines.feed(label_or_none, record)
-        yield Replayed(label_or_none, record, not ok, events, item, index)
-    for label in labels:
-        yield Replayed(label, None, False, pipelines.close(label), None, -1)
+        ok = True
+        try:
+            if isinstance(record, PacketRecord):
+                session.receive_packet(who, record.t_arrival_s, record.payload)
+            elif isinstance(record, GapRecord):
+                session.receive_gap(who, record.t_s, reason=record.reason)
+            elif record.t_s is None:
+                session.receive_rr(who, record.rr_ms)
+            else:
+                for rr, t in zip(record.rr_ms, record.t_s, strict=True):
+                    session.receive_rr(who, rr, t_s=t)
+        except MalformedPacket:
+            ok = False
+        yield Replayed(record, who, not ok, session.events_received(), item, index)
+    session.close()
+    yield Replayed(None, None, False, session.events_received(), None, -1)
 
 
 def _same(record: InputRecord) -> InputRecord:
@@ -199,10 +219,13 @@ def _same(record: InputRecord) -> InputRecord:
 
 
 def replay_records(
-    records: Iterable[InputRecord], names: Mapping[str, str]
+    records: Iterable[InputRecord],
+    names: Mapping[str, str],
+    *,
+    clock_offsets: Mapping[str, float] | None = None,
 ) -> Iterator[Replayed[InputRecord]]:
     """:func:`replay_items` over plain records (see there)."""
-    return replay_items(records, names, _same)
+    return replay_items(records, names, _same, clock_offsets=clock_offsets)
 
 
 def replay(
@@ -210,7 +233,8 @@ def replay(
 ) -> Iterator[Replayed[InputRecord]]:
     """Replay a stored session: every participant, or only ``participant``.
 
-    Only the records needed are read (that participant's and the control records).
+    Only the records needed are read (that participant's and the control records);
+    one participant is replayed as if recorded alone.
 
     Raises (at once, before the first step):
         SessionNotFound: no such session.
@@ -221,4 +245,4 @@ def replay(
     if participant is not None:
         names = {check_participant(info, names, participant): names[participant]}
     records = store.iter_input(info.id, participants=set(names.values()))
-    return replay_records(records, names)
+    return replay_records(records, names, clock_offsets=info.clock_offsets)
