@@ -106,6 +106,10 @@ def test_phase_functions_agree_with_the_latest_state(
             continue
         assert phase is not None and 0.0 <= phase < 1.0
         assert state.phase == phase
+        piece = pacer.linear_at(t)  # what a follower reads: the same cycles and shape
+        assert piece is not None and piece[4] > t
+        t0, c0, hz, shape, _ = piece
+        assert c0 + (t - t0) * hz == pacer.cycles_at(t) and shape == pacer.shape_at(t)
         # The drawn breath from the state alone is the pacer's own.
         assert breath_shape(phase, state) == pytest.approx(pacer.breath_at(t))
 

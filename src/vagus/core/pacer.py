@@ -436,6 +436,27 @@ class Pacer:
             shape = self.shape_at(t_s) or shape
         return seg.cycles0 + (t_s - seg.t0_s) * seg.hz, seg.hz, shape
 
+    def linear_at(self, t_s: float) -> tuple[float, float, float, CycleShape, float] | None:
+        """The piece of the pacer in force at ``t_s``: ``(t0_s, cycles0, hz, shape,
+        t_end_s)``, meaning ``cycles(t) = cycles0 + (t − t0_s) · hz`` with ``shape`` for
+        ``t_s ≤ t < t_end_s`` (unless a change comes); None while off. For a follower that
+        reads the pacer on every step (the simulated subject)."""
+        seg = self._segment_at(t_s)
+        if seg is None or seg.shape is None:
+            return None
+        shape = seg.shape
+        if seg is not self._segments[-1]:
+            k = bisect.bisect_right(self._starts, t_s)
+            return seg.t0_s, seg.cycles0, seg.hz, shape, self._starts[k]
+        t_end = self._next_inhale_s
+        pending = self._pending
+        if pending is not None:
+            if t_s < pending[0]:
+                t_end = min(t_end, pending[0])
+            else:
+                shape = self.shape_at(t_s) or shape
+        return seg.t0_s, seg.cycles0, seg.hz, shape, t_end
+
     def cycles_at(self, t_s: float) -> float | None:
         """Cycles since the pacer was (last) switched on, at ``t_s``; None while off."""
         seg = self._segment_at(t_s)

@@ -407,6 +407,8 @@ class VirtualSubject:
         self._breath_hz = config.spontaneous_bpm / 60.0
         self._pacer_hz: float | None = None
         self._pacer = Pacer()  # the core pacer the subject follows
+        # The pacer's linear piece in force (Pacer.linear_at), re-read when it ends.
+        self._piece: tuple[float, float, float, CycleShape, float] | None = None
         self._shape: CycleShape = SYMMETRIC  # the breath shape of the current breath
         # Pacer input not yet applied: (t_s, order, change or state, cycles or None).
         self._pending_pacer: list[tuple[float, int, PacerChange | PacerState, float | None]] = []
@@ -565,6 +567,7 @@ class VirtualSubject:
                 pacer.receive_change(event, cycles=cycles)
             was_off = self._pacer_hz is None
             self._pacer_hz = pacer.rate_hz_at(t_s)
+            self._piece = None
             if self._pacer_hz is None:
                 self._breath_paced = False
             elif was_off:
@@ -580,14 +583,16 @@ class VirtualSubject:
         t = self.t_s
         if self._pending_pacer:
             self._apply_pacer_changes(t)
-        if self._pacer_hz is not None:
-            self._pacer.advance_to(t)  # a deferred breath shape starts as the session's does
         # Breathing phase: paced breaths lock onto the pacer phase ψ (the core pacer's, at
         # this grid time) and take its breath shape; own breaths run free.
-        if self._breath_paced and self._pacer_hz is not None:
-            position = self._pacer.position_at(t)
-            assert position is not None
-            psi, hz, self._shape = position
+        piece = self._piece
+        if self._pacer_hz is not None and (piece is None or t >= piece[4]):
+            # A deferred breath shape starts (as the session's does): read the new piece.
+            self._pacer.advance_to(t)
+            piece = self._piece = self._pacer.linear_at(t)
+        if self._breath_paced and piece is not None:
+            t0, c0, hz, self._shape, _ = piece
+            psi = c0 + (t - t0) * hz
             err = psi - self._phi
             err -= math.floor(err + 0.5)  # wrap to [-0.5, 0.5)
             dphi = max(0.3 * hz, hz + c.phase_lock_per_s * err)
