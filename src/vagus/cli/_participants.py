@@ -4,11 +4,13 @@ participants in one live session.
 SOURCE is ``sim`` or ``sim:KEY=VALUE,...`` (``seed=N`` and the simulator options of
 ``--sim-option``: ``sim:seed=2,ectopic_rate=0.02,dropouts=[[60,5]]``), or a strap: its
 address (``AA:BB:CC:DD:EE:FF``, or a macOS UUID) or a part of its advertised name
-(``strap:NAME`` when the name itself starts with ``sim``). The session-wide options apply
-to every participant of their kind: ``--speed`` and ``--sim-option`` to the simulated
-ones (a participant's own ``KEY=VALUE`` wins), ``--scan-timeout``, ``--connect-timeout``
-and ``--retries`` to the straps. The single-source options (``--sim``, ``--device``,
-``--seed``, and ``--participant NAME`` to name that one participant) keep working.
+(``strap:NAME`` for a strap whose name is ``sim`` or starts with ``sim:``).
+
+The session-wide options apply to every participant of their kind: ``--speed`` and
+``--sim-option`` to the simulated ones (a participant's own ``KEY=VALUE`` wins),
+``--scan-timeout``, ``--connect-timeout`` and ``--retries`` to the straps. The
+single-source options (``--sim``, ``--device``, ``--seed``, and ``--participant NAME``
+to name that one participant) keep working.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ __all__ = [
 PARTICIPANT_HELP = (
     "a participant: NAME=SOURCE (repeatable, one per participant), SOURCE being `sim` or "
     "`sim:seed=N,KEY=VALUE,...` (a simulated subject; KEY=VALUE as --sim-option) or a "
-    "strap's address or a part of its name (`strap:NAME` for a name starting with sim). "
+    "strap's address or a part of its name (`strap:NAME` for a name that is sim or starts "
+    "with sim:). "
     "E.g. --participant ann=sim:seed=1 --participant bob=sim:seed=2, or --participant "
     "ann=C0:FE:00:00:00:01 --participant bob='HRM-Pro'. A plain NAME names the one "
     "participant of --sim or --device (default: me)"
@@ -120,7 +123,7 @@ def parse_participant(text: str) -> tuple[str, SourceSpec | None]:
             "`sim:seed=N`, or a strap's address or name"
         )
     kind, colon, rest = source.partition(":")
-    if kind.lower() == "sim" and (not colon or "=" in rest or not rest):
+    if kind.strip().lower() == "sim":
         seed = 0
         options: dict[str, Any] = {}
         for item in split_options(rest):
