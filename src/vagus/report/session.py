@@ -793,6 +793,15 @@ def render_session_html(
     return _document(p["title"], body, generated_unix_s)
 
 
+def _session_span(replays: Sequence[SessionReplay]) -> tuple[float, float]:
+    """(start, end) of a session of several participants (s): from the first data of
+    any participant to the last data, marker or pacer change of any."""
+    t0 = min(r.t0_s for r in replays)
+    ends = [r.t_end_s for r in replays]
+    ends += [m.t_s for m in replays[0].markers] + [p.t_s for p in replays[0].pacer_changes]
+    return t0, max(ends)
+
+
 @dataclass(frozen=True, slots=True)
 class ParticipantReport:
     """One participant's part of a session report: its replay, summary, battery and
@@ -824,8 +833,7 @@ def render_group_html(
     info = parts[0].replay.info
     title = info.title or f"Session {info.id}"
     first = parts[0].replay
-    t0 = min(p.replay.t0_s for p in parts)
-    t_end = max(p.replay.t_end_s for p in parts)
+    t0, t_end = _session_span([p.replay for p in parts])
     names = ", ".join(esc(p.replay.participant) for p in parts)
     ev_rows: list[tuple[float, str, str]] = []
     for i, m in enumerate(first.markers, 1):
@@ -938,12 +946,7 @@ def group_report_html(
         return doc, {replays[0].participant: summary}
     parts = [_participant_report(r, progress) for r in replays]
     first = replays[0]
-    shared = plots.pacer_track_figure(
-        first.markers,
-        first.pacer_changes,
-        min(r.t0_s for r in replays),
-        max(r.t_end_s for r in replays),
-    )
+    shared = plots.pacer_track_figure(first.markers, first.pacer_changes, *_session_span(replays))
     doc = render_group_html(parts, shared_figure=shared, generated_unix_s=generated_unix_s)
     return doc, {p.replay.participant: p.summary for p in parts}
 
