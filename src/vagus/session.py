@@ -361,9 +361,8 @@ class Session:
         :class:`~vagus.core.events.PacerState` it causes.
 
         Raises:
-            ProtocolError: (an InvalidInput) not a marker or pacer change, a field of
-                the wrong type or out of range (named), or a pacer change before the
-                pacer's last state; nothing changes.
+            ProtocolError: (an InvalidInput) not a marker or pacer change, or a field of
+                the wrong type or out of range (named); nothing changes.
         """
         self._check_open()
         checked = check_control(event)

@@ -38,7 +38,8 @@ on (tests/test_pacer.py checks this as a property). The pacer emits a
 :class:`~vagus.core.events.PacerState` at every change of its actual state: at each
 :class:`~vagus.core.events.PacerChange`, and at the inhale where a deferred shape starts
 or a mode strategy changes the setting. A view draws the pacer from the latest state
-alone.
+alone. A change timed before the pacer's last state (a control stamped a moment before a
+deferred shape started) replaces what the pacer had planned after its time.
 
 **Modes.** ``off`` and ``fixed`` here; ``scan`` (stepped resonance assessment) and
 ``adaptive`` (closed loop) come with their strategies in a later release: a
@@ -56,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from vagus.core.events import ComputedEvent, PacerChange, PacerState, check_control
-from vagus.exceptions import InvalidInput, ProtocolError
+from vagus.exceptions import InvalidInput
 
 __all__ = [
     "Breath",
@@ -241,7 +242,8 @@ class Pacer:
         pacer.phase_at(t_s), pacer.breath_at(t_s), pacer.cycles_at(t_s)
 
     Each call returns the :class:`~vagus.core.events.PacerState` events it caused, in
-    time order. The phase functions answer for any time: before the first change and
+    time order (a change earlier than the last state replaces the states after it). The
+    phase functions answer for any time: before the first change and
     while off they give None; past the last state they extrapolate it (a deferred shape
     included), which is exact unless another change comes.
 
@@ -287,23 +289,21 @@ class Pacer:
                 shape at once) instead of keeping the phase: for joining a pacer already
                 running elsewhere at a known phase (the simulated subject). Rarely needed.
 
+        A change earlier than the pacer's last state (a control stamped a moment before a
+        deferred shape started) replaces everything the pacer had planned after its time:
+        the states after it are dropped from :meth:`history` and the phase at its time is
+        kept as always.
+
         Raises:
-            ProtocolError: a field out of range (as :func:`~vagus.core.events.check_control`),
-                or ``t_s`` before the pacer's last state: changes come in time order. The
-                pacer is unchanged.
+            ProtocolError: a field out of range (as :func:`~vagus.core.events.check_control`).
+                The pacer is unchanged.
         """
         checked = check_control(change)
         assert isinstance(checked, PacerChange)
         t = checked.t_s
-        last = self._segments[-1].t0_s if self._segments else -math.inf
-        if t < last:
-            raise ProtocolError(
-                f"a pacer change at {t:g} s comes before the pacer's last change at {last:g} s: "
-                "pacer changes must come in time order",
-                field="t_s",
-            )
         if cycles is not None and not (isinstance(cycles, int | float) and math.isfinite(cycles)):
             raise InvalidInput(f"cycles must be a finite number, got {cycles!r}")
+        self._rewind(t)
         out = self.advance_to(t)
         settings = PacerSettings.of(checked)
         self._settings = settings
@@ -354,15 +354,10 @@ class Pacer:
         pacer runs exactly as that state says (its phase and shape at once). For a
         follower, such as a simulated subject breathing with a session's pacer.
 
-        Raises:
-            ProtocolError: ``state.t_s`` before the pacer's last state.
+        A state earlier than the pacer's last replaces what came after its time (as
+        :meth:`receive_change`).
         """
-        last = self._segments[-1].t0_s if self._segments else -math.inf
-        if state.t_s < last:
-            raise ProtocolError(
-                f"a pacer state at {state.t_s:g} s comes before the last at {last:g} s",
-                field="t_s",
-            )
+        self._rewind(state.t_s)
         self._pending = None
         self._mode = None
         self._next_inhale_s = math.inf
@@ -516,10 +511,22 @@ class Pacer:
         )  # fmt: skip
 
     def history(self) -> list[PacerState]:
-        """Every state emitted so far, in time order."""
+        """The pacer's states in time order: every state emitted, less those a later
+        change at an earlier time replaced."""
         return [seg.state for seg in self._segments]
 
     # --------------------------------------------------------------- internals
+
+    def _rewind(self, t_s: float) -> None:
+        """Drop what the pacer planned after ``t_s`` (a change or state at ``t_s`` comes)."""
+        segs = self._segments
+        if not segs or segs[-1].t0_s <= t_s:
+            return
+        while segs and segs[-1].t0_s > t_s:
+            segs.pop()
+            self._starts.pop()
+        self._pending = None  # it belonged to a dropped state; the change sets its own
+        self._t_s = min(self._t_s, t_s)
 
     def _push(self, seg: _Segment) -> PacerState:
         segs = self._segments

@@ -556,11 +556,6 @@ class VirtualSubject:
         while self._pending_pacer and self._pending_pacer[0][0] <= t_s + 1e-12:
             _, _, event, cycles = self._pending_pacer.pop(0)
             pacer = self._pacer
-            last = pacer.state
-            if last is not None and event.t_s < last.t_s:
-                # Given out of order: it takes effect when the model gets to it, no earlier
-                # than the pacer's last change.
-                event = dataclasses.replace(event, t_s=last.t_s)
             if isinstance(event, PacerState):
                 pacer.receive_state(event)
             else:
