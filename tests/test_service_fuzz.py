@@ -124,22 +124,24 @@ def test_handler_never_crashes_and_roles_hold(
     async def run() -> None:
         tokens = TokenStore(":memory:")
         svc = Service(tokens, web=tmp_path)
-        hosted = HostedSession(SESSION, title=None, participants=[("ann", "relay")], bus=svc.bus)
+        hosted = HostedSession([("ann", "relay")], bus=svc.bus)
+        await hosted.start()
         queue = ClientQueue(lambda f: True, lambda reason: None)
         for role, frame in script:
             grant = Grant(role, SESSION, "ann" if role == "participant" else None)  # type: ignore[arg-type]
             conn = _Conn(grant, SESSION, review=False)
-            before = hosted.engine.pacer_settings()
+            before = hosted.pacer_settings()
             try:
                 cmd = parse_client_frame(json.dumps(frame), session=SESSION)
                 svc._apply(hosted, grant, cmd, queue, conn)
             except FrameError as exc:
                 assert exc.code in ERROR_CODES
             if role != "practitioner":
-                assert hosted.engine.pacer_settings() == before
-        settings_now = hosted.engine.pacer_settings()
+                assert hosted.pacer_settings() == before
+        settings_now = hosted.pacer_settings()
         assert settings_now["mode"] in ("off", "fixed", "scan", "adaptive")
         assert (settings_now["rate_bpm"] is None) == (settings_now["mode"] == "off")
+        await hosted.end()
         tokens.close()
 
     asyncio.run(run())

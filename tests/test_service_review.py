@@ -83,7 +83,14 @@ async def test_recorded_session_replays_the_same_events(tmp_path: Path) -> None:
             hello = await rv.recv()
             check_server_frame(hello)
             assert hello["mode"] == "review" and hello["review"]["playing"] is False
-            assert [e["type"] for e in hello["review"]["timeline"]] == ["pacer_state", "marker"]
+            timeline = hello["review"]["timeline"]
+            assert timeline == [e for e in live if e["type"] in ("marker", "pacer_state")]
+            assert sorted(e.get("text") for e in timeline if e["type"] == "marker") == [
+                "halfway",
+                "start",
+                "stop: ended by the practitioner",
+            ]
+            assert [e["rate_bpm"] for e in timeline if e["type"] == "pacer_state"] == [6.0]
             await rv.request({"type": "review", "action": "speed", "speed": 0})
             await rv.request({"type": "review", "action": "play"})
             end = await rv.until(
@@ -108,9 +115,9 @@ async def test_recorded_session_replays_the_same_events(tmp_path: Path) -> None:
             check_server_frame(snap)
             beats = snap["state"]["beats"]["ann"]
             assert beats and max(b["t_s"] for b in beats) <= seek_t
-            assert [m["text"] for m in snap["state"]["markers"]] == ["halfway"] or all(
-                m["t_s"] > seek_t for m in live if m["type"] == "marker"
-            )
+            assert [m["text"] for m in snap["state"]["markers"]] == [
+                m["text"] for m in live if m["type"] == "marker" and m["t_s"] <= seek_t
+            ]
             state = await rv.until(lambda f: f["type"] == "review_state" and f.get("re") == seq)
             assert state["t_s"] == seek_t
             # a live-only frame is refused on a review connection

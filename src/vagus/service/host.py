@@ -1,15 +1,16 @@
-"""One live session as the service hosts it: participants, pacer, recording, fan-out.
+"""One live session as the service hosts it: a :class:`~vagus.runner.Runner` on the bus.
 
-A :class:`HostedSession` owns the session's engine (the sans-I/O session core fed on the
-session clock), the sources that run on the server (simulated subjects, straps), the
-recording (through the shared :class:`~vagus.store.writer.StoreWriter`, off the event
-loop), the late joiners' :class:`~vagus.service.state.SessionState`, and publishes every
-event on the bus. Relayed packets arrive through :meth:`HostedSession.take_packets`,
-exactly once (sequence numbers; acknowledged when committed).
+The runner (the one live path: sources → :class:`~vagus.session.Session` → store writer
+→ subscribers) owns the session, its local sources (simulated subjects, straps on this
+machine) and its recording. A :class:`HostedSession` adds what the service needs around
+it: relayed packets taken exactly once (sequence numbers, acknowledged once the store
+has committed them), the practitioner's pacer and markers, the participants' link state,
+the late joiners' :class:`~vagus.service.state.SessionState`, and every event published
+on the bus under the session's id.
 
-The **session clock** is seconds since the session was created. Every participant's
-source clock is mapped onto it at that participant's first input (``offset_s``), and
-records are stored on the session clock, so a replay of the store gives the live events.
+Times are on the session clock (the runner's). Relayed packets carry the sender's clock;
+the runner maps it at the participant's first packet, and the offset is kept
+(``on_offset``) so a session resumed after a server restart maps it the same way.
 """
 
 from __future__ import annotations
@@ -17,22 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from vagus.core.events import Marker, PacerChange
 from vagus.exceptions import InvalidInput, VagusError
+from vagus.runner import Participant, Runner
 from vagus.service.bus import Bus, OutFrame
-from vagus.service.engine import Engine
 from vagus.service.protocol import FrameError, PacketItem
-from vagus.service.sources import LocalSource, parse_source
+from vagus.service.sources import parse_source
 from vagus.service.state import SessionState
-from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord
 
-__all__ = ["COMMIT_PROBE_S", "HostedSession", "ParticipantLink"]
+__all__ = ["COMMIT_PROBE_S", "EVENT_KINDS", "HostedSession", "ParticipantLink"]
 
 log = logging.getLogger("vagus.service")
 
@@ -40,6 +40,12 @@ log = logging.getLogger("vagus.service")
 COMMIT_PROBE_S: Final = 1.0
 #: A marker may be stamped this far in the past (s), no further.
 MARKER_PAST_S: Final = 60.0
+#: The event kinds sent to clients (the session's ``pacer`` control echo is not: its
+#: ``pacer_state`` says it all).
+EVENT_KINDS: Final = frozenset(
+    {"beat", "metrics", "spectrum", "gap", "contact", "pacer_state", "marker", "status"}
+)
+_PACER_KEYS: Final = ("mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s")
 
 
 @dataclass
@@ -55,104 +61,230 @@ class ParticipantLink:
     received_upto: int = 0
     #: relay packets: the highest sequence number known committed to the store
     durable_upto: int = 0
-    #: session time = source time + offset_s (set at the participant's first input)
-    offset_s: float | None = None
     relay_clients: int = 0
 
     def info(self) -> dict[str, Any]:
         """The participant as ``hello.participants`` lists it."""
+        kind = self.source.split(":", 1)[0]
         return {
             "name": self.name,
-            "source": self.source.split(":", 1)[0]
-            if self.source.startswith("sim")
-            else (self.source if self.source == "relay" else "strap"),
+            "source": kind if kind in ("sim", "relay") else "strap",
             "connected": self.connected,
             "contact": self.contact,
             "battery_pct": self.battery_pct,
         }
 
 
-@dataclass
-class _Probe:
-    future: asyncio.Future[Any]
-    upto: dict[str, int] = field(default_factory=dict)
-
-
 class HostedSession:
     """A live session served over websockets (see the module docstring).
 
     Args:
-        session_id: the session's id (the store's, when recorded).
-        title: shown in the views.
         participants: ``(name, source)`` pairs; source ``relay``, ``sim[:seed=N,...]``
             or a strap address or name.
         bus: where the frames go.
-        recorder: the store session to write to (a
-            :class:`~vagus.store.writer.SessionWriter`), or None not to record.
-        commit: a function returning a future that completes once everything queued to
-            the store before it is committed (``None``: no store, acknowledge at once).
-        created_unix_s: when the session was created (its session clock's zero), for a
-            session resumed after a restart.
+        writer: the store writer (None: nothing recorded).
+        record: record the session.
+        title: shown in the views and stored.
         sim_speed: speed of simulated subjects (1.0 real time).
+        on_end: called when the session has ended.
+        on_offset: called with ``(participant, offset_s)`` when a relay's clock is mapped.
     """
 
     def __init__(
         self,
-        session_id: str,
-        *,
-        title: str | None,
         participants: list[tuple[str, str]],
+        *,
         bus: Bus,
-        recorder: Any = None,
-        commit: Callable[[], Any] | None = None,
-        created_unix_s: float | None = None,
+        writer: Any = None,
+        record: bool = True,
+        title: str | None = None,
         sim_speed: float | None = 1.0,
         on_end: Callable[[HostedSession], None] | None = None,
         on_offset: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.id = session_id
+        self.id = ""
         self.title = title
         self.bus = bus
-        self.recorder = recorder
-        self._commit = commit
+        self.writer = writer if record else None
         self._on_end = on_end
         self._on_offset = on_offset
-        now_unix = time.time()
-        self.created_unix_s = created_unix_s if created_unix_s is not None else now_unix
-        # session clock: monotonic, zero at creation (back-dated for a resumed session)
-        self._t0 = time.monotonic() - max(0.0, now_unix - self.created_unix_s)
-        self.participants: dict[str, ParticipantLink] = {}
+        self.participants: dict[str, ParticipantLink] = {
+            name: ParticipantLink(name, source) for name, source in participants
+        }
+        specs = []
         for name, source in participants:
-            self.participants[name] = ParticipantLink(name, source)
-        self.engine = Engine(tuple(self.participants))
+            spec = None
+            if source != "relay":
+                try:
+                    spec = parse_source(source, sim_speed=sim_speed).spec
+                except VagusError as exc:
+                    raise InvalidInput(f"participant {name!r}: {exc}") from None
+            specs.append(Participant(name, spec))
+        self.runner = Runner(specs, writer=self.writer, title=title or "", record=False)
         self.state = SessionState()
-        self._unsubscribe_state = bus.subscribe(session_id, self.state)
+        self._unsubscribe_state: Callable[[], None] = lambda: None
+        self._pending: list[dict[str, Any]] = []
+        self.runner.subscribe(self._from_runner)
+        self.created_unix_s = time.time()
         self.ended = False
-        self.sim_speed = sim_speed
         self._tasks: list[asyncio.Task[None]] = []
-        self._local: dict[str, LocalSource] = {}
-        self._probe: _Probe | None = None
         self._ack_listeners: list[Callable[[str, int], None]] = []
         self.packets_taken = 0
         self.duplicates_skipped = 0
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def start(
+        self,
+        *,
+        resume: Any = None,
+        elapsed_s: float = 0.0,
+        offsets: dict[str, float] | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> str:
+        """Start the runner (recording, local sources); returns the session id.
+
+        ``resume``: a session writer appending to an existing stored session (after a
+        server restart), with the session clock ``elapsed_s`` on at the restart, the
+        relays' clock ``offsets`` and the packets the store ``counts`` per participant.
+        """
+        runner = self.runner
+        if resume is None and self.writer is not None:
+            runner._record_at_start = True
+        await runner.start()
+        if resume is not None:
+            # Continue the stored session (the runner's public API creates new ones):
+            # its recorder, its clock, its relays' offsets.
+            runner.markers = False
+            runner._recording = resume
+            runner._t0_loop -= elapsed_s
+            runner._t0_mono -= elapsed_s
+            for name, state in runner.participants.items():
+                if name in (offsets or {}):
+                    state.offset_s = (offsets or {})[name]
+                elif state.spec is not None and state.offset_s == 0.0:
+                    state.offset_s = elapsed_s  # an own-clock source continues the clock
+            for name, n in (counts or {}).items():
+                if name in self.participants:
+                    link = self.participants[name]
+                    link.received_upto = link.durable_upto = n
+            self.created_unix_s = time.time() - elapsed_s
+        rec = runner.recording
+        self.id = rec.session_id if rec is not None and rec.session_id else secrets.token_hex(4)
+        if rec is not None and rec.error is not None:
+            log.warning("session %s: not recording: %s", self.id, rec.error)
+        self._unsubscribe_state = self.bus.subscribe(self.id, self.state)
+        for link in self.participants.values():
+            if link.source == "relay":
+                link.connected = False
+        pending, self._pending = self._pending, []
+        self._publish(pending)
+        self._tasks.append(asyncio.create_task(self._commit_loop()))
+        return self.id
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def suspend(self) -> None:
+        """Stop without ending (the server stops; ``vagus serve`` resumes the session
+        when it starts again): the stored session stays open, every record received
+        is committed when the store writer closes."""
+        if self.ended:
+            return
+        await self._stop_tasks()
+        self.runner._recording = None  # not finished: resumed later
+        self.runner.markers = False
+        with contextlib.suppress(InvalidInput):
+            await self.runner.stop("server stopped")
+        self.ended = True
+        self.publish_status(None)
+        self._unsubscribe_state()
+
+    async def end(self, reason: str = "ended") -> None:
+        """End the session: sources stopped, the session closed (its last events
+        published), the recording finished and saved; clients get ``status`` ended."""
+        if self.ended:
+            return
+        await self._stop_tasks()
+        was_recording = self.recording
+        try:
+            result = await self.runner.stop(reason)
+        except InvalidInput:
+            result = None
+        self.ended = True
+        if result is not None and (result.saved or not was_recording):
+            for name, link in self.participants.items():
+                self._durable(name, link.received_upto)
+        self.publish_status(None)
+        self._unsubscribe_state()
+        if self._on_end is not None:
+            self._on_end(self)
+        log.info("session %s %s", self.id, reason)
 
     # ------------------------------------------------------------------ clock, state
 
     def now_s(self) -> float:
         """The session clock now (s)."""
-        return time.monotonic() - self._t0
+        return self.runner.now_s()
 
     @property
     def recording(self) -> bool:
-        return bool(self.recorder is not None and self.recorder.recording and not self.ended)
+        return bool(self.runner.recording_ok and not self.ended)
 
     def participants_info(self, only: str | None = None) -> list[dict[str, Any]]:
         return [p.info() for p in self.participants.values() if only is None or p.name == only]
 
-    def publish(self, events: list[dict[str, Any]]) -> None:
-        """Put events (JSON forms) on the bus (and so into the late joiners' state)."""
-        if events:
-            self.bus.publish(self.id, [OutFrame.make(self.id, e) for e in events])
+    def pacer_settings(self) -> dict[str, Any]:
+        """The pacer's current settings (mode, rate_bpm, inhale_fraction, holds)."""
+        state = self.runner.session.pacer_state
+        if state is None:
+            return {
+                "mode": "off",
+                "rate_bpm": None,
+                "inhale_fraction": 0.4,
+                "hold_in_s": 0.0,
+                "hold_out_s": 0.0,
+            }
+        return {k: getattr(state, k) for k in _PACER_KEYS}
+
+    def _from_runner(self, batch: list[dict[str, Any]]) -> None:
+        """The runner's subscriber: only queues (publishing never waits)."""
+        if not self.id:
+            self._pending.extend(batch)
+            return
+        self._publish(batch)
+
+    def _publish(self, batch: list[dict[str, Any]]) -> None:
+        out: list[dict[str, Any]] = []
+        for event in batch:
+            kind = event.get("type")
+            if kind not in EVENT_KINDS:
+                continue
+            who = event.get("participant")
+            link = self.participants.get(who) if isinstance(who, str) else None
+            if kind == "contact" and link is not None:
+                link.contact = event.get("contact")
+            elif kind == "status":
+                event = dict(event)
+                if link is not None:
+                    if event.get("connected") is not None and link.source != "relay":
+                        link.connected = event["connected"]
+                    if event.get("battery_pct") is not None:
+                        link.battery_pct = event["battery_pct"]
+                    event["connected"] = link.connected
+                    event["contact"] = link.contact
+                    event["battery_pct"] = link.battery_pct
+                event["recording"] = self.recording
+                event["ended"] = self.ended
+                event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
+            out.append(event)
+        if out:
+            self.bus.publish(self.id, [OutFrame.make(self.id, e) for e in out])
 
     def status_event(self, participant: str | None) -> dict[str, Any]:
         link = self.participants.get(participant) if participant is not None else None
@@ -168,40 +300,10 @@ class HostedSession:
         }
 
     def publish_status(self, participant: str | None) -> None:
-        self.publish([self.status_event(participant)])
+        if self.id:
+            self._publish([self.status_event(participant)])
 
-    # ------------------------------------------------------------------ input
-
-    def _record(self, record: InputRecord) -> None:
-        if self.recorder is not None and not self.ended:
-            self.recorder.write(record)
-
-    def _map(self, link: ParticipantLink, t_source_s: float) -> float:
-        if link.offset_s is None:
-            link.offset_s = self.now_s() - t_source_s
-            if self._on_offset is not None and link.source == "relay":
-                self._on_offset(link.name, link.offset_s)
-        return t_source_s + link.offset_s
-
-    def feed_packet(self, name: str, t_source_s: float, payload: bytes) -> None:
-        """A packet from ``name``'s source (its own clock): recorded, computed, published."""
-        link = self.participants[name]
-        t_s = self._map(link, t_source_s)
-        self._record(PacketRecord(t_s, payload, participant=name))
-        self._note_contact(link, self.engine.receive_packet(name, t_s, payload))
-
-    def feed_gap(self, name: str, t_source_s: float, reason: str) -> None:
-        """The link to ``name``'s strap was lost at ``t_source_s`` (its own clock)."""
-        link = self.participants[name]
-        t_s = self._map(link, t_source_s)
-        self._record(GapRecord(t_s, reason, participant=name))
-        self._note_contact(link, self.engine.receive_gap(name, t_s, reason))
-
-    def _note_contact(self, link: ParticipantLink, events: list[dict[str, Any]]) -> None:
-        for e in events:
-            if e["type"] == "contact":
-                link.contact = e["contact"]
-        self.publish(events)
+    # ------------------------------------------------------------------ relayed input
 
     def take_packets(self, name: str, items: tuple[PacketItem, ...]) -> int:
         """Relayed packets of ``name``, exactly once: those already taken are skipped,
@@ -211,6 +313,7 @@ class HostedSession:
             FrameError: a packet after a hole (nothing from it on is taken).
         """
         link = self.participants[name]
+        state = self.runner.participants[name]
         new = 0
         for item in items:
             if item.seq <= link.received_upto:
@@ -222,14 +325,20 @@ class HostedSession:
                     f"packet seq {item.seq} after {link.received_upto}: send from "
                     f"{link.received_upto + 1} (packets are taken in order, exactly once)",
                 )
-            if item.payload is not None:
-                self.feed_packet(name, item.t_s, item.payload)
-            else:
-                self.feed_gap(name, item.t_s, item.gap or "link_lost")
+            mapped = state.offset_s is not None
+            try:
+                if item.payload is not None:
+                    self.runner.push_packet(name, item.t_s, item.payload)
+                else:
+                    self.runner.push_gap(name, item.t_s, item.gap or "link_lost")
+            except InvalidInput as exc:
+                raise FrameError("bad_field", f"packet seq {item.seq}: {exc}") from None
+            if not mapped and state.offset_s is not None and self._on_offset is not None:
+                self._on_offset(name, state.offset_s)
             link.received_upto = item.seq
             new += 1
         self.packets_taken += new
-        if self._commit is None or self.recorder is None:
+        if self.writer is None or self.runner.recording is None:
             self._durable(name, link.received_upto)
         return new
 
@@ -254,20 +363,26 @@ class HostedSession:
                 for p in self.participants.values()
                 if p.received_upto > p.durable_upto
             }
-            if not pending or self._commit is None:
+            if not pending:
+                continue
+            if self.writer is None or self.runner.recording is None:
+                for name, upto in pending.items():
+                    self._durable(name, upto)
                 continue
             try:
-                await asyncio.wrap_future(self._commit())
+                await asyncio.wrap_future(self.writer.commit())
             except Exception as exc:  # the store failed: recording stops, no ack
                 log.warning("session %s: store commit failed: %s", self.id, exc)
                 continue
-            if self.recorder is not None and self.recorder.recording:
+            if self.runner.recording_ok:
                 for name, upto in pending.items():
                     self._durable(name, upto)
 
+    # ------------------------------------------------------------------ control
+
     def set_pacer(self, changes: dict[str, Any]) -> None:
         """Apply a practitioner's pacer change now (phase-continuous)."""
-        current = self.engine.pacer_settings()
+        current = self.pacer_settings()
         merged = {**current, **changes}
         if "mode" in changes:
             if changes["mode"] == "off":
@@ -279,12 +394,13 @@ class HostedSession:
                 merged["mode"] = "off"
             elif current.get("mode") == "off":
                 merged["mode"] = "fixed"
-        t_s = round(self.now_s(), 3)
+        if merged["mode"] == "off":
+            merged["mode"] = "fixed" if merged["rate_bpm"] is not None else "off"
+        t_s = round(max(self.now_s(), self.runner.t_control_s, 0.0), 3)
         try:
-            event = self.engine.pacer_change(t_s, merged)
+            self.runner.control(PacerChange(t_s=t_s, **{k: merged[k] for k in _PACER_KEYS}))
         except InvalidInput as exc:
             raise FrameError("bad_field", str(exc)) from None
-        self._control(event)
 
     def add_marker(self, text: str, t_s: float | None) -> None:
         """A marker at ``t_s`` (session clock; now if None or later than now)."""
@@ -295,18 +411,11 @@ class HostedSession:
                 f"a marker may be at most {MARKER_PAST_S:g} s in the past "
                 f"(t_s {t_s:g}, now {now:.1f}); check the clock offset",
             )
-        stamp = round(min(now, t_s) if t_s is not None else now, 3)
-        self._control(Marker(stamp, text))
-
-    def _control(self, event: Marker | PacerChange) -> None:
-        self._record(ControlRecord(event))
-        events = self.engine.receive_control(event)
-        if isinstance(event, PacerChange):
-            for name, local in self._local.items():
-                link = self.participants[name]
-                if local.follows_pacer and link.offset_s is not None:
-                    local.follow_pacer(event, link.offset_s)
-        self.publish(events)
+        stamp = round(max(0.0, min(now, t_s) if t_s is not None else now), 3)
+        try:
+            self.runner.control(Marker(stamp, text))
+        except InvalidInput as exc:
+            raise FrameError("bad_field", str(exc)) from None
 
     def set_link(
         self,
@@ -316,7 +425,7 @@ class HostedSession:
         battery_pct: int | None = None,
         battery_given: bool = False,
     ) -> None:
-        """A participant's link or battery changed: a ``status`` frame if it did."""
+        """A relayed participant's link or battery changed: a ``status`` frame if it did."""
         link = self.participants[name]
         changed = False
         if connected is not None and connected != link.connected:
@@ -327,93 +436,6 @@ class HostedSession:
             changed = True
         if changed:
             self.publish_status(name)
-
-    # ------------------------------------------------------------------ lifetime
-
-    async def start(self) -> None:
-        """Start the sources that run on the server and the commit loop."""
-        for name, link in self.participants.items():
-            if link.source == "relay":
-                link.connected = False
-                continue
-            try:
-                local = parse_source(link.source, sim_speed=self.sim_speed)
-            except VagusError as exc:
-                raise InvalidInput(f"participant {name!r}: {exc}") from None
-            self._local[name] = local
-            self._tasks.append(asyncio.create_task(self._run_local(name, local)))
-        self._tasks.append(asyncio.create_task(self._commit_loop()))
-
-    async def _run_local(self, name: str, local: LocalSource) -> None:
-        link = self.participants[name]
-
-        def on_item(kind: str, t_s: float, value: Any) -> None:
-            if self.ended:
-                return
-            if kind == "packet":
-                if link.offset_s is None and local.follows_pacer:
-                    self._map(link, t_s)
-                    pacer = self.engine.current_pacer()
-                    if pacer is not None:
-                        local.follow_pacer(pacer, link.offset_s or 0.0)
-                self.feed_packet(name, t_s, value)
-            elif kind == "gap":
-                self.feed_gap(name, t_s, value)
-            elif kind == "device":
-                connected, battery = value
-                self.set_link(name, connected=connected, battery_pct=battery, battery_given=True)
-
-        try:
-            await local.run(on_item)
-        except asyncio.CancelledError:
-            raise
-        except VagusError as exc:
-            log.warning("participant %s: %s", name, exc)
-            self.set_link(name, connected=False)
-
-    async def _stop_inputs(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-
-    async def suspend(self) -> None:
-        """Stop without ending: the server stops, the session stays open in the store and
-        is resumed when the server starts again (``vagus serve``). Everything received
-        is committed when the store writer closes."""
-        if self.ended:
-            return
-        await self._stop_inputs()
-        self.publish(self.engine.close())
-        self.ended = True
-        self.publish_status(None)
-        self._unsubscribe_state()
-
-    async def end(self, reason: str = "ended") -> None:
-        """End the session: sources stopped, the engine closed (its last events
-        published), recording finished and saved; clients get ``status`` ended."""
-        if self.ended:
-            return
-        await self._stop_inputs()
-        self.publish(self.engine.close())
-        was_recording = self.recording
-        self.ended = True
-        if self.recorder is not None and was_recording:
-            future = self.recorder.finish()
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(future)
-        for name, link in self.participants.items():
-            if link.received_upto > link.durable_upto and (
-                self.recorder is None or not self.recorder.error
-            ):
-                self._durable(name, link.received_upto)
-        self.publish_status(None)
-        self._unsubscribe_state()
-        if self._on_end is not None:
-            self._on_end(self)
-        log.info("session %s %s", self.id, reason)
 
     def summary(self) -> dict[str, Any]:
         """For the admin API and the CLI."""
@@ -426,7 +448,3 @@ class HostedSession:
             "participants": self.participants_info(),
             "now_s": round(self.now_s(), 3) if not self.ended else None,
         }
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -1,6 +1,6 @@
 """Review: a stored session replayed over the websocket, with play, pause, seek and speed.
 
-The stored input is run through the same session engine as the live session (same
+The stored input is run through the same :class:`~vagus.session.Session` as the live one (same
 input, same output), once, in a worker thread; each event keeps the session time of the
 input that produced it (when the live session sent it). Playback then sends the events
 at that time scaled by the speed (0: as fast as the client reads). A seek sends a
@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, Final
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from vagus.exceptions import VagusError
+from vagus.exceptions import InvalidInput, MalformedPacket, VagusError
 from vagus.service.bus import OutFrame
-from vagus.service.engine import Engine
+from vagus.service.host import EVENT_KINDS
 from vagus.service.protocol import FrameError, PingCmd, ReviewCmd, parse_client_frame
 from vagus.service.state import SessionState
+from vagus.session import Session
 from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord, RRRecord
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _record_time(record: InputRecord) -> float | None:
 
 
 def compute_replay(data_dir: Path | None, session_id: str) -> Replay:
-    """Run a stored session's input through the engine (blocking: call in a thread)."""
+    """Run a stored session's input through a Session (blocking: call in a thread)."""
     from vagus.store.open import open_store
 
     store = open_store(data_dir, create=False, read_only=True)
@@ -85,7 +86,9 @@ def compute_replay(data_dir: Path | None, session_id: str) -> Replay:
         who = getattr(record, "participant", None)
         if isinstance(who, str) and who not in names:
             names.append(who)
-    engine = Engine(tuple(names))
+    # Records are on the session clock (the runner maps every source before storing):
+    # a Session with offsets 0 fed them in stored order gives the live events.
+    session = Session(participants=tuple(names))
     events: list[dict[str, Any]] = []
     at: list[float] = []
     now = 0.0
@@ -93,33 +96,31 @@ def compute_replay(data_dir: Path | None, session_id: str) -> Replay:
         t = _record_time(record)
         if t is not None and t > now:
             now = t
-        if isinstance(record, PacketRecord):
-            out = engine.receive_packet(record.participant, record.t_arrival_s, record.payload)
-        elif isinstance(record, GapRecord):
-            out = engine.receive_gap(record.participant, record.t_s, record.reason)
-        elif isinstance(record, ControlRecord):
-            if record.event.type == "pacer":
-                engine.pacer_change(record.event.t_s, _pacer_fields(record.event))
-            out = engine.receive_control(record.event)
-        elif isinstance(record, RRRecord):
-            out = engine.receive_rr(record.participant, record.rr_ms, record.t_s)
-        else:  # pragma: no cover - the record union is closed
-            continue
+        try:
+            if isinstance(record, PacketRecord):
+                session.receive_packet(record.participant, record.t_arrival_s, record.payload)
+            elif isinstance(record, GapRecord):
+                session.receive_gap(record.participant, record.t_s, record.reason)
+            elif isinstance(record, ControlRecord):
+                session.receive_control(record.event)
+            elif isinstance(record, RRRecord):
+                if record.t_s is None:
+                    session.receive_rr(record.participant, record.rr_ms)
+                else:
+                    for rr, t_rr in zip(record.rr_ms, record.t_s, strict=True):
+                        session.receive_rr(record.participant, rr, t_s=t_rr)
+        except (MalformedPacket, InvalidInput):
+            pass  # skipped as live skipped it
+        out = [e.to_json() for e in session.events_received()]
+        out = [e for e in out if e["type"] in EVENT_KINDS]
         events.extend(out)
         at.extend([now] * len(out))
-    closing = engine.close()
+    session.close()
+    closing = [e.to_json() for e in session.events_received()]
+    closing = [e for e in closing if e["type"] in EVENT_KINDS]
     events.extend(closing)
     at.extend([now] * len(closing))
     return Replay(info.title or None, tuple(names), tuple(events), tuple(at), round(now, 3))
-
-
-def _pacer_fields(event: Any) -> dict[str, Any]:
-    out = {"rate_bpm": event.rate_bpm, "inhale_fraction": event.inhale_fraction}
-    for key in ("mode", "hold_in_s", "hold_out_s"):
-        if hasattr(event, key):
-            out[key] = getattr(event, key)
-    out.setdefault("mode", "off" if event.rate_bpm is None else "fixed")
-    return out
 
 
 class _Player:

@@ -283,64 +283,37 @@ class Service:
             raise InvalidInput("a session needs at least one participant (--participant NAME)")
         if len(set(names)) != len(names):
             raise InvalidInput(f"participant names must differ: {names}")
-        recorder = None
-        session_id = None
-        if record and self.writer is not None:
-            source = ",".join(sorted({s.split(":", 1)[0] for _, s in participants}))
-            recorder = await asyncio.wrap_future(
-                self.writer.create_session(
-                    title=title or "", participants=tuple(names), source=f"serve:{source}"[:64]
-                )
-            )
-            if recorder.error is not None:
-                log.warning("not recording: %s", recorder.error)
-            session_id = recorder.session_id
-        if session_id is None:
-            import secrets
-
-            session_id = secrets.token_hex(4)
-        hosted = self._host(session_id, title, participants, recorder)
+        hosted = self._host(participants, title, record=record)
+        session_id = await hosted.start()
+        self.sessions[session_id] = hosted
         if served:
             self.tokens.save_session(
                 ServedSession(session_id, title, tuple(participants), hosted.created_unix_s)
             )
         self.links[session_id] = self.issue_links(session_id, names)
-        await hosted.start()
         return hosted
 
     def _host(
-        self,
-        session_id: str,
-        title: str | None,
-        participants: list[tuple[str, str]],
-        recorder: Any,
-        created_unix_s: float | None = None,
+        self, participants: list[tuple[str, str]], title: str | None, *, record: bool
     ) -> HostedSession:
-        commit = None
-        if self.writer is not None and recorder is not None:
-            writer = self.writer
-
-            def commit() -> Any:
-                return writer._call(lambda: writer.store.commit() if writer.store else None)
-
         tokens = self.tokens
+        holder: list[HostedSession] = []
 
         def on_offset(name: str, offset_s: float) -> None:
-            tokens.save_offset(session_id, name, offset_s)
+            if holder and holder[0].id:
+                tokens.save_offset(holder[0].id, name, offset_s)
 
         hosted = HostedSession(
-            session_id,
-            title=title,
-            participants=participants,
+            participants,
             bus=self.bus,
-            recorder=recorder,
-            commit=commit,
-            created_unix_s=created_unix_s,
+            writer=self.writer,
+            record=record and self.writer is not None,
+            title=title,
             sim_speed=self.sim_speed,
             on_end=self._ended,
             on_offset=on_offset,
         )
-        self.sessions[session_id] = hosted
+        holder.append(hosted)
         return hosted
 
     async def resume_served(self) -> list[HostedSession]:
@@ -351,7 +324,7 @@ class Service:
         for served in self.tokens.served_sessions():
             if served.session in self.sessions:
                 continue
-            recorder, counts = None, {}
+            found = None
             if self.writer is not None:
                 found = await asyncio.wrap_future(
                     self.writer._call(_resume, self.writer, served.session)
@@ -359,19 +332,17 @@ class Service:
                 if found is None:  # deleted or ended meanwhile: not resumed
                     self.tokens.end_session(served.session)
                     continue
-                recorder, counts = found
-            hosted = self._host(
-                served.session,
-                served.title,
-                list(served.participants),
-                recorder,
-                created_unix_s=served.created_unix_s,
+            hosted = self._host(list(served.participants), served.title, record=found is not None)
+            recorder, counts = found if found is not None else (None, {})
+            if recorder is None:
+                continue
+            await hosted.start(
+                resume=recorder,
+                elapsed_s=max(0.0, time.time() - served.created_unix_s),
+                offsets=self.tokens.offsets(served.session),
+                counts=counts,
             )
-            offsets = self.tokens.offsets(served.session)
-            for name, link in hosted.participants.items():
-                link.received_upto = link.durable_upto = counts.get(name, 0)
-                link.offset_s = offsets.get(name)
-            await hosted.start()
+            self.sessions[hosted.id] = hosted
             resumed.append(hosted)
         return resumed
 
