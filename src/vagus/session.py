@@ -36,10 +36,11 @@ participant's first timed input (session time = source time + offset):
   seen, 0 before any input): for sources each with a clock of their own (a relay's
   monotonic clock).
 
-When an offset comes from ``clock_offsets`` or ``map_clocks``, the session emits a
-:class:`~vagus.core.events.ParticipantClock` event (tagged with the participant) at the
-participant's first timed input; :attr:`Session.clock_offsets` has every offset fixed so
-far. RR intervals given without times (``receive_rr(..., t_s=None)``) are cumulative
+When the session maps a clock itself (``map_clocks``), it emits a
+:class:`~vagus.core.events.ParticipantClock` event (tagged with the participant) at that
+participant's first timed input, for the recorder to store; :attr:`Session.clock_offsets`
+has every offset fixed so far. Given offsets emit nothing (the caller knows them), so a
+replay with the stored offsets hands out exactly the live session's events. RR intervals given without times (``receive_rr(..., t_s=None)``) are cumulative
 from session time 0, as a pipeline's are.
 
 **The pacer** (:class:`~vagus.core.pacer.Pacer`) follows the control input and the
@@ -462,7 +463,7 @@ class Session:
     def _input_done(self, participant: str, offset: float, new: bool, t: float | None) -> None:
         if new:
             self._offsets[participant] = offset
-            if participant in self._given or self.map_clocks:
+            if participant not in self._given and self.map_clocks:
                 assert t is not None
                 self._events.append(SessionEvent(participant, ParticipantClock(t, offset)))
         pipeline = self._pipelines[participant]
