@@ -40,8 +40,9 @@ When the session maps a clock itself (``map_clocks``), it emits a
 :class:`~vagus.core.events.ParticipantClock` event (tagged with the participant) at that
 participant's first timed input, for the recorder to store; :attr:`Session.clock_offsets`
 has every offset fixed so far. Given offsets emit nothing (the caller knows them), so a
-replay with the stored offsets hands out exactly the live session's events. RR intervals given without times (``receive_rr(..., t_s=None)``) are cumulative
-from session time 0, as a pipeline's are.
+replay with the stored offsets hands out exactly the live session's events. RR intervals
+given without times (``receive_rr(..., t_s=None)``) are cumulative from session time 0,
+as a pipeline's are.
 
 **The pacer** (:class:`~vagus.core.pacer.Pacer`) follows the control input and the
 session's time (the latest input time): a :class:`~vagus.core.events.PacerState` is
