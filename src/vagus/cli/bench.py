@@ -25,6 +25,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "ble": ("vagus.bench.ble", "BLE reader throughput and latency against the simulated BlueZ"),
     "replay": ("vagus.bench.replay", "replay speed of a recorded session"),
+    "serve": (
+        "vagus.bench.serve",
+        "N relays and viewers over loopback websockets: packet-to-viewer latency, CPU, memory",
+    ),
     "import": (
         "vagus.bench.importer",
         "analyze and import of a generated 10-million-beat RR file: beats/s, peak memory",

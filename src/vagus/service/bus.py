@@ -15,10 +15,12 @@ The queue policy (docs/protocol.md "Flow control"):
 1. ``metrics`` and ``spectrum`` are coalesced: a newer one for the same participant
    replaces an unsent older one.
 2. Nothing else is ever dropped for a client that keeps up.
-3. A client whose oldest unsent frame has waited more than :data:`STALL_S` seconds, or
-   whose queue holds more than :data:`MAX_QUEUED` frames, is disconnected (its
-   ``on_stall`` callback closes the socket); it reconnects and gets the present state
-   in ``hello``.
+3. A client whose socket has taken no data for more than :data:`STALL_S` seconds (one
+   send waiting that long: its receive window and our send buffer are full, it stopped
+   reading), or whose queue holds more than :data:`MAX_QUEUED` frames (it reads, but
+   slower than the session produces), is disconnected (its ``on_stall`` callback closes
+   the socket); it reconnects and gets the present state in ``hello``. A queue that
+   grew only because the server was busy is not the client's fault and does not count.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ __all__ = [
     "Subscriber",
 ]
 
-#: A client whose oldest unsent frame is older than this (s) is disconnected.
+#: A client whose socket has taken no data for this long (s) is disconnected.
 STALL_S: Final = 5.0
 #: A client with more unsent frames than this is disconnected.
 MAX_QUEUED: Final = 10_000
@@ -153,6 +155,8 @@ class ClientQueue:
         self._live = 0
         self._ready = asyncio.Event()
         self.stalled: str | None = None
+        #: when the send in progress started (None: none in progress)
+        self.sending_since: float | None = None
         #: frames replaced by a newer one before they were sent
         self.coalesced = 0
 
@@ -202,8 +206,8 @@ class ClientQueue:
         reason = None
         if self._live > self.max_queued:
             reason = f"more than {self.max_queued} frames unsent"
-        elif self._entries and now - self._entries[0][1] > self.stall_s:
-            reason = f"frames unsent for more than {self.stall_s:g} s"
+        elif self.sending_since is not None and now - self.sending_since > self.stall_s:
+            reason = f"no data taken for more than {self.stall_s:g} s"
         if reason is None:
             return False
         self.stalled = reason

@@ -32,7 +32,7 @@ from vagus.service.protocol import FrameError, PacketItem
 from vagus.service.sources import parse_source
 from vagus.service.state import SessionState
 
-__all__ = ["COMMIT_PROBE_S", "EVENT_KINDS", "HostedSession", "ParticipantLink"]
+__all__ = ["COMMIT_PROBE_S", "EVENT_KINDS", "Committer", "HostedSession", "ParticipantLink"]
 
 log = logging.getLogger("vagus.service")
 
@@ -101,8 +101,10 @@ class HostedSession:
         sim_speed: float | None = 1.0,
         on_end: Callable[[HostedSession], None] | None = None,
         on_offset: Callable[[str, float], None] | None = None,
+        committer: Committer | None = None,
     ) -> None:
         self.id = ""
+        self.committer = committer if committer is not None else Committer(None)
         self.title = title
         self.bus = bus
         self.writer = writer if record else None
@@ -179,10 +181,11 @@ class HostedSession:
                 link.connected = False
         pending, self._pending = self._pending, []
         self._publish(pending)
-        self._tasks.append(asyncio.create_task(self._commit_loop()))
+        self.committer.add(self)
         return self.id
 
     async def _stop_tasks(self) -> None:
+        self.committer.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -354,29 +357,21 @@ class HostedSession:
             for listener in tuple(self._ack_listeners):
                 listener(name, upto)
 
-    async def _commit_loop(self) -> None:
-        """Once a second: one store commit; then acknowledge what it made durable."""
-        while not self.ended:
-            await asyncio.sleep(COMMIT_PROBE_S)
-            pending = {
-                p.name: p.received_upto
-                for p in self.participants.values()
-                if p.received_upto > p.durable_upto
-            }
-            if not pending:
-                continue
-            if self.writer is None or self.runner.recording is None:
-                for name, upto in pending.items():
-                    self._durable(name, upto)
-                continue
-            try:
-                await asyncio.wrap_future(self.writer.commit())
-            except Exception as exc:  # the store failed: recording stops, no ack
-                log.warning("session %s: store commit failed: %s", self.id, exc)
-                continue
-            if self.runner.recording_ok:
-                for name, upto in pending.items():
-                    self._durable(name, upto)
+    def pending_durable(self) -> dict[str, int]:
+        """Relayed packets taken in and not yet known durable: participant -> upto."""
+        if self.ended:
+            return {}
+        return {
+            p.name: p.received_upto
+            for p in self.participants.values()
+            if p.received_upto > p.durable_upto
+        }
+
+    def made_durable(self, pending: dict[str, int]) -> None:
+        """A store commit covered ``pending`` (from :meth:`pending_durable` before it)."""
+        if self.writer is None or self.runner.recording is None or self.runner.recording_ok:
+            for name, upto in pending.items():
+                self._durable(name, upto)
 
     # ------------------------------------------------------------------ control
 
@@ -448,3 +443,50 @@ class HostedSession:
             "participants": self.participants_info(),
             "now_s": round(self.now_s(), 3) if not self.ended else None,
         }
+
+
+class Committer:
+    """One store commit a second for every hosted session, then their acks.
+
+    A relay's packets are acknowledged once the store has committed them; one commit
+    (``StoreWriter.commit()``, in the writer thread) covers every session of the
+    process, so a server with thousands of relays commits once a second, not once per
+    relay.
+    """
+
+    def __init__(self, writer: Any, interval_s: float = COMMIT_PROBE_S) -> None:
+        self.writer = writer
+        self.interval_s = interval_s
+        self.sessions: set[HostedSession] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, hosted: HostedSession) -> None:
+        self.sessions.add(hosted)
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
+
+    def discard(self, hosted: HostedSession) -> None:
+        self.sessions.discard(hosted)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            pending = [(h, h.pending_durable()) for h in tuple(self.sessions)]
+            pending = [(h, p) for h, p in pending if p]
+            if not pending:
+                continue
+            if self.writer is not None:
+                try:
+                    await asyncio.wrap_future(self.writer.commit())
+                except Exception as exc:  # the store failed: recording stops, no ack
+                    log.warning("store commit failed: %s", exc)
+                    continue
+            for hosted, p in pending:
+                hosted.made_durable(p)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

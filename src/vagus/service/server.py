@@ -38,7 +38,7 @@ from websockets.http11 import Request, Response
 
 from vagus.exceptions import InvalidInput, VagusError
 from vagus.service.bus import MAX_QUEUED, STALL_S, ClientQueue, InProcessBus, OutFrame
-from vagus.service.host import HostedSession
+from vagus.service.host import Committer, HostedSession
 from vagus.service.protocol import MAX_MESSAGE_BYTES as APP_MAX_BYTES
 from vagus.service.protocol import (
     MAX_PACKETS_PER_FRAME,
@@ -206,6 +206,7 @@ class Service:
         #: the session's plain tokens, for links printed by this process (never logged)
         self.links: dict[str, dict[str, Any]] = {}
         self.stalled_disconnects = 0
+        self.committer = Committer(writer)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -258,6 +259,7 @@ class Service:
                 await hosted.suspend()
             else:
                 await hosted.end("stopped with the server")
+        await self.committer.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -312,6 +314,7 @@ class Service:
             sim_speed=self.sim_speed,
             on_end=self._ended,
             on_offset=on_offset,
+            committer=self.committer,
         )
         holder.append(hosted)
         return hosted
@@ -647,7 +650,9 @@ class Service:
                     return
                 for frame in batch:
                     conn.seq += 1
+                    q.sending_since = time.monotonic()
                     await ws.send(frame.text(conn.seq))
+                    q.sending_since = None
         except ConnectionClosed:
             return
 
