@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -237,11 +237,17 @@ def _hint(path: Path, unit: str | None) -> str:
 _FEED_BATCH = 4096
 
 
-def _scan_plain(path: Path, unit: str | None, first_value_is_time: bool) -> RRScan:
-    """Check a plain RR list from end to end (errors say what the file looks like)."""
+def _scan_plain(
+    path: Path, unit: str | None, first_value_is_time: bool, spool: BinaryIO | None = None
+) -> RRScan:
+    """Check a plain RR list from end to end (errors say what the file looks like); the
+    values go to ``spool`` if given (read back by ``chunks()`` instead of parsed again)."""
     try:
         return scan_rr_text(
-            path, "s" if unit == "s" else "ms", first_value_is_time=first_value_is_time
+            path,
+            "s" if unit == "s" else "ms",
+            first_value_is_time=first_value_is_time,
+            spool=spool,
         )
     except FileFormatError as exc:
         hint = _hint(path, unit) if path.is_file() else ""
@@ -394,11 +400,14 @@ def analyze_path(
     if engine not in ("batch", "pipeline"):
         raise InvalidInput(f"engine must be 'batch' or 'pipeline', got {engine!r}")
     name = "plain" if first_value_is_time else resolve_format(path, fmt, unit, column)
+    import tempfile
+
     fold = _Fold()
+    values = tempfile.TemporaryFile(prefix="vagus-analyze-rr-")  # noqa: SIM115 (closed below)
     try:
         corrector = Lipponen2019()
         if name == "plain":
-            scan = _scan_plain(path, unit, first_value_is_time)
+            scan = _scan_plain(path, unit, first_value_is_time, values)
             step = spectrum_interval(scan.sum_ms / 1000.0, every_s)
             if engine != "batch" or not _run_plain_batch(scan, step, fold):
                 pipeline = Pipeline(spectrum_interval_s=step, corrector=corrector)
@@ -423,6 +432,7 @@ def analyze_path(
         summary, rows = fold.finish(every)
     finally:
         fold.close()
+        values.close()
     return Analysis(name, summary, rows, every, step)
 
 

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -214,6 +214,9 @@ class RRScan:
         path, unit, first_beat_s, comments: as :class:`RRText` (at most 1000 comments).
         beats: number of RR values.
         sum_ms: their sum (ms).
+        spool: a binary file the scan wrote the values to (float64, ms), if it was
+            given one (:func:`scan_rr_text`): :meth:`chunks` then reads them from there
+            instead of parsing the text again.
     """
 
     path: Path
@@ -223,6 +226,7 @@ class RRScan:
     sum_ms: float
     first_beat_s: float | None = None
     comments: tuple[str, ...] = field(default=())
+    spool: BinaryIO | None = None
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The RR values (ms, float64) in file order, one array per block of the file.
@@ -230,6 +234,16 @@ class RRScan:
         Raises:
             FileFormatError: the file changed since it was scanned and has a bad line.
         """
+        if self.spool is not None:
+            self.spool.flush()
+            self.spool.seek(0)
+            while True:
+                # A block of CHUNK_BYTES: as many values as the text holds, about.
+                count = max(1, CHUNK_BYTES // 8)
+                values = np.fromfile(self.spool, dtype=np.float64, count=count)
+                if not values.size:
+                    return
+                yield values
         state = _ParseState(self.path, self.unit, self.first_value_is_time)
         for no, lines in _blocks(self.path):
             values = _parse_block(state, no, lines)
@@ -237,8 +251,19 @@ class RRScan:
                 yield values
 
 
-def scan_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = False) -> RRScan:
+def scan_rr_text(
+    path: str | Path,
+    unit: RRUnit,
+    *,
+    first_value_is_time: bool = False,
+    spool: BinaryIO | None = None,
+) -> RRScan:
     """Check a plain RR text file from end to end (see :func:`read_rr_text` for the rules).
+
+    Args:
+        spool: an empty binary file (e.g. a ``tempfile.TemporaryFile``, owned by the
+            caller) to write the parsed values to (8 bytes each), so that
+            :meth:`RRScan.chunks` reads them back instead of parsing the text twice.
 
     Raises:
         FileFormatError: as :func:`read_rr_text`.
@@ -265,6 +290,8 @@ def scan_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
         else:
             raw_rest = values / factor
         n += values.size
+        if spool is not None:
+            values.tofile(spool)
         sums.append(float(values.sum()))
         below += int(np.count_nonzero(values < lo))
         above += int(np.count_nonzero(values > hi))
@@ -300,6 +327,7 @@ def scan_rr_text(path: str | Path, unit: RRUnit, *, first_value_is_time: bool = 
         sum_ms=math.fsum(sums),
         first_beat_s=state.first_beat_s,
         comments=tuple(state.comments),
+        spool=spool,
     )
 
 
