@@ -2,10 +2,12 @@
 
 The public API::
 
-    from vagus import Pipeline, parse_heart_rate_measurement, VagusError, MalformedPacket
+    from vagus import Pipeline, Session, parse_heart_rate_measurement, VagusError, MalformedPacket
 
 ``Pipeline`` is the sans-I/O core (see :mod:`vagus.core.pipeline`): feed it packets
-or RR intervals with their times, read the events it hands out.
+or RR intervals with their times, read the events it hands out. ``Session`` (see
+:mod:`vagus.session`) runs one per participant of a session, with one pacer and one
+session clock.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from vagus.exceptions import (
     FileFormatError,
     InvalidInput,
     MalformedPacket,
+    ProtocolError,
     SessionNotFound,
     SourceError,
     StoreError,
@@ -28,6 +31,7 @@ from vagus.exceptions import (
 
 if TYPE_CHECKING:
     from vagus.core.pipeline import Pipeline
+    from vagus.session import Session
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,8 @@ __all__ = [
     "InvalidInput",
     "MalformedPacket",
     "Pipeline",
+    "ProtocolError",
+    "Session",
     "SessionNotFound",
     "SourceError",
     "StoreError",
@@ -55,4 +61,8 @@ def __getattr__(name: str) -> Any:
         from vagus.core.pipeline import Pipeline
 
         return Pipeline
+    if name == "Session":
+        from vagus.session import Session
+
+        return Session
     raise AttributeError(f"module 'vagus' has no attribute {name!r}")
