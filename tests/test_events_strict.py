@@ -34,6 +34,7 @@ from vagus.core.events import (
     event_from_json,
 )
 from vagus.exceptions import InvalidInput, ProtocolError, VagusError
+from vagus.session import session_event_from_json
 
 GOOD: list[Any] = [
     Beat(1.5, 812.5),
@@ -220,6 +221,9 @@ def test_control_from_json_refuses_computed_events() -> None:
     assert control_from_json({"type": "marker", "t_s": 1, "text": "x"}) == Marker(1.0, "x")
     with pytest.raises(ProtocolError, match="computed"):
         control_from_json(Beat(1.0, 800.0).to_json())
+    for bad in ({"type": ["marker"]}, {"type": None}, [], "marker"):
+        with pytest.raises(ProtocolError):
+            control_from_json(bad)
 
 
 def test_check_control_converts_numbers_and_refuses_the_rest() -> None:
@@ -278,7 +282,20 @@ _DROP = object()  # a change that removes the field
     body=st.dictionaries(st.sampled_from(_NAMES), _json_value, max_size=9),
 )
 def test_fuzz_any_object_is_an_event_or_a_protocol_error(kind: str, body: dict[str, Any]) -> None:
-    _accepted_or_refused({**body, "type": kind})
+    obj = {**body, "type": kind}
+    _accepted_or_refused(obj)
+    try:  # control input: only a marker or a pacer change, else ProtocolError
+        control = control_from_json(obj)
+    except ProtocolError:
+        pass
+    else:
+        assert isinstance(control, Marker | PacerChange)
+    try:  # a session's tagged form
+        tagged = session_event_from_json(obj)
+    except ProtocolError:
+        pass
+    else:
+        assert session_event_from_json(tagged.to_json()) == tagged
 
 
 @settings(max_examples=300, deadline=None)

@@ -654,17 +654,10 @@ def control_from_json(obj: Any) -> ControlEvent:
     Raises:
         ProtocolError: as :func:`event_from_json`, or a computed event's ``type``.
     """
-    if (
-        isinstance(obj, dict)
-        and obj.get("type") in _BY_TYPE
-        and obj["type"]
-        not in (
-            "marker",
-            "pacer",
-        )
-    ):
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if isinstance(kind, str) and kind in _BY_TYPE and kind not in ("marker", "pacer"):
         raise ProtocolError(
-            f"a {obj['type']!r} event is computed, not control input: send a 'marker' or a 'pacer'",
+            f"a {kind!r} event is computed, not control input: send a 'marker' or a 'pacer'",
             field="type",
         )
     return event_from_json(obj)  # type: ignore[return-value]
