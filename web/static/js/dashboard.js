@@ -81,10 +81,8 @@ function renderRecording(on) {
 }
 
 function renderEnded() {
+  for (const id of ["end", "p-apply", "marker-add"]) $(id).disabled = ended;
   if (!ended) return;
-  $("end").disabled = true;
-  $("p-apply").disabled = true;
-  $("marker-add").disabled = true;
   const a = $("review-link");
   a.href = `/s/${encodeURIComponent(ctx.session)}/review?token=${encodeURIComponent(ctx.token)}`;
   a.classList.remove("hidden");

@@ -26,7 +26,8 @@ export function pageContext() {
  * the clock estimate moved (deltaS: how much later the same instant now reads).
  *
  * Clock sync: offset = server_time_s − (t_sent + t_received) / 2 from `hello` and from
- * `pong` round trips; the sample with the smallest round trip is kept (UI.md).
+ * `pong` round trips; the sample with the smallest round trip among the last 8 is kept
+ * (UI.md), and a jump of the session clock (> 0.5 s) is followed at once.
  */
 export class SessionSocket {
   constructor(url, { onHello, onFrame, onConnection, onClock, query = "" } = {}) {
@@ -40,7 +41,8 @@ export class SessionSocket {
     this.offsetS = null; // session clock − client clock (s)
     this.bestRttS = Infinity;
     this.attempt = 0;
-    this.ended = false;
+    this.ended = false; // the session said it ended (a status frame)
+    this.final = false; // nothing more to connect to: close() or a hello saying ended
     this.hello = null;
     this.connection = "connecting";
     this._pingTimer = null;
@@ -62,8 +64,8 @@ export class SessionSocket {
   }
 
   connect() {
-    if (this.ended) return;
-    this._setConnection(this.attempt === 0 ? "connecting" : "reconnecting");
+    if (this.final) return;
+    if (!this.ended) this._setConnection(this.attempt === 0 ? "connecting" : "reconnecting");
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -99,7 +101,7 @@ export class SessionSocket {
   }
 
   close() {
-    this.ended = true;
+    this.final = true;
     clearTimeout(this._retryTimer);
     clearInterval(this._pingTimer);
     if (this.ws) this.ws.close(1000);
@@ -113,13 +115,16 @@ export class SessionSocket {
   _clockSample(serverTimeS, sentS, receivedS) {
     const rtt = receivedS - sentS;
     if (!(rtt >= 0) || typeof serverTimeS !== "number") return;
-    if (rtt <= this.bestRttS) {
-      const offset = serverTimeS - (sentS + receivedS) / 2;
-      const delta = this.offsetS === null ? 0 : offset - this.offsetS;
-      this.bestRttS = rtt;
-      this.offsetS = offset;
-      if (delta !== 0) this.onClock(delta);
-    }
+    const offset = serverTimeS - (sentS + receivedS) / 2;
+    // Keep the sample with the smallest round trip among the last few (so a clock that
+    // was paused or restarted is forgotten), and follow a jump of the session clock at once.
+    if (this.offsetS !== null && Math.abs(offset - this.offsetS) > 0.5 + rtt) this._samples = [];
+    this._samples = (this._samples || []).concat([{ rtt, offset }]).slice(-8);
+    const best = this._samples.reduce((a, b) => (b.rtt <= a.rtt ? b : a));
+    const delta = this.offsetS === null ? 0 : best.offset - this.offsetS;
+    this.bestRttS = best.rtt;
+    this.offsetS = best.offset;
+    if (delta !== 0) this.onClock(delta);
   }
 
   _ping() {
@@ -131,7 +136,7 @@ export class SessionSocket {
     this._pings += 1;
     // Quick pings at first (the clock estimate), then a slow keep-alive.
     clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => this._ping(), this._pings < 6 ? 500 : 10000);
+    this._pingTimer = setInterval(() => this._ping(), this._pings < 6 ? 500 : 5000);
   }
 
   _receive(data) {
@@ -145,12 +150,15 @@ export class SessionSocket {
     if (frame.type === "hello") {
       // A new connection: the session clock may have restarted with the server.
       this.bestRttS = Infinity;
+      this._samples = [];
       const prevOffset = this.offsetS;
       this.offsetS = null;
       this._clockSample(frame.server_time_s, this._helloSentAt, now);
       if (prevOffset !== null && this.offsetS !== null) this.onClock(this.offsetS - prevOffset);
       this.attempt = 0;
       this.hello = frame;
+      this.ended = !!frame.ended;
+      this.final = !!frame.ended && frame.mode !== "review";
       this._pings = 0;
       this._setConnection("open");
       this.onHello(frame);
@@ -182,8 +190,18 @@ export class SessionSocket {
     this.ws = null;
     for (const p of this._pending.values()) p.reject(new Error("connection lost"));
     this._pending.clear();
-    if (this.ended) {
+    // The session ended and the server closed normally (1000, docs/protocol.md): done.
+    // A server going away (1001, e.g. vagus serve restarting) may bring it back.
+    if (this.ended && ev && ev.code === 1000) this.final = true;
+    if (this.final) {
       this._setConnection("ended");
+      return;
+    }
+    if (this.ended) {
+      // The session said it ended; a server restart may still bring it back (vagus serve
+      // resumes its sessions): look again now and then, quietly.
+      this._setConnection("ended");
+      this._retryTimer = setTimeout(() => this.connect(), 10000);
       return;
     }
     this._scheduleRetry(ev);
