@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vagus import Pipeline
 from vagus.core.events import (
@@ -277,3 +279,61 @@ def test_events_of_a_session_are_in_time_order_per_participant() -> None:
             e.t_s for e in events if e.participant == name and isinstance(e.event, Beat | Metrics)
         ]
         assert ts == sorted(ts) and not any(math.isnan(t) for t in ts)
+
+
+_any = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.binary(max_size=12),
+    st.lists(st.floats(100.0, 3000.0), max_size=4),
+    st.sampled_from(["ann", "bob", "eve"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(["packet", "rr", "gap", "control", "phase", "add"]),
+            _any,
+            _any,
+            _any,
+        ),
+        max_size=12,
+    )
+)
+def test_fuzz_any_call_works_or_is_refused_cleanly(calls: list[tuple[str, Any, Any, Any]]) -> None:
+    """Every call is accepted or refused with InvalidInput (or MalformedPacket for a
+    payload); a refused call hands out no event (a malformed packet at most the clock
+    mapping its time fixed)."""
+    session = Session(participants=("ann", "bob"), map_clocks=True)
+    for op, a, b, c in calls:
+        try:
+            if op == "packet":
+                session.receive_packet(a, b, c)
+            elif op == "rr":
+                session.receive_rr(a, b, c)
+            elif op == "gap":
+                session.receive_gap(a, b, c)
+            elif op == "control":
+                session.receive_control(Marker(a, b) if c is None else PacerChange(a, b, c))
+            elif op == "phase":
+                phase = session.pacer_phase(a)
+                assert phase is None or 0.0 <= phase < 1.0
+            else:
+                session.add_participant(a)
+        except InvalidInput:
+            assert session.events_received() == []
+            continue
+        except MalformedPacket:
+            # The packet's time still maps the participant's clock (it is stored input).
+            assert all(e.type == "clock" for e in session.events_received())
+            continue
+        for ev in session.events_received():
+            json.dumps(ev.to_json(), allow_nan=False)  # every event serialises
+    session.close()
+    for ev in session.events_received():
+        json.dumps(ev.to_json(), allow_nan=False)
