@@ -334,6 +334,19 @@ def _vagus(data: Path, *prefix: str) -> Vagus:
     return run
 
 
+def _vagus_in_process(data: Path, capsys: pytest.CaptureFixture[str]) -> Vagus:
+    """As :func:`_vagus`, but ``vagus.cli.main`` in this process (no interpreter start-up
+    per command) where no process-wide state (privileges) is at stake."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        code = main([*args, "--data-dir", str(data)])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
 def test_reading_commands_read_a_store_whose_side_files_cannot_be_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -343,7 +356,7 @@ def test_reading_commands_read_a_store_whose_side_files_cannot_be_created(
     # The WAL side files cannot be created (as in a read-only directory or mount); a link
     # into a missing directory stops root too, which chmod does not.
     (data / "sessions.sqlite3-shm").symlink_to(tmp_path / "no-such-directory" / "shm")
-    _check_read_only(_vagus(data), data, sid, tmp_path / "out.csv")
+    _check_read_only(_vagus_in_process(data, capsys), data, sid, tmp_path / "out.csv")
     assert (data / "sessions.sqlite3").read_bytes() == before
 
 
