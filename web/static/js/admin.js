@@ -140,7 +140,21 @@ function render(sessions) {
         if (review) links.append(h("a", { href: review, target: "_blank", rel: "noopener", text: "review" }), " ");
       }
       const more = h("button", { type: "button", class: "quiet small", text: "links" });
-      const detail = h("tr", { class: "hidden" }, h("td", { colspan: "5" }, linksBlock(s, true)));
+      const cell = h("td", { colspan: "5" }, linksBlock(s, true));
+      if (!s.ended && !(s.urls && s.urls.practitioner)) {
+        // The server keeps only token hashes: after a restart it can issue new links.
+        const fresh = h("button", { type: "button", text: "new links" });
+        fresh.addEventListener("click", async () => {
+          try {
+            const out = await api(`sessions/${encodeURIComponent(s.session)}/links`, {}, "POST");
+            cell.replaceChildren(linksBlock(out, true));
+          } catch (err) {
+            fresh.textContent = `no new links: ${err.message}`;
+          }
+        });
+        cell.append(fresh);
+      }
+      const detail = h("tr", { class: "hidden" }, cell);
       more.addEventListener("click", () => detail.classList.toggle("hidden"));
       links.append(more);
       const end = h("button", { type: "button", text: "end", disabled: s.ended });
