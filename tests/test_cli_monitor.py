@@ -27,8 +27,8 @@ from support.fake_bluez import (
 )
 from vagus.cli import main
 from vagus.cli._live import LiveStatus, StatusView, rr_note
-from vagus.core.events import event_from_json
 from vagus.devices import default_profiles_dir, load_profiles
+from vagus.session import session_event_from_json
 from vagus.sources.base import BleSpec, LinkState
 
 
@@ -41,7 +41,8 @@ def test_monitor_sim_json_prints_valid_events(capsys: pytest.CaptureFixture[str]
     types = {e["type"] for e in events}
     assert {"beat", "metrics", "spectrum"} <= types
     for e in events:
-        event_from_json(e)  # each line is a valid protocol event
+        # each line is a valid session event: the event's fields and its participant
+        assert session_event_from_json(e).participant in ("me", None)
     assert sum(e["type"] == "beat" for e in events) >= 20
     assert "packets" in err  # the summary goes to stderr, stdout stays pure JSON
 

@@ -22,10 +22,11 @@ import pytest
 
 from support.fake_bluez import FakeBlueZ, FakeStrap, ScriptedStrap, strap_address
 from vagus.cli import main
-from vagus.core.events import Marker, event_from_json
+from vagus.core.events import Marker
 from vagus.core.hrm import encode_heart_rate_measurement
 from vagus.core.pipeline import Pipeline
 from vagus.exceptions import MalformedPacket, SourceError
+from vagus.session import session_event_from_json
 from vagus.sources import BleSpec, LinkGap, Packet, ReplaySpec, open_source
 from vagus.sources.replay import Pacer, ReplaySource, paced, schedule
 from vagus.store.base import (
@@ -78,7 +79,10 @@ def test_replay_events_equal_the_live_events(
     assert code == 0, err
     sid = _only_session(tmp_path)
     assert f"saved session {sid}" in err
-    events = [event_from_json(json.loads(line)) for line in live]
+    # the live lines are the session's events: each with its participant
+    tagged = [session_event_from_json(json.loads(line)) for line in live]
+    assert {t.participant for t in tagged} == {"me", None}
+    events = [t.event for t in tagged]
     kinds = {e.type for e in events}
     assert {"beat", "metrics", "spectrum", "gap", "contact"} <= kinds  # a rich session
 
@@ -92,7 +96,7 @@ def test_replay_events_equal_the_live_events(
     assert [m.text for m in markers] == ["start", "stop: duration reached"]
     async_events = _replay_through_source(tmp_path, sid)
     strap_only = [line for line in live if json.loads(line)["type"] != "marker"]
-    assert [json.dumps(e.to_json()) for e in async_events] == strap_only
+    assert [json.dumps({**e.to_json(), "participant": "me"}) for e in async_events] == strap_only
 
     # The cached summary equals one recomputed from the raw record.
     with SqliteStore(tmp_path / "sessions.sqlite3") as store:

@@ -153,17 +153,12 @@ class LiveTerminal:
             self.board.draw(force=force)
 
     def _print(self, pairs: list[tuple[str | None, Event]]) -> None:
-        """The events as JSON lines: each event's JSON form; with several participants,
-        with its ``participant`` (null for session-wide ones), as ``vagus replay --json``
-        prints them."""
+        """The events as JSON lines: the session's JSON form of each (the event's, with its
+        ``participant``: null for session-wide ones), as ``vagus replay --json`` prints
+        them."""
         if self.broken_pipe:
             return
-        if len(self.statuses) > 1:
-            text = "".join(
-                json.dumps({**ev.to_json(), "participant": who}) + "\n" for who, ev in pairs
-            )
-        else:
-            text = "".join(json.dumps(ev.to_json()) + "\n" for _, ev in pairs)
+        text = "".join(json.dumps({**ev.to_json(), "participant": who}) + "\n" for who, ev in pairs)
         try:
             self.out.write(text)
             if self.flush_each:

@@ -31,6 +31,7 @@ from vagus.cli._live import (
 )
 from vagus.exceptions import InvalidInput
 from vagus.runner import Participant
+from vagus.session import check_participant_name
 from vagus.sources.base import BleSpec, SimSpec, SourceSpec
 
 __all__ = [
@@ -51,8 +52,6 @@ PARTICIPANT_HELP = (
     "ann=C0:FE:00:00:00:01 --participant bob='HRM-Pro'. A plain NAME names the one "
     "participant of --sim or --device (default: me)"
 )
-
-_NAME_CHARS = 64
 
 
 def add_participant_argument(parser: argparse.ArgumentParser) -> None:
@@ -110,10 +109,10 @@ def parse_participant(text: str) -> tuple[str, SourceSpec | None]:
         raise argparse.ArgumentTypeError(
             f"{text[:60]!r}: give the participant's name first, e.g. ann=sim:seed=1"
         )
-    if len(name) > _NAME_CHARS:
-        raise argparse.ArgumentTypeError(
-            f"participant name of {len(name)} characters: at most {_NAME_CHARS}"
-        )
+    try:
+        name = check_participant_name(name)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not sep:
         return name, None
     source = source.strip()

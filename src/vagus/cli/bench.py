@@ -1,4 +1,4 @@
-"""``vagus bench {pipeline,ble,replay,import}``: benchmarks that print their figures.
+"""``vagus bench {pipeline,ble,replay,record,import}``: benchmarks that print their figures.
 
 Each sub-command lives in ``vagus.bench.<name>`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. The module is imported only when its sub-command is parsed (the BLE
@@ -25,6 +25,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "ble": ("vagus.bench.ble", "BLE reader throughput and latency against the simulated BlueZ"),
     "replay": ("vagus.bench.replay", "replay speed of a recorded session"),
+    "record": (
+        "vagus.bench.record",
+        "N simulated participants recorded in real time: event-loop lag, records/s, CPU",
+    ),
     "serve": (
         "vagus.bench.serve",
         "N relays and viewers over loopback websockets: packet-to-viewer latency, CPU, memory",
@@ -80,7 +84,7 @@ def register(subparsers: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     parser = subparsers.add_parser(
         "bench",
-        help="benchmarks: pipeline, ble, replay, import",
+        help="benchmarks: pipeline, ble, replay, record, import",
         description="Benchmarks that print their figures (speed targets live here, not in tests).",
     )
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", parser_class=_LazyBenchParser)

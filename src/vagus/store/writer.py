@@ -14,7 +14,7 @@ Durability is the store's (DESIGN.md "Nothing lost"): an append commits once the
 :meth:`~vagus.store.recorder.Recorder.tick` (``commit_if_due``) every ``tick_s`` (0.25 s)
 even while records keep coming, so what a ``kill -9`` leaves is at most about
 ``commit_interval_s + tick_s`` old, as when the loop did it. A record is handed to the
-store within milliseconds of :meth:`StoreWriter.write` (the queue is drained at once).
+store within :data:`POLL_S` (20 ms) of :meth:`StoreWriter.write` (without waking the thread).
 
 Several sessions may be written through one writer (``vagus serve``: one thread, one
 SQLite connection for all the sessions of the process). Each session has its own
@@ -25,9 +25,9 @@ from the session's attributes (``recording``, ``error``, ``written``...).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +44,9 @@ T = TypeVar("T")
 
 #: How often the writer thread commits a due transaction when nothing else happens (s).
 TICK_S = 0.25
+#: How often the writer thread looks for queued records (s): records are queued without
+#: waking it, so a burst of packets costs the loop one hand-over of the GIL, not one each.
+POLL_S = 0.02
 
 
 class SessionWriter:
@@ -154,6 +157,8 @@ class StoreWriter:
         open_store: opens the store; called in the writer thread (its errors are kept in
             :attr:`error`, and every session then records nothing).
         tick_s: how often the thread calls ``commit_if_due`` (s).
+        poll_s: how often the thread looks for queued records (s); commands that answer
+            (create, finish, commit, close) wake it at once.
 
     Use::
 
@@ -165,15 +170,21 @@ class StoreWriter:
         writer.close().result()
     """
 
-    def __init__(self, open_store: Callable[[], Store], *, tick_s: float = TICK_S) -> None:
+    def __init__(
+        self, open_store: Callable[[], Store], *, tick_s: float = TICK_S, poll_s: float = POLL_S
+    ) -> None:
         self._open_store = open_store
         self.tick_s = tick_s
         self.store: Store | None = None
         #: why the store could not be opened, if it could not
         self.error: StoreError | None = None
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
+        # Commands in order; the loop appends without waking the thread (a wake-up per
+        # record would hand the GIL to this thread every time: measured, it made the
+        # loop late); answered commands set _wake.
+        self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            collections.deque()
         )
+        self._wake = threading.Event()
         self._recorders: list[Recorder] = []
         self._thread: threading.Thread | None = None
         self._opened = threading.Event()
@@ -181,9 +192,7 @@ class StoreWriter:
         #: unexpected exceptions raised by queued commands (a bug; StoreErrors are kept
         #: by each session's recorder instead)
         self.failures: list[Exception] = []
-        #: commands queued and not yet run (for a status line or a benchmark)
-        self.pending = 0
-        self._pending_lock = threading.Lock()
+        self.poll_s = poll_s
 
     @classmethod
     def for_data_dir(cls, data_dir: Path | str | None) -> StoreWriter:
@@ -215,12 +224,17 @@ class StoreWriter:
 
     # --------------------------------------------------------------- commands
 
-    def _put(self, fn: Callable[..., Any], *args: Any) -> None:
+    @property
+    def pending(self) -> int:
+        """Commands queued and not yet run (for a status line or a benchmark)."""
+        return len(self._commands)
+
+    def _put(self, fn: Callable[..., Any], *args: Any, wake: bool = False) -> None:
         if self._closed:
             raise StoreError("the store writer is closed; start a new one to record again")
-        with self._pending_lock:
-            self.pending += 1
-        self._queue.put((fn, args))
+        self._commands.append((fn, args))  # deque.append is atomic: no lock
+        if wake:
+            self._wake.set()
 
     def _call(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         """Run ``fn(*args)`` in the writer thread after everything queued before it."""
@@ -234,7 +248,7 @@ class StoreWriter:
             except BaseException as exc:  # handed to whoever waits for it
                 future.set_exception(exc)
 
-        self._put(run)
+        self._put(run, wake=True)
         return future
 
     def create_session(
@@ -297,7 +311,8 @@ class StoreWriter:
             return done
         future = self._call(self._close_store)
         self._closed = True
-        self._queue.put(None)
+        self._commands.append(None)
+        self._wake.set()
         return future
 
     def join(self, timeout_s: float | None = None) -> None:
@@ -344,18 +359,16 @@ class StoreWriter:
         finally:
             self._opened.set()
         next_tick = time.monotonic() + self.tick_s
+        commands = self._commands
         while True:
-            timeout = max(0.0, next_tick - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                pass
-            else:
+            # Records come without a wake-up: look every poll_s (or at once when woken).
+            self._wake.wait(timeout=max(0.0, min(self.poll_s, next_tick - time.monotonic())))
+            self._wake.clear()
+            while commands:
+                item = commands.popleft()
                 if item is None:
-                    break
+                    return
                 fn, args = item
-                with self._pending_lock:
-                    self.pending -= 1
                 try:
                     fn(*args)
                 except Exception as exc:  # a bug, not a store failure: keep writing the rest
