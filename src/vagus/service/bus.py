@@ -66,10 +66,14 @@ class OutFrame:
     body: str = field(default="")
 
     @classmethod
-    def make(cls, session: str, event: dict[str, Any]) -> OutFrame:
-        """A frame from an event's (or service frame's) JSON form, with the envelope."""
-        full = {**event, "v": PROTOCOL_VERSION, "session": session}
-        full.setdefault("participant", None)
+    def make(cls, session: str, event: dict[str, Any], *, own: bool = False) -> OutFrame:
+        """A frame from an event's (or service frame's) JSON form, with the envelope
+        (``own``: the dict is this frame's to keep and is completed in place)."""
+        full = event if own else dict(event)
+        full["v"] = PROTOCOL_VERSION
+        full["session"] = session
+        if "participant" not in full:
+            full["participant"] = None
         return cls(str(full["type"]), full["participant"], full, dumps(full)[:-1])
 
     def text(self, seq: int) -> str:

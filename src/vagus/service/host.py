@@ -287,7 +287,8 @@ class HostedSession:
                 event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
             out.append(event)
         if out:
-            self.bus.publish(self.id, [OutFrame.make(self.id, e) for e in out])
+            # the runner's dicts are fresh for each batch: completed in place, not copied
+            self.bus.publish(self.id, [OutFrame.make(self.id, e, own=True) for e in out])
 
     def status_event(self, participant: str | None) -> dict[str, Any]:
         link = self.participants.get(participant) if participant is not None else None

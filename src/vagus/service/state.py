@@ -22,11 +22,15 @@ _ENVELOPE: Final = ("v", "session", "seq")
 
 
 def _bare(event: dict[str, Any]) -> dict[str, Any]:
+    if not any(k in event for k in _ENVELOPE):
+        return event
     return {k: v for k, v in event.items() if k not in _ENVELOPE}
 
 
 class SessionState:
-    """The state a new connection starts from; fed with every frame the session publishes."""
+    """The state a new connection starts from; fed with every frame the session publishes
+    (the frames' event dicts are kept as they are, never changed; the envelope is taken
+    off when a snapshot is made)."""
 
     def __init__(self) -> None:
         self.pacer: dict[str, Any] | None = None
@@ -52,22 +56,22 @@ class SessionState:
             self.latest_t_s = float(t_s)
         if kind == "beat" and isinstance(who, str):
             beats = self.beats.setdefault(who, deque())
-            beats.append(_bare(event))
+            beats.append(event)
             self._trim(beats)
         elif kind == "metrics" and isinstance(who, str):
-            self.metrics[who] = _bare(event)
+            self.metrics[who] = event
         elif kind == "spectrum" and isinstance(who, str):
-            self.spectrum[who] = _bare(event)
+            self.spectrum[who] = event
         elif kind == "contact" and isinstance(who, str):
-            self.contact[who] = _bare(event)
+            self.contact[who] = event
         elif kind == "gap" and isinstance(who, str):
             gaps = self.gaps.setdefault(who, deque())
-            gaps.append(_bare(event))
+            gaps.append(event)
             self._trim(gaps)
         elif kind == "pacer_state":
-            self.pacer = _bare(event)
+            self.pacer = event
         elif kind == "marker":
-            self.markers.append(_bare(event))
+            self.markers.append(event)
 
     def _trim(self, events: deque[dict[str, Any]]) -> None:
         horizon = float(events[-1]["t_s"]) - HISTORY_S
@@ -85,13 +89,15 @@ class SessionState:
 
         horizon = self.latest_t_s - HISTORY_S
         return {
-            "pacer": self.pacer,
-            "metrics": mine(self.metrics),
-            "spectrum": mine(self.spectrum),
-            "contact": mine(self.contact),
+            "pacer": None if self.pacer is None else _bare(self.pacer),
+            "metrics": {p: _bare(e) for p, e in mine(self.metrics).items()},
+            "spectrum": {p: _bare(e) for p, e in mine(self.spectrum).items()},
+            "contact": {p: _bare(e) for p, e in mine(self.contact).items()},
             "beats": {
-                p: [e for e in v if e["t_s"] >= horizon] for p, v in mine(self.beats).items()
+                p: [_bare(e) for e in v if e["t_s"] >= horizon] for p, v in mine(self.beats).items()
             },
-            "gaps": {p: [e for e in v if e["t_s"] >= horizon] for p, v in mine(self.gaps).items()},
-            "markers": list(self.markers) if participant is None else [],
+            "gaps": {
+                p: [_bare(e) for e in v if e["t_s"] >= horizon] for p, v in mine(self.gaps).items()
+            },
+            "markers": [_bare(e) for e in self.markers] if participant is None else [],
         }
