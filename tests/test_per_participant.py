@@ -273,6 +273,8 @@ def test_cli_sessions_show_replay_export_per_participant(
     for name, info in alone.items():
         assert both[name] == rows[info.id]["by_participant"][name]
     assert rows[sid]["mean_hr_bpm"] == both["ann"]["mean_hr_bpm"]
+    with SqliteStore(tmp_path / DB) as store:
+        both_cached = store.get_session(sid).summary["by_participant"]
     # The table: one line per participant of the session.
     code, out, _ = _run(capsys, "sessions", *d)
     lines = [line for line in out.splitlines() if line.startswith(sid)]
@@ -321,12 +323,30 @@ def test_cli_sessions_show_replay_export_per_participant(
     code, _, err = _run(capsys, "export", sid, "--format", "csv", "-o", str(tmp_path / "x.csv"), *d)
     assert code == 1 and "'ann', 'bob'" in err and "--participant" in err
     assert not (tmp_path / "x.csv").exists()
+    # Relabelling the first participant renames its cached figures (nothing replayed).
+    code, _, _ = _run(capsys, "edit", sid, "--participant", "amy", *d)
+    assert code == 0
+    with SqliteStore(tmp_path / DB) as store:
+        cached = store.get_session(sid).summary
+    assert cached["participants"] == ["amy", "bob"]
+    assert cached["by_participant"] == {"amy": both_cached["ann"], "bob": both_cached["bob"]}
+    code, out, _ = _run(capsys, "sessions", "--json", *d)
+    relabelled = {r["id"]: r for r in json.loads(out)}[sid]["by_participant"]
+    assert relabelled == {"amy": both["ann"], "bob": both["bob"]}
+    code, out, _ = _run(
+        capsys, "replay", sid, "--participant", "amy", "--speed", "max", "--json", *d
+    )
+    code2, solo, _ = _run(capsys, "replay", alone["ann"].id, "--speed", "max", "--json", *d)
+    assert out.replace('"participant": "amy"', '"participant": "ann"') == solo
+    sid_args = (sid, "--participant", "ann", "--speed", "max")
+    code, _, err = _run(capsys, "replay", *sid_args, *d)
+    assert code == 1 and "'amy', 'bob'" in err
     for command in (
         ("replay", sid, "--participant", "zed", "--speed", "max"),
         ("export", sid, "--format", "csv", "--participant", "zed", "-o", "-"),
     ):
         code, _, err = _run(capsys, *command, *d)
-        assert code == 1 and "no participant 'zed'" in err and "'ann', 'bob'" in err
+        assert code == 1 and "no participant 'zed'" in err and "'amy', 'bob'" in err
         assert "Traceback" not in err
 
 
