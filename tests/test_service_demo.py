@@ -73,3 +73,42 @@ async def test_demo_json_links_work_and_ctrl_c_saves(tmp_path: Path) -> None:
         info = store.get_session(links["session"])
         assert info.status == "ended"
         assert any(isinstance(r, PacketRecord) for r in store.iter_input(info.id))
+
+
+def test_non_loopback_bind_needs_tls_or_insecure() -> None:
+    import pytest
+
+    from vagus.exceptions import InvalidInput
+    from vagus.service.server import check_bind
+
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        check_bind(host, tls=False, insecure=False)
+    for host in ("0.0.0.0", "192.168.1.5", "::", "example.org"):
+        with pytest.raises(InvalidInput, match="--tls-cert"):
+            check_bind(host, tls=False, insecure=False)
+        check_bind(host, tls=True, insecure=False)
+        check_bind(host, tls=False, insecure=True)
+
+
+def test_demo_refuses_an_open_bind_with_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vagus",
+            "demo",
+            "--host",
+            "0.0.0.0",
+            "--no-browser",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S * 3,
+    )
+    assert done.returncode == 1
+    assert "--tls-cert" in done.stderr and "--insecure" in done.stderr
+    assert "Traceback" not in done.stderr
