@@ -125,3 +125,36 @@ async def test_packets_are_taken_once_and_in_order(tmp_path: Path) -> None:
     with open_store(data) as store:
         stored = [r for r in store.iter_input(hosted.id) if isinstance(r, PacketRecord)]
     assert [r.payload.hex() for r in stored] == [p["payload"] for p in packets[:15]]
+
+
+async def test_relay_command_streams_a_simulated_strap(tmp_path: Path) -> None:
+    import sys
+
+    data = tmp_path / "data"
+    async with service(data) as svc:
+        hosted = await svc.create_session([("ann", "relay")])
+        link = svc.links[hosted.id]["participants"]["ann"]["url"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vagus",
+            "relay",
+            "--server",
+            link,
+            "--sim",
+            "--speed",
+            "20",
+            "--duration",
+            "40",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), WAIT_S * 3)
+        text = err.decode()
+        assert proc.returncode == 0, text
+        assert "Traceback" not in text and "token=" not in text
+        stored = hosted.participants["ann"].durable_upto
+        assert stored > 20 and f"{stored} stored by the server" in text
+    with open_store(data) as store:
+        packets = [r for r in store.iter_input(hosted.id) if isinstance(r, PacketRecord)]
+    assert len(packets) == stored

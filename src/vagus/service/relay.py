@@ -135,7 +135,6 @@ class Relay:
     async def read_source(self) -> None:
         """Read the source into the buffer until it ends (or the task is cancelled)."""
         assert self.spec is not None
-        await self._seq_known.wait()  # numbering continues where the server is
         async with open_source(self.spec) as source:
             base = time.monotonic() if source.capabilities.clock == "own" else 0.0
             async for item in source:
@@ -201,9 +200,15 @@ class Relay:
         upto = int(hello.get("packets_upto", 0))
         self._take_ack(upto)
         if not self._seq_known.is_set():
-            # a fresh relay continues the numbering where the server is
-            if self.next_seq <= upto:
-                self.next_seq = upto + 1
+            # A fresh relay (for a participant the server already has packets of)
+            # continues the server's numbering: what it read before this first hello was
+            # never sent, so it is renumbered.
+            first = self.buffer[0]["seq"] if self.buffer else self.next_seq
+            shift = upto + 1 - first
+            if shift > 0:
+                for item in self.buffer:
+                    item["seq"] += shift
+                self.next_seq += shift
             self._seq_known.set()
         self.connected = True
         sent_upto = upto
