@@ -507,3 +507,24 @@ def test_the_old_store_gets_clock_offsets_and_reads_as_before_read_only(tmp_path
         with pytest.raises(MalformedSession, match="clock_offsets"):
             store.get_session(sid)
         assert [p.column for p in store.malformed_sessions()] == ["clock_offsets"]
+
+
+def test_participant_names_a_session_cannot_take_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Import checks the name as a live session does; a session stored before names were
+    checked lists with the reason (and how to fix it), never a traceback."""
+    rr = tmp_path / "rr.txt"
+    rr.write_text("\n".join(["800", "810", "790"] * 40) + "\n", encoding="utf-8")
+    d = ("--data-dir", str(tmp_path))
+    code, _, err = _run(capsys, "import", str(rr), "--format", "plain", "--unit", "ms",
+                        "--participant", "x" * 65, "-q", *d)  # fmt: skip
+    assert code == 1 and "--participant: a participant name has at most 64" in err
+    with SqliteStore(tmp_path / DB) as store:
+        assert store.list_sessions() == []  # nothing imported
+        bad = store.create_session(participants=("tab\there",), started_unix_s=STARTED)
+        store.append_many(bad.id, [GapRecord(1.0, "link_lost", "tab\there")])
+    code, out, err = _run(capsys, "sessions", "--json", *d)
+    (row,) = json.loads(out)
+    assert code == 0 and "cannot be replayed" in row["summary"]["error"]
+    assert "vagus edit ID --participant NAME" in err and "Traceback" not in err

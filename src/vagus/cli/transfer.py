@@ -208,6 +208,7 @@ def import_file(
     """
     from vagus.core.events import Marker
     from vagus.formats.registry import open_rr_file
+    from vagus.session import check_participant_name
     from vagus.store.recorder import SessionSummaries
     from vagus.store.replay import replay_records
 
@@ -217,6 +218,15 @@ def import_file(
     # A plain RR list is streamed: its records are read from the file as they are used.
     imported = open_rr_file(path, fmt, unit=unit, column=column, tz=tz)
     who = participant or imported.participant or "me"
+    try:
+        check_participant_name(who)  # the name a live session would accept
+    except InvalidInput as exc:
+        if participant:
+            raise InvalidInput(f"--participant: {exc}") from None
+        raise InvalidInput(
+            f"the participant named in {path.name} cannot name a participant ({exc}); "
+            "name one with --participant NAME"
+        ) from None
     records = imported.records(participant=who)
     # Run the pipeline before storing: the summary, and a last check of every value.
     summary = SessionSummaries((who,))

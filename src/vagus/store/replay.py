@@ -37,7 +37,7 @@ from typing import Generic, TypeVar
 
 from vagus.core.events import Event, Marker, PacerChange
 from vagus.exceptions import InvalidInput, MalformedPacket
-from vagus.session import Session, SessionEvent
+from vagus.session import Session, SessionEvent, check_participant_name
 from vagus.store.base import (
     ControlRecord,
     GapRecord,
@@ -186,6 +186,15 @@ def replay_items(
         for name, offset in (clock_offsets or {}).items()
         if name in by_recorded
     }
+    for label in labels:
+        try:
+            check_participant_name(label)
+        except InvalidInput as exc:
+            # Stored before names were checked (an import's --participant of any text).
+            raise InvalidInput(
+                f"participant {label!r:.40} cannot be replayed: {exc}; relabel the "
+                "session's first participant with `vagus edit ID --participant NAME`"
+            ) from None
     session = Session(participants=labels, clock_offsets=offsets)
     for index, item in enumerate(items):
         record = record_of(item)
