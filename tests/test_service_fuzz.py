@@ -61,6 +61,7 @@ FIELDS = [
     "action",
     "speed",
     "participant",
+    "on",
 ]
 frames = st.builds(
     lambda kind, v, seq, fields, packets: {
@@ -70,7 +71,9 @@ frames = st.builds(
         **fields,
         **({"packets": packets} if packets is not None else {}),
     },
-    st.sampled_from(["ping", "pacer", "marker", "packets", "status", "end", "review", "nope"]),
+    st.sampled_from(
+        ["ping", "pacer", "marker", "packets", "status", "end", "recording", "review", "nope"]
+    ),
     st.sampled_from([1, 1, 1, 2, None]),
     st.none() | st.integers(-2, 2**54),
     st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=4),

@@ -357,6 +357,8 @@ async def test_role_rules_for_each_frame_kind(tmp_path: Path) -> None:
             for c, frame, code in (
                 (viewer, {"type": "packets", "packets": beat_packets(1)}, "forbidden"),
                 (viewer, {"type": "end"}, "forbidden"),
+                (viewer, {"type": "recording", "on": False}, "forbidden"),
+                (sim, {"type": "recording", "on": False}, "forbidden"),
                 (viewer, {"type": "status", "battery_pct": 5}, "forbidden"),
                 (pr, {"type": "packets", "packets": beat_packets(1)}, "forbidden"),
                 (pr, {"type": "review", "action": "play"}, "conflict"),
@@ -453,3 +455,24 @@ async def test_tokens_never_in_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert "token=" not in text or "token=[redacted]" in text
     for token in tokens:
         assert token not in text
+
+
+async def test_practitioner_stops_and_restarts_recording(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with service(data) as svc:
+        hosted = await svc.create_session([("ann", "relay")])
+        links = svc.links[hosted.id]
+        async with client(links["ws"]["practitioner"]) as pr, client(links["ws"]["viewer"]) as v:
+            assert (await pr.recv())["recording"] is True
+            await v.recv()
+            seq = await pr.request({"type": "recording", "on": False})
+            assert (await pr.reply_to(seq))["type"] == "ack"
+            off = await v.until(lambda f: f["type"] == "status" and f["participant"] is None)
+            assert off["recording"] is False
+            seq = await pr.request({"type": "recording", "on": True})
+            on = await v.until(lambda f: f["type"] == "status" and f["participant"] is None)
+            assert on["recording"] is True
+            seq = await pr.request({"type": "recording", "on": "yes"})
+            assert (await pr.reply_to(seq))["code"] == "bad_field"
+    with open_store(data) as store:
+        assert store.get_session(hosted.id).status == "ended"

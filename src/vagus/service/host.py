@@ -433,6 +433,21 @@ class HostedSession:
         if changed:
             self.publish_status(name)
 
+    async def set_recording(self, on: bool) -> None:
+        """Start or stop recording (the live session goes on); a ``status`` says so.
+        Recording again after a stop makes a new stored session."""
+        if self.ended or self.writer is None:
+            self.publish_status(None)
+            return
+        try:
+            if on:
+                await self.runner.start_recording()
+            else:
+                await self.runner.stop_recording()
+        except VagusError as exc:
+            log.warning("session %s: recording %s failed: %s", self.id, on, exc)
+        self.publish_status(None)
+
     def summary(self) -> dict[str, Any]:
         """For the admin API and the CLI."""
         return {

@@ -34,6 +34,7 @@ __all__ = [
     "PacketItem",
     "PacketsCmd",
     "PingCmd",
+    "RecordingCmd",
     "ReviewCmd",
     "StatusCmd",
     "dumps",
@@ -155,6 +156,14 @@ class EndCmd:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingCmd:
+    """Start (``on``) or stop recording; the live session goes on either way."""
+
+    seq: int | None
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewCmd:
     seq: int | None
     action: Literal["play", "pause", "seek", "speed"]
@@ -162,7 +171,9 @@ class ReviewCmd:
     speed: float | None
 
 
-ClientFrame = PingCmd | PacerCmd | MarkerCmd | PacketsCmd | StatusCmd | EndCmd | ReviewCmd
+ClientFrame = (
+    PingCmd | PacerCmd | MarkerCmd | PacketsCmd | StatusCmd | EndCmd | RecordingCmd | ReviewCmd
+)
 
 #: Fields each client frame type allows besides the envelope.
 _FIELDS: Final[dict[str, frozenset[str]]] = {
@@ -172,6 +183,7 @@ _FIELDS: Final[dict[str, frozenset[str]]] = {
     "packets": frozenset({"packets", "participant"}),
     "status": frozenset({"battery_pct", "connected", "participant"}),
     "end": frozenset(),
+    "recording": frozenset({"on"}),
     "review": frozenset({"action", "t_s", "speed"}),
 }
 _ENVELOPE: Final = frozenset({"type", "v", "session", "seq"})
@@ -332,6 +344,11 @@ def parse_client_frame(message: str | bytes, *, session: str) -> ClientFrame:
         return StatusCmd(re, participant, battery, "battery_pct" in obj, connected)
     if kind == "end":
         return EndCmd(re)
+    if kind == "recording":
+        on = obj.get("on")
+        if not isinstance(on, bool):
+            raise FrameError("bad_field", f"'on' must be true or false, not {_show(on)}", re)
+        return RecordingCmd(re, on)
     # review
     action = obj.get("action")
     if action not in _REVIEW_ACTIONS:

@@ -48,6 +48,7 @@ from vagus.service.protocol import (
     PacerCmd,
     PacketsCmd,
     PingCmd,
+    RecordingCmd,
     ReviewCmd,
     StatusCmd,
     dumps,
@@ -781,7 +782,7 @@ class Service:
             raise FrameError(
                 "conflict", "review commands need a review connection (&mode=review)", cmd.seq
             )
-        if isinstance(cmd, PacerCmd | MarkerCmd | EndCmd):
+        if isinstance(cmd, PacerCmd | MarkerCmd | EndCmd | RecordingCmd):
             if role != "practitioner":
                 raise FrameError(
                     "forbidden",
@@ -799,6 +800,8 @@ class Service:
             self.reply(q, conn, "ack", re=cmd.seq)
             if isinstance(cmd, EndCmd):
                 asyncio.get_running_loop().create_task(self._end(hosted))
+            elif isinstance(cmd, RecordingCmd):
+                asyncio.get_running_loop().create_task(hosted.set_recording(cmd.on))
             return
         if isinstance(cmd, PacketsCmd | StatusCmd):
             if role != "participant":
