@@ -323,6 +323,8 @@ async def test_admin_api_needs_the_admin_token(tmp_path: Path) -> None:
         assert [s["session"] for s in json.loads(body)["sessions"]] == [sid]
         ended = await asyncio.to_thread(post, f"{base}/api/sessions/{sid}/end?token={admin}")
         assert ended["ended"] is True
+        status, body = await get(f"{base}/api/sessions?token={admin}")
+        assert [(s["session"], s["ended"]) for s in json.loads(body)["sessions"]] == [(sid, True)]
         bad = await asyncio.to_thread(
             post_status, f"{base}/api/sessions?token={admin}&participant=a%20b"
         )

@@ -194,6 +194,8 @@ class Service:
         self.tls = tls
         self.bus = InProcessBus()
         self.sessions: dict[str, HostedSession] = {}
+        #: sessions that ended while this server ran (the admin list shows them)
+        self.ended_sessions: dict[str, HostedSession] = {}
         self.sim_speed = sim_speed
         self.server: Server | None = None
         self.host = "127.0.0.1"
@@ -352,6 +354,10 @@ class Service:
 
     def _ended(self, hosted: HostedSession) -> None:
         self.tokens.end_session(hosted.id)
+        self.sessions.pop(hosted.id, None)
+        self.ended_sessions[hosted.id] = hosted
+        while len(self.ended_sessions) > 100:
+            del self.ended_sessions[next(iter(self.ended_sessions))]
         closing = [c for c, i in self._conns.items() if i.session == hosted.id and not i.review]
         if closing:
             asyncio.get_running_loop().create_task(self._close_later(closing))
@@ -553,7 +559,12 @@ class Service:
         if parts == ["sessions"] and method == "GET":
             return self._json(
                 http.HTTPStatus.OK,
-                {"sessions": [self._api_session(h) for h in self.sessions.values()]},
+                {
+                    "sessions": [
+                        self._api_session(h)
+                        for h in (*self.sessions.values(), *self.ended_sessions.values())
+                    ]
+                },
             )
         if parts == ["sessions"] and method == "POST":
             specs = query.get("participant") or ["participant=relay"]
@@ -567,7 +578,7 @@ class Service:
             )
             return self._json(http.HTTPStatus.CREATED, self._api_session(hosted))
         if len(parts) >= 2 and parts[0] == "sessions":
-            found = self.sessions.get(parts[1])
+            found = self.sessions.get(parts[1]) or self.ended_sessions.get(parts[1])
             if found is None:
                 return self._json(
                     http.HTTPStatus.NOT_FOUND, {"error": f"no session {parts[1]!r} here"}
@@ -577,9 +588,8 @@ class Service:
                 return self._json(http.HTTPStatus.OK, self._api_session(hosted))
             if parts[2:] == ["end"] and method == "POST":
                 await hosted.end("ended by the admin")
-                self.sessions.pop(hosted.id, None)
                 return self._json(http.HTTPStatus.OK, self._api_session(hosted))
-            if parts[2:] == ["links"] and method == "POST":
+            if parts[2:] == ["links"] and method == "POST" and not hosted.ended:
                 self.links[hosted.id] = self.issue_links(hosted.id, list(hosted.participants))
                 return self._json(http.HTTPStatus.OK, self._api_session(hosted))
         return self._json(
@@ -839,7 +849,6 @@ class Service:
 
     async def _end(self, hosted: HostedSession) -> None:
         await hosted.end("ended by the practitioner")
-        self.sessions.pop(hosted.id, None)
 
 
 def dumps_links(links: dict[str, Any]) -> str:
