@@ -112,3 +112,59 @@ def test_demo_refuses_an_open_bind_with_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "--tls-cert" in done.stderr and "--insecure" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    import pytest
+
+    from service_helpers import service
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (Debian package openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    async with service(tmp_path / "data", record=False, tls=server_ctx) as svc:
+        hosted = await svc.create_session([("ann", "relay")], record=False)
+        links = svc.links[hosted.id]
+        assert links["urls"]["viewer"].startswith("https://")
+        assert links["ws"]["viewer"].startswith("wss://")
+        async with client(links["ws"]["viewer"], ssl=client_ctx) as v:
+            assert (await v.recv())["type"] == "hello"
+
+        def fetch_tls(url: str) -> int:
+            try:
+                with urllib.request.urlopen(url, timeout=WAIT_S, context=client_ctx) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert await asyncio.to_thread(fetch_tls, links["urls"]["viewer"].split("?")[0]) == 403
