@@ -72,6 +72,8 @@ async def test_pages_need_their_own_token(tmp_path: Path) -> None:
         # static files need no token; nothing outside web/static is served
         assert await get(f"{base}/static/app.js") == (200, b"export const x = 1;\n")
         assert (await get(f"{base}/static/../secret.txt"))[0] == 404
+        assert (await get(f"{base}/static/../breathe.html"))[0] == 404  # pages need a token
+        assert (await get(f"{base}/static/x/../../breathe.html"))[0] == 404
         assert (await get(f"{base}/static/%2e%2e/%2e%2e/secret.txt"))[0] == 404
 
 

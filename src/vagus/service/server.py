@@ -437,10 +437,11 @@ class Service:
             "403 Forbidden: this link needs a valid token (ask for a new link)",
         )
 
-    def _file(self, path: Path) -> Response:
+    def _file(self, path: Path, root_dir: Path | None = None) -> Response:
+        """A file under ``root_dir`` (default: the web folder); 404 for anything else."""
         try:
             real = path.resolve()
-            root = self.web.resolve()
+            root = (root_dir if root_dir is not None else self.web).resolve()
             if root not in real.parents or not real.is_file():
                 return self._text(http.HTTPStatus.NOT_FOUND, "404 Not Found")
             mtime = real.stat().st_mtime
@@ -479,7 +480,7 @@ class Service:
         if method not in ("GET", "HEAD") and parts[:1] != ["api"]:
             return self._text(http.HTTPStatus.METHOD_NOT_ALLOWED, "405 Method Not Allowed")
         if parts[:1] == ["static"]:
-            return self._file(self.web.joinpath("static", *parts[1:]))
+            return self._file(self.web.joinpath("static", *parts[1:]), self.web / "static")
         if parts[:1] == ["s"] and len(parts) == 3 and parts[2] in PAGES:
             page, roles = PAGES[parts[2]]
             grant = self.tokens.check(token)
