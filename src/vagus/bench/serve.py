@@ -281,6 +281,7 @@ async def _bench(args: argparse.Namespace) -> int:
             profile_path,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            limit=1 << 26,  # one line holds the links of every new session
         )
         assert proc.stdin is not None and proc.stdout is not None
         json.loads(await proc.stdout.readline())
