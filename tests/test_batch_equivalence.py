@@ -258,6 +258,15 @@ def test_segments_and_spectra_over_many_gaps() -> None:
     assert_same(rr, 15.0)
 
 
+def test_a_gap_every_few_beats() -> None:
+    # Many short segments (1-20 beats): segments start and end inside every block.
+    rng = np.random.default_rng(12)
+    rr = 850 + rng.normal(0, 40, 2000)
+    rr[np.cumsum(rng.integers(1, 21, 200))[:150]] = 3000.0
+    rr[rng.choice(2000, 20, replace=False)] *= rng.choice([0.5, 2.0], 20)
+    assert_same(rr, 5.0, blocks=(100_000, 2, 17, 256))
+
+
 def test_a_long_segment_trims_the_spectrum_history() -> None:
     # Over 2048 NN beats in one segment: the pipeline trims its spectrum history; the
     # batch path replays the trims (short intervals make the 2048 beats < 360 s).

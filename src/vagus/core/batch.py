@@ -253,18 +253,45 @@ class BatchCorrector:
         """Upper end of the physiological RR range (ms)."""
         return self._max_rr
 
-    def push(self, t_s: FloatArray, rr_ms: FloatArray) -> BeatArrays:
-        """Feed the next beats of the segment; returns the beats decided (segment 0)."""
+    def push(
+        self,
+        t_s: FloatArray,
+        rr_ms: FloatArray,
+        new_segments: npt.NDArray[np.intp] | None = None,
+    ) -> BeatArrays:
+        """Feed the next beats; returns the beats decided.
+
+        Args:
+            t_s, rr_ms: beat times (s) and RR (ms).
+            new_segments: increasing indices into ``rr_ms`` where a new segment starts
+                (a gap before that beat: as :meth:`flush` there). The returned beats'
+                ``segment`` counts the segment starts before them in this call (0: the
+                segment that was going on).
+        """
+        starts = np.asarray([] if new_segments is None else new_segments, dtype=np.intp)
+        head = None
+        if starts.size and starts[0] == 0:
+            head = self.flush()
+            starts = starts[1:]
+        offset = 0 if head is None else 1
+        n_pend = self._pend_rr.size
         tt = np.concatenate([self._pend_t, np.asarray(t_s, dtype=np.float64)])
         x = np.concatenate([self._pend_rr, np.asarray(rr_ms, dtype=np.float64)])
-        if x.size < 3:
+        if x.size < 3 and not starts.size:
             self._pend_t, self._pend_rr = tt, x
-            return _empty_beats()
-        return self._run(tt, x, final=False)
+            out = _empty_beats()
+        else:
+            out = self._run(tt, x, final=False, starts=starts + n_pend)
+            out.segment[:] += offset
+        return out if head is None else _concat_beats([head, out])
 
     def flush(self) -> BeatArrays:
         """Decide the pending beats and end the segment (the windows are kept)."""
-        out = self._run(self._pend_t, self._pend_rr, final=True) if self._pend_rr.size else None
+        out = (
+            self._run(self._pend_t, self._pend_rr, final=True, starts=np.empty(0, np.intp))
+            if self._pend_rr.size
+            else None
+        )
         self._pend_t = np.empty(0)
         self._pend_rr = np.empty(0)
         self._hist = []
@@ -431,8 +458,19 @@ class BatchCorrector:
         normal[have] = ok[rows_h] & ~(r1 < lo) & ~(examine & found)
         return th1, th2, normal
 
-    def _run(self, tt_arr: FloatArray, x_arr: FloatArray, *, final: bool) -> BeatArrays:
-        """Decide the beats of ``x_arr`` whose two successors are known (all if ``final``)."""
+    def _run(
+        self,
+        tt_arr: FloatArray,
+        x_arr: FloatArray,
+        *,
+        final: bool,
+        starts: npt.NDArray[np.intp],
+    ) -> BeatArrays:
+        """Decide the beats of ``x_arr`` whose two successors are known (all if ``final``).
+
+        ``starts``: indices (0 < i < len) where a new segment starts; every segment but
+        the last is complete (its last beats decided as at a flush).
+        """
         lo = self._min_rr
         hi = self._max_rr
         big_w = self._window
@@ -446,11 +484,25 @@ class BatchCorrector:
         c[0] = nh
         np.cumsum(ok_arr, out=c[1:])
         c[1:] += nh
-        n_dec = L if final else L - 2  # beats that may be decided now: 0 .. n_dec - 1
+        # Segments: beat j lies in [seg_start[j], seg_end[j]).
+        bounds = np.concatenate([[0], starts, [L]]).astype(np.intp)
+        n_seg = bounds.size - 1
+        seg_of = np.repeat(np.arange(n_seg), np.diff(bounds))
+        seg_start = bounds[seg_of]
+        seg_end = bounds[seg_of + 1]
+        last_start = int(bounds[-2])
+        # Beats that may be decided now: 0 .. n_dec - 1 (two successors known).
+        n_dec = L if final else max(last_start, L - 2)
         jj = np.arange(n_dec)
-        end = c[np.minimum(jj + 3, L)]
-        start = np.maximum(c[:n_dec] - keep_hist, 0)
+        # medRR: the segment's in-range values (the carried history is segment 0's).
+        v_start = np.where(seg_of[:n_dec] == 0, 0, c[seg_start[:n_dec]])
+        end = c[np.minimum(jj + 3, seg_end[:n_dec])]
+        start = np.maximum(c[:n_dec] - keep_hist, v_start)
         med_arr = self._medians(v, start, end)
+        # j-1 and j+2 in j's segment (for the shortcut), and j-2 (for the flags).
+        idx_all = np.arange(L)
+        inside = (idx_all - 1 >= seg_start) & (idx_all + 2 < seg_end)
+        inside2 = inside & (idx_all - 2 >= seg_start)
 
         # Speculative window values of each beat: |dRR| with NN_j-1 = RR_j-1 (beat 0:
         # with the previous NN), and |mRR|.
@@ -466,7 +518,7 @@ class BatchCorrector:
 
         # Beats certainly normal whatever the thresholds (module doc), for 1 .. L-3.
         trivial = np.zeros(L + 1, dtype=np.bool_)
-        if L >= 4 and not final:
+        if L >= 4:
             r0 = x_arr[1 : L - 2]
             rp = x_arr[: L - 3]
             r1 = x_arr[2 : L - 1]
@@ -479,6 +531,7 @@ class BatchCorrector:
                 & (np.abs(r0 - ref) <= ECTOPIC_ENTRY_FRACTION * med)
                 & ~((r0 < short) & (r1 < short))
                 & (d_arr[1 : L - 2] <= TH1_FLOOR_FRACTION * med)
+                & inside[1 : L - 2]
             )
         arange = np.arange(L + 1)
         next_trivial = np.minimum.accumulate(np.where(trivial, L, arange)[::-1])[::-1]
@@ -486,8 +539,8 @@ class BatchCorrector:
         # recomputed from the actual window values after any beat that did not add its
         # speculative values (``refresh``).
         cand = np.zeros(L, dtype=np.bool_)
-        if not final and L >= 5:
-            cand[2 : L - 2] = ~trivial[2 : L - 2] & ok_arr[2 : L - 2]
+        if L >= 5:
+            cand[2 : L - 2] = ~trivial[2 : L - 2] & ok_arr[2 : L - 2] & inside2[2 : L - 2]
         th1_arr = np.full(L, np.nan)
         th2_arr = np.full(L, np.nan)
         normal = trivial.copy()
@@ -526,6 +579,7 @@ class BatchCorrector:
         o_art = np.zeros(2 * L, dtype=np.int8)
         o_ins = np.zeros(2 * L, dtype=np.bool_)
         w = 0
+        seg_marks: list[int] = []  # output index where each later segment starts
 
         prev_nn = self._prev_nn
         prev_d = self._prev_d
@@ -583,8 +637,9 @@ class BatchCorrector:
             spec_entry = False
             t0 = ti(p)
             r0 = xi(p)
-            has1 = p + 1 < L
-            has2 = p + 2 < L
+            e = seg_end.item(p)
+            has1 = p + 1 < e
+            has2 = p + 2 < e
             r1 = xi(p + 1) if has1 else 0.0
             r2 = xi(p + 2) if has2 else 0.0
             ok0 = oki(p)
@@ -753,7 +808,18 @@ class BatchCorrector:
             return p + 1
 
         p = 0
+        k_next = 1  # the next segment
+        nb = int(bounds[1]) if n_seg > 1 else -1  # where it starts
         while p < n_dec:
+            if p == nb:
+                # A new segment (the pipeline flushed the corrector at the gap): no dRR
+                # across it, no ectopic pair; the medRR windows were cut above.
+                prev_nn = None
+                prev_d = 0.0
+                force = False
+                seg_marks.append(w)
+                k_next += 1
+                nb = int(bounds[k_next]) if k_next < n_seg else -1
             q = 0
             if not force and prev_nn is not None and prev_nn == xi(p - 1):
                 if (
@@ -784,6 +850,10 @@ class BatchCorrector:
                 if not (spec_entry and p_next == p + 1):
                     clean_from = p_next  # the windows now differ from the speculative ones
                 p = p_next
+        if p == nb:  # the pending beats start the last segment
+            prev_nn = None
+            prev_d = 0.0
+            force = False
         k = min(n_ent, big_w)
         self._ent_d = eb_d[n_ent - k : n_ent].copy()
         self._ent_m = eb_m[n_ent - k : n_ent].copy()
@@ -791,16 +861,20 @@ class BatchCorrector:
         self._prev_d = prev_d
         self._force_ectopic = force
         # The in-range measured RR of the beats decided so far (before p), for medRR.
-        self._hist = v[max(0, int(c[p]) - keep_hist) : int(c[p])].tolist()
+        v_last = 0 if n_seg == 1 else int(c[last_start])
+        self._hist = v[max(v_last, int(c[p]) - keep_hist) : int(c[p])].tolist()
         self._pend_t = tt_arr[p:].copy()
         self._pend_rr = x_arr[p:].copy()
+        segment = np.searchsorted(
+            np.asarray(seg_marks, dtype=np.int64), np.arange(w), side="right"
+        ).astype(np.int64)
         return BeatArrays(
             o_t[:w].copy(),
             o_rr[:w].copy(),
             o_nn[:w].copy(),
             o_art[:w].copy(),
             o_ins[:w].copy(),
-            np.zeros(w, dtype=np.int64),
+            segment,
         )
 
 
@@ -865,6 +939,7 @@ class BatchPipeline:
         self._next_t: float | None = None
         self._hist_t = np.empty(0)  # NN beats of the segment from the pipeline's history start
         self._hist_nn = np.empty(0)
+        self._hist_segment = 0  # the segment the history belongs to
         self._spec_t: list[float] = []
         self._spec_peak: list[float] = []
         self._spec_ratio: list[float] = []
@@ -902,21 +977,44 @@ class BatchPipeline:
                 )
             # As the pipeline: anchored at t_s minus the values' span (a left-to-right sum).
             self._t_last = t_s - sum(x.tolist()) / 1000.0
-        long_idx = np.flatnonzero(x > self._max_rr)
-        start = 0
-        for i in [*long_idx.tolist(), x.size]:
-            if i > start:
-                self._add_beats(x[start:i])
-            if i < x.size:
-                self._long_value(float(x[i]))
-            start = i + 1
+        if self._t_last is None:
+            self._t_last = 0.0  # the pipeline anchors cumulative input at 0
+        # Beat times over all values (a long one's time elapses too), added one by one.
+        steps = np.empty(x.size + 1)
+        steps[0] = self._t_last
+        np.divide(x, 1000.0, out=steps[1:])
+        t_all = np.cumsum(steps)[1:]
+        self._t_last = float(t_all[-1])
+        is_long = x > self._max_rr
+        if not is_long.any() and not self._gap_open:
+            self._take(self._corrector.push(t_all, x), self._segment)
+            self.beats_measured += int(x.size)
+            return
+        # Values after a long one (or after an open gap) resume the chain: a new segment.
+        after_long = np.empty(x.size, dtype=np.bool_)
+        after_long[0] = self._gap_open
+        after_long[1:] = is_long[:-1]
+        keep = np.flatnonzero(~is_long)
+        starts = np.flatnonzero(after_long[keep])
+        if keep.size:
+            # Segment 0 of the push is the current one: its pending beats are decided
+            # at the first start (the corrector's flush at the gap).
+            self._take(self._corrector.push(t_all[keep], x[keep], starts), self._segment)
+            self._segment += int(starts.size)
+            self.beats_measured += int(keep.size)
+        if is_long[-1]:
+            # The chain is broken at the end: the pending beats are decided now.
+            self._take(self._corrector.flush(), self._segment)
+            self._gap_open = True
+        else:
+            self._gap_open = False
 
     def close(self) -> None:
         """End of input: decide the pending beats."""
         if self._closed:
             return
         if not self._gap_open:
-            self._take(self._corrector.flush())
+            self._take(self._corrector.flush(), self._segment)
         self._closed = True
 
     def results_received(self) -> BatchResults:
@@ -933,41 +1031,28 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ internals
 
-    def _long_value(self, v: float) -> None:
-        """A value above the range: break the chain (once), let its time elapse."""
-        if self._t_last is None:
-            self._t_last = 0.0
-        if not self._gap_open:
-            self._take(self._corrector.flush())
-            self._gap_open = True
-        self._t_last += v / 1000.0
-
-    def _add_beats(self, x: FloatArray) -> None:
-        if self._t_last is None:
-            self._t_last = 0.0
-        elif self._gap_open:
-            # The chain resumes: a new segment (the pipeline's Gap event).
-            self._gap_open = False
-            self._segment += 1
-            self._hist_t = np.empty(0)
-            self._hist_nn = np.empty(0)
-        steps = np.empty(x.size + 1)
-        steps[0] = self._t_last
-        np.divide(x, 1000.0, out=steps[1:])
-        t = np.cumsum(steps)[1:]  # t = t + RR / 1000, one addition after the other
-        self._t_last = float(t[-1])
-        self.beats_measured += int(x.size)
-        self._take(self._corrector.push(t, x))
-
-    def _take(self, beats: BeatArrays) -> None:
-        """Keep decided beats (with their segment) and compute the spectra they complete."""
+    def _take(self, beats: BeatArrays, base: int) -> None:
+        """Keep decided beats (their segment offset by ``base``) and compute the spectra
+        they complete, segment by segment (the pipeline's spectrum history is the
+        current segment's: it starts afresh where the chain resumes)."""
         if not len(beats):
             return
-        beats.segment[:] = self._segment
+        beats.segment[:] += base
         self._beats.append(beats)
         has = ~np.isnan(beats.nn_ms)
-        if has.any():
-            self._spectra(beats.t_s[has], beats.nn_ms[has])
+        if not has.any():
+            return
+        t = beats.t_s[has]
+        nn = beats.nn_ms[has]
+        seg = beats.segment[has]
+        cuts = np.flatnonzero(np.diff(seg)) + 1
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, seg.size].tolist(), strict=True):
+            s = int(seg[a])
+            if s != self._hist_segment:
+                self._hist_segment = s
+                self._hist_t = np.empty(0)
+                self._hist_nn = np.empty(0)
+            self._spectra(t[a:b], nn[a:b])
 
     def _spectra(self, t_new: FloatArray, nn_new: FloatArray) -> None:
         """Replay the pipeline's spectrum history and triggers over new NN beats.
