@@ -262,6 +262,17 @@ class _Load:
             self.errors += 1
 
 
+async def _line(proc: asyncio.subprocess.Process) -> bytes:
+    """The server child's next line; a clear error if it ended (its error is above)."""
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    if not line:
+        from vagus.exceptions import VagusError
+
+        raise VagusError("the benchmark's server process ended early (its error is above)")
+    return line
+
+
 async def _bench(args: argparse.Namespace) -> int:
     steps = sorted({int(s) for s in str(args.steps).split(",") if s.strip()})
     if not steps or steps[0] <= 0:
@@ -284,7 +295,7 @@ async def _bench(args: argparse.Namespace) -> int:
             limit=1 << 26,  # one line holds the links of every new session
         )
         assert proc.stdin is not None and proc.stdout is not None
-        json.loads(await proc.stdout.readline())
+        json.loads(await _line(proc))
         load = _Load()
         print(
             f"vagus bench serve: {'recording' if not args.no_record else 'not recording'}, "
@@ -303,7 +314,7 @@ async def _bench(args: argparse.Namespace) -> int:
                 more = n - len(load.pairs)
                 proc.stdin.write(f"{more}\n".encode())
                 await proc.stdin.drain()
-                links = json.loads(await proc.stdout.readline())
+                links = json.loads(await _line(proc))
                 await load.add(links)
                 await asyncio.sleep(args.warmup)
                 load.latencies_s.clear()
