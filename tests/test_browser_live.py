@@ -69,12 +69,13 @@ def _upward_crossings(samples: list[tuple[float, float, float]], level: float) -
 
 
 def _max_phase_jump(samples: list[tuple[float, float, float]], max_rate_bpm: float) -> float:
-    """The largest step of the drawn phase beyond what the fastest rate explains (cycles)."""
+    """The largest step of the drawn phase beyond what the fastest rate explains (cycles),
+    allowing the 30 % a view may speed up for a moment to absorb a clock correction."""
     worst = 0.0
     for (t0, _, p0), (t1, _, p1) in itertools.pairwise(samples):
         d = p1 - p0
         d -= math.floor(d + 0.5)
-        worst = max(worst, abs(d) - (t1 - t0) * max_rate_bpm / 60.0)
+        worst = max(worst, abs(d) - (t1 - t0) * 1.3 * max_rate_bpm / 60.0)
     return worst
 
 

@@ -428,3 +428,5 @@ firstNotice();
 keepAwake();
 sock.connect();
 requestAnimationFrame(drawFrame);
+// For the tests and the console: the live state of this page.
+window.vagusBreathe = { pacer, sock, view };

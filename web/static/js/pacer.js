@@ -73,11 +73,15 @@ export function phaseAt(state, t_s) {
   return wrap01(state.phase + ((t_s - state.t_s) * state.rate_bpm) / 60);
 }
 
+/** How fast a drawn pacer absorbs a correction, as a share of its own speed. */
+const SLEW = 0.3;
+
 /**
- * A pacer as drawn: the latest state plus a short, invisible blend that absorbs the tiny
- * differences a new state or a better clock estimate makes (a few ms of network delay at
- * a rate change), so the drawn phase never jumps. The blend decays with a 0.4 s time
- * constant; a real discontinuity (the pacer switched on) is taken at once.
+ * A pacer as drawn: the latest state plus a short blend that absorbs the differences a
+ * new state or a better clock estimate makes (a few ms of network delay at a rate change;
+ * the session clock starting), so the drawn phase never jumps: the correction is worked
+ * off at 30 % of the pacer's speed. A real discontinuity (the pacer switched on) is taken
+ * at once.
  */
 export class DrawnPacer {
   constructor() {
@@ -103,14 +107,18 @@ export class DrawnPacer {
   clockShift(deltaS, nowS) {
     if (!pacerOn(this.state)) return;
     // Keep what is drawn now: compensate the phase the shift adds, then let it decay.
-    this._corr = wrapHalf(this._currentCorr(nowS) - (deltaS * this.state.rate_bpm) / 60);
+    // (The correction so far is read on the old clock, where it was set.)
+    const before = this._currentCorr(nowS - deltaS);
+    this._corr = wrapHalf(before - (deltaS * this.state.rate_bpm) / 60);
     this._corrAt = nowS;
   }
 
   _currentCorr(nowS) {
-    if (this._corr === 0) return 0;
-    const k = Math.exp(-Math.max(0, nowS - this._corrAt) / 0.4);
-    return this._corr * k;
+    if (this._corr === 0 || !pacerOn(this.state)) return 0;
+    // Absorbed at a bounded speed (30 % of the pacer's), so the drawn shape only runs a
+    // little faster or slower for a moment: never a jump, never backwards.
+    const left = Math.abs(this._corr) - SLEW * (this.state.rate_bpm / 60) * Math.max(0, nowS - this._corrAt);
+    return left > 0 ? Math.sign(this._corr) * left : 0;
   }
 
   /** The phase to draw at session time nowS (null when off). */
