@@ -454,7 +454,8 @@ class Runner:
         events = self.session.events_received()
         if not events and not extra:
             return
-        batch = [ev.to_json() for ev in events]
+        # JSON forms only for JSON subscribers (record and monitor read the objects)
+        batch = [ev.to_json() for ev in events] if self._json_subscribers else []
         pairs: list[tuple[str | None, Event]] = [(ev.participant, ev.event) for ev in events]
         summaries = self._summaries
         for participant, event in pairs:
