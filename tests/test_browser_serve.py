@@ -117,9 +117,18 @@ def test_a_participant_sees_only_their_own_data(serve: VagusServer, chromium: An
     dash.wait_for_function("document.querySelectorAll('.card').length === 2")
     names = dash.locator(".card .pname").all_inner_texts()
     assert sorted(names) == ["ann", "bob"]
+    # The viewer's dashboard is read only: the same cards, no controls.
+    view = new_page(chromium, console)
+    view.goto(CREATED["links"]["viewer"])
+    view.wait_for_function("document.querySelectorAll('.card').length === 2")
+    assert view.evaluate("document.body.dataset.role") == "viewer"
+    for sel in ("#p-apply", "#marker-add", "#end", "#invite"):
+        assert not view.locator(sel).is_visible(), sel
+    assert view.locator("#role-chip").inner_text() == "read only"
     console.assert_clean()
     page.context.close()
     dash.context.close()
+    view.context.close()
 
 
 def test_pages_keep_working_after_the_server_restarts(

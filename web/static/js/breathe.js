@@ -225,7 +225,11 @@ function drawFrame() {
   canvas.dataset.t = frameS.toFixed(4); // the client time (s) the drawn phase is for
 
   const cue = $("cue");
-  const word = view.paused ? "paused · breathe normally" : shape ? CUES[shape.segment] : pacer.state ? "pacer off" : "";
+  let word = "";
+  if (view.ended) word = "session ended";
+  else if (view.paused) word = "paused · breathe normally";
+  else if (shape) word = CUES[shape.segment];
+  else if (pacer.state) word = "pacer off · breathe normally";
   if (word !== view.lastSegment) {
     view.lastSegment = word;
     cue.classList.add("fading");
