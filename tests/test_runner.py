@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from vagus.core.events import Marker, PacerChange, Spectrum
+from vagus.core.events import Beat, Marker, PacerChange, Spectrum
 from vagus.core.hrm import encode_heart_rate_measurement
 from vagus.exceptions import InvalidInput
 from vagus.runner import Participant, Runner
@@ -236,3 +236,67 @@ async def test_recording_starts_and_stops_while_the_session_goes_on(tmp_path: Pa
     assert isinstance(records[0], ControlRecord) and isinstance(records[0].event, PacerChange)
     assert records[0].event.rate_bpm == 6.0
     assert sum(isinstance(r, PacketRecord) for r in records) == 3
+
+
+async def test_a_recorded_participant_replayed_through_the_runner_with_its_control(
+    tmp_path: Path,
+) -> None:
+    """A replay source (``ReplaySpec(participant=...)``) is a participant like a strap:
+    it hands out that participant's recorded packets and the session's recorded control
+    events (``capabilities.yields_control``), so the runner computes exactly that
+    participant's live events, pacer and markers included."""
+    from vagus.exceptions import SourceError
+    from vagus.sources.base import ReplaySpec
+
+    writer = _writer(tmp_path)
+    live = Runner(
+        [Participant("ann", _sim(6)), Participant("bob", _sim(7, dropouts=[[20, 4]]))],
+        writer=writer,
+        duration_s=90.0,
+    )
+    seen: list[tuple[str | None, Any]] = []
+    done = {"paced": False, "marked": False}
+
+    def steer(pairs: list[tuple[str | None, Any]]) -> None:
+        seen.extend(pairs)
+        for _who, event in pairs:
+            if not done["paced"] and isinstance(event, Marker) and event.text == "start":
+                done["paced"] = True
+                live.control(PacerChange(event.t_s, 7.0))
+            elif not done["marked"] and isinstance(event, Beat) and event.t_s > 60:
+                done["marked"] = True
+                live.control(Marker(event.t_s, "halfway"))
+
+    live.subscribe_events(steer)
+    await live.start()
+    await asyncio.wait_for(live.wait(), timeout=60)
+    result = await live.stop()
+    _close(writer)
+    assert result.recording is not None and result.recording.session_id is not None
+    sid = result.recording.session_id
+
+    def mine(pairs: list[tuple[str | None, Any]], who: str) -> list[Any]:
+        """The participant's own events, and the control events, in order."""
+        return [e for p, e in pairs if p == who or isinstance(e, Marker | PacerChange)]
+
+    for who in ("ann", "bob"):
+        again = Runner(
+            [Participant(who, ReplaySpec(sid, data_dir=tmp_path, speed=None, participant=who))],
+            markers=False,
+        )
+        got: list[tuple[str | None, Any]] = []
+        again.subscribe_events(got.extend)
+        await again.start()
+        await asyncio.wait_for(again.wait(), timeout=60)
+        await again.stop()
+        assert again.participants[who].failure is None
+        assert mine(got, who) == mine(seen, who), who
+        texts = [e.text for _, e in got if isinstance(e, Marker)]
+        assert texts == ["start", "halfway", "stop: duration reached"]
+        assert [e.rate_bpm for _, e in got if isinstance(e, PacerChange)] == [7.0]
+
+    nobody = Runner([Participant("x", ReplaySpec(sid, data_dir=tmp_path, participant="zed"))])
+    await nobody.start()
+    await asyncio.wait_for(nobody.wait(), timeout=30)
+    failed = (await nobody.stop()).failures["x"]
+    assert isinstance(failed, SourceError) and "'zed'" in str(failed) and "ann, bob" in str(failed)

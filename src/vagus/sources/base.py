@@ -312,12 +312,15 @@ class ReplaySpec:
         speed: 1.0 is real time, 4.0 four times faster; ``None`` as fast as possible.
         from_s: start pacing this many seconds after the first record (earlier records
             are handed out at once so the pipeline is warm).
+        participant: replay only this participant's input (and the session's control
+            events), by the name its records carry; None: every participant's.
     """
 
     session_id: str
     data_dir: Path | None = None
     speed: float | None = 1.0
     from_s: float = 0.0
+    participant: str | None = None
 
 
 SourceSpec = BleSpec | SimSpec | ReplaySpec

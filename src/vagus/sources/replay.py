@@ -222,6 +222,7 @@ class ReplaySource(SourceBase):
 
     Raises (on enter):
         SessionNotFound / StoreError: no such session, or the store cannot be read.
+        SourceError: ``spec.participant`` recorded no input in the session.
     """
 
     capabilities = Capabilities(yields_control=True)
@@ -242,7 +243,15 @@ class ReplaySource(SourceBase):
             self._store = open_store(self.spec.data_dir, create=False)
         try:
             self.session = self._store.get_session(self.spec.session_id)
-        except StoreError:
+            who = self.spec.participant
+            if who is not None:
+                recorded = self._store.recorded_participants(self.session.id)
+                if who not in recorded:
+                    raise SourceError(
+                        f"session {self.session.id} has no input of participant {who!r}; "
+                        f"its participants: {', '.join(recorded) or 'none'}"
+                    )
+        except (StoreError, SourceError):
             await self.__aexit__(None, None, None)
             raise
         return self
@@ -258,9 +267,12 @@ class ReplaySource(SourceBase):
         return self._store, self.session
 
     def records(self) -> AsyncIterator[Scheduled]:
-        """Every input record of the session, paced."""
+        """Every input record of the session (of ``spec.participant`` only, with the
+        control records, when given), paced."""
         store, session = self._require()
-        return apaced(store.iter_input(session.id), speed=self.spec.speed, from_s=self.spec.from_s)
+        who = self.spec.participant
+        records = store.iter_input(session.id, participants=None if who is None else {who})
+        return apaced(records, speed=self.spec.speed, from_s=self.spec.from_s)
 
     def __aiter__(self) -> AsyncIterator[SourceItem]:
         return self._items()
