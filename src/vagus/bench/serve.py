@@ -12,8 +12,9 @@ the first frame the server made from it (each packet makes a batch: the beat and
 the corrector decided, at 1 packet/s per session; a frame arriving more than 1 s late
 would be counted against the next packet, so latencies near 1 s are underestimated:
 the figures that matter here are far below). Printed per step: p50/p99/max latency,
-frames and packets per second, the server's CPU (% of one core, from /proc) and memory
-(RSS), and the load generator's CPU; at the end the largest N with p99 under
+frames and packets per second, the server's CPU (% of one core, from /proc; and CPU ms
+per packet, which does not depend on how busy the machine is) and memory (RSS), and the
+load generator's CPU; at the end the largest N with p99 under
 :data:`TARGET_P99_MS` (target: at least :data:`TARGET_N` on a 2-core machine, the load
 generator included). ``--profile`` runs the server under cProfile and prints where its
 time goes.
