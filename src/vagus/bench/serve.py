@@ -305,7 +305,7 @@ async def _bench(args: argparse.Namespace) -> int:
         )
         print(
             f"{'N':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'pkts/s':>8} {'frames/s':>9} "
-            f"{'server CPU':>10} {'server RSS':>10} {'load CPU':>9}",
+            f"{'server CPU':>10} {'ms/packet':>9} {'server RSS':>10} {'load CPU':>9}",
             flush=True,
         )
         best = 0
@@ -325,7 +325,8 @@ async def _bench(args: argparse.Namespace) -> int:
                 await asyncio.sleep(args.seconds)
                 load.measuring = False
                 dt = time.monotonic() - t0
-                server_cpu = (_proc_cpu_s(proc.pid) - cpu0) / dt * 100
+                server_cpu_s = _proc_cpu_s(proc.pid) - cpu0
+                server_cpu = server_cpu_s / dt * 100
                 load_cpu = (time.process_time() - mine0) / dt * 100
                 lat = [x * 1000 for x in load.latencies_s]
                 p50, p99 = _percentile(lat, 50), _percentile(lat, 99)
@@ -340,12 +341,14 @@ async def _bench(args: argparse.Namespace) -> int:
                     "server_rss_mb": _proc_rss_mb(proc.pid),
                     "load_cpu_pct": load_cpu,
                     "errors": load.errors,
+                    "server_cpu_ms_per_packet": server_cpu_s * 1000 / max(1, load.packets),
                 }
                 results.append(row)
                 print(
                     f"{n:>6} {p50:>8.1f} {p99:>8.1f} {row['max_ms']:>8.1f} "
                     f"{row['packets_per_s']:>8.0f} {row['frames_per_s']:>9.0f} "
-                    f"{server_cpu:>9.0f}% {row['server_rss_mb']:>8.0f} MB {load_cpu:>8.0f}%"
+                    f"{server_cpu:>9.0f}% {row['server_cpu_ms_per_packet']:>9.2f} "
+                    f"{row['server_rss_mb']:>7.0f} MB {load_cpu:>8.0f}%"
                     + (f"  ({load.errors} connection errors)" if load.errors else ""),
                     flush=True,
                 )
