@@ -143,7 +143,7 @@ def check_participant(info: SessionInfo, names: Mapping[str, str], participant: 
         return participant
     listed = ", ".join(repr(p) for p in names)
     raise UnknownParticipant(
-        f"session {info.id} has no participant {participant!r}; its participants are "
+        f"session {info.id} has no participant {participant!r:.60}; its participants are "
         f"{listed}: pass one of them with --participant",
         tuple(names),
     )
