@@ -262,6 +262,30 @@ def test_breathing_view_first_notice_reduced_motion_and_tone(
     ctx.close()
 
 
+def test_recording_stops_and_starts_from_the_dashboard(demo: VagusServer, chromium: Any) -> None:
+    console = Console()
+    breathe = new_page(chromium, console, width=800, height=700)
+    dash = new_page(chromium, console)
+    dash.on("dialog", lambda d: d.accept())  # "Stop recording?" asks first
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    assert dash.inner_text("#rec") == "● recording"
+    dash.click("#rec-toggle")
+    dash.wait_for_function("document.querySelector('#rec').dataset.recording === 'false'")
+    breathe.wait_for_function(
+        "document.querySelector('#state .text').textContent === 'connected · not recording'"
+    )
+    assert dash.inner_text("#rec-toggle") == "start recording"
+    dash.click("#rec-toggle")
+    dash.wait_for_function("document.querySelector('#rec').dataset.recording === 'true'")
+    breathe.wait_for_function("document.querySelector('#state .text').textContent === 'connected'")
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
+
+
 def test_hr_and_coherence_update_from_live_data(
     demo: VagusServer, chromium: Any, tmp_path: Path
 ) -> None:

@@ -40,7 +40,7 @@ function onHello(hello) {
   document.body.dataset.role = role;
   for (const el of document.querySelectorAll(".practitioner-only")) el.classList.toggle("hidden", role !== "practitioner");
   $("role-chip").classList.toggle("hidden", role === "practitioner");
-  $("rec-toggle").classList.toggle("hidden", role !== "practitioner" || hello.recording_control !== true);
+  $("rec-toggle").classList.toggle("hidden", role !== "practitioner");
   $("title").textContent = hello.title || `session ${hello.session}`;
   document.title = `vagus · ${hello.title || hello.session}`;
   view.load(hello.participants, hello.state);
@@ -81,7 +81,7 @@ function renderRecording(on) {
 }
 
 function renderEnded() {
-  for (const id of ["end", "p-apply", "marker-add"]) $(id).disabled = ended;
+  for (const id of ["end", "p-apply", "marker-add", "rec-toggle"]) $(id).disabled = ended;
   if (!ended) return;
   const a = $("review-link");
   a.href = `/s/${encodeURIComponent(ctx.session)}/review?token=${encodeURIComponent(ctx.token)}`;
@@ -194,7 +194,7 @@ $("end-dialog").addEventListener("close", async () => {
 });
 $("rec-toggle").addEventListener("click", async () => {
   const on = $("rec").dataset.recording === "true";
-  if (on && !confirm("Stop recording? The live view goes on; nothing more is stored until you start again.")) return;
+  if (on && !confirm("Stop recording? The recording so far is saved; the live view goes on and nothing more is stored until you start again (as a new recording).")) return;
   try {
     await sock.send({ type: "recording", on: !on });
   } catch (err) {
