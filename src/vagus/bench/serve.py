@@ -191,7 +191,9 @@ class _Load:
     async def viewer(self, pair: _Pair, ready: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
 
-        async with connect(pair.viewer_url, max_size=2**22, open_timeout=60) as ws:
+        async with connect(
+            pair.viewer_url, max_size=2**22, open_timeout=60, compression=None
+        ) as ws:
             ready.set()
             async for _ in ws:
                 now = time.monotonic()
@@ -206,7 +208,7 @@ class _Load:
     async def relay(self, pair: _Pair, ready: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
 
-        async with connect(pair.ingest_url, open_timeout=60) as ws:
+        async with connect(pair.ingest_url, open_timeout=60, compression=None) as ws:
             await ws.recv()  # hello
             await ready.wait()
             drain = asyncio.create_task(self._drain(ws))

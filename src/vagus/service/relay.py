@@ -157,6 +157,7 @@ class Relay:
             try:
                 async with connect(
                     self.url,
+                    compression=None,
                     open_timeout=10,
                     close_timeout=2,
                     max_size=2**20,
