@@ -149,10 +149,19 @@ function renderNumbers() {
 // ---------- the pacer, every animation frame ----------
 const CUES = { inhale: "breathe in", hold_in: "hold", exhale: "breathe out", hold_out: "hold" };
 
+// The canvas follows its box (and devicePixelRatio) through a ResizeObserver, so a frame
+// never has to ask the layout for sizes.
+const box = { w: 0, h: 0 };
+new ResizeObserver((entries) => {
+  const r = entries[entries.length - 1].contentRect;
+  box.w = r.width;
+  box.h = r.height;
+}).observe(canvas);
+
 function resizeCanvas() {
   const dpr = devicePixelRatio || 1;
-  const w = Math.round(canvas.clientWidth * dpr);
-  const h = Math.round(canvas.clientHeight * dpr);
+  const w = Math.round(box.w * dpr);
+  const h = Math.round(box.h * dpr);
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
     canvas.height = h;
@@ -160,8 +169,22 @@ function resizeCanvas() {
   return { w, h, dpr };
 }
 
+let traceDrawnS = -Infinity; // the 5-minute trace changes every 5 s: redraw it once a second
+
+const frameCost = { n: 0, totalMs: 0, maxMs: 0 }; // script time per frame (UI.md: < 2 ms)
+
+// Theme colours, read once and again when the system switches light/dark (reading CSS
+// every frame would cost a style recalculation each time).
+const theme = {};
+function readTheme() {
+  for (const name of ["--faint", "--shape", "--shape-hi", "--fg"]) theme[name] = cssVar(name);
+}
+readTheme();
+matchMedia("(prefers-color-scheme: dark)").addEventListener("change", readTheme);
+
 function drawFrame() {
-  const frameS = performance.now() / 1000;
+  const t0 = performance.now();
+  const frameS = t0 / 1000;
   const now = sock.serverNow(frameS);
   const dtS = view.lastFrameS === null ? 0 : Math.min(1, frameS - view.lastFrameS);
   view.lastFrameS = frameS;
@@ -200,15 +223,15 @@ function drawFrame() {
     g.fill();
     g.globalAlpha = 1;
     const body = g.createRadialGradient(cx, cy - r * 0.3, r * 0.1, cx, cy, r);
-    body.addColorStop(0, cssVar("--shape-hi"));
-    body.addColorStop(1, cssVar("--shape"));
+    body.addColorStop(0, theme["--shape-hi"]);
+    body.addColorStop(1, theme["--shape"]);
     g.fillStyle = body;
     g.beginPath();
     g.arc(cx, cy, r, 0, 2 * Math.PI);
     g.fill();
     if (shape.segment === "hold_in" || shape.segment === "hold_out") {
       // A hold: the shape stays still; a slow ring goes round once over the hold.
-      g.strokeStyle = cssVar("--fg");
+      g.strokeStyle = theme["--fg"];
       g.globalAlpha = 0.5;
       g.lineWidth = 3 * dpr;
       g.beginPath();
@@ -238,12 +261,20 @@ function drawFrame() {
       cue.classList.remove("fading");
     }, reducedMotion.matches ? 0 : 180);
   }
-  $("elapsed").textContent = clock(now);
-  drawSparkline($("coh-trace"), coherence, "cr", now ?? 0, {
-    colour: view.cohLevel === null ? cssVar("--faint") : coherenceColour(view.cohLevel),
-    min: 0,
-  });
+  const elapsed = clock(now);
+  if ($("elapsed").textContent !== elapsed) $("elapsed").textContent = elapsed;
+  if (frameS - traceDrawnS >= 1) {
+    traceDrawnS = frameS;
+    drawSparkline($("coh-trace"), coherence, "cr", now ?? 0, {
+      colour: view.cohLevel === null ? theme["--faint"] : coherenceColour(view.cohLevel),
+      min: 0,
+    });
+  }
   tone.update(now);
+  const ms = performance.now() - t0;
+  frameCost.n += 1;
+  frameCost.totalMs += ms;
+  frameCost.maxMs = Math.max(frameCost.maxMs, ms);
   requestAnimationFrame(drawFrame);
 }
 
@@ -433,4 +464,4 @@ keepAwake();
 sock.connect();
 requestAnimationFrame(drawFrame);
 // For the tests and the console: the live state of this page.
-window.vagusBreathe = { pacer, sock, view };
+window.vagusBreathe = { pacer, sock, view, frameCost };
