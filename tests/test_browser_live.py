@@ -155,17 +155,19 @@ def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
     )
     breathe.wait_for_function(f"document.querySelector('#rate').textContent === '{new_rate:g}'")
     seen_ms = float(breathe.evaluate("() => Number(document.body.dataset.pacerSeenUnixMs)"))
+    seen_s = float(breathe.evaluate("() => performance.now() / 1000"))
     # Issue 11: the change reaches the participant's view within 1 s.
     assert seen_ms - clicked_ms < 1000.0, f"seen {seen_ms - clicked_ms:.0f} ms after the click"
-    time.sleep(6.0)
+    time.sleep(8.0)
     rows = breathe.evaluate("() => { window.__stop = true; return window.__samples; }")
     samples = [(r[0], r[1], r[2]) for r in rows]
     # No jump in the drawn phase at the change (nor anywhere): each frame's step is what
     # the faster rate explains, within 0.01 cycle.
     assert _max_phase_jump(samples, START_RATE_BPM) < 0.01
-    # After the change the drawn phase advances at the new rate (within 5 %).
-    t_change = samples[-1][0] - 5.0
-    after = [s for s in samples if s[0] >= t_change]
+    # After the change the drawn phase advances at the new rate (within 5 %), once the
+    # view has worked off the few ms (or, with a coarse server clock, up to ~1 s) between
+    # the server's stamp of the change and its arrival, at most 30 % faster or slower.
+    after = [s for s in samples if s[0] >= seen_s + 3.0]
     ph = _unwrap([s[2] for s in after])
     rate = _slope([s[0] for s in after], ph) * 60.0
     assert abs(rate - new_rate) / new_rate < 0.05, rate

@@ -26,8 +26,10 @@ export function pageContext() {
  * the clock estimate moved (deltaS: how much later the same instant now reads).
  *
  * Clock sync: offset = server_time_s − (t_sent + t_received) / 2 from `hello` and from
- * `pong` round trips; the sample with the smallest round trip among the last 8 is kept
- * (UI.md), and a jump of the session clock (> 0.5 s) is followed at once.
+ * `pong` round trips; among the last 16 samples, those with (nearly) the smallest round
+ * trip (UI.md) decide, the largest offset of them winning (robust to a server clock that
+ * advances in steps). Samples from a session clock that has not started (0) count only
+ * until it runs.
  */
 export class SessionSocket {
   constructor(url, { onHello, onFrame, onConnection, onClock, query = "" } = {}) {
@@ -116,11 +118,22 @@ export class SessionSocket {
     const rtt = receivedS - sentS;
     if (!(rtt >= 0) || typeof serverTimeS !== "number") return;
     const offset = serverTimeS - (sentS + receivedS) / 2;
-    // Keep the sample with the smallest round trip among the last few (so a clock that
-    // was paused or restarted is forgotten), and follow a jump of the session clock at once.
-    if (this.offsetS !== null && Math.abs(offset - this.offsetS) > 0.5 + rtt) this._samples = [];
-    this._samples = (this._samples || []).concat([{ rtt, offset }]).slice(-8);
-    const best = this._samples.reduce((a, b) => (b.rtt <= a.rtt ? b : a));
+    // A session clock still at 0 has not started (no input yet): use such samples only
+    // until the clock runs.
+    const running = serverTimeS > 0;
+    if (running && !this._clockRunning) {
+      this._samples = [];
+      this._clockRunning = true;
+    } else if (!running && this._clockRunning) {
+      return;
+    }
+    this._samples = (this._samples || []).concat([{ rtt, offset }]).slice(-16);
+    // Among the samples with (nearly) the smallest round trip, take the largest offset: with
+    // an exact server clock these agree within the round trip; with one that advances in
+    // steps (the time of the last input) the largest lags least.
+    const minRtt = Math.min(...this._samples.map((x) => x.rtt));
+    let best = null;
+    for (const x of this._samples) if (x.rtt <= minRtt + 0.01 && (best === null || x.offset > best.offset)) best = x;
     const delta = this.offsetS === null ? 0 : best.offset - this.offsetS;
     this.bestRttS = best.rtt;
     this.offsetS = best.offset;
@@ -151,6 +164,7 @@ export class SessionSocket {
       // A new connection: the session clock may have restarted with the server.
       this.bestRttS = Infinity;
       this._samples = [];
+      this._clockRunning = false;
       const prevOffset = this.offsetS;
       this.offsetS = null;
       this._clockSample(frame.server_time_s, this._helloSentAt, now);
