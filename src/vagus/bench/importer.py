@@ -10,6 +10,10 @@ beats per second and the process's peak resident memory
 
 Targets (issue 13 §5): analyze 10 million beats in under 60 s (>= 166,667 beats/s) and
 under 500 MB; import under 500 MB. A missed target prints ``MISSED``.
+
+``vagus analyze`` of a plain list runs the batch path (:mod:`vagus.core.batch`: the live
+pipeline's beats and spectra computed with numpy over blocks, tested equal to them);
+``vagus analyze FILE --engine pipeline`` runs the live pipeline, for comparison.
 """
 
 from __future__ import annotations
