@@ -7,6 +7,7 @@ writer thread, the real Session; a relay's packets pushed in as the service push
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -300,3 +301,26 @@ async def test_a_recorded_participant_replayed_through_the_runner_with_its_contr
     await asyncio.wait_for(nobody.wait(), timeout=30)
     failed = (await nobody.stop()).failures["x"]
     assert isinstance(failed, SourceError) and "'zed'" in str(failed) and "ann, bob" in str(failed)
+
+
+async def test_the_session_clock_runs_smoothly_with_real_time_simulators() -> None:
+    """With simulated subjects in real time (``vagus demo``), ``now_s()`` follows the
+    loop's clock between packets (a view syncs its pacer to it); at ``--speed max`` it
+    is the latest input's time."""
+    runner = Runner([Participant("ann", SimSpec(seed=1, speed=1.0))])
+    assert runner.clock_speed == 1.0
+    await runner.start()
+    samples = []
+    for _ in range(5):
+        samples.append(runner.now_s())
+        await asyncio.sleep(0.02)
+    await runner.stop()
+    assert all(a < b for a, b in itertools.pairwise(samples)), samples
+
+    fast = Runner([Participant("ann", _sim(1))], duration_s=20.0)
+    assert fast.clock_speed is None
+    await fast.start()
+    await asyncio.wait_for(fast.wait(), timeout=60)
+    last = fast.participants["ann"].t_last_s
+    assert last is not None and fast.now_s() == last
+    await fast.stop()

@@ -24,9 +24,10 @@ opens (or, for a pushed participant, at its first packet), by a constant offset:
 - a strap (``clock == "monotonic"``): minus ``time.monotonic()`` at the session start;
 - a pushed participant: the session's now minus the first packet's time.
 
-:meth:`Runner.now_s` is the session clock now: with only own-clock sources given at the
-start (simulated sessions, any ``--speed``), the latest input time (the simulated clock;
-at ``--speed max`` time is where the input is); otherwise the wall clock since the start.
+:meth:`Runner.now_s` is the session clock now: the loop's clock since the start (times
+the simulators' speed when only simulators, all at one speed, were given at the start, so
+a demo's clock runs smoothly with its simulated subjects'); with simulators at ``--speed
+max`` or a replay, the latest input time (time is where the input is).
 
 **Control** (markers, pacer changes) is session-wide: stored once, fed to the session
 (every participant's pipeline gets it) and forwarded to every source that declares
@@ -279,6 +280,12 @@ class Runner:
         self.simulated_clock = bool(participants) and all(
             isinstance(p.source, SimSpec | ReplaySpec) for p in participants
         )
+        speeds = {p.source.speed for p in participants if isinstance(p.source, SimSpec)}
+        #: simulators all paced at this speed (times real time): the session clock runs
+        #: with the loop's clock at that speed; None: it is the latest input's time
+        self.clock_speed: float | None = None
+        if len(speeds) == 1 and all(isinstance(p.source, SimSpec) for p in participants):
+            self.clock_speed = speeds.pop()
         self._json_subscribers: list[JsonCallback] = []
         self._event_subscribers: list[EventCallback] = []
         #: errors of subscribers that raised (each was removed)
@@ -329,11 +336,12 @@ class Runner:
         if self._started:
             return
         loop = asyncio.get_running_loop()
+        if self._record_at_start:
+            await self.start_recording()
+        # The session clock's zero: as the sources open (a simulator's clock starts then).
         self._t0_mono = time.monotonic()
         self._t0_loop = loop.time()
         self._started = True
-        if self._record_at_start:
-            await self.start_recording()
         for name, spec in self._specs.items():
             if spec is not None:
                 self._open_local(name, spec, at_start=True)
@@ -361,12 +369,17 @@ class Runner:
 
     def now_s(self) -> float:
         """The session clock now (s; see the module docstring)."""
-        if self.simulated_clock:
+        if self.simulated_clock and (self.clock_speed is None or not self._started):
             t = self._t_last_input_s
             return max(t if t > -math.inf else 0.0, self._t_control_s)
         if not self._started:
             return 0.0
-        return asyncio.get_running_loop().time() - self._t0_loop
+        wall_s = asyncio.get_running_loop().time() - self._t0_loop
+        if self.simulated_clock and self.clock_speed is not None:
+            # paced simulators: their clock runs with the loop's, at their speed (never
+            # behind a control event already stamped)
+            return max(wall_s * self.clock_speed, self._t_control_s)
+        return wall_s
 
     @property
     def t_start_s(self) -> float | None:
