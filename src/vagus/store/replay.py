@@ -14,8 +14,9 @@ those of the same input recorded alone.
 Each step (:class:`Replayed`) is one record and the session's events for it, each
 tagged with its participant (None for the session-wide marker, pacer and
 ``pacer_state``). :meth:`Replayed.pipeline_events` gives one participant's stream as a
-pipeline fed that participant's input alone gives it: its own events and the markers
-and pacer changes (what summaries, exports and reports are computed from).
+pipeline fed that participant's input alone gives it: its beats, metrics, spectra, gaps
+and contact changes, and the markers and pacer changes (what summaries, exports and
+reports are computed from).
 
 Every command that replays uses this module: summaries (:mod:`vagus.store.recorder`),
 ``vagus replay``, ``vagus export``, ``vagus report`` and ``vagus progress``, ``vagus
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from vagus.core.events import Event, Marker, PacerChange
+from vagus.core.events import Beat, Contact, Event, Gap, Marker, Metrics, PacerChange, Spectrum
 from vagus.exceptions import InvalidInput, MalformedPacket
 from vagus.session import Session, SessionEvent, check_participant_name
 from vagus.store.base import (
@@ -103,15 +104,24 @@ class Replayed(Generic[T]):
     index: int
 
     def pipeline_events(self, participant: str) -> list[Event]:
-        """``participant``'s stream: its own events and the session-wide markers and
-        pacer changes, as a pipeline fed its input alone hands them out (the pacer's
-        computed ``pacer_state`` and the ``clock`` mapping are live-view helpers, left
-        out: summaries, exports and reports are computed from this stream)."""
+        """``participant``'s stream as a :class:`~vagus.core.pipeline.Pipeline` fed its
+        input alone hands it out: its beats, metrics, spectra, gaps and contact changes,
+        and the session-wide markers and pacer changes (what summaries, exports and
+        reports are computed from). What the session computes beyond the pipeline (the
+        pacer's ``pacer_state``, per-breath ``rsa``, the ``clock`` mapping) is in
+        :attr:`events`, as live."""
         return [
             ev
             for who, ev in self.events
-            if who == participant or (who is None and isinstance(ev, Marker | PacerChange))
+            if isinstance(ev, _PIPELINE_EVENTS if who == participant else _SESSION_WIDE)
+            and (who == participant or who is None)
         ]
+
+
+#: What a pipeline hands out (a participant's stream in :meth:`Replayed.pipeline_events`).
+_PIPELINE_EVENTS = (Beat, Metrics, Spectrum, Gap, Contact, Marker, PacerChange)
+#: The session-wide events a pipeline also hands out (each pipeline receives the controls).
+_SESSION_WIDE = (Marker, PacerChange)
 
 
 def participant_names(info: SessionInfo, recorded: Iterable[str]) -> dict[str, str]:
