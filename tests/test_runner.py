@@ -324,3 +324,43 @@ async def test_the_session_clock_runs_smoothly_with_real_time_simulators() -> No
     last = fast.participants["ann"].t_last_s
     assert last is not None and fast.now_s() == last
     await fast.stop()
+
+
+async def test_a_session_left_open_is_resumed_with_the_same_clock(tmp_path: Path) -> None:
+    """``stop(end_recording=False)`` leaves the stored session open and committed (a
+    server stopping for a restart); ``resume()`` continues it: the relay's packets map
+    onto the session clock as before, no second start marker."""
+    writer = _writer(tmp_path)
+    first = Runner([Participant("r")], writer=writer)
+    await first.start()
+    t0 = 5_000.0  # the relay's clock
+    for k in range(5):
+        first.push_packet("r", t0 + k, _payload())
+    offset = first.participants["r"].offset_s
+    assert offset is not None
+    result = await first.stop("server restart", end_recording=False)
+    rec = result.recording
+    assert rec is not None and rec.session_id is not None and not rec.finished
+    with SqliteStore(tmp_path / "sessions.sqlite3") as store:
+        info = store.get_session(rec.session_id)
+        assert info.ended_unix_s is None  # left open...
+        assert store.input_count(rec.session_id) == 6  # ...with everything committed
+
+    second = Runner([Participant("r")], writer=writer)
+    second.resume(rec, elapsed_s=5.0, clock_offsets={"r": offset})
+    with pytest.raises(InvalidInput, match="elapsed_s"):
+        Runner([Participant("x")]).resume(rec, elapsed_s=-1.0)
+    await second.start()
+    assert second.now_s() >= 5.0  # the clock goes on
+    for k in range(5, 8):
+        second.push_packet("r", t0 + k, _payload())
+    await second.stop()
+    _close(writer)
+    with SqliteStore(tmp_path / "sessions.sqlite3") as store:
+        info = store.get_session(rec.session_id)
+        records = list(store.iter_input(rec.session_id))
+    assert info.ended_unix_s is not None
+    packets = [r for r in records if isinstance(r, PacketRecord)]
+    assert [r.t_arrival_s for r in packets] == [t0 + k + offset for k in range(8)]
+    markers = [r.event.text for r in records if isinstance(r, ControlRecord)]  # type: ignore[union-attr]
+    assert markers == ["start"]  # once; no stop marker for the restart

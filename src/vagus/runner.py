@@ -58,7 +58,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,6 +298,7 @@ class Runner:
         self._t_last_input_s = -math.inf
         self._t0_mono = 0.0
         self._t0_loop = 0.0
+        self._elapsed_s = 0.0
         self._started = False
         self._stopped = False
         self._done = asyncio.Event()
@@ -331,6 +332,35 @@ class Runner:
             self._open_local(participant.name, participant.source, at_start=False)
         return state
 
+    def resume(
+        self,
+        recording: SessionWriter,
+        *,
+        elapsed_s: float,
+        clock_offsets: Mapping[str, float] | None = None,
+    ) -> None:
+        """Before :meth:`start`: continue a stored session left open by
+        ``stop(end_recording=False)`` (a server restart). The input is appended to
+        ``recording``; the session clock goes on from ``elapsed_s``; no new ``start``
+        marker; each participant's clock maps as ``clock_offsets`` says (as it did
+        before: a relay resending packets lands at the same session times), an own-clock
+        source (a simulator) continues at ``elapsed_s``.
+
+        Raises:
+            InvalidInput: the runner has started, or ``elapsed_s`` is not a time >= 0.
+        """
+        if self._started:
+            raise InvalidInput("resume() comes before start(): the session has started")
+        if not (isinstance(elapsed_s, int | float) and math.isfinite(elapsed_s) and elapsed_s >= 0):
+            raise InvalidInput(f"elapsed_s must be a number of s >= 0, got {elapsed_s!r}")
+        self._recording = recording
+        self._record_at_start = False
+        self.markers = False
+        self._elapsed_s = float(elapsed_s)
+        for name, offset in (clock_offsets or {}).items():
+            if name in self.participants:
+                self.participants[name].offset_s = float(offset)
+
     async def start(self) -> None:
         """Start: create the stored session (with a writer) and open the local sources."""
         if self._started:
@@ -338,9 +368,10 @@ class Runner:
         loop = asyncio.get_running_loop()
         if self._record_at_start:
             await self.start_recording()
-        # The session clock's zero: as the sources open (a simulator's clock starts then).
-        self._t0_mono = time.monotonic()
-        self._t0_loop = loop.time()
+        # The session clock's zero: as the sources open (a simulator's clock starts then);
+        # a resumed session's clock goes on from where it was.
+        self._t0_mono = time.monotonic() - self._elapsed_s
+        self._t0_loop = loop.time() - self._elapsed_s
         self._started = True
         for name, spec in self._specs.items():
             if spec is not None:
@@ -355,10 +386,12 @@ class Runner:
         caps = source.capabilities
         state.follows_pacer = caps.follows_pacer
         state.link_state = source.link_state if caps.reports_link_state else None
-        if caps.clock == "monotonic":
+        if state.offset_s is not None:
+            pass  # given by resume(): the clock maps as it did before
+        elif caps.clock == "monotonic":
             state.offset_s = -self._t0_mono
         else:
-            state.offset_s = 0.0 if at_start else self.now_s()
+            state.offset_s = self._elapsed_s if at_start else self.now_s()
         local = _Local(spec, source)
         self._locals[name] = local
         local.task = asyncio.ensure_future(self._consume(name, local))
@@ -709,12 +742,16 @@ class Runner:
 
     # ----------------------------------------------------------------- the end
 
-    async def stop(self, reason: str | None = None) -> RunResult:
+    async def stop(self, reason: str | None = None, *, end_recording: bool = True) -> RunResult:
         """End the session: close the local sources, write the stop marker
         (``stop: <reason>``; by default ``strap lost`` if every local source failed,
         ``duration reached`` with a duration, else ``end of input``), close the session
         (its pending beats decided), end the stored session with its summary, or
-        discard it when nothing was received."""
+        discard it when nothing was received.
+
+        ``end_recording=False`` (a server stopping for a restart): no stop marker, and
+        the stored session is left open, everything written committed, to be continued
+        by :meth:`resume` in the next process."""
         if self._stopped:
             raise InvalidInput("the session has already been stopped")
         self._stopped = True
@@ -734,14 +771,17 @@ class Runner:
         t_end: float | None = None
         if self._t_start_s is not None:
             t_end = max(self._t_last_input_s, self._t_control_s)
-            if self.markers:
+            if self.markers and end_recording:
                 self._control(Marker(t_end, f"stop: {reason}"))
         self.session.close()
         self._publish()
         rec = self._recording
         discarded = False
         summary = self._summary()
-        if rec is not None and not rec.finished:
+        if rec is not None and not rec.finished and not end_recording:
+            if self.writer is not None:
+                await asyncio.wrap_future(self.writer.commit())  # durable, left open
+        elif rec is not None and not rec.finished:
             if self._records == 0:
                 await asyncio.wrap_future(rec.discard())
                 discarded = True
