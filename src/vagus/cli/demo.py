@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     async def setup(service: Service) -> str | None:
         hosted = await service.create_session(
-            [("me", f"sim:seed={args.seed}")], title="vagus demo", record=not args.no_record
+            [("me", f"sim:seed={args.seed}")],
+            title="vagus demo",
+            record=not args.no_record,
+            solo=True,
         )
         if args.rate:
             hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def setup(service: Service) -> str | None:
         hosted = await service.create_session(
-            participants, title=args.title or "vagus live", record=not args.no_record
+            participants, title=args.title or "vagus live", record=not args.no_record, solo=True
         )
         if args.rate:
             hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})

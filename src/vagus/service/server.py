@@ -208,6 +208,8 @@ class Service:
         self._file_cache: dict[Path, tuple[float, bytes]] = {}
         #: the session's plain tokens, for links printed by this process (never logged)
         self.links: dict[str, dict[str, Any]] = {}
+        #: solo sessions (demo, live): their participant may steer the pacer (issue 11)
+        self.solo: set[str] = set()
         self.stalled_disconnects = 0
         self.committer = Committer(writer)
 
@@ -284,8 +286,10 @@ class Service:
         title: str | None = None,
         record: bool = True,
         served: bool = False,
+        solo: bool = False,
     ) -> HostedSession:
-        """Create, record and start a session; its links are in :attr:`links`."""
+        """Create, record and start a session; its links are in :attr:`links`. ``solo``
+        (demo, live): the participant may also set the pacer, add markers and end it."""
         names = [n for n, _ in participants]
         if not names:
             raise InvalidInput("a session needs at least one participant (--participant NAME)")
@@ -299,6 +303,8 @@ class Service:
                 ServedSession(session_id, title, tuple(participants), hosted.created_unix_s)
             )
         self.links[session_id] = self.issue_links(session_id, names)
+        if solo:
+            self.solo.add(session_id)
         return hosted
 
     def _host(
@@ -711,7 +717,14 @@ class Service:
                 "max_packets_per_frame": MAX_PACKETS_PER_FRAME,
             },
             "state": hosted.state.snapshot(participant),
+            "solo": hosted.id in self.solo,
         }
+        known = self.links.get(hosted.id)
+        if grant.role == "practitioner" and known is not None:  # the dashboard's invite links
+            hello["links"] = {
+                "participants": {n: p["url"] for n, p in known["participants"].items()},
+                "viewer": known["urls"]["viewer"],
+            }
         if link is not None:
             hello["packets_upto"] = link.durable_upto
         q.put(OutFrame.make(hosted.id, hello))
@@ -797,7 +810,8 @@ class Service:
                 "conflict", "review commands need a review connection (&mode=review)", cmd.seq
             )
         if isinstance(cmd, PacerCmd | MarkerCmd | EndCmd | RecordingCmd):
-            if role != "practitioner":
+            solo = role == "participant" and hosted.id in self.solo
+            if role != "practitioner" and not (solo and not isinstance(cmd, RecordingCmd)):
                 raise FrameError(
                     "forbidden",
                     f"a {role} cannot change the session (only the practitioner)",
