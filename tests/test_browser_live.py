@@ -209,9 +209,9 @@ def test_views_fit_phone_and_desktop(
             f"{kind} at {width}x{height} scrolls sideways ({scroll_w} > {client_w})"
         )
         controls = (
-            ["#stop", "#sound"]
+            ["#stop", "#sound", "#open-controls", "#mark"]  # a solo session: its own pacer
             if kind == "breathe"
-            else ["#p-apply", "#marker-add", "#end", "#invite"]
+            else ["#p-apply", "#marker-add", "#rec-toggle", "#end", "#invite"]
         )
         for sel in controls:
             el = page.locator(sel)
@@ -262,6 +262,59 @@ def test_breathing_view_first_notice_reduced_motion_and_tone(
     screenshot(page, "breathe-reduced-motion", tmp_path)
     console.assert_clean()
     ctx.close()
+
+
+def test_solo_participant_sets_the_pacer_and_adds_a_marker(
+    demo: VagusServer, chromium: Any, tmp_path: Path
+) -> None:
+    console = Console()
+    breathe = new_page(chromium, console, width=375, height=667, is_mobile=True, has_touch=True)
+    dash = new_page(chromium, console)
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe.click("#open-controls")
+    breathe.fill("#c-rate", "10")
+    breathe.select_option("#c-ratio", "0.5")
+    breathe.click("#c-apply")
+    breathe.wait_for_function("document.querySelector('#rate').textContent === '10'")
+    breathe.wait_for_function("document.querySelector('#c-sent').textContent === 'applied'")
+    # The new ratio starts with the next inhale (vagus.core.pacer): within one 6 s breath.
+    now_text = "document.querySelector('#pacer-now').textContent"
+    dash.wait_for_function(f"{now_text} === 'now 10/min · in:out 1:1'", timeout=15_000)
+    screenshot(breathe, "breathe-375-controls", tmp_path)
+    breathe.click("#c-close")
+    breathe.click("#mark")
+    items = "[...document.querySelectorAll('#markers li')]"
+    dash.wait_for_function(f"{items}.some((li) => li.textContent.endsWith('marker'))")
+    # Back to the module's rate for the tests after this one.
+    breathe.click("#open-controls")
+    breathe.fill("#c-rate", f"{START_RATE_BPM:g}")
+    breathe.select_option("#c-ratio", "0.4")
+    breathe.click("#c-apply")
+    breathe.wait_for_function(
+        f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'"
+    )
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
+
+
+def test_dashboard_invite_links_with_copy_and_qr(demo: VagusServer, chromium: Any) -> None:
+    console = Console()
+    dash = new_page(chromium, console)
+    dash.goto(demo.links["urls"]["practitioner"])
+    dash.wait_for_function("document.body.dataset.ready === '1'")
+    dash.click("#invite")
+    rows = dash.locator("#links .link-row")
+    urls = rows.locator("code").all_inner_texts()
+    assert demo.links["urls"]["participant"] in urls
+    assert demo.links["urls"]["viewer"] in urls
+    assert dash.locator("#qr-box .qr svg path").count() == 1
+    assert rows.first.get_by_role("button", name="copy").is_visible()
+    console.assert_clean()
+    dash.context.close()
 
 
 def test_recording_stops_and_starts_from_the_dashboard(demo: VagusServer, chromium: Any) -> None:
