@@ -525,3 +525,31 @@ def test_participant_names_a_session_cannot_take_are_clear_errors(
     (row,) = json.loads(out)
     assert code == 0 and "cannot be replayed" in row["summary"]["error"]
     assert "vagus edit ID --participant NAME" in err and "Traceback" not in err
+
+
+def test_the_report_package_imports_one_way() -> None:
+    """No import cycle in vagus.report (issue 9 §6): each module imports only modules
+    before it in _common -> model -> plots -> session / progress (lazy imports too), and
+    none imports another module's private names."""
+    import ast
+
+    import vagus.report
+
+    order = ["_common", "model", "plots", "session", "progress"]
+    root = Path(vagus.report.__file__).parent
+    for name in order:
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module == "vagus.report":
+                used = [a.name for a in node.names]
+            elif node.module.startswith("vagus.report."):
+                used = [node.module.rsplit(".", 1)[1]]
+                privates = [a.name for a in node.names if a.name.startswith("_")]
+                assert not privates, (name, privates)
+            else:
+                continue
+            for dep in used:
+                assert dep in order and order.index(dep) < order.index(name), (name, dep)
+                assert (name, dep) != ("progress", "session")
