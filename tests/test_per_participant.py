@@ -553,3 +553,29 @@ def test_the_report_package_imports_one_way() -> None:
             for dep in used:
                 assert dep in order and order.index(dep) < order.index(name), (name, dep)
                 assert (name, dep) != ("progress", "session")
+
+
+def test_one_high_coherence_threshold_and_one_session_summary_class() -> None:
+    """Issue 9 §6: the high-coherence threshold is defined once (core.spectrum) and the
+    name SessionSummary names one class (the report's; the store's fold is
+    RunningSummary)."""
+    import ast
+
+    import vagus
+
+    thresholds: list[str] = []
+    summaries: list[str] = []
+    for path in sorted(Path(vagus.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for n in ast.walk(t):
+                        if isinstance(n, ast.Name | ast.Attribute):
+                            name = n.id if isinstance(n, ast.Name) else n.attr
+                            if "HIGH_COHERENCE" in name:
+                                thresholds.append(f"{path.name}:{name}")
+            elif isinstance(node, ast.ClassDef) and node.name == "SessionSummary":
+                summaries.append(path.name)
+    assert thresholds == ["spectrum.py:HIGH_COHERENCE_RATIO"]
+    assert summaries == ["model.py"]
