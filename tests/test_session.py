@@ -25,6 +25,7 @@ from vagus.core.events import (
     PacerChange,
     PacerState,
     ParticipantClock,
+    Rsa,
     Spectrum,
 )
 from vagus.core.pacer import PacerMode
@@ -100,10 +101,15 @@ def test_each_participant_gets_exactly_its_events_alone(n: int) -> None:
         mine = [e.event for e in events if e.participant == name]
         alone = _alone(items)
         assert any(isinstance(e, Spectrum) and e.coherence_ratio for e in alone)
-        assert mine == alone
-        # ... and equal to the same participant in a session of its own.
-        solo = [e.event for e in _session_run({name: items}, controls=False)]
-        assert solo == alone
+        # The pipeline's events, plus the breaths (Rsa) the session adds.
+        assert [e for e in mine if not isinstance(e, Rsa)] == alone
+        assert any(isinstance(e, Rsa) and e.paced for e in mine)
+        # ... and equal to the same participant in a session of its own (the controls
+        # come at other times there, so its breaths differ: tests/test_resonance.py).
+        solo = [e.event for e in _session_run({name: items}) if e.participant == name]
+        assert [e for e in solo if not isinstance(e, Rsa)] == alone
+        unpaced = [e.event for e in _session_run({name: items}, controls=False)]
+        assert [e for e in unpaced if not isinstance(e, Rsa)] == alone
     session_wide = [e for e in events if e.participant is None]
     assert {type(e.event) for e in session_wide} == {Marker, PacerChange, PacerState}
     assert set(e.participant for e in events) == {None, *streams}
@@ -262,14 +268,26 @@ class _Watcher(PacerMode):
         self.seen.append((participant, event.type))
 
 
-def test_a_pacer_mode_can_watch_the_participants_events() -> None:
+def test_a_pacer_mode_watches_the_followed_participant() -> None:
     watcher = _Watcher()
     session = Session(participants=("ann", "bob"), pacer_modes={"adaptive": lambda: watcher})
     session.receive_control(PacerChange(0.0, 6.0, mode="adaptive"))
+    assert session.followed == "ann"  # the first participant by default
     session.receive_rr("ann", [900.0] * 10)
     session.receive_rr("bob", [800.0] * 10)
-    assert ("ann", "beat") in watcher.seen and ("bob", "metrics") in watcher.seen
-    assert all(p is not None for p, _ in watcher.seen)
+    assert ("ann", "beat") in watcher.seen and ("ann", "metrics") in watcher.seen
+    assert all(p == "ann" for p, _ in watcher.seen)
+    # The practitioner chooses another participant with the pacer change's 'follow'.
+    watcher.seen.clear()
+    session.receive_control(PacerChange(20.0, 6.0, mode="adaptive", follow="bob"))
+    assert session.followed == "bob"
+    session.receive_rr("bob", [800.0] * 10)
+    session.receive_rr("ann", [900.0] * 10)
+    assert ("bob", "beat") in watcher.seen and all(p == "bob" for p, _ in watcher.seen)
+    # An unknown name is refused and changes nothing.
+    with pytest.raises(ProtocolError) as info:
+        session.receive_control(PacerChange(40.0, 6.0, mode="adaptive", follow="eve"))
+    assert info.value.field == "follow" and session.followed == "bob"
 
 
 def test_events_of_a_session_are_in_time_order_per_participant() -> None:

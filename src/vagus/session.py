@@ -49,6 +49,16 @@ session's time (the latest input time): a :class:`~vagus.core.events.PacerState`
 emitted at every change of its actual state, including one that starts with a later
 inhale (a new breath shape) once the session's time passes that inhale.
 :meth:`Session.pacer_phase` gives its phase at any time.
+
+**Breaths and resonance**: every participant's breaths come out as
+:class:`~vagus.core.events.Rsa` events (:mod:`vagus.core.rsa`: amplitude per pacer
+cycle, or per spontaneous breath while the pacer is off). The pacer's ``scan`` and
+``adaptive`` strategies (:mod:`vagus.core.resonance`) follow one participant: the first
+by default, or the one a :class:`~vagus.core.events.PacerChange` names in ``follow``
+(:attr:`Session.followed`); their :class:`~vagus.core.events.Resonance` events carry
+that participant. The pacer is advanced to an input's time before the input's events
+are handed to the strategies, so a decision at an inhale uses only input that came
+before it: a replay of the same input makes the same decisions.
 """
 
 from __future__ import annotations
@@ -71,6 +81,7 @@ from vagus.core.events import (
 )
 from vagus.core.pacer import Pacer, PacerMode
 from vagus.core.pipeline import Pipeline
+from vagus.core.rsa import RsaTracker
 from vagus.exceptions import InvalidInput, MalformedPacket, ProtocolError
 
 __all__ = [
@@ -80,6 +91,9 @@ __all__ = [
     "check_participant_name",
     "session_event_from_json",
 ]
+
+#: The computed event kinds a participant's breath tracker reads.
+_RSA_INPUT = frozenset(("beat", "gap", "spectrum"))
 
 #: The longest participant name (characters).
 MAX_PARTICIPANT_CHARS = 64
@@ -217,6 +231,8 @@ class Session:
             pipeline_factory if pipeline_factory is not None else Pipeline
         )
         self._pipelines: dict[str, Pipeline] = {}
+        self._rsa: dict[str, RsaTracker] = {}
+        self._follow: str | None = None
         self._given: dict[str, float] = {}
         self._offsets: dict[str, float] = {}  # fixed at each participant's first timed input
         self.map_clocks = bool(map_clocks)
@@ -252,6 +268,15 @@ class Session:
                 "a name of its own"
             )
         self._pipelines[name] = self._factory()
+        self._rsa[name] = RsaTracker(self.pacer)
+
+    @property
+    def followed(self) -> str | None:
+        """The participant the pacer's strategies follow: the one the last pacer change
+        named (``follow``), else the first participant (None without participants)."""
+        if self._follow is not None:
+            return self._follow
+        return next(iter(self._pipelines), None)
 
     def pipeline(self, participant: str) -> Pipeline:
         """The participant's pipeline (read its counters; feed it only through the session).
@@ -314,6 +339,9 @@ class Session:
         except InvalidInput as exc:
             raise InvalidInput(f"participant {participant!r}: {exc}") from None
         self._input_done(participant, offset, new, t)
+        head = getattr(pipeline, "_t_last_s", None)  # the chain's newest beat (see rsa.py)
+        if isinstance(head, float):
+            self._rsa[participant].note_lag(t, t - head)
 
     def receive_rr(
         self, participant: str, rr_ms: float | Iterable[float], t_s: float | None = None
@@ -369,6 +397,15 @@ class Session:
         self._check_open()
         checked = check_control(event)
         if isinstance(checked, PacerChange):
+            if checked.follow is not None:
+                if checked.follow not in self._pipelines:
+                    known = ", ".join(map(repr, self._pipelines)) or "none yet"
+                    raise ProtocolError(
+                        f"'pacer' event: 'follow' names {checked.follow!r:.70}, who is not "
+                        f"in the session; its participants: {known}",
+                        field="follow",
+                    )
+                self._follow = checked.follow
             states = self.pacer.receive_change(checked)
             events = self._events
             # States the time before the change caused (a deferred shape), then the change.
@@ -468,11 +505,12 @@ class Session:
                 assert t is not None
                 self._events.append(SessionEvent(participant, ParticipantClock(t, offset)))
         pipeline = self._pipelines[participant]
-        t_last = self._drain(participant, pipeline)
-        if t is None:
-            t = t_last
         if t is not None:
+            # The pacer first: its decisions at inhales up to t use only earlier input.
             self._note_time(float(t))
+        t_last = self._drain(participant, pipeline)
+        if t is None and t_last is not None:
+            self._note_time(float(t_last))
 
     def _note_time(self, t: float) -> None:
         """The session's time is the latest time seen (the first input's, at first)."""
@@ -483,17 +521,32 @@ class Session:
             self._t_s = t
         else:
             return
-        for st in self.pacer.advance_to(t):
+        pacer = self.pacer
+        for st in pacer.advance_to(t):
             self._events.append(SessionEvent(None, st))
+        if pacer.has_mode_events:
+            who = self.followed
+            self._events.extend([SessionEvent(who, e) for e in pacer.take_mode_events()])
 
     def _drain(self, participant: str, pipeline: Pipeline) -> float | None:
         """Tag the pipeline's new events; return the time of the last, if any."""
         out = pipeline.events_received()
         if not out:
             return None
-        self._events.extend([SessionEvent(participant, e) for e in out])
+        t_last = out[-1].t_s
+        tracker = self._rsa[participant]
+        events = self._events
+        breaths: list[Event] = []
+        for e in out:
+            events.append(SessionEvent(participant, e))
+            if e.type in _RSA_INPUT:
+                for r in tracker.feed(e):
+                    breaths.append(r)
+                    events.append(SessionEvent(participant, r))
+        if breaths:
+            out = out + breaths
         mode = self.pacer.mode
-        if mode is not None and mode.observes:
+        if mode is not None and mode.observes and participant == self.followed:
             for e in out:
                 mode.observe(participant, e)  # type: ignore[arg-type]
-        return out[-1].t_s
+        return t_last

@@ -33,6 +33,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "vagus.bench.serve",
         "N relays and viewers over loopback websockets: packet-to-viewer latency, CPU, memory",
     ),
+    "pacer": (
+        "vagus.bench.pacer",
+        "resonance scan and adaptive pacer on a simulated cohort: true vs found rate",
+    ),
     "import": (
         "vagus.bench.importer",
         "analyze and import of a generated 10-million-beat RR file: beats/s, peak memory",

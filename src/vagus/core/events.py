@@ -10,7 +10,8 @@ data.
 
 Two kinds, two unions: :data:`ControlEvent` (input: :class:`Marker`, :class:`PacerChange`)
 and :data:`ComputedEvent` (output: :class:`Beat`, :class:`Metrics`, :class:`Spectrum`,
-:class:`Gap`, :class:`Contact`, :class:`PacerState`, :class:`ParticipantClock`). A
+:class:`Gap`, :class:`Contact`, :class:`PacerState`, :class:`ParticipantClock`,
+:class:`Rsa`, :class:`Resonance`). A
 pipeline passes control events through into its output, in order.
 
 :func:`event_from_json` is strict: every field is checked for its type and range and a
@@ -49,6 +50,8 @@ __all__ = [
     "PacerChange",
     "PacerState",
     "ParticipantClock",
+    "Resonance",
+    "Rsa",
     "Spectrum",
     "check_control",
     "check_pacer_settings",
@@ -210,12 +213,15 @@ class PacerChange(_EventMixin):
         rate_bpm: breaths per minute (1-40), or None: the pacer is off (whatever the mode).
         inhale_fraction: the share of the breathing time (the cycle less its holds) spent
             inhaling, strictly between 0 and 1; with no holds, the share of the cycle.
-        mode: ``"off"``, ``"fixed"``, ``"scan"`` (resonance scan) or ``"adaptive"``. In
-            this release ``scan`` and ``adaptive`` run as ``fixed`` at ``rate_bpm``
-            (:mod:`vagus.core.pacer` has the seam their strategies plug into).
+        mode: ``"off"``, ``"fixed"``, ``"scan"`` (stepped resonance assessment, starting
+            at ``rate_bpm``'s cycle) or ``"adaptive"`` (closed loop from ``rate_bpm``);
+            :mod:`vagus.core.resonance` has their strategies.
         hold_in_s: breath held after the inhale (s, 0-30).
         hold_out_s: breath held after the exhale (s, 0-30). The holds together leave at
             least :data:`MIN_BREATHING_S` of each cycle for breathing.
+        follow: the participant whose heart rhythm ``scan`` and ``adaptive`` follow in a
+            session with several (None: keep the one followed so far, at first the first
+            participant). Left out of the JSON form when None.
 
     How a change keeps the pacer's phase continuous: :mod:`vagus.core.pacer`. Stored
     sessions written before ``mode`` and the holds existed read with their defaults
@@ -229,6 +235,14 @@ class PacerChange(_EventMixin):
     mode: str = "fixed"
     hold_in_s: float = 0.0
     hold_out_s: float = 0.0
+    follow: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form; ``follow`` only when set (older forms stay as they were)."""
+        out = _EventMixin.to_json(self)
+        if self.follow is None:
+            del out["follow"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +262,9 @@ class PacerState(_EventMixin):
             last :class:`PacerChange` until the next inhale starts).
         phase: the pacer's phase at ``t_s``, 0 ≤ phase < 1 over the whole cycle
             (inhale, hold, exhale, hold; 0 = the start of an inhale), None when off.
+        guidance: ``"full"`` (draw the pacer as usual) or ``"subtle"`` (coherence has
+            stayed high: fade the pacer to a subtle cue; :mod:`vagus.core.resonance`
+            ``Guidance``). Left out of the JSON form when ``"full"``.
     """
 
     type: ClassVar[str] = "pacer_state"
@@ -258,6 +275,14 @@ class PacerState(_EventMixin):
     hold_in_s: float
     hold_out_s: float
     phase: float | None
+    guidance: str = "full"
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form; ``guidance`` only when not ``"full"``."""
+        out = _EventMixin.to_json(self)
+        if self.guidance == "full":
+            del out["guidance"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +302,86 @@ class ParticipantClock(_EventMixin):
     type: ClassVar[str] = "clock"
     t_s: float
     offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rsa(_EventMixin):
+    """Computed: the RSA amplitude of one breath (SCIENCE.md "RSA amplitude").
+
+    Emitted per participant at the end of every breath: while the pacer runs a breath is
+    one pacer cycle (inhale start to the next inhale start); while it is off, a stretch
+    of one period of the heart rhythm's spectral peak (the latest coherence spectrum's
+    ``peak_hz``, the person's own breathing rhythm). Heart rate of a beat is
+    ``60000 / NN`` placed at the middle of its interval (``t − NN/2``).
+
+    Attributes:
+        t_s: end of the breath (s).
+        start_s: start of the breath (s).
+        rate_bpm: the breath's rate (the pacer's, or ``60 · peak_hz`` unpaced).
+        paced: True when the breath is a pacer cycle.
+        amplitude_bpm: peak-to-trough heart rate, ``max(HR) − min(HR)`` over the beats in
+            the breath (None with fewer than 3 usable beats).
+        amplitude_ms: the same in NN, ``max(NN) − min(NN)`` (ms).
+        phase_deg: paced only: the phase of heart rate against the pacer's breathing
+            (lung volume) at the breath's frequency, degrees in (−180, 180]; positive =
+            heart rate leads breathing (below the resonance rate), 0 at resonance,
+            negative = lags (above it) (Vaschillo et al. 2002). From the fundamental
+            (one-cycle DFT) of linearly detrended HR and of the lung volume, both on a
+            grid of 32 points over the cycle.
+        fit: the share (0-1) of the detrended HR variance over the breath that the
+            fundamental explains: low when the person did not breathe with the pacer.
+        beats: usable (normal or corrected) beats in the breath.
+        clean: no artifact, no gap and no missing stretch in the breath.
+        mean_60s_bpm: mean ``amplitude_bpm`` of the breaths that ended in the last 60 s.
+    """
+
+    type: ClassVar[str] = "rsa"
+    t_s: float
+    start_s: float
+    rate_bpm: float
+    paced: bool
+    amplitude_bpm: float | None
+    amplitude_ms: float | None
+    phase_deg: float | None
+    fit: float | None
+    beats: int
+    clean: bool
+    mean_60s_bpm: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resonance(_EventMixin):
+    """Computed: a resonance-rate estimate (SCIENCE.md "Resonance frequency and the
+    adaptive pacer"), for the participant the pacer follows.
+
+    ``method`` ``"scan"``: the stepped assessment's result, once at its end (``final``
+    true). ``"adaptive"``: the closed loop's current estimate, at each of its decisions
+    (``final`` false). The per-rate table lists each
+    rate scored (breaths/min) with its mean peak-to-trough amplitude (bpm), pacer-band
+    power (ms², ±0.015 Hz around the rate in the 64 s coherence spectrum), coherence
+    ratio, HR-pacer phase (degrees, circular mean) and combined score; a value that could
+    not be measured is null.
+
+    Attributes:
+        t_s: when the estimate was made (s).
+        method: ``"scan"`` or ``"adaptive"``.
+        rate_bpm: the resonance rate estimate (breaths/min), None if there is none.
+        confidence: 0 (a guess) to 1 (consistent phase and amplitude).
+        final: True for a finished scan or a loop switched off.
+    """
+
+    type: ClassVar[str] = "resonance"
+    t_s: float
+    method: str
+    rate_bpm: float | None
+    confidence: float
+    final: bool
+    rates_bpm: tuple[float, ...] = field(default=())
+    amplitude_bpm: tuple[float | None, ...] = field(default=())
+    power_ms2: tuple[float | None, ...] = field(default=())
+    coherence: tuple[float | None, ...] = field(default=())
+    phase_deg: tuple[float | None, ...] = field(default=())
+    score: tuple[float | None, ...] = field(default=())
 
 
 def _fast_init(cls: type) -> None:
@@ -321,6 +426,8 @@ _CLASSES: tuple[type, ...] = (
     Contact,
     PacerState,
     ParticipantClock,
+    Rsa,
+    Resonance,
     Marker,
     PacerChange,
 )
@@ -331,8 +438,10 @@ del _cls
 #: Control input: what a practitioner, a user or a script sends into a session.
 ControlEvent = Marker | PacerChange
 #: Computed output: what the pipeline and the session hand out.
-ComputedEvent = Beat | Metrics | Spectrum | Gap | Contact | PacerState | ParticipantClock
-Event = Beat | Metrics | Spectrum | Gap | Contact | PacerState | ParticipantClock | ControlEvent
+ComputedEvent = (
+    Beat | Metrics | Spectrum | Gap | Contact | PacerState | ParticipantClock | Rsa | Resonance
+)
+Event = ComputedEvent | ControlEvent
 
 _BY_TYPE: dict[str, Any] = {cls.type: cls for cls in _CLASSES}  # type: ignore[attr-defined]
 
@@ -445,6 +554,44 @@ def _mode_field(kind: str, name: str, value: Any) -> str:
     return value
 
 
+def _choice(*options: str) -> Any:
+    def choice(kind: str, name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise _fail(kind, name, f"one of {list(options)}", value)
+        return value
+
+    return choice
+
+
+def _count_field(kind: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise _fail(kind, name, "a whole number from 0 to 1e9", value)
+    return value
+
+
+def _follow_field(kind: str, name: str, value: Any) -> str | None:
+    """Null, or a participant's name (1-64 printable characters)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > 64
+        or not value.isprintable()
+    ):
+        raise _fail(kind, name, "null or a participant's name (1-64 printable characters)", value)
+    return value
+
+
+def _optional_number_list(lo: float, hi: float, what: str) -> Any:
+    def number_list(kind: str, name: str, value: Any) -> tuple[float | None, ...]:
+        if not isinstance(value, list | tuple) or len(value) > MAX_SPECTRUM_BINS:
+            raise _fail(kind, name, f"a list of at most {MAX_SPECTRUM_BINS} numbers", value)
+        return tuple(None if v is None else _number(kind, name, v, lo, hi, what) for v in value)
+
+    return number_list
+
+
 def _number_list(lo: float, hi: float, what: str) -> Any:
     def number_list(kind: str, name: str, value: Any) -> tuple[float, ...]:
         if not isinstance(value, list | tuple) or len(value) > MAX_SPECTRUM_BINS:
@@ -521,6 +668,7 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "mode": _mode_field,
         "hold_in_s": _HOLD,
         "hold_out_s": _HOLD,
+        "follow": _follow_field,
     },
     "pacer_state": {
         "t_s": _time_field,
@@ -532,6 +680,33 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "hold_in_s": _STATE_HOLD,
         "hold_out_s": _STATE_HOLD,
         "phase": _optional(_ranged(0.0, 1.0, "null (off) or a number from 0 to below 1")),
+        "guidance": _choice("full", "subtle"),
+    },
+    "rsa": {
+        "t_s": _time_field,
+        "start_s": _time_field,
+        "rate_bpm": _ranged(0.0, 600.0, "a breathing rate from 0 to 600 breaths/min"),
+        "paced": _bool_field,
+        "amplitude_bpm": _optional(_ranged(0.0, 1000.0, "null or a heart rate span 0-1000")),
+        "amplitude_ms": _optional(_ranged(0.0, MAX_INTERVAL_MS, "null or 0-60000 ms")),
+        "phase_deg": _optional(_ranged(-180.0, 180.0, "null or degrees from -180 to 180")),
+        "fit": _optional(_ranged(0.0, 1.0, "null or a share from 0 to 1")),
+        "beats": _count_field,
+        "clean": _bool_field,
+        "mean_60s_bpm": _optional(_ranged(0.0, 1000.0, "null or a heart rate span 0-1000")),
+    },
+    "resonance": {
+        "t_s": _time_field,
+        "method": _choice("scan", "adaptive"),
+        "rate_bpm": _rate_field,
+        "confidence": _ranged(0.0, 1.0, "a confidence from 0 to 1"),
+        "final": _bool_field,
+        "rates_bpm": _number_list(1.0, 40.0, "a list of rates from 1 to 40 breaths/min"),
+        "amplitude_bpm": _optional_number_list(0.0, 1000.0, "null or a number 0-1000"),
+        "power_ms2": _optional_number_list(0.0, _MAX_QUANTITY, "null or a finite number >= 0"),
+        "coherence": _optional_number_list(0.0, _MAX_QUANTITY, "null or a finite number >= 0"),
+        "phase_deg": _optional_number_list(-180.0, 180.0, "null or degrees -180 to 180"),
+        "score": _optional_number_list(-1e6, 1e6, "null or a score within ±1e6"),
     },
     "clock": {
         "t_s": _time_field,
@@ -624,6 +799,15 @@ def event_from_json(obj: Any) -> Event:
                 "frequencies in 'freqs_hz'; they must have equal length",
                 field="psd_ms2_per_hz",
             )
+    elif kind == "resonance":
+        n = len(kwargs.get("rates_bpm", ()))
+        for name in ("amplitude_bpm", "power_ms2", "coherence", "phase_deg", "score"):
+            if len(kwargs.get(name, ())) != n:
+                raise ProtocolError(
+                    f"'resonance' event: {name!r} has {len(kwargs.get(name, ()))} values for "
+                    f"{n} rates in 'rates_bpm'; the table's columns must have equal length",
+                    field=name,
+                )
     elif kind in ("pacer", "pacer_state"):
         rate = kwargs["rate_bpm"]
         check_pacer_settings(

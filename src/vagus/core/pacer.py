@@ -42,10 +42,12 @@ alone. A change timed before the pacer's last state (a control stamped a moment 
 deferred shape started) replaces what the pacer had planned after its time.
 
 **Modes.** ``off`` and ``fixed`` here; ``scan`` (stepped resonance assessment) and
-``adaptive`` (closed loop) come with their strategies in a later release: a
+``adaptive`` (closed loop) are strategies in :mod:`vagus.core.resonance`: a
 :class:`PacerMode` is asked at the start of every inhale (:meth:`PacerMode.on_breath`)
-whether to change the setting, and may watch the session's computed events
-(:meth:`PacerMode.observe`). Until then ``scan`` and ``adaptive`` run as ``fixed``.
+whether to change the setting, may watch the session's computed events
+(:meth:`PacerMode.observe`) and hand out events of its own (:meth:`PacerMode.take_events`,
+collected by :meth:`Pacer.take_mode_events`). A strategy that answers with another mode
+(a finished scan goes on as ``fixed`` at the rate found) is replaced by that mode's.
 """
 
 from __future__ import annotations
@@ -208,12 +210,17 @@ class PacerMode:
     def observe(self, participant: str | None, event: ComputedEvent) -> None:
         """A computed event of the session (a participant's beat, metrics, spectrum ...)."""
 
+    def take_events(self) -> list[ComputedEvent]:
+        """Events the strategy made since the last call (e.g. a resonance estimate)."""
+        return []
+
 
 class FixedMode(PacerMode):
     """``fixed``: the rate, ratio and holds stay as set."""
 
 
-#: The strategy of each mode; ``scan`` and ``adaptive`` run as ``fixed`` in this release.
+#: The strategy of each mode without the resonance strategies (``scan`` and ``adaptive``
+#: run as ``fixed``); :class:`Pacer` by default uses ``vagus.core.resonance.MODES``.
 DEFAULT_MODES: Mapping[str, Callable[[], PacerMode]] = {
     "fixed": FixedMode,
     "scan": FixedMode,
@@ -248,11 +255,18 @@ class Pacer:
     included), which is exact unless another change comes.
 
     Args:
-        modes: the strategy of each running mode (default :data:`DEFAULT_MODES`).
+        modes: the strategy of each running mode (default
+            :data:`vagus.core.resonance.MODES`: ``scan`` and ``adaptive`` with their
+            default configurations).
     """
 
     def __init__(self, modes: Mapping[str, Callable[[], PacerMode]] | None = None) -> None:
-        self._modes = dict(DEFAULT_MODES if modes is None else modes)
+        if modes is None:
+            from vagus.core.resonance import MODES  # the strategies build on this module
+
+            modes = MODES
+        self._modes = dict(modes)
+        self._mode_events: list[ComputedEvent] = []
         self._segments: list[_Segment] = []
         self._starts: list[float] = []  # segment start times, for bisect
         self._pending: tuple[float, PacerSettings] | None = None  # (t, settings) deferred
@@ -277,6 +291,16 @@ class Pacer:
     def mode(self) -> PacerMode | None:
         """The running mode's strategy (None while off)."""
         return self._mode
+
+    @property
+    def has_mode_events(self) -> bool:
+        """True when :meth:`take_mode_events` has something."""
+        return bool(self._mode_events)
+
+    def take_mode_events(self) -> list[ComputedEvent]:
+        """Events the mode strategies made since the last call (in order)."""
+        events, self._mode_events = self._mode_events, []
+        return events
 
     def receive_change(
         self, change: PacerChange, *, cycles: float | None = None
@@ -391,12 +415,20 @@ class Pacer:
             if pending is not None and t_pending <= t_next:
                 self._pending = None
             else:
-                assert self._mode is not None
-                asked = self._mode.on_breath(t_next, settings)
+                mode = self._mode
+                assert mode is not None
+                asked = mode.on_breath(t_next, settings)
+                self._mode_events.extend(mode.take_events())
                 if asked is None or asked == settings:
                     self._next_inhale_s = t_next + 1.0 / now.hz
                     continue
-                asked = _checked_settings(asked, t_next)
+                try:
+                    asked = _checked_settings(asked, t_next)
+                except InvalidInput:  # a strategy's bad answer changes nothing
+                    self._next_inhale_s = t_next + 1.0 / now.hz
+                    continue
+                if asked.mode != settings.mode and asked.running:
+                    self._mode = self._modes.get(asked.mode, FixedMode)()
                 self._settings = settings = asked
                 if not asked.running:
                     off = PacerState(
