@@ -421,6 +421,10 @@ async def test_stalled_client_is_dropped_and_others_get_everything(tmp_path: Pat
             # the others received every beat, in order, while the stalled one was dropped
             assert beats[0] == beats[1]
             assert len(beats[0]) == total - 2 and beats[0] == sorted(beats[0])
+            # the stalled one is dropped once its socket has taken nothing for stall_s
+            async with asyncio.timeout(WAIT_S):
+                while svc.stalled_disconnects == 0:
+                    await asyncio.sleep(0.1)
             assert svc.stalled_disconnects == 1
             stalled.ws.transport.resume_reading()
             with pytest.raises(ConnectionClosed) as info:
