@@ -248,7 +248,7 @@ class _Load:
             self.pairs.append(pair)
             ready = asyncio.Event()
             readies.append(ready)
-            self.tasks.append(asyncio.create_task(self._guard(self.viewer(pair, ready))))
+            self.tasks.append(asyncio.create_task(self._guard(self.viewer(pair, ready), ready)))
             self.tasks.append(asyncio.create_task(self._guard(self.relay(pair, ready))))
             if i % 50 == 49:
                 await asyncio.sleep(0.05)  # connect in waves
@@ -256,13 +256,16 @@ class _Load:
             for ready in readies:
                 await ready.wait()
 
-    async def _guard(self, coro: Any) -> None:
+    async def _guard(self, coro: Any, ready: asyncio.Event | None = None) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
         except Exception:
             self.errors += 1
+        finally:
+            if ready is not None:
+                ready.set()  # a viewer that failed does not hold the others up
 
 
 async def _line(proc: asyncio.subprocess.Process) -> bytes:
@@ -318,7 +321,15 @@ async def _bench(args: argparse.Namespace) -> int:
                 proc.stdin.write(f"{more}\n".encode())
                 await proc.stdin.drain()
                 links = json.loads(await _line(proc))
-                await load.add(links)
+                try:
+                    await load.add(links)
+                except TimeoutError:
+                    print(
+                        f"{n:>6} could not connect {2 * len(links)} more clients within 120 s "
+                        "(is the machine busy?); stopping here",
+                        flush=True,
+                    )
+                    break
                 await asyncio.sleep(args.warmup)
                 load.latencies_s.clear()
                 load.packets = load.frames = 0
