@@ -269,6 +269,9 @@ async def _record(
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+    # The writer thread may find a store failure after the last input (a simulation at
+    # max speed ends within its first poll): say so before the summary all the same.
+    watch(None)
     status = interrupted_status(outcome.stopped_by) if outcome.stopped_by is not None else None
     return outcome.result, status
 
