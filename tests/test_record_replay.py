@@ -90,13 +90,11 @@ def test_replay_events_equal_the_live_events(
     replayed = capsys.readouterr().out.splitlines()
     assert replayed == live  # byte for byte, every event
 
-    # The same through the ReplaySource (strap items only: all but the start and stop
-    # markers, which are the only control events of this session).
+    # The same through the ReplaySource, which yields the strap's items and the
+    # recorded control events (here the start and stop markers).
     markers = [e for e in events if isinstance(e, Marker)]
     assert [m.text for m in markers] == ["start", "stop: duration reached"]
-    async_events = _replay_through_source(tmp_path, sid)
-    strap_only = [line for line in live if json.loads(line)["type"] != "marker"]
-    assert [json.dumps({**e.to_json(), "participant": "me"}) for e in async_events] == strap_only
+    assert _replay_through_source(tmp_path, sid) == live
 
     # The cached summary equals one recomputed from the raw record.
     with SqliteStore(tmp_path / "sessions.sqlite3") as store:
@@ -107,20 +105,27 @@ def test_replay_events_equal_the_live_events(
         assert info.summary["gaps"] >= 1
 
 
-def _replay_through_source(data: Path, sid: str) -> list[object]:
-    async def go() -> list[object]:
-        pipeline = Pipeline()
-        out: list[object] = []
+def _replay_through_source(data: Path, sid: str) -> list[str]:
+    """The session's events from its ReplaySource fed to a Session: the strap's items
+    and the recorded control events (the source yields them), as JSON lines."""
+    from vagus.session import Session
+    from vagus.sources.base import ControlItem
+
+    async def go() -> list[str]:
+        session = Session(participants=("me",))
+        out: list[str] = []
         async with open_source(ReplaySpec(sid, data_dir=data, speed=None)) as source:
             async for item in source:
                 if isinstance(item, Packet):
                     with contextlib.suppress(MalformedPacket):  # skipped, as live
-                        pipeline.receive_packet(item.t_arrival_s, item.payload)
+                        session.receive_packet("me", item.t_arrival_s, item.payload)
                 elif isinstance(item, LinkGap):
-                    pipeline.receive_gap(item.t_s, reason=item.reason)
-                out.extend(pipeline.events_received())
-        pipeline.close()
-        out.extend(pipeline.events_received())
+                    session.receive_gap("me", item.t_s, reason=item.reason)
+                elif isinstance(item, ControlItem):
+                    session.receive_control(item.event)
+                out.extend(json.dumps(e.to_json()) for e in session.events_received())
+        session.close()
+        out.extend(json.dumps(e.to_json()) for e in session.events_received())
         return out
 
     return asyncio.run(go())
