@@ -62,6 +62,7 @@ FIELDS = [
     "speed",
     "participant",
     "on",
+    "follow",
 ]
 frames = st.builds(
     lambda kind, v, seq, fields, packets: {

@@ -43,7 +43,18 @@ MARKER_PAST_S: Final = 60.0
 #: The event kinds sent to clients (the session's ``pacer`` control echo is not: its
 #: ``pacer_state`` says it all).
 EVENT_KINDS: Final = frozenset(
-    {"beat", "metrics", "spectrum", "gap", "contact", "pacer_state", "marker", "status"}
+    {
+        "beat",
+        "metrics",
+        "spectrum",
+        "gap",
+        "contact",
+        "pacer_state",
+        "marker",
+        "status",
+        "rsa",
+        "resonance",
+    }
 )
 _PACER_KEYS: Final = ("mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s")
 
@@ -393,8 +404,17 @@ class HostedSession:
         if merged["mode"] == "off":
             merged["mode"] = "fixed" if merged["rate_bpm"] is not None else "off"
         t_s = round(max(self.now_s(), self.runner.t_control_s, 0.0), 3)
+        fields = {k: merged[k] for k in _PACER_KEYS}
+        if "follow" in changes:
+            if changes["follow"] not in self.participants:
+                raise FrameError(
+                    "bad_field",
+                    f"'follow': no participant {changes['follow']!r} in this session "
+                    f"({', '.join(self.participants)})",
+                )
+            fields["follow"] = changes["follow"]
         try:
-            self.runner.control(PacerChange(t_s=t_s, **{k: merged[k] for k in _PACER_KEYS}))
+            self.runner.control(PacerChange(t_s=t_s, **fields))
         except InvalidInput as exc:
             raise FrameError("bad_field", str(exc)) from None
 

@@ -180,7 +180,9 @@ ClientFrame = (
 #: Fields each client frame type allows besides the envelope.
 _FIELDS: Final[dict[str, frozenset[str]]] = {
     "ping": frozenset({"client_time"}),
-    "pacer": frozenset({"mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s"}),
+    "pacer": frozenset(
+        {"mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s", "follow"}
+    ),
     "marker": frozenset({"text", "t_s"}),
     "packets": frozenset({"packets", "participant"}),
     "status": frozenset({"battery_pct", "connected", "participant"}),
@@ -385,6 +387,13 @@ def _pacer_changes(obj: dict[str, Any], re: int | None) -> dict[str, Any]:
     for key in ("hold_in_s", "hold_out_s"):
         if key in obj:
             changes[key] = _number(obj, key, 0.0, 30.0, re)
+    if "follow" in obj:
+        follow = obj["follow"]
+        if not isinstance(follow, str) or not _NAME.fullmatch(follow):
+            raise FrameError(
+                "bad_field", f"'follow' must be a participant's name, not {_show(follow)}", re
+            )
+        changes["follow"] = follow
     return changes
 
 

@@ -1,7 +1,8 @@
 """A session's present state for a late joiner (``hello.state``, review ``snapshot``).
 
 Kept up to date from the session's own frames: the latest ``pacer_state``, the last
-``metrics``, ``spectrum`` and ``contact`` per participant, the ``beat`` and ``gap`` events
+``metrics``, ``spectrum``, ``contact`` and ``rsa`` per participant, the latest
+``resonance`` estimate, the ``beat`` and ``gap`` events
 of the last :data:`HISTORY_S` seconds of session time per participant, and every
 ``marker``. :meth:`SessionState.snapshot` gives the part a role may see.
 """
@@ -40,6 +41,8 @@ class SessionState:
         self.beats: dict[str, deque[dict[str, Any]]] = {}
         self.gaps: dict[str, deque[dict[str, Any]]] = {}
         self.markers: list[dict[str, Any]] = []
+        self.rsa: dict[str, dict[str, Any]] = {}
+        self.resonance: dict[str, Any] | None = None
         self.latest_t_s = 0.0
 
     def offer(self, frames: Iterable[OutFrame]) -> None:
@@ -72,6 +75,10 @@ class SessionState:
             self.pacer = event
         elif kind == "marker":
             self.markers.append(event)
+        elif kind == "rsa" and isinstance(who, str):
+            self.rsa[who] = event
+        elif kind == "resonance":
+            self.resonance = event
 
     def _trim(self, events: deque[dict[str, Any]]) -> None:
         horizon = float(events[-1]["t_s"]) - HISTORY_S
@@ -100,4 +107,6 @@ class SessionState:
                 p: [_bare(e) for e in v if e["t_s"] >= horizon] for p, v in mine(self.gaps).items()
             },
             "markers": [_bare(e) for e in self.markers] if participant is None else [],
+            "rsa": {p: _bare(e) for p, e in mine(self.rsa).items()},
+            "resonance": None if self.resonance is None else _bare(self.resonance),
         }
