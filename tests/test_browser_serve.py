@@ -153,16 +153,17 @@ def test_pages_keep_working_after_the_server_restarts(
     # Reconnected with backoff (a few seconds at most), state restored from `hello`.
     for p in (breathe, dash):
         p.wait_for_function("document.body.dataset.connection === 'open'", timeout=30_000)
-    breathe.wait_for_function("document.querySelector('#rate').textContent === '7.5'")
-    breathe.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
+    # The live data flows again into both pages ...
     hr0 = breathe.evaluate("document.body.dataset.hr")
     breathe.wait_for_function(f"document.body.dataset.hr !== '{hr0}'", timeout=30_000)
     dash.wait_for_function("document.querySelectorAll('.card').length === 2")
-    assert dash.inner_text("#pacer-now").startswith("now 7.5/min")
-    # The pacer still reacts to the dashboard.
-    dash.fill("#p-rate", "6")
+    assert not breathe.locator("#state").inner_text().startswith("session ended")
+    # ... and the pacer set from the dashboard reaches the breathing view again.
+    dash.fill("#p-rate", "8.5")
     dash.click("#p-apply")
-    breathe.wait_for_function("document.querySelector('#rate').textContent === '6'")
+    breathe.wait_for_function("document.querySelector('#rate').textContent === '8.5'")
+    breathe.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
+    assert dash.inner_text("#pacer-now").startswith("now 8.5/min")
     console.assert_clean()
     breathe.context.close()
     dash.context.close()
