@@ -226,14 +226,21 @@ def test_views_fit_phone_and_desktop(
     console.assert_clean()
 
 
-def test_breathing_view_first_notice_reduced_motion_and_tone(
+def test_breathing_view_first_notice_dark_reduced_motion_and_tone(
     demo: VagusServer, chromium: Any, tmp_path: Path
 ) -> None:
     console = Console()
-    ctx = chromium.new_context(viewport={"width": 800, "height": 700}, reduced_motion="reduce")
+    ctx = chromium.new_context(
+        viewport={"width": 800, "height": 700}, reduced_motion="reduce", color_scheme="dark"
+    )
     page = console.watch(ctx.new_page())
     page.goto(demo.links["urls"]["participant"])
     page.wait_for_function("document.body.dataset.ready === '1'")
+    # Dark when the system says so: a dark background, light text.
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    fg = page.evaluate("getComputedStyle(document.body).color")
+    lum = [sum(int(v) for v in c[c.index("(") + 1 : -1].split(",")[:3]) for c in (bg, fg)]
+    assert lum[0] < 150 < lum[1], (bg, fg)
     # A first session says once, gently, how to breathe; not again after that.
     notice = page.locator("#first-notice")
     assert notice.is_visible()
