@@ -8,9 +8,19 @@ from typing import Any
 from service_helpers import beat_packets, check_server_frame, client, service
 from vagus.service.review import compute_replay
 
-EVENT_KINDS = ("beat", "metrics", "spectrum", "gap", "contact", "pacer_state", "marker")
+EVENT_KINDS = (
+    "beat",
+    "metrics",
+    "spectrum",
+    "gap",
+    "contact",
+    "pacer_state",
+    "marker",
+    "rsa",
+    "resonance",
+)
 #: sent to every client that keeps up (metrics and spectra may be coalesced)
-NEVER_DROPPED = ("beat", "gap", "contact", "pacer_state", "marker")
+NEVER_DROPPED = ("beat", "gap", "contact", "pacer_state", "marker", "rsa", "resonance")
 
 
 class Collector:
