@@ -10,11 +10,12 @@ else, so a replay of the same input gives the same decisions.
 **Scan** (:class:`ScanMode`, :class:`ScanConfig`): the stepped assessment (Lehrer et al.
 2013; Shaffer & Meehan 2020): by default 6.5 down to 4.5 breaths/min in 0.5 steps, 2 min
 each. Each step's first ``settle_s`` is not scored (the heart settles on the new rate).
-Per rate: the median peak-to-trough amplitude of the clean paced breaths, the mean
+Per rate: the median peak-to-trough amplitude of the clean paced breaths the heart
+followed (``fit`` ≥ ``min_fit``), the mean
 pacer-band power (the 64 s coherence spectrum integrated over ±0.015 Hz around the
 rate, from spectra whose window lies inside the step), the mean coherence ratio (same
-spectra) and the circular mean HR-pacer phase. Score (criteria in SCIENCE.md's order,
-phase first)::
+spectra) and the median HR-pacer phase (unwrapped around the circular mean). Score
+(criteria in SCIENCE.md's order, phase first)::
 
     score = (1 − min(|phase|, 90°) / 90°)
             + 0.6 · (amp / amp_max + 0.5 · power / power_max + 0.25 · coh / coh_max) / 1.75
@@ -65,6 +66,7 @@ __all__ = [
     "ScanConfig",
     "ScanMode",
     "circular_mean_deg",
+    "circular_median_deg",
     "scan_rates",
 ]
 
@@ -89,6 +91,16 @@ def circular_mean_deg(
     c = sum(wi * math.cos(math.radians(p)) for p, wi in zip(phases_deg, w, strict=True))
     s = sum(wi * math.sin(math.radians(p)) for p, wi in zip(phases_deg, w, strict=True))
     return math.degrees(math.atan2(s, c)), math.hypot(c, s) / total
+
+
+def circular_median_deg(phases_deg: list[float]) -> float:
+    """The median of angles (degrees) unwrapped around their circular mean: robust to a
+    stray breath."""
+    mean, _ = circular_mean_deg(phases_deg)
+    around = sorted(((p - mean + 180.0) % 360.0) - 180.0 for p in phases_deg)
+    n = len(around)
+    med = around[n // 2] if n % 2 else (around[n // 2 - 1] + around[n // 2]) / 2.0
+    return ((mean + med + 180.0) % 360.0) - 180.0
 
 
 def _band_power(ev: Spectrum, f_hz: float) -> float | None:
@@ -137,6 +149,8 @@ class ScanConfig:
         settle_s: the first seconds of a step that are not scored.
         max_extensions: steps added beyond an edge whose rate scored best.
         min_bpm, max_bpm: extensions stay within these rates.
+        min_fit: breaths whose ``fit`` is below this (not breathed with the pacer) are
+            not scored.
     """
 
     start_bpm: float = 6.5
@@ -147,8 +161,10 @@ class ScanConfig:
     max_extensions: int = 2
     min_bpm: float = 3.0
     max_bpm: float = 9.5
+    min_fit: float = 0.8
 
     def __post_init__(self) -> None:
+        _check_range("min_fit", 0.0, 1.0, self.min_fit)
         for name in ("start_bpm", "stop_bpm", "min_bpm", "max_bpm"):
             _check_range(name, 1.0, 40.0, getattr(self, name))
         _check_range("step_bpm", 0.05, 10.0, self.step_bpm)
@@ -201,7 +217,7 @@ def _scored(steps: list[_Step]) -> list[_Row]:
     """One row per rate (sorted by rate), with the combined score."""
     raw = []
     for st in steps:
-        phase = circular_mean_deg(st.phases, st.fits)[0] if st.phases else None
+        phase = circular_median_deg(st.phases) if st.phases else None
         raw.append((st.rate_bpm, _median(st.amps), _mean(st.powers), _mean(st.cohs), phase))
     raw.sort(key=lambda r: r[0])
 
@@ -306,11 +322,15 @@ class ScanMode(PacerMode):
                 and event.start_s >= st.t0_s + self.config.settle_s - 1e-9
                 and abs(event.rate_bpm - st.rate_bpm) < 1e-6
             ):
+                # A breath the heart did not follow (low fit: not breathed with the pacer)
+                # is not scored.
+                if event.phase_deg is not None and event.fit is not None:
+                    if event.fit < self.config.min_fit:
+                        return
+                    st.phases.append(event.phase_deg)
+                    st.fits.append(event.fit)
                 if event.amplitude_bpm is not None:
                     st.amps.append(event.amplitude_bpm)
-                if event.phase_deg is not None and event.fit is not None:
-                    st.phases.append(event.phase_deg)
-                    st.fits.append(max(event.fit, 0.05))
         elif isinstance(event, Spectrum) and event.t_s - SPECTRUM_WINDOW_S >= st.t0_s - 1e-9:
             power = _band_power(event, st.rate_bpm / 60.0)
             if power is not None:
