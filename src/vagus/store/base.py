@@ -142,9 +142,10 @@ class SessionInfo:
             file's bytes, so that importing the same file again is recognised; None for
             recorded sessions and for sessions imported before it was kept.
         clock_offsets: per participant (as its records carry it), the offset (s) from
-            its source clock to the session clock (session time = source time +
-            offset), kept at its first input so a replay maps times as live did; empty
-            for sessions recorded before it was kept (replayed on the source clocks).
+            the clock its records' times are on to the session clock (session time =
+            stored time + offset), which a replay applies. Only for records stored on
+            their source clocks: the live runner stores session-clock times and leaves
+            this empty (as are sessions recorded before it was kept): replayed as stored.
     """
 
     id: str
