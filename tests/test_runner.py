@@ -234,6 +234,8 @@ async def test_recording_starts_and_stops_while_the_session_goes_on(tmp_path: Pa
         info = store.get_session(rec.session_id)
         records = list(store.iter_input(rec.session_id))
     assert info.title == "later" and info.ended_unix_s is not None
+    # the live summary counted input that was not stored: none is cached with it
+    assert info.summary == {}
     assert isinstance(records[0], ControlRecord) and isinstance(records[0].event, PacerChange)
     assert records[0].event.rate_bpm == 6.0
     assert sum(isinstance(r, PacketRecord) for r in records) == 3

@@ -299,6 +299,7 @@ class Runner:
         self._t0_mono = 0.0
         self._t0_loop = 0.0
         self._elapsed_s = 0.0
+        self._records_before_recording = 0
         self._started = False
         self._stopped = False
         self._done = asyncio.Event()
@@ -354,6 +355,7 @@ class Runner:
         if not (isinstance(elapsed_s, int | float) and math.isfinite(elapsed_s) and elapsed_s >= 0):
             raise InvalidInput(f"elapsed_s must be a number of s >= 0, got {elapsed_s!r}")
         self._recording = recording
+        self._records_before_recording = 1  # the stored session holds earlier input too
         self._record_at_start = False
         self.markers = False
         self._elapsed_s = float(elapsed_s)
@@ -458,6 +460,7 @@ class Runner:
             tags=self.tags if tags is None else tuple(tags),
         )
         self._recording = await asyncio.wrap_future(future)
+        self._records_before_recording = self._records
         if self._pacer is not None and self._t_start_s is not None:
             self._recording.write(ControlRecord(dataclasses.replace(self._pacer, t_s=self.now_s())))
         return self._recording
@@ -468,7 +471,7 @@ class Runner:
         rec = self._recording
         if rec is None or rec.finished:
             return rec
-        await asyncio.wrap_future(rec.finish(self._summary(), self._ended_unix_s()))
+        await asyncio.wrap_future(rec.finish(self._stored_summary(), self._ended_unix_s()))
         return rec
 
     def _write(
@@ -786,7 +789,8 @@ class Runner:
                 await asyncio.wrap_future(rec.discard())
                 discarded = True
             else:
-                await asyncio.wrap_future(rec.finish(summary, self._ended_unix_s(t_end)))
+                stored = self._stored_summary()
+                await asyncio.wrap_future(rec.finish(stored, self._ended_unix_s(t_end)))
         saved = rec is not None and not discarded and rec.recording and rec.error is None
         self._done.set()
         return RunResult(
@@ -807,6 +811,12 @@ class Runner:
 
     def _summary(self) -> dict[str, Any]:
         return self._summaries.as_dict(self._records)
+
+    def _stored_summary(self) -> dict[str, Any] | None:
+        """The summary to cache with the stored session: None (computed by replay when
+        first read) when the recording started after input had come, since the live
+        summary also counts what was not stored."""
+        return self._summary() if self._records_before_recording == 0 else None
 
     def _ended_unix_s(self, t_end_s: float | None = None) -> float | None:
         """The stored session's end (Unix s): None (now) on the wall clock; on a
