@@ -28,6 +28,12 @@ const sock = new SessionSocket(ctx.ws, {
 });
 const view = new SessionView($("cards"), () => sock.serverNow());
 view.onMarkers = renderMarkers;
+view.onResonance = (r) => {
+  $("resonance").textContent =
+    r && typeof r.rate_bpm === "number"
+      ? `resonance ${Number(r.rate_bpm.toFixed(2))}/min (${r.method}${r.final ? "" : ", running"}; confidence ${Math.round(100 * r.confidence)} %)`
+      : "";
+};
 view.onPacer = (p) => {
   preview.update(p, sock.serverNow() ?? (p ? p.t_s : 0));
   renderPacer(p);

@@ -55,6 +55,13 @@ export const METRICS = {
     digits: 2,
     tip: "LF/HF (Task Force 1996): last 120 s of NN, 4 Hz cubic spline, Welch with 64 s Hann segments; LF 0.04–0.15 Hz, HF 0.15–0.40 Hz (slow-breathing RSA lies in LF, not HF). Every 5 s.",
   },
+  rsa_60s_bpm: {
+    label: "RSA 60 s",
+    unit: "bpm",
+    digits: 1,
+    window_s: 60,
+    tip: "RSA amplitude: peak-to-trough heart rate, max(HR) − min(HR) within each breath (a pacer cycle while paced; one period of the spectral peak otherwise), HR = 60000 / NN; the mean over the breaths that ended in the last 60 s (SCIENCE.md \"RSA amplitude\").",
+  },
   battery_pct: { label: "battery", unit: "%", digits: 0, tip: "The strap's battery level, as the strap reports it." },
 };
 

@@ -13,6 +13,7 @@ class ParticipantCard {
     this.name = name;
     this.metrics = null;
     this.spectrum = null;
+    this.rsa = null;
     this.connected = null;
     this.contact = null;
     this.battery = null;
@@ -64,6 +65,7 @@ class ParticipantCard {
         this._num("rmssd_60s_ms", "RMSSD 60 s"),
         this._num("coherence_ratio", "coherence"),
         this._num("peak_hz", "peak rhythm", false),
+        this._num("rsa_60s_bpm", "RSA 60 s", false),
         this._num("artifact_rate_60s", "artifacts 60 s", false),
       ),
       h("div", { class: "chart-title", "data-tip-text": "Tachogram: corrected NN intervals (ms) over the last 3 minutes of beat time. Artifacts are the dots, coloured by class (Lipponen & Tarvainen 2019); gaps are shaded and the line breaks there (no beat is invented); markers are dashed lines.", text: "tachogram · NN (ms), last 3 min" }),
@@ -106,6 +108,10 @@ class ParticipantCard {
     this.trend.push(s.t_s, { hr: null, rmssd30: null, rmssd60: null, cr: s.coherence_ratio });
   }
 
+  rsaEvent(r) {
+    this.rsa = r;
+  }
+
   status(st) {
     if (st.connected === false && this.connected === true) this.reconnects += 1;
     if (st.connected !== undefined && st.connected !== null) this.connected = st.connected;
@@ -127,6 +133,7 @@ class ParticipantCard {
     this._setNum("rmssd_30s_ms", m.rmssd_30s_ms ?? null, 0, waitHint(30, covered));
     this._setNum("rmssd_60s_ms", m.rmssd_60s_ms ?? null, 0, waitHint(60, covered));
     this._setNum("artifact_rate_60s", m.artifact_rate_60s ?? null, 1, waitHint(60, covered));
+    this._setNum("rsa_60s_bpm", this.rsa ? this.rsa.mean_60s_bpm ?? null : null, 1, this.rsa ? "computing" : "after a breath");
     const s = this.spectrum || {};
     this._setNum("coherence_ratio", s.coherence_ratio ?? null, 1, waitHint(64, covered));
     this._setNum("peak_hz", s.peak_hz === null || s.peak_hz === undefined ? null : s.peak_hz * 60, 1, waitHint(64, covered));
@@ -168,6 +175,7 @@ export class SessionView {
     this.markers = [];
     this.onMarkers = () => {};
     this.onPacer = () => {};
+    this.onResonance = () => {};
     this.review = false; // a replay: no live link state to show
     this._dirty = true;
     setInterval(() => this.render(), 250);
@@ -204,9 +212,11 @@ export class SessionView {
     for (const [name, m] of Object.entries(st.metrics || {})) if (m) this.card(name).metric(m);
     for (const [name, s] of Object.entries(st.spectrum || {})) if (s) this.card(name).spectrumEvent(s);
     for (const [name, c] of Object.entries(st.contact || {})) if (c) this.card(name).status({ contact: c.contact });
+    for (const [name, r] of Object.entries(st.rsa || {})) if (r) this.card(name).rsaEvent(r);
     for (const m of this.markers) for (const c of this.cards.values()) c.tacho.addMarker(m);
     this.onMarkers(this.markers);
     this.onPacer(this.pacer);
+    this.onResonance(st.resonance || null);
     this._dirty = true;
   }
 
@@ -227,6 +237,12 @@ export class SessionView {
         break;
       case "contact":
         this.card(p).status({ contact: f.contact });
+        break;
+      case "rsa":
+        this.card(p).rsaEvent(f);
+        break;
+      case "resonance":
+        this.onResonance(f);
         break;
       case "status":
         if (p != null) this.card(p).status(f);
