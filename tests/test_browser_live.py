@@ -380,6 +380,12 @@ def test_hr_and_coherence_update_from_live_data(
     dash.wait_for_function(
         "document.querySelector('.num[data-metric=\"coherence_ratio\"]').dataset.value !== ''"
     )
+    # RSA amplitude per breath (mean over 60 s) from the session's rsa events.
+    dash.wait_for_function(
+        "document.querySelector('.num[data-metric=\"rsa_60s_bpm\"]').dataset.value !== ''"
+    )
+    rsa_tip = dash.locator('.num[data-metric="rsa_60s_bpm"]').get_attribute("aria-label") or ""
+    assert "peak-to-trough" in rsa_tip and "60 s" in rsa_tip
     # The dashboard's numbers carry their formula and window.
     tip = dash.locator('.num[data-metric="rmssd_30s_ms"]').get_attribute("aria-label") or ""
     assert "30 s" in tip and "ΔNN" in tip
