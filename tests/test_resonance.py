@@ -299,3 +299,47 @@ def test_modes_are_fresh_per_change_and_configurable() -> None:
     states = [e.event for e in events if isinstance(e.event, PacerState)]
     assert [s.rate_bpm for s in states][:3] == [6.0, 5.5, 5.0]
     assert states[-1].mode == "fixed"
+
+
+# ---------------------------------------------------------------------- guidance
+
+
+def test_guidance_fades_the_pacer_while_coherence_stays_high_and_brings_it_back() -> None:
+    session = Session(("ann",), guidance="medium")
+    session.receive_control(PacerChange(0.0, 6.0, 0.5))
+    beats = _sine_rr(6.0, 0.0, 200.0)
+    # Coherent breathing for 200 s, then an irregular rhythm (no breathing peak).
+    rng = np.random.default_rng(5)
+    t = beats[-1][0]
+    irregular = []
+    while t < 400.0:
+        rr = float(rng.uniform(600.0, 1300.0))
+        t += rr / 1000.0
+        irregular.append((t, rr))
+    states: list[PacerState] = []
+    for t, rr in beats + irregular:
+        session.receive_rr("ann", rr, t_s=t)
+        states += [e.event for e in session.events_received() if isinstance(e.event, PacerState)]
+    cues = [(round(s.t_s), s.guidance) for s in states]
+    assert [c for _, c in cues] == ["full", "subtle", "full"], cues
+    subtle, back = states[1], states[2]
+    assert 60.0 <= subtle.t_s <= 200.0 and 200.0 < back.t_s < 300.0
+    # Phase and speed go on: a cue change is not a pacer change.
+    for prev, st in itertools.pairwise(states):
+        assert st.rate_bpm == prev.rate_bpm == 6.0
+        assert prev.phase is not None and st.phase is not None
+        carried = (prev.phase + (st.t_s - prev.t_s) * 0.1) % 1.0
+        assert min(abs(carried - st.phase), 1 - abs(carried - st.phase)) < 1e-6
+    assert subtle.to_json()["guidance"] == "subtle" and "guidance" not in back.to_json()
+    # Without guidance (the default) the pacer never fades.
+    plain = Session(("ann",))
+    plain.receive_control(PacerChange(0.0, 6.0, 0.5))
+    for t, rr in beats:
+        plain.receive_rr("ann", rr, t_s=t)
+    assert all(
+        e.event.guidance == "full"
+        for e in plain.events_received()
+        if isinstance(e.event, PacerState)
+    )
+    with pytest.raises(InvalidInput, match="levels"):
+        Session(("ann",), guidance="extreme")

@@ -76,11 +76,13 @@ from vagus.core.events import (
     PacerChange,
     PacerState,
     ParticipantClock,
+    Spectrum,
     check_control,
     event_from_json,
 )
 from vagus.core.pacer import Pacer, PacerMode
 from vagus.core.pipeline import Pipeline
+from vagus.core.resonance import Guidance
 from vagus.core.rsa import RsaTracker
 from vagus.exceptions import InvalidInput, MalformedPacket, ProtocolError
 
@@ -208,6 +210,10 @@ class Session:
             now at its first timed input (else its offset is 0).
         pipeline_factory: makes each participant's pipeline (default ``Pipeline()``).
         pacer_modes: the pacer's mode strategies (:class:`~vagus.core.pacer.Pacer`).
+        guidance: the challenge level of the coherence-adaptive guidance
+            (:class:`~vagus.core.resonance.Guidance`: the pacer fades to a subtle cue,
+            ``pacer_state.guidance``, while the followed participant's coherence stays
+            high), e.g. ``"medium"``; None (the default) for no guidance.
 
     Raises:
         InvalidInput: a bad or repeated participant name, or a bad offset.
@@ -221,6 +227,7 @@ class Session:
         map_clocks: bool = False,
         pipeline_factory: Callable[[], Pipeline] | None = None,
         pacer_modes: Mapping[str, Callable[[], PacerMode]] | None = None,
+        guidance: str | None = None,
     ) -> None:
         if isinstance(participants, str):
             raise InvalidInput(
@@ -241,6 +248,7 @@ class Session:
         self._seen_input = False
         self._closed = False
         self.pacer = Pacer(pacer_modes)
+        self._guidance = Guidance(guidance) if guidance is not None else None
         for name in participants:
             self.add_participant(name)
         for name, offset in (clock_offsets or {}).items():
@@ -545,6 +553,13 @@ class Session:
                     events.append(SessionEvent(participant, r))
         if breaths:
             out = out + breaths
+        guidance = self._guidance
+        if guidance is not None and participant == self.followed:
+            for e in out:
+                if isinstance(e, Spectrum) and (cue := guidance.observe(e)) is not None:
+                    state = self.pacer.set_guidance(e.t_s, cue)
+                    if state is not None:
+                        events.append(SessionEvent(None, state))
         mode = self.pacer.mode
         if mode is not None and mode.observes and participant == self.followed:
             for e in out:

@@ -53,6 +53,7 @@ collected by :meth:`Pacer.take_mode_events`). A strategy that answers with anoth
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -267,6 +268,7 @@ class Pacer:
             modes = MODES
         self._modes = dict(modes)
         self._mode_events: list[ComputedEvent] = []
+        self._guidance = "full"
         self._segments: list[_Segment] = []
         self._starts: list[float] = []  # segment start times, for bisect
         self._pending: tuple[float, PacerSettings] | None = None  # (t, settings) deferred
@@ -296,6 +298,32 @@ class Pacer:
     def has_mode_events(self) -> bool:
         """True when :meth:`take_mode_events` has something."""
         return bool(self._mode_events)
+
+    @property
+    def guidance(self) -> str:
+        """The current guidance cue: ``"full"`` or ``"subtle"`` (see :meth:`set_guidance`)."""
+        return self._guidance
+
+    def set_guidance(self, t_s: float, cue: str) -> PacerState | None:
+        """Show the pacer as ``cue`` (``"full"`` or ``"subtle"``) from ``t_s`` (or from the
+        pacer's latest state, if later). Returns the new state (phase and speed kept), or
+        None if nothing changed or the pacer is off or about to start a deferred shape
+        (every later state carries the cue)."""
+        if cue not in ("full", "subtle"):
+            raise InvalidInput(f"guidance must be 'full' or 'subtle', got {cue!r}")
+        if cue == self._guidance:
+            return None
+        self._guidance = cue
+        if not self._segments or self._pending is not None:
+            return None
+        last = self._segments[-1]
+        if last.shape is None:
+            return None
+        t = max(t_s, last.t0_s)
+        cycles = last.cycles0 + (t - last.t0_s) * last.hz
+        phase = cycles - math.floor(cycles)
+        state = dataclasses.replace(last.state, t_s=t, phase=phase if phase < 1.0 else 0.0)
+        return self._push(_Segment(t, cycles, last.hz, last.shape, state))
 
     def take_mode_events(self) -> list[ComputedEvent]:
         """Events the mode strategies made since the last call (in order)."""
@@ -382,6 +410,7 @@ class Pacer:
         :meth:`receive_change`).
         """
         self._rewind(state.t_s)
+        self._guidance = state.guidance
         self._pending = None
         self._mode = None
         self._next_inhale_s = math.inf
@@ -535,11 +564,11 @@ class Pacer:
             s = pending[1]
             return PacerState(
                 t_s, s.mode, s.rate_bpm, s.inhale_fraction, s.hold_in_s, s.hold_out_s,
-                self.phase_at(t_s),
+                self.phase_at(t_s), st.guidance,
             )  # fmt: skip
         return PacerState(
             t_s, st.mode, st.rate_bpm, st.inhale_fraction, st.hold_in_s, st.hold_out_s,
-            self.phase_at(t_s),
+            self.phase_at(t_s), st.guidance,
         )  # fmt: skip
 
     def history(self) -> list[PacerState]:
@@ -561,6 +590,8 @@ class Pacer:
         self._t_s = min(self._t_s, t_s)
 
     def _push(self, seg: _Segment) -> PacerState:
+        if seg.state.guidance != self._guidance:
+            seg = seg._replace(state=dataclasses.replace(seg.state, guidance=self._guidance))
         segs = self._segments
         # Two states at the same time: the later replaces the earlier (a view would too).
         while segs and segs[-1].t0_s >= seg.t0_s:

@@ -60,9 +60,11 @@ from vagus.core.pacer import FixedMode, PacerMode, PacerSettings
 from vagus.exceptions import InvalidInput
 
 __all__ = [
+    "GUIDANCE_LEVELS",
     "MODES",
     "AdaptiveConfig",
     "AdaptiveMode",
+    "Guidance",
     "ScanConfig",
     "ScanMode",
     "circular_mean_deg",
@@ -565,6 +567,56 @@ class AdaptiveMode(PacerMode):
             amps, phases = self._bins[key]
             rows.append(_Row(key, _median(amps), None, None, circular_mean_deg(phases)[0], None))
         return rows
+
+
+#: Challenge levels of the coherence-adaptive guidance: (fade above, come back below), as
+#: coherence ratios (SCIENCE.md "Coherence ratio"; clean 6/min breathing scores ~3-8,
+#: seated rest ~0.5). Not HeartMath's proprietary levels.
+GUIDANCE_LEVELS: dict[str, tuple[float, float]] = {
+    "gentle": (1.0, 0.6),
+    "medium": (2.0, 1.2),
+    "challenging": (3.5, 2.0),
+}
+
+
+class Guidance:
+    """Coherence-adaptive guidance (issue 12 §1): when the followed participant's coherence
+    ratio has stayed at or above the level's upper threshold for ``hold_s`` (every
+    spectrum in that stretch), the pacer fades to a subtle cue; the first spectrum below
+    the lower threshold (or without a coherence ratio) brings it back in full.
+
+    Args:
+        level: a key of :data:`GUIDANCE_LEVELS`.
+        hold_s: how long coherence must stay high before the pacer fades (s).
+    """
+
+    def __init__(self, level: str = "medium", hold_s: float = 60.0) -> None:
+        if level not in GUIDANCE_LEVELS:
+            raise InvalidInput(
+                f"unknown guidance level {level!r}; levels: {', '.join(GUIDANCE_LEVELS)}"
+            )
+        _check_range("hold_s", 0.0, 3600.0, hold_s)
+        self.level = level
+        self.high, self.low = GUIDANCE_LEVELS[level]
+        self.hold_s = hold_s
+        self.cue = "full"
+        self._high_since: float | None = None
+
+    def observe(self, event: Spectrum) -> str | None:
+        """Take a spectrum; return the new cue if it changed, else None."""
+        cr = event.coherence_ratio
+        if cr is not None and cr >= self.high:
+            if self._high_since is None:
+                self._high_since = event.t_s
+            if self.cue == "full" and event.t_s - self._high_since >= self.hold_s:
+                self.cue = "subtle"
+                return self.cue
+            return None
+        self._high_since = None
+        if self.cue == "subtle" and (cr is None or cr < self.low):
+            self.cue = "full"
+            return self.cue
+        return None
 
 
 #: The pacer's strategies by mode (the default of :class:`~vagus.core.pacer.Pacer`).
