@@ -440,7 +440,12 @@ function firstNotice() {
 let wakeLock = null;
 async function keepAwake() {
   if (!("wakeLock" in navigator)) {
-    $("elapsed").title = "Session time. This browser cannot keep the screen awake: set the screen timeout longer.";
+    // Said once, gently, where the state chip is: the screen may go dark on its own.
+    const note = "this browser cannot keep the screen awake: set a longer screen timeout";
+    $("elapsed").title = `Session time. ${note}.`;
+    $("awake-note").textContent = note;
+    $("awake-note").classList.remove("hidden");
+    setTimeout(() => $("awake-note").classList.add("hidden"), 15000);
     return;
   }
   if (document.visibilityState !== "visible" || wakeLock) return;
