@@ -343,3 +343,50 @@ def test_guidance_fades_the_pacer_while_coherence_stays_high_and_brings_it_back(
     )
     with pytest.raises(InvalidInput, match="levels"):
         Session(("ann",), guidance="extreme")
+
+
+def test_in_a_group_the_loop_follows_the_chosen_participant() -> None:
+    from vagus.sources.base import LinkGap, Packet
+    from vagus.sources.simulator import VirtualStrap
+
+    straps = {
+        "ann": VirtualStrap(SubjectConfig(resonance_bpm=6.5, resting_hr_bpm=70.0), seed=7),
+        "bob": VirtualStrap(SubjectConfig(resonance_bpm=4.5, resting_hr_bpm=60.0), seed=8),
+    }
+    session = Session(tuple(straps))
+    change = PacerChange(0.0, 6.0, 0.4, "adaptive", follow="bob")
+    session.receive_control(change)
+    for strap in straps.values():
+        strap.subject.follow_pacer(change)
+    events = session.events_received()
+    t = 0.0
+    while t < 660.0:
+        t += 1.0
+        items = sorted(
+            (
+                (it.t_arrival_s if isinstance(it, Packet) else it.t_s, name, it)
+                for name, strap in straps.items()
+                for it in strap.packets_until(t)
+            ),
+            key=lambda x: (x[0], x[1]),
+        )
+        for _, name, it in items:
+            if isinstance(it, Packet):
+                try:
+                    session.receive_packet(name, it.t_arrival_s, it.payload)
+                except ValueError:
+                    continue
+            elif isinstance(it, LinkGap):
+                session.receive_gap(name, it.t_s, it.reason)
+            new = session.events_received()
+            events += new
+            for e in new:
+                if isinstance(e.event, PacerState):
+                    for strap in straps.values():
+                        strap.subject.follow_pacer(e.event)
+    rates = [e.event.rate_bpm for e in events if isinstance(e.event, PacerState)]
+    assert rates[-1] is not None and abs(rates[-1] - 4.5) <= TOL_BPM, rates
+    estimates = [e for e in events if isinstance(e.event, Resonance)]
+    assert estimates and all(e.participant == "bob" for e in estimates)
+    # Both participants' breaths are measured.
+    assert {e.participant for e in events if isinstance(e.event, Rsa)} == {"ann", "bob"}
