@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -390,3 +391,43 @@ def test_in_a_group_the_loop_follows_the_chosen_participant() -> None:
     assert estimates and all(e.participant == "bob" for e in estimates)
     # Both participants' breaths are measured.
     assert {e.participant for e in events if isinstance(e.event, Rsa)} == {"ann", "bob"}
+
+
+# ---------------------------------------------------------------------- stored sessions
+
+
+def test_the_resonance_rate_found_comes_back_from_the_store(tmp_path: Path) -> None:
+    from vagus.resonance_history import (
+        latest_resonance_rate,
+        resonance_history,
+        session_resonance,
+    )
+    from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord
+    from vagus.store.open import open_store
+
+    run = _run("scan", 5.0, "clean")
+    records: list[InputRecord] = []
+    for kind, t, value in run.inputs:
+        if kind == "control":
+            assert isinstance(value, PacerChange)
+            records.append(ControlRecord(value))
+        elif kind == "packet":
+            assert isinstance(value, bytes)
+            records.append(PacketRecord(t, value, "eve"))
+        else:
+            records.append(GapRecord(t, str(value), "eve"))
+    store = open_store(tmp_path)
+    try:
+        assert latest_resonance_rate(store, "eve") is None
+        info = store.import_session(
+            records, started_unix_s=1.7e9, ended_unix_s=1.7e9 + 840.0, participants=("eve",)
+        )
+        live = next(r for r in run.resonance() if r.final)
+        assert session_resonance(store, info) == {"eve": live}  # replayed: the same decision
+        assert latest_resonance_rate(store, "eve") == live.rate_bpm
+        assert latest_resonance_rate(store, "someone else") is None
+        assert [(i.id, r.rate_bpm) for i, r in resonance_history(store, "eve")] == [
+            (info.id, live.rate_bpm)
+        ]
+    finally:
+        store.close()
