@@ -73,6 +73,8 @@ MESSAGES_PER_S: Final = 50.0
 MESSAGES_BURST: Final = 200.0
 #: Messages larger than this close the connection before they are read (websockets).
 HARD_MAX_BYTES: Final = 1 << 20
+#: Pending connections the listening socket holds (the kernel caps it at somaxconn).
+LISTEN_BACKLOG: Final = 4096
 #: Kernel send buffer of each websocket (bytes; Linux doubles it).
 SEND_BUFFER_BYTES: Final = 64 * 1024
 #: How often every connection's queue is checked for a stalled client (s).
@@ -235,6 +237,9 @@ class Service:
             # No permessage-deflate: frames are small, and compressing each one for each
             # client was a large share of the server's CPU (vagus bench serve --profile).
             compression=None,
+            # Thousands of clients may (re)connect at once (a server restart, a class
+            # joining): asyncio's default listen backlog of 100 refused them.
+            backlog=LISTEN_BACKLOG,
             max_queue=64,
             write_limit=64 * 1024,
             close_timeout=2.0,
