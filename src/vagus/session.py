@@ -94,9 +94,6 @@ __all__ = [
     "session_event_from_json",
 ]
 
-#: The computed event kinds a participant's breath tracker reads.
-_RSA_INPUT = frozenset(("beat", "gap", "spectrum"))
-
 #: The longest participant name (characters).
 MAX_PARTICIPANT_CHARS = 64
 
@@ -545,12 +542,12 @@ class Session:
         tracker = self._rsa[participant]
         events = self._events
         breaths: list[Event] = []
+        feed = tracker.feed
         for e in out:
             events.append(SessionEvent(participant, e))
-            if e.type in _RSA_INPUT:
-                for r in tracker.feed(e):
-                    breaths.append(r)
-                    events.append(SessionEvent(participant, r))
+            for r in feed(e):
+                breaths.append(r)
+                events.append(SessionEvent(participant, r))
         if breaths:
             out = out + breaths
         guidance = self._guidance

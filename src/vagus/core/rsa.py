@@ -127,36 +127,42 @@ class RsaTracker:
             lags.popleft()
         self._delta_s = lags[0][1]
 
-    def feed(self, event: Event) -> list[Rsa]:
+    def feed(self, event: Event) -> list[Rsa] | tuple[()]:
         """Take one computed event; return the breaths it ended (0 or 1, rarely more)."""
-        if isinstance(event, Beat):
+        kind = type(event)
+        if kind is Beat:
+            assert isinstance(event, Beat)
             if event.artifact is not None:
                 self._dirty = True
             nn = event.nn_ms
             if nn is None:
-                return []
+                return ()
             return self._sample(event.t_s - nn / 2000.0 + self._delta_s, 60000.0 / nn, nn)
-        if isinstance(event, Gap):
+        if kind is Gap:
             self._dirty = True
             self._before = None
             self._lags.clear()
-            return []
-        if isinstance(event, Spectrum) and event.peak_hz is not None and event.peak_hz > 0:
-            self._peak_hz = event.peak_hz
-        return []
+        elif kind is Spectrum:
+            assert isinstance(event, Spectrum)
+            if event.peak_hz is not None and event.peak_hz > 0:
+                self._peak_hz = event.peak_hz
+        return ()
 
     # ------------------------------------------------------------------ internals
 
-    def _sample(self, t: float, hr: float, nn: float) -> list[Rsa]:
-        out: list[Rsa] = []
+    def _sample(self, t: float, hr: float, nn: float) -> list[Rsa] | tuple[()]:
         pacer = self._pacer
         cycles = pacer.cycles_at(t)
         sample = (t, hr, nn)
+        if cycles is None and not self._paced and self._start_s is not None and t < self._end_s:
+            self._samples.append(sample)  # the common unpaced case
+            return ()
+        out: list[Rsa] = []
         if cycles is not None:
             key = math.floor(cycles)
             if self._paced and self._key is not None and key == self._key:
                 self._samples.append(sample)
-                return out
+                return ()
             hz = pacer.rate_hz_at(t) or 1.0
             boundary = t - (cycles - key) / hz
             if self._paced and self._key is not None and key == self._key + 1:
