@@ -23,8 +23,13 @@ spectra) and the median HR-pacer phase (unwrapped around the circular mean). Sco
 (a missing term counts 0). The best-scored rate is the candidate; where the phase
 crosses 0 (heart rate leads below, lags above) between the candidate and a neighbour,
 the rate is interpolated linearly to that crossing, kept within a quarter step of the
-candidate (the phase is noisy; the candidate's step decides). If the candidate is the
-highest or lowest rate scanned, the scan extends by one step beyond it (at most
+candidate (the phase is noisy; the candidate's step decides). When the phase crosses
+from lead to lag exactly once over the rates scanned, the candidate is the better-scored
+of the two rates around that crossing (phase first: a Mayer wave near 0.1 Hz can inflate
+one rate's band power). If the candidate is the
+highest or lowest rate scanned, or the phase has one sign at every rate (heart rate
+leads everywhere: the resonance is faster; lags everywhere: slower), the scan extends
+by one step beyond that edge (at most
 ``max_extensions`` times, within ``min_bpm``-``max_bpm``). It ends with a
 :class:`~vagus.core.events.Resonance` event (the rate, a confidence and the per-rate
 table) and goes on as ``fixed`` at the rate found.
@@ -271,6 +276,20 @@ def resonance_from_rows(
     if not scored:
         return None, 0.0, None
     best = max(scored, key=lambda i: (rows[i].score or 0.0, -i))
+    # One clean crossing of the phase from lead to lag: the resonance is there, whatever
+    # the sizes say (the first criterion; a Mayer wave can inflate one rate's power).
+    ph = [r.phase for r in rows]
+    down = [
+        i for i in range(len(rows) - 1)
+        if (a := ph[i]) is not None and (b := ph[i + 1]) is not None and a > 0.0 >= b
+    ]  # fmt: skip
+    up = [
+        i for i in range(len(rows) - 1)
+        if (a := ph[i]) is not None and (b := ph[i + 1]) is not None and a <= 0.0 < b
+    ]  # fmt: skip
+    if len(down) == 1 and not up and rows[down[0]].score is not None:
+        i = down[0]
+        best = max((i, i + 1), key=lambda j: (rows[j].score or 0.0, -j))
     rate = rows[best].rate_bpm
     crossing = False
     for a, b in ((best - 1, best), (best, best + 1)):
@@ -382,10 +401,11 @@ class ScanMode(PacerMode):
         _, _, best = resonance_from_rows(rows, c.step_bpm)
         if best is None:
             return None
-        if best == 0:
-            rate = round(rows[0].rate_bpm - c.step_bpm, 2)
-        elif best == len(rows) - 1:
-            rate = round(rows[-1].rate_bpm + c.step_bpm, 2)
+        phases = [r.phase for r in rows if r.phase is not None]
+        if best == 0 or (phases and all(p < 0.0 for p in phases)):
+            rate = round(rows[0].rate_bpm - c.step_bpm, 2)  # HR lags everywhere: slower
+        elif best == len(rows) - 1 or (phases and all(p > 0.0 for p in phases)):
+            rate = round(rows[-1].rate_bpm + c.step_bpm, 2)  # HR leads everywhere: faster
         else:
             return None
         if not (c.min_bpm - 1e-9 <= rate <= c.max_bpm + 1e-9):
