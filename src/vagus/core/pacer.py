@@ -295,6 +295,16 @@ class Pacer:
         return self._mode
 
     @property
+    def off_since_s(self) -> float | None:
+        """The time from which the pacer is off (``-inf`` if it never ran), or None
+        while it runs (a cheap test for followers of every beat)."""
+        segs = self._segments
+        if not segs:
+            return -math.inf
+        last = segs[-1]
+        return last.t0_s if last.shape is None else None
+
+    @property
     def has_mode_events(self) -> bool:
         """True when :meth:`take_mode_events` has something."""
         return bool(self._mode_events)

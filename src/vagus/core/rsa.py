@@ -106,7 +106,7 @@ class RsaTracker:
         self._key: int | None = None
         self._paced = False
         self._start_s: float | None = None
-        self._end_s = math.inf  # unpaced: the breath's planned end
+        self._end_s = -math.inf  # unpaced: the breath's planned end (-inf: none)
         self._rate_bpm = 0.0
         self._samples: list[tuple[float, float, float]] = []  # (mid t, HR, NN)
         self._before: tuple[float, float, float] | None = None  # last sample before it
@@ -137,7 +137,12 @@ class RsaTracker:
             nn = event.nn_ms
             if nn is None:
                 return ()
-            return self._sample(event.t_s - nn / 2000.0 + self._delta_s, 60000.0 / nn, nn)
+            t = event.t_s - nn / 2000.0 + self._delta_s
+            off = self._pacer.off_since_s
+            if off is not None and t >= off and not self._paced and t < self._end_s:
+                self._samples.append((t, 60000.0 / nn, nn))  # within an unpaced breath
+                return ()
+            return self._sample(t, 60000.0 / nn, nn)
         if kind is Gap:
             self._dirty = True
             self._before = None
@@ -179,6 +184,7 @@ class RsaTracker:
         if peak is None:
             self._before = sample
             self._start_s = None
+            self._end_s = -math.inf
             return out
         if self._start_s is None:
             self._restart(t, sample, paced=False, key=None)
@@ -213,7 +219,7 @@ class RsaTracker:
         else:
             peak = self._peak_hz or 0.0
             self._rate_bpm = peak * 60.0
-            self._end_s = start + 1.0 / peak if peak > 0 else math.inf
+            self._end_s = start + 1.0 / peak if peak > 0 else -math.inf
 
     def _close(self, end: float, after: tuple[float, float, float]) -> Rsa | None:
         start = self._start_s
