@@ -172,8 +172,16 @@ def converged_at_s(run: ClosedLoopRun, truth_bpm: float, tol_bpm: float = 0.25) 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bench's options."""
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = (
+        "Run the resonance scan and the adaptive pacer on simulated subjects with known "
+        "resonance rates, in closed loop (each subject breathes with the session's pacer), "
+        "as fast as the CPU allows, and print per subject: true rate, found rate, error, "
+        "confidence and minutes to converge (scan: its length; adaptive: the first time "
+        "the pacer came within ±0.25 breaths/min of the truth and stayed there). 'noisy' "
+        "subjects have 3 % artifacts, 20 % of breaths off the pacer, a 10 s dropout and "
+        "more heart-rate noise."
+    )
+    parser.epilog = "example: vagus bench pacer --rates 4.5,5.5 --modes adaptive --minutes 12"
     parser.add_argument(
         "--rates",
         default="4.5,5.0,5.5,6.0,6.5",
@@ -195,7 +203,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the cohort and print the table."""
-    rates = [float(x) for x in str(args.rates).split(",") if x.strip()]
+    try:
+        rates = [float(x) for x in str(args.rates).split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(
+            f"vagus bench pacer: --rates {args.rates!r}: give rates in breaths/min separated "
+            "by commas, e.g. --rates 4.5,5.5"
+        ) from None
+    if not rates or any(not 1.0 <= r <= 20.0 for r in rates):
+        raise SystemExit("vagus bench pacer: --rates must be 1-20 breaths/min each, e.g. 4.5,5.5")
+    if not 1.0 <= float(args.minutes) <= 120.0:
+        raise SystemExit("vagus bench pacer: --minutes must be 1-120 (simulated minutes per run)")
     noises = [x.strip() for x in str(args.noise).split(",") if x.strip()]
     modes = [x.strip() for x in str(args.modes).split(",") if x.strip()]
     for n in noises:
