@@ -21,7 +21,9 @@ beats, metrics, spectra, gaps and contact changes carry its name; session-wide e
 (markers, pacer changes, :class:`~vagus.core.events.PacerState`) carry None. The JSON
 form is the event's own with ``"participant"`` added. A participant's events are
 exactly those of a :class:`~vagus.core.pipeline.Pipeline` fed the same input alone
-(with the same clock offset): same input, same output, however many participants.
+(with the same clock offset), plus its breaths (:class:`~vagus.core.events.Rsa`, which
+depend on its input and the pacer only): same input, same output, however many
+participants.
 
 **The session clock** is seconds; every time the session takes and hands out is on it.
 Each participant's input times go through a constant offset, fixed at that
