@@ -267,11 +267,17 @@ class Service:
         ``keep_served``: sessions of ``vagus serve`` are not ended but suspended (saved,
         and resumed by :meth:`resume_served` when the server starts again)."""
         served = {s.session for s in self.tokens.served_sessions()} if keep_served else set()
-        for hosted in tuple(self.sessions.values()):
-            if hosted.id in served:
-                await hosted.suspend()
-            else:
-                await hosted.end("stopped with the server")
+        # All at once: each waits for its own store work, which the writer thread queues.
+        results = await asyncio.gather(
+            *(
+                hosted.suspend() if hosted.id in served else hosted.end("stopped with the server")
+                for hosted in tuple(self.sessions.values())
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("stopping a session failed: %s", result)
         await self.committer.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
