@@ -118,6 +118,9 @@ async def _server_main(data_dir: str, record: bool) -> None:
     from vagus.store.writer import StoreWriter
 
     _raise_fd_limit()
+    from vagus.service.app import tune_gc
+
+    tune_gc()  # as vagus serve does
     writer = None
     if record:
         writer = StoreWriter.for_data_dir(Path(data_dir))
