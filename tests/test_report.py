@@ -140,8 +140,8 @@ def test_report_on_simulated_session(tmp_path: Path) -> None:
     assert code == 0
     doc = out.read_text(encoding="utf-8")
     assert_self_contained(doc)
-    # The four figures: tachogram, HR/RMSSD, coherence/pacer, spectrum.
-    assert len(inline_images(doc)) == 4
+    # The five figures: tachogram, HR/RMSSD, coherence/pacer, spectrum, RSA per breath.
+    assert len(inline_images(doc)) == 5
     # Every section, page breaks for print.
     for section in ("tachogram", "hr-rmssd", "coherence", "spectrum", "battery", "quality"):
         assert f'<section id="{section}">' in doc
@@ -256,7 +256,7 @@ def test_report_on_imported_pyhrv_file(tmp_path: Path) -> None:
     assert row is not None and row.group(2) == "101.301"
     # No pacer: the whole-session spectrum, said so.
     assert "This session has no pacer" in doc
-    assert len(inline_images(doc)) == 4
+    assert len(inline_images(doc)) == 5  # with the RSA amplitude per (unpaced) breath
     # neurokit2 on the corrected NN (peaks at 1000 Hz from cumulative NN: ≤ 1 ms rounding).
     battery = hrv_battery(replay)
     assert not battery.errors
@@ -605,7 +605,7 @@ def test_report_out_of_range_rr_after_reconnect(tmp_path: Path) -> None:
     assert main(["report", sid, "-o", str(out), "--data-dir", str(tmp_path / "data"), "-q"]) == 0
     doc = out.read_text(encoding="utf-8")
     assert_self_contained(doc)
-    assert len(inline_images(doc)) == 4
+    assert len(inline_images(doc)) == 5
     # Counted in the signal-quality section, with how many were too short / too long.
     quality = doc.split('<section id="quality">', 1)[1]
     m = re.search(

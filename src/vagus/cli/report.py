@@ -9,7 +9,8 @@ per participant, each replayed through its own pipeline (never pooled);
 
 ``vagus progress [--participant P] [-o FILE.html] [--refresh] [--data-dir D] [--json]``
 writes the trend across sessions (resting RMSSD, mean coherence, time in high
-coherence, resonance rate once known) as figures and a table, one section per
+coherence, resonance rate and its confidence once the pacer's scan or adaptive mode found one, mean
+RSA amplitude) as figures and a table, one section per
 participant (sessions without a named participant under "(no participant)");
 ``--participant`` keeps one section.
 
@@ -56,8 +57,10 @@ def register(subparsers: Any) -> None:
             "Replay a stored session through the pipeline and write one self-contained "
             "HTML report (figures inline, opens offline, prints well): tachogram with "
             "artifacts and gaps, HR and RMSSD, coherence and pacer, paced against unpaced "
-            "spectrum, the neurokit2 HRV battery beside our real-time metrics, signal "
-            "quality, and the definitions of every number. A session with several "
+            "spectrum, RSA amplitude per breath and the resonance scan's table, a session "
+            "plan's phases side by side (baseline, practice, recovery: HR, RMSSD, "
+            "coherence, RSA amplitude), the neurokit2 HRV battery beside our real-time "
+            "metrics, signal quality, and the definitions of every number. A session with several "
             "participants gets one section per participant (each replayed through its "
             "own pipeline, never pooled) after the session's markers and pacer track."
         ),
@@ -97,7 +100,8 @@ def register(subparsers: Any) -> None:
             "Replay every session and write an HTML report of the trends, one section "
             "(figure and table) per participant, never pooled across participants: "
             "resting RMSSD, mean coherence, time in high coherence (CR >= 3, our "
-            "threshold), resonance rate once assessed. Sessions recorded or imported "
+            "threshold), mean RSA amplitude, and the resonance rate (with its confidence) "
+            "that the pacer's scan or adaptive mode found. Sessions recorded or imported "
             "without --participant (stored as 'me') form the '(no participant)' section. "
             "Values are cached in each finished session's summary; --refresh recomputes "
             "them."
@@ -153,6 +157,23 @@ def run_report(args: argparse.Namespace) -> int:
                 "mean_coherence": summary.realtime_means.get("coherence_ratio"),
                 "artifact_pct": summary.artifact_total_pct,
                 "gaps": summary.gap_count,
+                "rsa_mean_amplitude_bpm": summary.rsa_mean_amplitude_bpm,
+                "resonance_rate_bpm": (
+                    None if summary.resonance is None else summary.resonance.rate_bpm
+                ),
+                "phases": [
+                    {
+                        "name": ph.name,
+                        "start_s": ph.start_s,
+                        "duration_s": ph.duration_s,
+                        "pacer": ph.pacer,
+                        "hr_bpm": ph.hr_bpm,
+                        "rmssd_ms": ph.rmssd_ms,
+                        "coherence": ph.coherence,
+                        "rsa_bpm": ph.rsa_bpm,
+                    }
+                    for ph in summary.phases
+                ],
             }
             for who, summary in summaries.items()
         ]
@@ -200,6 +221,8 @@ def run_progress(args: argparse.Namespace) -> int:
                             "mean_coherence": r.mean_coherence,
                             "high_coherence_s": r.high_coherence_s,
                             "resonance_rate_bpm": r.resonance_rate_bpm,
+                            "resonance_confidence": r.resonance_confidence,
+                            "rsa_mean_amplitude_bpm": r.rsa_mean_amplitude_bpm,
                         }
                         for r in rows
                     ],

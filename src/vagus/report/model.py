@@ -35,9 +35,12 @@ from vagus.core.events import (
     Marker,
     Metrics,
     PacerChange,
+    Resonance,
+    Rsa,
     Spectrum,
 )
 from vagus.core.metrics import Summary, summarize
+from vagus.core.plans import phase_of_marker
 from vagus.core.spectrum import COHERENCE_WINDOW_S, HIGH_COHERENCE_RATIO
 from vagus.report._common import RR_RANGE_MS, ProgressCallback, no_progress
 from vagus.store.base import (
@@ -59,18 +62,26 @@ from vagus.store.replay import replay_records as store_replay_records
 
 __all__ = [
     "HIGH_COHERENCE_RATIO",
+    "MIN_RESONANCE_CONFIDENCE",
+    "PhaseStats",
     "ProgressRow",
     "SessionReplay",
     "SessionSummary",
     "SpectrumComparison",
     "compare_spectra",
+    "plan_phases",
     "replay_participants",
     "replay_records",
     "replay_session",
+    "session_resonance_result",
     "summarize_replay",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+#: An adaptive estimate counts as a session's resonance rate only with at least this
+#: confidence (the same rule as :mod:`vagus.resonance_history`).
+MIN_RESONANCE_CONFIDENCE = 0.5
 
 
 # ---------------------------------------------------------------------------- replay
@@ -86,7 +97,9 @@ class SessionReplay:
     (class or None), ``beat_inserted`` (the corrector inserted the beat to split a missed
     beat), ``beat_segment`` (0, then +1 after each gap: no ΔNN across segments).
     Metrics arrays hold one entry per :class:`~vagus.core.events.Metrics` event (NaN where
-    the event's value was None).
+    the event's value was None). ``rsa``: the per-breath RSA events
+    (:class:`~vagus.core.events.Rsa`); ``resonance``: the resonance estimates made while
+    the pacer followed this participant (:class:`~vagus.core.events.Resonance`).
     """
 
     info: SessionInfo
@@ -112,6 +125,8 @@ class SessionReplay:
     contacts: list[Contact] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     pacer_changes: list[PacerChange] = field(default_factory=list)
+    rsa: list[Rsa] = field(default_factory=list)
+    resonance: list[Resonance] = field(default_factory=list)
     t0_s: float = 0.0
     t_end_s: float = 0.0
 
@@ -309,6 +324,10 @@ def _collect(out: SessionReplay, events: list[Event], first_t: float | None) -> 
             out.markers.append(ev)
         elif isinstance(ev, PacerChange):
             out.pacer_changes.append(ev)
+        elif isinstance(ev, Rsa):
+            out.rsa.append(ev)
+        elif isinstance(ev, Resonance):
+            out.resonance.append(ev)
     out.beat_t_s = np.asarray(bt, dtype=np.float64)
     out.beat_rr_ms = np.asarray(brr, dtype=np.float64)
     out.beat_nn_ms = np.asarray(bnn, dtype=np.float64)
@@ -459,6 +478,14 @@ class SessionSummary:
             ``unmeasured_gaps``: gaps reported with a duration <= 0, counted but neither
             summed nor drawn as a span).
         contact_loss_s: time between a strap's "no contact" and its next "contact" report.
+        rsa_breaths: breaths with an RSA amplitude (:class:`~vagus.core.events.Rsa`).
+        rsa_mean_amplitude_bpm: mean peak-to-trough HR (bpm) of the clean breaths
+            (no artifact, gap or missing stretch), None without one (SCIENCE.md "RSA
+            amplitude").
+        resonance: the session's resonance result for this participant
+            (:func:`session_resonance_result`), None when the pacer never assessed it.
+        phases: the plan's phases side by side (:func:`plan_phases`), empty when the
+            session followed no plan.
     """
 
     duration_s: float
@@ -483,6 +510,10 @@ class SessionSummary:
     contact_reported: bool
     spectrum: SpectrumComparison
     out_of_range_rr_ms: tuple[float, ...] = ()
+    rsa_breaths: int = 0
+    rsa_mean_amplitude_bpm: float | None = None
+    resonance: Resonance | None = None
+    phases: tuple[PhaseStats, ...] = ()
 
     @property
     def out_of_range_low(self) -> int:
@@ -507,6 +538,9 @@ class SessionSummary:
             "high_coherence_s": self.high_coherence_s,
             "high_coherence_pct": self.high_coherence_pct,
             "artifact_pct": self.artifact_total_pct,
+            "rsa_mean_amplitude_bpm": self.rsa_mean_amplitude_bpm,
+            "resonance_rate_bpm": None if self.resonance is None else self.resonance.rate_bpm,
+            "resonance_confidence": (None if self.resonance is None else self.resonance.confidence),
         }
 
 
@@ -598,7 +632,141 @@ def summarize_replay(replay: SessionReplay) -> SessionSummary:
         contact_reported=any(c.contact is not None for c in r.contacts),
         spectrum=compare_spectra(r),
         out_of_range_rr_ms=tuple(float(v) for v in r.beat_rr_ms[oor]),
+        rsa_breaths=sum(1 for b in r.rsa if b.amplitude_bpm is not None),
+        rsa_mean_amplitude_bpm=_mean_rsa(r.rsa),
+        resonance=session_resonance_result(r.resonance),
+        phases=plan_phases(r),
     )
+
+
+def _mean_rsa(breaths: Iterable[Rsa]) -> float | None:
+    """Mean peak-to-trough HR (bpm) of the clean breaths that have one."""
+    amps = [b.amplitude_bpm for b in breaths if b.clean and b.amplitude_bpm is not None]
+    return float(np.mean(amps)) if amps else None
+
+
+def session_resonance_result(estimates: Sequence[Resonance]) -> Resonance | None:
+    """A session's resonance result: its last final scan result, else its last adaptive
+    estimate with a confidence of at least :data:`MIN_RESONANCE_CONFIDENCE` (the rule of
+    :mod:`vagus.resonance_history`); None otherwise."""
+    scans = [e for e in estimates if e.method == "scan" and e.final and e.rate_bpm is not None]
+    if scans:
+        return scans[-1]
+    loops = [
+        e
+        for e in estimates
+        if e.method == "adaptive"
+        and e.rate_bpm is not None
+        and e.confidence >= MIN_RESONANCE_CONFIDENCE
+    ]
+    return loops[-1] if loops else None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStats:
+    """One phase of a session plan, measured (the report's side-by-side table).
+
+    A phase runs from its marker (``"phase 2/3: practice (10 min)"``,
+    :func:`vagus.core.plans.phase_of_marker`) to the next phase marker, the ``"plan end"``
+    marker, or the end of the data.
+
+    Attributes:
+        name: the phase's name; ``number``: its position in the plan (1-based).
+        start_s, end_s: its span (s, session clock).
+        pacer: what the pacer did: "off", or the mode and rates seen (e.g. "fixed 6").
+        beats: corrected NN in the phase.
+        hr_bpm: 60000 / mean(NN) over the phase.
+        rmssd_ms: sqrt(mean(ΔNN²)) over the phase's NN, no difference across a gap.
+        coherence: mean coherence ratio of the 64 s spectra computed in the phase (their
+            windows end in it; the first minute's reach back into the phase before).
+        rsa_bpm: mean peak-to-trough HR of the clean breaths that ended in the phase.
+        rsa_breaths: how many breaths that mean is over.
+    """
+
+    number: int
+    name: str
+    start_s: float
+    end_s: float
+    pacer: str
+    beats: int
+    hr_bpm: float | None
+    rmssd_ms: float | None
+    coherence: float | None
+    rsa_bpm: float | None
+    rsa_breaths: int
+
+    @property
+    def duration_s(self) -> float:
+        """The phase's length (s)."""
+        return self.end_s - self.start_s
+
+
+def _pacer_text(r: SessionReplay, t0: float, t1: float) -> str:
+    modes: list[str] = []
+    last = None
+    for pc in r.pacer_changes:
+        if pc.t_s <= t0:
+            last = pc
+    seen = ([last] if last is not None else []) + [pc for pc in r.pacer_changes if t0 < pc.t_s < t1]
+    for pc in seen:
+        text = "off" if pc.rate_bpm is None else f"{pc.mode} {pc.rate_bpm:g}"
+        if pc.mode in ("scan", "adaptive") and pc.rate_bpm is not None:
+            text = f"{pc.mode} from {pc.rate_bpm:g}"
+        if not modes or modes[-1] != text:
+            modes.append(text)
+    return ", ".join(modes) if modes else "off"
+
+
+def plan_phases(replay: SessionReplay) -> tuple[PhaseStats, ...]:
+    """The session plan's phases measured side by side (see :class:`PhaseStats`);
+    empty when no phase marker is in the session."""
+    r = replay
+    starts: list[tuple[float, int, str]] = []
+    ends: list[float] = []
+    for m in r.markers:
+        parsed = phase_of_marker(m.text)
+        if parsed is not None:
+            starts.append((m.t_s, parsed[0], parsed[2]))
+        elif m.text == "plan end":
+            ends.append(m.t_s)
+    if not starts:
+        return ()
+    starts.sort()
+    t_last = max([r.t_end_s] + [b.t_s for b in r.rsa])
+    has_nn = np.isfinite(r.beat_nn_ms)
+    t_nn, nn, seg = r.beat_t_s[has_nn], r.beat_nn_ms[has_nn], r.beat_segment[has_nn]
+    out: list[PhaseStats] = []
+    for k, (t0, number, name) in enumerate(starts):
+        bounds = [t for t, _, _ in starts[k + 1 : k + 2]] + [e for e in ends if e > t0]
+        t1 = min(bounds) if bounds else t_last
+        if t1 <= t0:
+            continue
+        sel = (t_nn >= t0) & (t_nn < t1)
+        x, g = nn[sel], seg[sel]
+        d = np.diff(x)[np.diff(g) == 0] if x.size > 1 else np.empty(0)
+        crs = [
+            s.coherence_ratio
+            for s in r.spectra
+            if t0 <= s.t_s < t1 and s.coherence_ratio is not None
+        ]
+        breaths = [b for b in r.rsa if t0 < b.t_s <= t1]
+        amp = _mean_rsa(breaths)
+        out.append(
+            PhaseStats(
+                number=number,
+                name=name,
+                start_s=t0,
+                end_s=t1,
+                pacer=_pacer_text(r, t0, t1),
+                beats=int(x.size),
+                hr_bpm=60000.0 / float(x.mean()) if x.size else None,
+                rmssd_ms=float(np.sqrt(np.mean(d * d))) if d.size else None,
+                coherence=float(np.mean(crs)) if crs else None,
+                rsa_bpm=amp,
+                rsa_breaths=sum(1 for b in breaths if b.clean and b.amplitude_bpm is not None),
+            )
+        )
+    return tuple(out)
 
 
 def _unpaced_mask(r: SessionReplay, t_s: FloatArray) -> npt.NDArray[np.bool_]:
@@ -658,6 +826,8 @@ class ProgressRow:
     artifact_pct: float | None
     resonance_rate_bpm: float | None
     cached: bool = False
+    resonance_confidence: float | None = None
+    rsa_mean_amplitude_bpm: float | None = None
 
     @property
     def date(self) -> str:

@@ -436,6 +436,56 @@ def spectrum_figure(cmp_: SpectrumComparison) -> str | None:
         return figure_to_html(fig, "Mean heart-rate spectrum, paced against unpaced")
 
 
+def rsa_figure(replay: SessionReplay) -> str | None:
+    """RSA amplitude per breath (peak-to-trough HR, bpm) over time, paced and unpaced
+    breaths apart, with the breath's rate; and the resonance scan's amplitude per rate
+    when the session has one."""
+    r = replay
+    pts = [b for b in r.rsa if b.amplitude_bpm is not None]
+    if not pts:
+        return None
+    scan = next(
+        (e for e in reversed(r.resonance) if e.method == "scan" and e.final and e.rates_bpm),
+        None,
+    )
+    with _quiet_matplotlib():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10.0, 5.6 if scan else 3.4), dpi=_DPI, layout="constrained")
+        grid = fig.subplots(2 if scan else 1, 1, squeeze=False)
+        ax = grid[0][0]
+        for paced, color, name in ((True, "#ff7f0e", "paced"), (False, _NN_COLOR, "unpaced")):
+            sel = [b for b in pts if b.paced is paced]
+            if not sel:
+                continue
+            x = _minutes(r, [b.t_s for b in sel])
+            y = [b.amplitude_bpm for b in sel]
+            clean = [b.clean for b in sel]
+            ax.plot(x, y, ".", color=color, ms=4, alpha=0.35)
+            ax.plot(
+                np.asarray(x)[clean], np.asarray(y, dtype=np.float64)[clean], ".",
+                color=color, ms=5, label=f"{name} breaths (clean)",
+            )  # fmt: skip
+        ax.set_ylabel("RSA amplitude (bpm)")
+        ax.set_xlabel(_time_label(r))
+        ax.set_ylim(bottom=0)
+        _decorate(ax, r, label_markers=True, legend=False)
+        ax.grid(alpha=0.3)
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if scan is not None:
+            a2 = grid[1][0]
+            amps = [math.nan if v is None else v for v in scan.amplitude_bpm]
+            a2.bar(scan.rates_bpm, amps, width=0.35, color="#fdd0a2", label="mean amplitude")
+            if scan.rate_bpm is not None:
+                a2.axvline(scan.rate_bpm, color="#d62728", ls="--", lw=1.2,
+                           label=f"resonance {scan.rate_bpm:.2f}")  # fmt: skip
+            a2.set_xlabel("pacer rate (breaths/min)")
+            a2.set_ylabel("amplitude (bpm)")
+            a2.grid(alpha=0.3)
+            _legend(a2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return figure_to_html(fig, "RSA amplitude per breath and the resonance scan")
+
+
 def session_figures(
     replay: SessionReplay,
     summary: SessionSummary,
@@ -447,6 +497,7 @@ def session_figures(
         ("hr_rmssd", lambda: hr_rmssd_figure(replay)),
         ("coherence", lambda: coherence_figure(replay, HIGH_COHERENCE_RATIO)),
         ("spectrum", lambda: spectrum_figure(summary.spectrum)),
+        ("rsa", lambda: rsa_figure(replay)),
     ]
     out: dict[str, str] = {}
     for i, (name, make) in enumerate(makers):

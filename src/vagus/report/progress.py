@@ -18,8 +18,12 @@ session's participants in one pass, each through its own pipeline) and summarisi
   published HeartMath formula, not HeartMath's score);
 - time in high coherence: windows with CR ≥
   :data:`~vagus.core.spectrum.HIGH_COHERENCE_RATIO` (our threshold) × 5 s;
-- resonance rate (breaths/min): from the session summary's ``resonance_rate_bpm`` when a
-  resonance assessment stored one, else "not yet assessed".
+- resonance rate (breaths/min) and its confidence: what the pacer's ``scan`` found for
+  this participant (its final result), else the last ``adaptive`` estimate with a
+  confidence of at least 0.5 (:func:`vagus.report.model.session_resonance_result`; the
+  replay makes the same decisions as live), else a rate stored in the session's summary
+  (``resonance_rate_bpm``, an assessment made elsewhere), else "not yet assessed";
+- mean RSA amplitude (bpm): mean peak-to-trough heart rate of the clean breaths.
 
 Derived values are cached in the session summary under :data:`CACHE_KEY` (for ended
 sessions only, keyed by the vagus version and :data:`TREND_VERSION`), never trusted over
@@ -60,7 +64,8 @@ __all__ = [
 CACHE_KEY = "report_trend"
 #: Bumped whenever the trend values' definitions change (invalidates the cache).
 #: 2: the session start ignores an out-of-range first RR (duration_s).
-TREND_VERSION = 2
+#: 3: resonance rate and confidence from the replay, mean RSA amplitude.
+TREND_VERSION = 3
 #: The participant name the store, ``vagus record`` and ``vagus import`` use when none is
 #: given: such sessions have no named participant.
 DEFAULT_PARTICIPANT = "me"
@@ -95,6 +100,11 @@ def _cached(info: SessionInfo, participant: str) -> dict[str, Any] | None:
 
 def _row(info: SessionInfo, participant: str, v: dict[str, Any], cached: bool) -> ProgressRow:
     beats = _num(v.get("beats"))
+    rate = _num(v.get("resonance_rate_bpm"))
+    if rate is None:
+        # A rate stored with the session (an assessment made elsewhere) when the pacer
+        # found none in it.
+        rate = _num(info.summary.get("resonance_rate_bpm"))
     return ProgressRow(
         session_id=info.id,
         started_unix_s=info.started_unix_s,
@@ -110,8 +120,10 @@ def _row(info: SessionInfo, participant: str, v: dict[str, Any], cached: bool) -
         high_coherence_s=_num(v.get("high_coherence_s")),
         high_coherence_pct=_num(v.get("high_coherence_pct")),
         artifact_pct=_num(v.get("artifact_pct")),
-        resonance_rate_bpm=_num(info.summary.get("resonance_rate_bpm")),
+        resonance_rate_bpm=rate,
         cached=cached,
+        resonance_confidence=_num(v.get("resonance_confidence")),
+        rsa_mean_amplitude_bpm=_num(v.get("rsa_mean_amplitude_bpm")),
     )
 
 
@@ -223,17 +235,19 @@ _HEADER = (
     "mean RMSSD 60 s (ms)",
     "mean coherence ratio (64 s)",
     f"time with CR ≥ {HIGH_COHERENCE_RATIO:g} (% of windows)",
-    "resonance rate (breaths/min)",
+    "resonance rate (breaths/min) · confidence",
+    "mean RSA amplitude (bpm, clean breaths)",
     "artifacts (% of measured beats)",
 )
-_NUM_COLS = {0, 4, 5, 6, 7, 8, 9, 10, 11}
+_NUM_COLS = {0, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 
 
 def _table_html(rows: Sequence[ProgressRow]) -> str:
     body_rows = []
     for i, r in enumerate(rows, 1):
+        conf = "" if r.resonance_confidence is None else f" · {r.resonance_confidence:.2f}"
         res = (
-            f"{r.resonance_rate_bpm:g}"
+            f"{round(r.resonance_rate_bpm, 2):g}{conf}"
             if r.resonance_rate_bpm is not None
             else "<span class='muted'>not yet assessed</span>"
         )
@@ -250,6 +264,7 @@ def _table_html(rows: Sequence[ProgressRow]) -> str:
             _fmt(r.mean_coherence, 2),
             _clock(r.high_coherence_s) + pct,
             res,
+            _fmt(r.rsa_mean_amplitude_bpm, 1),
             _fmt(r.artifact_pct, 1),
         ]
         body_rows.append(
@@ -280,7 +295,8 @@ def _participant_section(
     fig_html = (
         f"<figure>{figure}<figcaption>{_e(label)}: per session, oldest first (x: session "
         "number within this participant, and date). Resonance rate: only for sessions "
-        "where a resonance assessment stored one.</figcaption></figure>"
+        "where the pacer's scan or adaptive mode found one for this participant."
+        "</figcaption></figure>"
         if figure
         else "<p class='note'>No sessions to plot.</p>"
     )
@@ -366,9 +382,14 @@ HeartMath's proprietary score.</dd>
 <dt>Time in high coherence</dt><dd>Number of 64 s windows with CR ≥
 {HIGH_COHERENCE_RATIO:g} × 5 s (percentage: of the windows with a CR). The threshold is
 ours; HeartMath's level thresholds are proprietary.</dd>
-<dt>Resonance rate</dt><dd>The breathing rate (breaths/min) with the largest heart-rate
-oscillation, as found by a resonance assessment and stored with the session
-(<code>resonance_rate_bpm</code>); “not yet assessed” otherwise.</dd>
+<dt>Resonance rate</dt><dd>The breathing rate (breaths/min) at which heart rate swings the
+most and in step with the breath (heart-rate/pacer phase near 0°): the final result of the
+pacer's <code>scan</code> for this participant, else the last <code>adaptive</code> estimate
+with a confidence ≥ 0.5 (confidence 0–1 shown beside it); “not yet assessed” otherwise.
+The latest one is the default rate of the participant's next session.</dd>
+<dt>Mean RSA amplitude</dt><dd>Mean over the clean breaths (no artifact, gap or missing
+stretch) of the peak-to-trough heart rate max(HR) − min(HR) within each breath (a pacer
+cycle, or one period of the spectral peak without a pacer).</dd>
 <dt>Mean HR</dt><dd>60000 / mean(NN) over the whole session.</dd>
 <dt>Artifacts</dt><dd>Measured beats classified as artifacts (Lipponen &amp; Tarvainen 2019) /
 all measured beats × 100.</dd>

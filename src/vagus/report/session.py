@@ -407,6 +407,26 @@ def _definitions_html() -> str:
             "(at least 60 s of them); no difference is taken across a gap or a pacer switch.",
         ),
         (
+            "RSA amplitude",
+            "Per breath: max(HR) − min(HR) over the beats in it, HR = 60000 / NN placed at "
+            "the middle of each interval; a breath is one pacer cycle (inhale start to the "
+            "next), or without a pacer one period of the spectral peak. The mean is over "
+            "clean breaths (no artifact, gap or missing stretch). SCIENCE.md “RSA amplitude”.",
+        ),
+        (
+            "Resonance rate",
+            "The breathing rate where heart rate swings most and in step with the breath "
+            "(heart rate leads breathing by about 0°; Vaschillo et al. 2002): the final "
+            "result of the pacer's scan (each rate scored by amplitude, pacer-band power, "
+            "coherence and phase), else the last adaptive estimate with confidence ≥ 0.5.",
+        ),
+        (
+            "Plan phases",
+            "A session plan's phases (marker “phase n/N: name”) each measured on its own: "
+            "HR and RMSSD of the NN in it, the mean coherence ratio of the spectra computed "
+            "in it, the mean RSA amplitude of its clean breaths.",
+        ),
+        (
             "Artifact %",
             "Measured beats of a class / all measured beats × 100 (beats inserted by the "
             "corrector are not measured beats). Real-time artifact rate: the same over the "
@@ -463,7 +483,22 @@ def _pieces(
                 "gaps in the beat chain (total known time; see Signal quality)",
                 f"{s.gap_count} · {clock(s.gap_total_s)}",
             ),
+            card(
+                "mean RSA amplitude (peak-to-trough HR per clean breath)",
+                fmt(s.rsa_mean_amplitude_bpm, 1, "bpm"),
+            ),
         ]
+        + (
+            [
+                card(
+                    f"resonance rate ({s.resonance.method}, confidence "
+                    f"{s.resonance.confidence:.2f})",
+                    fmt(s.resonance.rate_bpm, 2, "breaths/min"),
+                )
+            ]
+            if s.resonance is not None
+            else []
+        )
     )
 
     # --- our numbers beside the real-time means
@@ -697,7 +732,94 @@ def _pieces(
         f"{HIGH_COHERENCE_RATIO:g}). Bottom: pacer rate (step line) and the spectral "
         "peak frequency × 60 (dots: the rhythm seen in the heart rate), breaths/min.",
     )
+    # --- breathing: RSA, resonance, plan phases
+    breathing = fig(
+        "rsa",
+        "Top: RSA amplitude of every breath, max(HR) − min(HR) over the beats in it "
+        "(a pacer cycle when paced, one period of the spectral peak when not; faint dots: "
+        "breaths with an artifact, gap or missing stretch), against time from the start; "
+        "dashed lines are markers [n]. Bottom (a resonance scan only): the scan's mean "
+        "amplitude per pacer rate and the rate it found.",
+    )
+    res = s.resonance
+    if res is not None and res.rates_bpm:
+        breathing += (
+            f"<h3>Resonance {esc(res.method)}: {fmt(res.rate_bpm, 2, 'breaths/min')}, "
+            f"confidence {res.confidence:.2f}</h3>"
+            + html_table(
+                (
+                    "pacer rate (breaths/min)",
+                    "mean amplitude (bpm)",
+                    "pacer-band power (ms²)",
+                    "coherence ratio",
+                    "HR-pacer phase (°)",
+                    "score",
+                ),
+                [
+                    (f"{rate:g}", fmt(a, 1), fmt(pw, 0), fmt(c, 2), fmt(ph, 0), fmt(sc, 2))
+                    for rate, a, pw, c, ph, sc in zip(
+                        res.rates_bpm,
+                        res.amplitude_bpm,
+                        res.power_ms2,
+                        res.coherence,
+                        res.phase_deg,
+                        res.score,
+                        strict=False,
+                    )
+                ],
+                (0, 1, 2, 3, 4, 5),
+            )
+            + "<p class='note'>Phase: heart rate against the pacer's breathing at the "
+            "breathing frequency; positive = heart rate leads (below the resonance rate), "
+            "0° at resonance (SCIENCE.md “Resonance frequency and the adaptive "
+            "pacer”).</p>"
+        )
+    elif res is not None:
+        breathing += (
+            f"<p>Resonance rate ({esc(res.method)}): {fmt(res.rate_bpm, 2, 'breaths/min')}, "
+            f"confidence {res.confidence:.2f}.</p>"
+        )
+    if s.phases:
+        breathing += (
+            "<h3>Plan phases side by side</h3>"
+            + html_table(
+                (
+                    "phase",
+                    "from",
+                    "length",
+                    "pacer",
+                    "HR (bpm)",
+                    "RMSSD (ms)",
+                    "coherence ratio",
+                    "RSA amplitude (bpm)",
+                    "breaths",
+                ),
+                [
+                    (
+                        f"{ph.number}. {esc(ph.name)}",
+                        clock(ph.start_s - r.t0_s),
+                        clock(ph.duration_s),
+                        esc(ph.pacer),
+                        fmt(ph.hr_bpm, 1),
+                        fmt(ph.rmssd_ms, 1),
+                        fmt(ph.coherence, 2),
+                        fmt(ph.rsa_bpm, 1),
+                        str(ph.rsa_breaths),
+                    )
+                    for ph in s.phases
+                ],
+                (4, 5, 6, 7, 8),
+            )
+            + (
+                "<p class='note'>Each phase from its marker to the next (or the plan's end): "
+                "HR = 60000 / mean NN, RMSSD = sqrt(mean ΔNN²) with no difference across a "
+                "gap, the mean coherence ratio of the 64 s spectra computed in the phase (the "
+                "first minute's windows reach back into the phase before), the mean RSA "
+                "amplitude of the clean breaths that ended in it.</p>"
+            )
+        )
     return {
+        "breathing": breathing,
         "title": title,
         "header": header,
         "cards": cards,
@@ -734,6 +856,9 @@ def _body_sections(p: dict[str, str], suffix: str = "", who: str = "") -> str:
 </section>
 <section id="spectrum{suffix}"><h2>Spectrum: paced against unpaced{by}</h2>
 {p["spectrum"]}
+</section>
+<section id="breathing{suffix}"><h2>RSA amplitude, resonance and plan phases{by}</h2>
+{p["breathing"]}
 </section>
 <section id="numbers{suffix}"><h2>Summary: our metrics{by}</h2>
 {p["ours"]}
