@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +136,27 @@ async def test_recorded_session_replays_the_same_events(tmp_path: Path) -> None:
             # a live-only frame is refused on a review connection
             seq = await rv.request({"type": "pacer", "rate_bpm": 6})
             assert (await rv.reply_to(seq))["code"] == "forbidden"
+        # the review page's link to the HTML report: the session's report for its
+        # practitioner or viewer token, 403 without a token or with a participant's
+        report_path = hello["review"]["report_url"]
+        assert report_path == f"/s/{hosted.id}/report"
+        pr_token = links["ws"]["practitioner"].split("token=")[1]
+        ann_token = parts["ann"]["ws"].split("token=")[1]
+        status, body = await asyncio.to_thread(
+            _get, f"{svc.base_url}{report_path}?token={pr_token}"
+        )
+        assert status == 200 and body.lstrip().lower().startswith(b"<!doctype html")
+        assert b"ann" in body and b"bob" in body and b"halfway" in body
+        for query in ("", f"?token={ann_token}", "?token=wrong"):
+            status, _ = await asyncio.to_thread(_get, f"{svc.base_url}{report_path}{query}")
+            assert status == 403
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET (errors included, as the browser would see them)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()

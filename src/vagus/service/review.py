@@ -187,6 +187,9 @@ async def run_review(service: Service, ws: ServerConnection, conn: _Conn) -> Non
             "ended": True,
             "state": player.snapshot_at(0.0),
             "review": {
+                # the session's HTML report (server.py's report route); the page adds its
+                # own ?token= (a link needs the practitioner's or viewer's token)
+                "report_url": f"/s/{conn.session}/report",
                 "duration_s": replay.duration_s,
                 "t_s": 0.0,
                 "playing": False,

@@ -87,6 +87,25 @@ PAGES: Final[dict[str, tuple[str, tuple[Role, ...]]]] = {
     "view": ("dashboard.html", ("viewer",)),
     "review": ("review.html", ("practitioner", "viewer")),
 }
+#: Roles that may open a session's HTML report (``/s/<session>/report?token=T``).
+REPORT_ROLES: Final[tuple[Role, ...]] = ("practitioner", "viewer")
+
+
+def render_report(data_dir: Path | None, session_id: str) -> str:
+    """The HTML report of a stored session, every participant (as ``vagus report ID``)."""
+    from vagus.report.model import replay_participants
+    from vagus.report.session import group_report_html
+    from vagus.store.open import open_store
+
+    store = open_store(data_dir, create=False, read_only=True)
+    try:
+        replays = replay_participants(store, session_id)
+        html, _ = group_report_html(replays, generated_unix_s=time.time())
+    finally:
+        store.close()
+    return html
+
+
 _SECURITY_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -501,6 +520,11 @@ class Service:
             return self._text(http.HTTPStatus.METHOD_NOT_ALLOWED, "405 Method Not Allowed")
         if parts[:1] == ["static"]:
             return self._file(self.web.joinpath("static", *parts[1:]), self.web / "static")
+        if parts[:1] == ["s"] and len(parts) == 3 and parts[2] == "report":
+            grant = self.tokens.check(token)
+            if grant is None or grant.role not in REPORT_ROLES or grant.session != parts[1]:
+                return self._forbidden()
+            return await self._report(parts[1])
         if parts[:1] == ["s"] and len(parts) == 3 and parts[2] in PAGES:
             page, roles = PAGES[parts[2]]
             grant = self.tokens.check(token)
@@ -534,6 +558,16 @@ class Service:
                 "vagus: open the link the server printed (it carries your token)",
             )
         return self._text(http.HTTPStatus.NOT_FOUND, "404 Not Found")
+
+    async def _report(self, session_id: str) -> Response:
+        """The HTML report of a stored session (``vagus report``'s document), rendered in a
+        worker thread (it replays the session and draws its figures: seconds, not the
+        event loop's time); 404 with the reason when the store has no such session."""
+        try:
+            html = await asyncio.to_thread(render_report, self.data_dir, session_id)
+        except VagusError as exc:
+            return self._text(http.HTTPStatus.NOT_FOUND, f"404: no report: {exc}")
+        return self._response(http.HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
 
     def _check_ws(
         self,

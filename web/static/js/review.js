@@ -45,7 +45,8 @@ function onHello(hello) {
   sel.value = keep;
   filter();
   if (r.report_url) {
-    $("report").href = r.report_url;
+    // the report route needs this page's token: add it when the URL carries none
+    $("report").href = r.report_url.includes("?") ? r.report_url : r.report_url + location.search;
     $("report").classList.remove("hidden");
   } else {
     $("report-cmd").textContent = `report: vagus report ${hello.session}`;
