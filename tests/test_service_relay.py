@@ -4,11 +4,13 @@ nothing twice; served sessions and their tokens survive the restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from service_helpers import WAIT_S, client, hrm, service
 from vagus.exceptions import InvalidInput
@@ -72,11 +74,20 @@ async def test_relay_survives_a_server_restart_exactly_once(tmp_path: Path) -> N
         await wait_for(lambda: relay.connected, "connected")
         feed(relay, 40)
         await wait_for(lambda: relay.acked == 40, "first acks")
+        first.sessions[session].set_pacer({"rate_bpm": 5.5, "inhale_fraction": 0.45})
         feed(relay, 25)  # taken in by the server, not yet acknowledged when it stops
         await wait_for(
             lambda: first.sessions[session].participants["ann"].received_upto == 65, "taken"
         )
-        await first.stop(keep_served=True)
+        async with client(viewer_ws) as watcher:
+            await watcher.recv()
+            await first.stop(keep_served=True)
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await watcher.recv()
+        # a server that stops to resume never tells the pages the session ended
+        statuses = [f for f in watcher.frames if f["type"] == "status"]
+        assert statuses and not any(f["ended"] for f in statuses)
     assert relay.acked < 65
     feed(relay, 30)  # read while the server is down: buffered
     await asyncio.sleep(1.0)
@@ -90,6 +101,10 @@ async def test_relay_survives_a_server_restart_exactly_once(tmp_path: Path) -> N
             hello = await viewer.recv()
             assert hello["session"] == session and hello["role"] == "viewer"
             assert hello["state"]["beats"]["ann"]
+            # the pacer is as it was when the server stopped
+            pacer = hello["state"]["pacer"]
+            assert pacer is not None and pacer["mode"] == "fixed"
+            assert (pacer["rate_bpm"], pacer["inhale_fraction"]) == (5.5, 0.45)
         # the resumed session told the relay what the store holds: nothing was resent
         assert second.sessions[session].participants["ann"].received_upto == 95
     stop.set()

@@ -140,6 +140,8 @@ class HostedSession:
         self.runner.subscribe(self._from_runner)
         self.created_unix_s = time.time()
         self.ended = False
+        #: stopped with the server to be resumed when it starts again (not ended)
+        self.suspended = False
         self._tasks: list[asyncio.Task[None]] = []
         self._ack_listeners: list[Callable[[str, int], None]] = []
         self.packets_taken = 0
@@ -210,6 +212,7 @@ class HostedSession:
         is committed when the store writer closes."""
         if self.ended:
             return
+        self.suspended = True  # the pages hear "not ended": they reconnect and resume
         await self._stop_tasks()
         self.runner._recording = None  # not finished: resumed later
         self.runner.markers = False
@@ -294,7 +297,7 @@ class HostedSession:
                     event["contact"] = link.contact
                     event["battery_pct"] = link.battery_pct
                 event["recording"] = self.recording
-                event["ended"] = self.ended
+                event["ended"] = self.ended and not self.suspended
                 event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
             out.append(event)
         if out:
@@ -311,7 +314,7 @@ class HostedSession:
             "contact": link.contact if link else None,
             "battery_pct": link.battery_pct if link else None,
             "recording": self.recording,
-            "ended": self.ended,
+            "ended": self.ended and not self.suspended,
         }
 
     def publish_status(self, participant: str | None) -> None:

@@ -36,6 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from vagus.core.events import PacerChange
 from vagus.exceptions import InvalidInput, VagusError
 from vagus.service.bus import MAX_QUEUED, STALL_S, ClientQueue, InProcessBus, OutFrame
 from vagus.service.host import Committer, HostedSession
@@ -378,7 +379,7 @@ class Service:
                     self.tokens.end_session(served.session)
                     continue
             hosted = self._host(list(served.participants), served.title, record=found is not None)
-            recorder, counts = found if found is not None else (None, {})
+            recorder, counts, pacer = found if found is not None else (None, {}, None)
             if recorder is None:
                 continue
             await hosted.start(
@@ -387,6 +388,18 @@ class Service:
                 offsets=self.tokens.offsets(served.session),
                 counts=counts,
             )
+            if pacer is not None and pacer.rate_bpm is not None and pacer.mode != "off":
+                # the pacer as it was when the server stopped, set again now (a control
+                # record of its own: a replay shows the pacer the pages showed)
+                hosted.set_pacer(
+                    {
+                        "mode": pacer.mode,
+                        "rate_bpm": pacer.rate_bpm,
+                        "inhale_fraction": pacer.inhale_fraction,
+                        "hold_in_s": pacer.hold_in_s,
+                        "hold_out_s": pacer.hold_out_s,
+                    }
+                )
             self.sessions[hosted.id] = hosted
             resumed.append(hosted)
         return resumed
@@ -919,10 +932,11 @@ def dumps_links(links: dict[str, Any]) -> str:
     return dumps(links)
 
 
-def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int]] | None:
+def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int], PacerChange | None] | None:
     """In the store writer's thread: a session writer that appends to an existing,
-    unended session, and how many packet/gap records each participant has there (the
-    relays' sequence numbers stored). None if the session is gone or ended.
+    unended session, how many packet/gap records each participant has there (the
+    relays' sequence numbers stored), and the session's last pacer change (to set the
+    pacer again as it was). None if the session is gone or ended.
 
     Uses the writer's and store's internals (``_recorders``, ``_recording``): the
     public writer API only creates sessions.
@@ -930,7 +944,7 @@ def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int]] | None:
     from collections import Counter
 
     from vagus.exceptions import StoreError
-    from vagus.store.base import GapRecord, PacketRecord
+    from vagus.store.base import ControlRecord, GapRecord, PacketRecord
     from vagus.store.recorder import Recorder
     from vagus.store.writer import SessionWriter
 
@@ -941,11 +955,13 @@ def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int]] | None:
         info = store.get_session(session_id)
         if info.ended_unix_s is not None:
             return None
-        counts = Counter(
-            r.participant
-            for r in store.iter_input(info.id)
-            if isinstance(r, PacketRecord | GapRecord)
-        )
+        counts: Counter[str] = Counter()
+        pacer: PacerChange | None = None
+        for r in store.iter_input(info.id):
+            if isinstance(r, PacketRecord | GapRecord):
+                counts[r.participant] += 1
+            elif isinstance(r, ControlRecord) and isinstance(r.event, PacerChange):
+                pacer = r.event
     except StoreError:
         return None
     recorder = Recorder(store, info.id, started_unix_s=info.started_unix_s)
@@ -953,4 +969,4 @@ def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int]] | None:
     if isinstance(recording, set):
         recording.add(info.id)  # its heartbeat is refreshed again: it lists as recording
     writer._recorders.append(recorder)
-    return SessionWriter(writer, recorder, store.location), dict(counts)
+    return SessionWriter(writer, recorder, store.location), dict(counts), pacer
