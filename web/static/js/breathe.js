@@ -25,6 +25,7 @@ const view = {
   metrics: null,
   spectrum: null,
   cohLevel: null, // smoothed (10 s) position on the colour ramp
+  alpha: 1, // how strongly the pacer is drawn: 1 full, SUBTLE_ALPHA when guidance fades it
   lastFrameS: null,
   paused: false, // the participant pressed stop (not solo): breathe normally
   lastSegment: "",
@@ -141,13 +142,28 @@ function renderNumbers() {
   $("coh-label").textContent = cr === null || cr === undefined ? "coherence: computing (64 s)" : `coherence ${fmt(cr, 1)}`;
   const st = pacer.state;
   $("rate").textContent = pacerOn(st) ? String(Number(st.rate_bpm.toFixed(2))) : "off";
-  $("finding").classList.toggle("hidden", !(st && (st.mode === "scan" || st.mode === "adaptive")));
+  // Scan and adaptive: the pacer is looking for this person's rate; say so gently.
+  const finding = st && (st.mode === "scan" || st.mode === "adaptive") ? st.mode : "";
+  if (document.body.dataset.finding !== finding) {
+    document.body.dataset.finding = finding;
+    $("finding").textContent = FINDING[finding] || "";
+    $("finding").classList.toggle("hidden", !finding);
+  }
   document.body.dataset.hr = m && m.hr_bpm !== null ? String(m.hr_bpm) : "";
   document.body.dataset.coherence = cr === null || cr === undefined ? "" : String(cr);
 }
 
 // ---------- the pacer, every animation frame ----------
 const CUES = { inhale: "breathe in", hold_in: "hold", exhale: "breathe out", hold_out: "hold" };
+const FINDING = {
+  scan: "finding your rate · just follow the shape, it slows a little every 2 minutes",
+  adaptive: "finding your rate · the shape adjusts to you, slowly",
+};
+// Coherence-adaptive guidance (pacer_state.guidance "subtle"): while coherence stays high
+// the pacer fades to a faint cue (over ~3 s) and comes back quickly (~0.7 s) when it drops.
+const SUBTLE_ALPHA = 0.22;
+const FADE_S = 3;
+const RETURN_S = 0.7;
 
 // The canvas follows its box (and devicePixelRatio) through a ResizeObserver, so a frame
 // never has to ask the layout for sizes.
@@ -195,6 +211,14 @@ function drawFrame() {
     view.cohLevel = view.cohLevel === null ? target : view.cohLevel + (target - view.cohLevel) * (1 - Math.exp(-dtS / 10));
   }
 
+  const subtle = !!pacer.state && pacer.state.guidance === "subtle";
+  const alphaTarget = subtle ? SUBTLE_ALPHA : 1;
+  const tau = alphaTarget < view.alpha ? FADE_S : RETURN_S;
+  view.alpha += (alphaTarget - view.alpha) * (1 - Math.exp(-dtS / tau));
+  if (Math.abs(view.alpha - alphaTarget) < 0.002) view.alpha = alphaTarget;
+  const guidance = subtle ? "subtle" : "full";
+  if (document.body.dataset.guidance !== guidance) document.body.dataset.guidance = guidance;
+
   const phase = now === null || view.paused || view.ended ? null : pacer.phase(now);
   const shape = phase === null ? null : breathShape(phase, pacer.state);
   const scale = shape ? 0.42 + 0.58 * shape.volume : null;
@@ -216,12 +240,11 @@ function drawFrame() {
     const grad = g.createRadialGradient(cx, cy, r * 0.9, cx, cy, r * 1.35);
     grad.addColorStop(0, coherenceColour(lvl, view.cohLevel === null ? 0.25 : 0.8));
     grad.addColorStop(1, coherenceColour(lvl, 0));
-    g.globalAlpha = 1;
+    g.globalAlpha = view.alpha;
     g.fillStyle = grad;
     g.beginPath();
     g.arc(cx, cy, r * 1.35, 0, 2 * Math.PI);
     g.fill();
-    g.globalAlpha = 1;
     const body = g.createRadialGradient(cx, cy - r * 0.3, r * 0.1, cx, cy, r);
     body.addColorStop(0, theme["--shape-hi"]);
     body.addColorStop(1, theme["--shape"]);
@@ -232,13 +255,14 @@ function drawFrame() {
     if (shape.segment === "hold_in" || shape.segment === "hold_out") {
       // A hold: the shape stays still; a slow ring goes round once over the hold.
       g.strokeStyle = theme["--fg"];
-      g.globalAlpha = 0.5;
+      g.globalAlpha = 0.5 * view.alpha;
       g.lineWidth = 3 * dpr;
       g.beginPath();
       g.arc(cx, cy, r + 10 * dpr, -Math.PI / 2, -Math.PI / 2 + 2 * Math.PI * shape.progress);
       g.stroke();
       g.globalAlpha = 1;
     }
+    g.globalAlpha = 1;
   }
 
   // Test hook: what is drawn, read by the browser tests (UI.md "Structure").
@@ -246,6 +270,13 @@ function drawFrame() {
   canvas.dataset.phase = phase === null ? "" : phase.toFixed(5);
   canvas.dataset.segment = shape ? shape.segment : "";
   canvas.dataset.t = frameS.toFixed(4); // the client time (s) the drawn phase is for
+  const alphaText = view.alpha.toFixed(2);
+  if (canvas.dataset.alpha !== alphaText) {
+    canvas.dataset.alpha = alphaText;
+    $("fillbar").style.opacity = alphaText;
+    // The word fades less than the shape (still readable as a cue).
+    $("cue").style.setProperty("--cue-alpha", String(Math.max(0.35, view.alpha)));
+  }
 
   const cue = $("cue");
   let word = "";

@@ -29,15 +29,114 @@ const sock = new SessionSocket(ctx.ws, {
 const view = new SessionView($("cards"), () => sock.serverNow());
 view.onMarkers = renderMarkers;
 view.onResonance = (r) => {
+  scanTable(r);
   $("resonance").textContent =
     r && typeof r.rate_bpm === "number"
       ? `resonance ${Number(r.rate_bpm.toFixed(2))}/min (${r.method}${r.final ? "" : ", running"}; confidence ${Math.round(100 * r.confidence)} %)`
       : "";
 };
+view.onRsa = (p, r) => scanRsa(p, r);
 view.onPacer = (p) => {
   preview.update(p, sock.serverNow() ?? (p ? p.t_s : 0));
   renderPacer(p);
+  scanPacer(p);
 };
+
+// ---------- the resonance scan as a plot: RSA amplitude per pacer rate ----------
+// While a scan runs: the mean amplitude of the clean paced breaths at each rate so far
+// (the participant the pacer follows: the resonance event names it; before that, the
+// first card). At the end: the scan's own table from the `resonance` event.
+const scan = { live: new Map(), table: null, inScan: false, follows: null, startS: 0 };
+
+function scanPacer(p) {
+  const inScan = !!p && p.mode === "scan";
+  if (inScan && !scan.inScan) {
+    scan.live.clear();
+    scan.table = null;
+    scan.startS = p.t_s; // breaths that began before the scan are not its
+  }
+  scan.inScan = inScan;
+  drawScan();
+}
+
+function scanRsa(who, r) {
+  if (!scan.inScan || !r.paced || !r.clean || typeof r.amplitude_bpm !== "number") return;
+  if (r.start_s < scan.startS - 0.05) return;
+  const followed = scan.follows ?? [...view.cards.keys()][0];
+  if (who !== followed) return;
+  const key = Math.round(r.rate_bpm * 100) / 100;
+  const cell = scan.live.get(key) || { sum: 0, n: 0 };
+  cell.sum += r.amplitude_bpm;
+  cell.n += 1;
+  scan.live.set(key, cell);
+  drawScan();
+}
+
+function scanTable(r) {
+  if (!r) return;
+  scan.follows = r.participant ?? scan.follows;
+  if (r.method === "scan" && Array.isArray(r.rates_bpm) && r.rates_bpm.length) {
+    scan.table = r;
+    drawScan();
+  }
+}
+
+function drawScan() {
+  let rates;
+  let amps;
+  let best = null;
+  if (scan.table) {
+    rates = scan.table.rates_bpm;
+    amps = scan.table.amplitude_bpm;
+    best = scan.table.rate_bpm;
+  } else {
+    rates = [...scan.live.keys()].sort((a, b) => b - a);
+    amps = rates.map((k) => scan.live.get(k).sum / scan.live.get(k).n);
+  }
+  const c = $("scan-plot");
+  $("scan-box").classList.toggle("hidden", !rates.length);
+  $("scan-title").textContent = scan.table ? `resonance scan: ${best === null ? "no rate found" : `${Number(best.toFixed(2))}/min`}` : "resonance scan (running)";
+  c.dataset.rates = rates.join(",");
+  c.dataset.amps = amps.map((a) => (typeof a === "number" ? a.toFixed(2) : "")).join(",");
+  c.dataset.best = best === null ? "" : String(best);
+  if (!rates.length) return;
+  const dpr = devicePixelRatio || 1;
+  const w = Math.round(c.clientWidth * dpr);
+  const hh = Math.round(c.clientHeight * dpr);
+  if (!w || !hh) return;
+  c.width = w;
+  c.height = hh;
+  const g = c.getContext("2d");
+  g.clearRect(0, 0, w, hh);
+  const lo = Math.min(...rates) - 0.5;
+  const hi = Math.max(...rates) + 0.5;
+  const top = Math.max(1, ...amps.filter((a) => typeof a === "number")) * 1.15;
+  const pad = 18 * dpr;
+  const x = (r) => pad + ((r - lo) / (hi - lo)) * (w - 2 * pad);
+  const y = (a) => hh - pad - (a / top) * (hh - 2 * pad);
+  const bw = Math.max(4 * dpr, ((w - 2 * pad) / (hi - lo)) * 0.35);
+  g.font = `${11 * dpr}px system-ui, sans-serif`;
+  g.textAlign = "center";
+  rates.forEach((r, i) => {
+    const a = amps[i];
+    const isBest = best !== null && Math.abs(r - best) < 0.13;
+    g.fillStyle = isBest ? cssVar("--accent") : cssVar("--faint");
+    if (typeof a === "number") g.fillRect(x(r) - bw / 2, y(a), bw, hh - pad - y(a));
+    g.fillStyle = cssVar("--muted");
+    g.fillText(String(r), x(r), hh - 4 * dpr);
+    if (typeof a === "number") g.fillText(a.toFixed(1), x(r), y(a) - 3 * dpr);
+  });
+  if (best !== null) {
+    g.strokeStyle = cssVar("--accent");
+    g.setLineDash([4 * dpr, 3 * dpr]);
+    g.beginPath();
+    g.moveTo(x(best), pad / 2);
+    g.lineTo(x(best), hh - pad);
+    g.stroke();
+    g.setLineDash([]);
+  }
+}
+addEventListener("resize", drawScan);
 
 function onHello(hello) {
   helloFrame = hello;
@@ -98,6 +197,7 @@ function renderPacer(p) {
   $("pacer-now").textContent = pacerOn(p)
     ? `now ${Number(p.rate_bpm.toFixed(2))}/min · in:out ${ratioLabel(p.inhale_fraction)}${p.hold_in_s || p.hold_out_s ? ` · holds ${p.hold_in_s}/${p.hold_out_s} s` : ""}${p.mode !== "fixed" ? ` · ${p.mode}` : ""}`
     : "off";
+  if (p && p.guidance === "subtle") $("pacer-now").textContent += " · faded (coherence high)";
   if (!p || document.activeElement && $("pacer-form").contains(document.activeElement)) return;
   if (typeof p.rate_bpm === "number") $("p-rate").value = p.rate_bpm;
   $("p-ratio").value = String([0.5, 0.4, 0.3333].reduce((a, b) => (Math.abs(b - p.inhale_fraction) < Math.abs(a - p.inhale_fraction) ? b : a)));
@@ -177,7 +277,22 @@ $("marker-form").addEventListener("submit", async (e) => {
   }
 });
 
+// The session plan's phase: its markers read "phase 2/3: practice (10 min)"; "plan end" ends it.
+const PHASE_RE = /^phase (\d+)\/(\d+): (.+) \(([\d.]+) min\)$/;
+let planPhase = null; // {n, of, name, endS}
+
+function renderPlan(markers) {
+  planPhase = null;
+  for (const m of markers) {
+    const g = PHASE_RE.exec(m.text);
+    if (g) planPhase = { n: g[1], of: g[2], name: g[3], endS: m.t_s + 60 * Number(g[4]) };
+    else if (m.text === "plan end") planPhase = null;
+  }
+  $("plan-chip").classList.toggle("hidden", planPhase === null);
+}
+
 function renderMarkers(markers) {
+  renderPlan(markers);
   const ul = $("markers");
   ul.replaceChildren(
     ...markers
@@ -243,6 +358,10 @@ $("invite").addEventListener("click", () => $("invite-dialog").showModal());
 function tick() {
   const now = sock.serverNow();
   $("elapsed").textContent = clock(now);
+  if (planPhase !== null && now !== null) {
+    const text = `${planPhase.name} (${planPhase.n}/${planPhase.of}) · ${clock(Math.max(0, planPhase.endS - now))} left`;
+    if ($("plan-chip").textContent !== text) $("plan-chip").textContent = text;
+  }
   const c = $("preview");
   const dpr = devicePixelRatio || 1;
   const w = Math.round(c.clientWidth * dpr);

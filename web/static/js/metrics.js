@@ -62,6 +62,18 @@ export const METRICS = {
     window_s: 60,
     tip: "RSA amplitude: peak-to-trough heart rate, max(HR) − min(HR) within each breath (a pacer cycle while paced; one period of the spectral peak otherwise), HR = 60000 / NN; the mean over the breaths that ended in the last 60 s (SCIENCE.md \"RSA amplitude\").",
   },
+  rsa_breath_bpm: {
+    label: "RSA breath",
+    unit: "bpm",
+    digits: 1,
+    tip: "The last breath's RSA amplitude: max(HR) − min(HR) over its beats (HR = 60000 / NN at the middle of each interval); a breath is one pacer cycle, or one period of the spectral peak without a pacer. Shown faint when the breath had an artifact, a gap or a missing stretch (SCIENCE.md \"RSA amplitude\").",
+  },
+  rsa_phase_deg: {
+    label: "HR–breath phase",
+    unit: "°",
+    digits: 0,
+    tip: "The last paced breath's phase of heart rate against the pacer's breathing at the breathing frequency (one-cycle DFT of detrended HR and of lung volume): positive = heart rate leads breathing (the pacer is below the resonance rate), about 0° at resonance, negative = heart rate lags (the pacer is above it). Blank while the pacer is off. Vaschillo et al. 2002; SCIENCE.md \"Resonance frequency and the adaptive pacer\".",
+  },
   battery_pct: { label: "battery", unit: "%", digits: 0, tip: "The strap's battery level, as the strap reports it." },
 };
 

@@ -13,7 +13,8 @@ class ParticipantCard {
     this.name = name;
     this.metrics = null;
     this.spectrum = null;
-    this.rsa = null;
+    this.rsa = null; // the last breath (rsa event)
+    this.rsaPaced = null; // the last paced breath (its HR-pacer phase)
     this.connected = null;
     this.contact = null;
     this.battery = null;
@@ -66,6 +67,8 @@ class ParticipantCard {
         this._num("coherence_ratio", "coherence"),
         this._num("peak_hz", "peak rhythm", false),
         this._num("rsa_60s_bpm", "RSA 60 s", false),
+        this._num("rsa_breath_bpm", "RSA breath", false),
+        this._num("rsa_phase_deg", "HR–breath phase", false),
         this._num("artifact_rate_60s", "artifacts 60 s", false),
       ),
       h("div", { class: "chart-title", "data-tip-text": "Tachogram: corrected NN intervals (ms) over the last 3 minutes of beat time. Artifacts are the dots, coloured by class (Lipponen & Tarvainen 2019); gaps are shaded and the line breaks there (no beat is invented); markers are dashed lines.", text: "tachogram · NN (ms), last 3 min" }),
@@ -110,6 +113,7 @@ class ParticipantCard {
 
   rsaEvent(r) {
     this.rsa = r;
+    if (r.paced) this.rsaPaced = r;
   }
 
   status(st) {
@@ -134,6 +138,17 @@ class ParticipantCard {
     this._setNum("rmssd_60s_ms", m.rmssd_60s_ms ?? null, 0, waitHint(60, covered));
     this._setNum("artifact_rate_60s", m.artifact_rate_60s ?? null, 1, waitHint(60, covered));
     this._setNum("rsa_60s_bpm", this.rsa ? this.rsa.mean_60s_bpm ?? null : null, 1, this.rsa ? "computing" : "after a breath");
+    const r = this.rsa;
+    this._setNum("rsa_breath_bpm", r ? r.amplitude_bpm ?? null : null, 1, r ? "too few beats" : "after a breath");
+    this.el.querySelector('.num[data-metric="rsa_breath_bpm"]').classList.toggle("unclean", !!r && !r.clean);
+    // The phase of the current pacer's breaths only (a breath from before the pacer went off is stale).
+    const rp = pacerHz !== null && this.rsaPaced && this.rsa === this.rsaPaced ? this.rsaPaced : null;
+    this._setNum("rsa_phase_deg", rp ? rp.phase_deg ?? null : null, 0, pacerHz === null ? "pacer off" : "after a paced breath");
+    const phEl = this.el.querySelector('.num[data-metric="rsa_phase_deg"] .wait');
+    if (rp && typeof rp.phase_deg === "number") {
+      phEl.textContent =
+        Math.abs(rp.phase_deg) <= 20 ? "near resonance" : rp.phase_deg > 0 ? "HR leads · pacer below resonance" : "HR lags · pacer above resonance";
+    }
     const s = this.spectrum || {};
     this._setNum("coherence_ratio", s.coherence_ratio ?? null, 1, waitHint(64, covered));
     this._setNum("peak_hz", s.peak_hz === null || s.peak_hz === undefined ? null : s.peak_hz * 60, 1, waitHint(64, covered));
@@ -176,6 +191,7 @@ export class SessionView {
     this.onMarkers = () => {};
     this.onPacer = () => {};
     this.onResonance = () => {};
+    this.onRsa = () => {};
     this.review = false; // a replay: no live link state to show
     this._dirty = true;
     setInterval(() => this.render(), 250);
@@ -240,6 +256,7 @@ export class SessionView {
         break;
       case "rsa":
         this.card(p).rsaEvent(f);
+        this.onRsa(p, f);
         break;
       case "resonance":
         this.onResonance(f);

@@ -1,0 +1,135 @@
+"""Issue 12 in the views, in a real browser against a real ``vagus demo``.
+
+- The breathing view fades the pacer to a subtle cue while ``pacer_state.guidance`` is
+  "subtle" (coherence-adaptive guidance) and brings it back at once when it is not. The
+  demo runs without guidance, so the test marks the server's own pacer_state frames
+  "subtle" on their way to the page (Playwright's websocket routing), then lets them
+  through untouched.
+- A resonance scan started from the dashboard: the breathing view shows its gentle
+  "finding your rate" state; the dashboard plots the RSA amplitude per pacer rate as the
+  scan's breaths come in and shows the live amplitude and HR-pacer phase per breath.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from browser_harness import Console, VagusServer, browser, new_page
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
+    server = VagusServer(["demo", "--rate", "20"], tmp_path_factory.mktemp("data"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+def test_subtle_guidance_fades_the_pacer_and_it_comes_back(
+    demo: VagusServer, chromium: Any
+) -> None:
+    subtle = {"on": True}
+
+    def mark(message: str | bytes) -> str | bytes:
+        if not subtle["on"] or isinstance(message, bytes):
+            return message
+        frame = json.loads(message)
+        st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
+        if isinstance(st, dict) and st.get("type") == "pacer_state":
+            st["guidance"] = "subtle"
+        return json.dumps(frame)
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        server.on_message(lambda m: ws.send(mark(m)))
+
+    console = Console()
+    breathe = new_page(chromium, console, width=800, height=700)
+    breathe.route_web_socket(re.compile(r"/ws/"), route)
+    dash = new_page(chromium, console)
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe.wait_for_function("document.body.dataset.guidance === 'subtle'")
+    # Faded to a faint cue, gradually (a few seconds), still moving with the pacer.
+    breathe.wait_for_function("Number(document.querySelector('#pacer').dataset.alpha) < 0.3")
+    scales = set()
+    for _ in range(10):
+        scales.add(breathe.evaluate("() => document.querySelector('#pacer').dataset.scale"))
+        breathe.wait_for_timeout(150)
+    assert len(scales) > 3, scales
+    # Coherence dropped: the next pacer_state is full guidance again, and the shape is back.
+    subtle["on"] = False
+    dash.fill("#p-rate", "18")
+    dash.click("#p-apply")
+    breathe.wait_for_function("document.querySelector('#rate').textContent === '18'")
+    assert breathe.evaluate("() => document.body.dataset.guidance") == "full"
+    breathe.wait_for_function(
+        "Number(document.querySelector('#pacer').dataset.alpha) === 1", timeout=5000
+    )
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
+
+
+def test_scan_shows_finding_your_rate_and_the_amplitude_per_rate(
+    demo: VagusServer, chromium: Any
+) -> None:
+    console = Console()
+    breathe = new_page(chromium, console, width=800, height=700)
+    dash = new_page(chromium, console)
+    breathe.goto(demo.links["urls"]["participant"])
+    dash.goto(demo.links["urls"]["practitioner"])
+    for p in (breathe, dash):
+        p.wait_for_function("document.body.dataset.ready === '1'")
+    assert breathe.evaluate("() => document.body.dataset.finding") == ""
+    assert not breathe.is_visible("#finding")
+    # Live RSA per breath from the fast fixed pacer already running.
+    dash.wait_for_function(
+        "document.querySelector('.num[data-metric=\"rsa_breath_bpm\"]').dataset.value !== ''",
+        timeout=30000,
+    )
+    dash.wait_for_function(
+        "document.querySelector('.num[data-metric=\"rsa_phase_deg\"]').dataset.value !== ''",
+        timeout=30000,
+    )
+    phase = float(
+        dash.evaluate(
+            "() => document.querySelector('.num[data-metric=\"rsa_phase_deg\"]').dataset.value"
+        )
+    )
+    assert -180.0 < phase <= 180.0
+    dash.fill("#p-rate", "6.5")
+    dash.select_option("#p-mode", "scan")
+    dash.click("#p-apply")
+    breathe.wait_for_function("document.body.dataset.finding === 'scan'")
+    assert breathe.is_visible("#finding")
+    assert "finding your rate" in breathe.inner_text("#finding")
+    assert breathe.inner_text("#rate") == "6.5"
+    # The scan's first rate gets its bar once a clean breath at 6.5/min has ended.
+    dash.wait_for_function(
+        "document.querySelector('#scan-plot').dataset.rates === '6.5'", timeout=60000
+    )
+    assert dash.is_visible("#scan-box")
+    amps = dash.evaluate("() => document.querySelector('#scan-plot').dataset.amps")
+    assert float(amps) > 0.5, amps
+    assert "running" in dash.inner_text("#scan-title")
+    console.assert_clean()
+    breathe.context.close()
+    dash.context.close()
