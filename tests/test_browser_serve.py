@@ -158,6 +158,8 @@ def test_pages_keep_working_after_the_server_restarts(
     breathe.wait_for_function(f"document.body.dataset.hr !== '{hr0}'", timeout=30_000)
     dash.wait_for_function("document.querySelectorAll('.card').length === 2")
     assert not breathe.locator("#state").inner_text().startswith("session ended")
+    # the pacer as it was before the restart (the server sets it again on resume)
+    breathe.wait_for_function("document.querySelector('#rate').textContent === '7.5'")
     # ... and the pacer set from the dashboard reaches the breathing view again.
     dash.fill("#p-rate", "8.5")
     dash.click("#p-apply")
