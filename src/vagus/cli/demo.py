@@ -12,6 +12,7 @@ import argparse
 import asyncio
 
 from vagus.cli._common import positive_float
+from vagus.cli._pacer_plan import add_pacer_plan_arguments, pacer_plan_from_args
 from vagus.service.app import add_service_arguments, print_links, run_service
 from vagus.service.server import Service
 
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="BPM",
         help=f"the pacer's starting rate in breaths/min (default {DEMO_RATE_BPM:g}; 0: off)",
     )
+    add_pacer_plan_arguments(parser)
     parser.add_argument(
         "--duration", type=positive_float, metavar="S", help="end after S seconds (default: Ctrl-C)"
     )
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         from vagus.exceptions import InvalidInput
 
         raise InvalidInput(f"--rate {args.rate:g}: use 1 to 40 breaths/min, or 0 for no pacer")
+    pacer_plan = pacer_plan_from_args(args)
 
     async def setup(service: Service) -> str | None:
         hosted = await service.create_session(
@@ -63,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
             record=not args.no_record,
             solo=True,
         )
-        if args.rate:
+        if pacer_plan.pacer is None and pacer_plan.plan is None and args.rate:
             hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})
+        pacer_plan.start(hosted, "me")
         links = service.links[hosted.id]
         print_links(
             links,

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 
 from vagus.cli._common import positive_float
+from vagus.cli._pacer_plan import add_pacer_plan_arguments, pacer_plan_from_args
 from vagus.exceptions import InvalidInput
 from vagus.service.app import add_service_arguments, print_links, run_service
 from vagus.service.server import Service
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="BPM",
         help="start the pacer at BPM breaths/min (default: off; the practitioner sets it)",
     )
+    add_pacer_plan_arguments(parser)
     parser.add_argument("--duration", type=positive_float, metavar="S", help="end after S seconds")
     parser.set_defaults(func=run)
 
@@ -67,13 +69,16 @@ def run(args: argparse.Namespace) -> int:
         participants = [("me", "strap")]  # the strongest strap in range
     if not (args.rate == 0 or 1 <= args.rate <= 40):
         raise InvalidInput(f"--rate {args.rate:g}: use 1 to 40 breaths/min, or 0 for no pacer")
+    pacer_plan = pacer_plan_from_args(args)
 
     async def setup(service: Service) -> str | None:
         hosted = await service.create_session(
             participants, title=args.title or "vagus live", record=not args.no_record, solo=True
         )
-        if args.rate:
+        if pacer_plan.pacer is None and pacer_plan.plan is None and args.rate:
             hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})
+        # The stored resonance rate and the plan's pacer follow the first participant.
+        pacer_plan.start(hosted, participants[0][0])
         links = service.links[hosted.id]
         print_links(
             links, as_json=args.json, heading=f"vagus live: session {hosted.id}, Ctrl-C to end"
