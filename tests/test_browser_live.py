@@ -22,7 +22,7 @@ import pytest
 
 from browser_harness import Console, VagusServer, browser, new_page, sample_pacer, screenshot
 
-#: The rate the demo starts with: fast, so 15 s of sampling hold 5 breaths.
+#: The rate the demo starts with: fast, so 30 s of sampling hold 10 breaths.
 START_RATE_BPM = 20.0
 
 pytestmark = pytest.mark.timeout(150)
@@ -107,8 +107,8 @@ def test_pacer_drawn_size_follows_the_configured_rate(
     page.goto(demo.links["urls"]["participant"])
     page.wait_for_function("document.body.dataset.ready === '1'")
     page.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
-    samples = sample_pacer(page, 15.0)
-    assert len(samples) > 15 * 20, f"only {len(samples)} frames drawn in 15 s"
+    samples = sample_pacer(page, 30.0)  # the 30 s: 10 breaths at the start rate
+    assert len(samples) > 30 * 20, f"only {len(samples)} frames drawn in 30 s"
     # The drawn size: its period from the times it rises through the middle of its range.
     lo = min(s for _, s, _ in samples)
     hi = max(s for _, s, _ in samples)

@@ -250,9 +250,15 @@ def test_changes_in_any_order_leave_a_continuous_history(
         pacer.advance_to(change.t_s + 30.0)
     history = pacer.history()
     assert [s.t_s for s in history] == sorted(s.t_s for s in history)
+    # A pacer switched off and on again at one instant starts an inhale there (a new
+    # pacer: the spec's "switched on at t_s starts an inhale at t_s"); the history keeps
+    # only the last state of an instant, so that restart is not a jump.
+    restarts = {c.t_s for c in changes if c.rate_bpm is None or c.mode == "off"}
     for prev, state in itertools.pairwise(history):
         left = _left_limit(prev, state.t_s)
         if state.phase is None or left is None:
+            continue
+        if state.t_s in restarts and state.phase == 0.0:
             continue
         assert abs(_wrapped(state.phase - left[0])) < 1e-9, (prev, state)
 

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("vagus.cli.serve", "a multi-session server with an admin link"),
     "relay": ("vagus.cli.relay", "stream a strap on this machine into a remote session"),
     "review": ("vagus.cli.review", "replay a stored session in the browser, with a timeline"),
-    "bench": ("vagus.cli.bench", "benchmarks: pipeline, ble, replay"),
+    "bench": ("vagus.cli.bench", "benchmarks: pipeline, replay, import, record, serve, pacer, ble"),
 }
 
 
@@ -50,7 +50,8 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
         prog="vagus",
         description=(
             "Live heart-rate-variability biofeedback from a Bluetooth chest strap.\n"
-            "Try `vagus monitor --sim` to see live HRV from a simulated strap."
+            "Try `vagus demo` for a breathing session in the browser with a simulated\n"
+            "participant, or `vagus monitor --sim` for live HRV in the terminal."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
