@@ -136,7 +136,7 @@ import numpy as np
 from vagus.core.events import Beat
 from vagus.exceptions import InvalidInput
 
-__all__ = ["Lipponen2019", "correct_rr"]
+__all__ = ["Lipponen2019", "correct_rr", "starts_new_level"]
 
 #: Lower bound of Th1 as a fraction of medRR: a change of RR by less than this is never
 #: an artifact (protects quantised and very regular series; injected artifacts are >= 20 %).
@@ -185,6 +185,27 @@ def _quartile_pos(n: int) -> tuple[int, float, int, float]:
 
 #: _quartile_pos(n) for window sizes up to 1024 (the corrector's windows are smaller).
 _QUARTILE_POS = [_quartile_pos(n) for n in range(1025)]
+
+
+def starts_new_level(r0: float, r1: float, r2: float, med: float) -> bool:
+    """Rule 2 of the corrector (SCIENCE.md "Artifacts (real time)"): RR_j = ``r0`` starts a
+    new level of heart rate rather than being an artifact when it and its two measured
+    successors ``r1``, ``r2`` agree with each other (spread at most
+    :data:`LEVEL_SPREAD_FRACTION` of the smallest) and both successors lie on RR_j's side
+    of medRR ``med``, at least :data:`LEVEL_FRACTION` of the way from medRR to RR_j
+    (``(r_k - med)·(r0 - med) ≥ LEVEL_FRACTION·(r0 - med)²``). The live corrector and the
+    batch path (:mod:`vagus.core.batch`) both decide with this one function."""
+    lvl_lo = r0 if r0 < r1 else r1
+    if r2 < lvl_lo:
+        lvl_lo = r2
+    lvl_hi = r0 if r0 > r1 else r1
+    if r2 > lvl_hi:
+        lvl_hi = r2
+    if lvl_hi - lvl_lo > LEVEL_SPREAD_FRACTION * lvl_lo:
+        return False
+    dm = r0 - med
+    need = LEVEL_FRACTION * dm * dm
+    return not ((r1 - med) * dm < need or (r2 - med) * dm < need)
 
 
 def _median3(a: float, b: float, c: float) -> float:
@@ -450,18 +471,7 @@ class Lipponen2019:
             # Rule 2: RR_j starts a new level (the three agree with each other, and both
             # measured successors lie on RR_j's side of medRR, at least LEVEL_FRACTION of
             # the way from medRR to RR_j): a change of heart rate, followed at once.
-            examine = True
-            if ok2:
-                lvl_lo = r0 if r0 < r1 else r1
-                if r2 < lvl_lo:
-                    lvl_lo = r2
-                lvl_hi = r0 if r0 > r1 else r1
-                if r2 > lvl_hi:
-                    lvl_hi = r2
-                if lvl_hi - lvl_lo <= LEVEL_SPREAD_FRACTION * lvl_lo:
-                    dm = r0 - med
-                    need = LEVEL_FRACTION * dm * dm
-                    examine = (r1 - med) * dm < need or (r2 - med) * dm < need
+            examine = not (ok2 and starts_new_level(r0, r1, r2, med))
         if examine:
             c1 = self._c1
             c2 = self._c2

@@ -70,6 +70,7 @@ from vagus.core.artifacts import (
     TH2_FLOOR_FRACTION,
     TH_PRIOR_FRACTION,
     WARMUP_VALUES,
+    starts_new_level,
 )
 from vagus.core.events import Beat
 from vagus.core.spectrum import COHERENCE_WINDOW_S, WELCH_WINDOW_S, _coherence_values
@@ -735,18 +736,7 @@ class BatchCorrector:
                 or dev > ECTOPIC_ENTRY_FRACTION * med
                 or (ok1 and r0 < EXTRA_SHORT_FRACTION * med and r1 < EXTRA_SHORT_FRACTION * med)
             ):
-                examine = True
-                if ok2:
-                    lvl_lo = r0 if r0 < r1 else r1
-                    if r2 < lvl_lo:
-                        lvl_lo = r2
-                    lvl_hi = r0 if r0 > r1 else r1
-                    if r2 > lvl_hi:
-                        lvl_hi = r2
-                    if lvl_hi - lvl_lo <= LEVEL_SPREAD_FRACTION * lvl_lo:
-                        dm = r0 - med
-                        need = LEVEL_FRACTION * dm * dm
-                        examine = (r1 - med) * dm < need or (r2 - med) * dm < need
+                examine = not (ok2 and starts_new_level(r0, r1, r2, med))
             if examine:
                 dd1 = (f1 - r0) / th1 if has1 else 0.0
                 dd2 = (f2 - f1) / th1 if has2 else 0.0
