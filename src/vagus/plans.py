@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vagus.core.events import PacerChange
+from vagus.core.events import PACER_MODES, PacerChange
 from vagus.core.plans import PRESETS, Plan, plan_from_toml, preset
 from vagus.exceptions import InvalidInput
 
@@ -42,7 +42,7 @@ def pacer_change_from_option(
     """
     usage = "write off, fixed, fixed:5.5, scan, adaptive or adaptive:5.5"
     mode, _, rate_text = text.strip().lower().partition(":")
-    if mode not in ("off", "fixed", "scan", "adaptive"):
+    if mode not in PACER_MODES:
         raise InvalidInput(f"--pacer {text!r}: unknown pacer mode {mode!r}; {usage}")
     if mode in ("off", "scan") and rate_text:
         raise InvalidInput(f"--pacer {text!r}: {mode} takes no rate; {usage}")

@@ -136,7 +136,7 @@ import numpy as np
 from vagus.core.events import Beat
 from vagus.exceptions import InvalidInput
 
-__all__ = ["Lipponen2019", "correct_rr", "starts_new_level"]
+__all__ = ["Lipponen2019", "check_corrector_params", "correct_rr", "starts_new_level"]
 
 #: Lower bound of Th1 as a fraction of medRR: a change of RR by less than this is never
 #: an artifact (protects quantised and very regular series; injected artifacts are >= 20 %).
@@ -185,6 +185,31 @@ def _quartile_pos(n: int) -> tuple[int, float, int, float]:
 
 #: _quartile_pos(n) for window sizes up to 1024 (the corrector's windows are smaller).
 _QUARTILE_POS = [_quartile_pos(n) for n in range(1025)]
+
+
+def check_corrector_params(
+    alpha: float, window_beats: int, median_beats: int, min_rr_ms: float, max_rr_ms: float
+) -> None:
+    """Check the corrector's parameters (:class:`Lipponen2019` and the batch path's
+    :class:`~vagus.core.batch.BatchCorrector` take the same).
+
+    Raises:
+        InvalidInput: a parameter out of range, named with the paper's value.
+    """
+    if not alpha > 0:
+        raise InvalidInput(f"alpha must be > 0 (the paper uses 5.2), got {alpha!r}")
+    if not 4 <= window_beats < len(_QUARTILE_POS):
+        raise InvalidInput(
+            f"window_beats must be 4-{len(_QUARTILE_POS) - 1} (the paper uses 91), "
+            f"got {window_beats!r}"
+        )
+    if median_beats < 4:
+        raise InvalidInput(f"median_beats must be >= 4 (the paper uses 11), got {median_beats!r}")
+    if not 0 < min_rr_ms < max_rr_ms:
+        raise InvalidInput(
+            f"need 0 < min_rr_ms < max_rr_ms (e.g. 250 and 2500), "
+            f"got {min_rr_ms!r} and {max_rr_ms!r}"
+        )
 
 
 def starts_new_level(r0: float, r1: float, r2: float, med: float) -> bool:
@@ -265,22 +290,7 @@ class Lipponen2019:
         min_rr_ms: float = 250.0,
         max_rr_ms: float = 2500.0,
     ) -> None:
-        if not alpha > 0:
-            raise InvalidInput(f"alpha must be > 0 (the paper uses 5.2), got {alpha!r}")
-        if not 4 <= window_beats < len(_QUARTILE_POS):
-            raise InvalidInput(
-                f"window_beats must be 4-{len(_QUARTILE_POS) - 1} (the paper uses 91), "
-                f"got {window_beats!r}"
-            )
-        if median_beats < 4:
-            raise InvalidInput(
-                f"median_beats must be >= 4 (the paper uses 11), got {median_beats!r}"
-            )
-        if not 0 < min_rr_ms < max_rr_ms:
-            raise InvalidInput(
-                f"need 0 < min_rr_ms < max_rr_ms (e.g. 250 and 2500), "
-                f"got {min_rr_ms!r} and {max_rr_ms!r}"
-            )
+        check_corrector_params(alpha, window_beats, median_beats, min_rr_ms, max_rr_ms)
         self._alpha = float(alpha)
         self._c1 = float(c1)
         self._c2 = float(c2)

@@ -70,6 +70,7 @@ from vagus.core.artifacts import (
     TH2_FLOOR_FRACTION,
     TH_PRIOR_FRACTION,
     WARMUP_VALUES,
+    check_corrector_params,
     starts_new_level,
 )
 from vagus.core.events import Beat
@@ -223,21 +224,7 @@ class BatchCorrector:
         min_rr_ms: float = 250.0,
         max_rr_ms: float = 2500.0,
     ) -> None:
-        if not alpha > 0:
-            raise InvalidInput(f"alpha must be > 0 (the paper uses 5.2), got {alpha!r}")
-        if not 4 <= window_beats <= 1024:
-            raise InvalidInput(
-                f"window_beats must be 4-1024 (the paper uses 91), got {window_beats!r}"
-            )
-        if median_beats < 4:
-            raise InvalidInput(
-                f"median_beats must be >= 4 (the paper uses 11), got {median_beats!r}"
-            )
-        if not 0 < min_rr_ms < max_rr_ms:
-            raise InvalidInput(
-                f"need 0 < min_rr_ms < max_rr_ms (e.g. 250 and 2500), "
-                f"got {min_rr_ms!r} and {max_rr_ms!r}"
-            )
+        check_corrector_params(alpha, window_beats, median_beats, min_rr_ms, max_rr_ms)
         self._alpha = float(alpha)
         self._c1 = float(c1)
         self._c2 = float(c2)

@@ -34,7 +34,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from vagus.core.events import ControlEvent, Marker, PacerChange, check_control
+from vagus.core.events import PACER_MODES, ControlEvent, Marker, PacerChange, check_control
 from vagus.exceptions import InvalidInput
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 
 #: The rate each pacer mode starts at when a phase gives none (breaths/min).
 DEFAULT_START_BPM = {"fixed": 6.0, "scan": 6.5, "adaptive": 6.0}
-_MODES = ("off", "fixed", "scan", "adaptive")
 _MARKER = re.compile(r"^phase (\d+)/(\d+): (.+) \(([\d.]+) min\)$")
 
 
@@ -75,8 +74,10 @@ class PlanPhase:
         where = f"plan phase {self.name!r}"
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 60:
             raise InvalidInput(f"a plan phase needs a name of 1-60 characters, got {self.name!r}")
-        if self.pacer not in _MODES:
-            raise InvalidInput(f"{where}: pacer must be one of {list(_MODES)}, got {self.pacer!r}")
+        if self.pacer not in PACER_MODES:
+            raise InvalidInput(
+                f"{where}: pacer must be one of {list(PACER_MODES)}, got {self.pacer!r}"
+            )
         d = self.duration_s
         if not (isinstance(d, int | float) and math.isfinite(d) and 10.0 <= d <= 4 * 3600.0):
             raise InvalidInput(f"{where}: the duration must be 10 s to 4 h, got {d!r} s")

@@ -17,10 +17,11 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import orjson
 
+from vagus.core.events import PACER_MODES
 from vagus.exceptions import InvalidInput
 
 __all__ = [
@@ -58,18 +59,6 @@ MAX_SEQ: Final = 2**53 - 1
 #: Source times are below this (s), as the pipeline requires.
 MAX_T_S: Final = 1e10
 
-ERROR_CODES: Final = (
-    "bad_json",
-    "too_large",
-    "rate_limited",
-    "version",
-    "unknown_type",
-    "bad_field",
-    "forbidden",
-    "conflict",
-    "ended",
-    "internal",
-)
 ErrorCode = Literal[
     "bad_json",
     "too_large",
@@ -82,12 +71,13 @@ ErrorCode = Literal[
     "ended",
     "internal",
 ]
+#: Every error code (the ``code`` of an ``error`` frame).
+ERROR_CODES: Final[tuple[str, ...]] = get_args(ErrorCode)
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}){2,64}")
 _GAP_REASON = re.compile(r"[a-z_]{1,32}")
-_PACER_MODES: Final = ("off", "fixed", "scan", "adaptive")
 _REVIEW_ACTIONS: Final = ("play", "pause", "seek", "speed")
 
 
@@ -371,10 +361,10 @@ def parse_client_frame(message: str | bytes, *, session: str) -> ClientFrame:
 def _pacer_changes(obj: dict[str, Any], re: int | None) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "mode" in obj:
-        if obj["mode"] not in _PACER_MODES:
+        if obj["mode"] not in PACER_MODES:
             raise FrameError(
                 "bad_field",
-                f"'mode' must be one of {list(_PACER_MODES)}, not {_show(obj['mode'])}",
+                f"'mode' must be one of {list(PACER_MODES)}, not {_show(obj['mode'])}",
                 re,
             )
         changes["mode"] = obj["mode"]
