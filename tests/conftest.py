@@ -3,16 +3,22 @@
 BLE: ``bluez_bus`` starts a private dbus-daemon (and the ``bluetoothctl`` shim) and points
 this process at it; ``fake_bluez`` runs the simulated BlueZ service in the test's event
 loop, with no straps (tests add them). The real bleak code talks to it unmodified.
+
+Browser: ``chromium`` is one headless Debian chromium (Playwright) for a test module;
+``pages`` opens the pages of one test in it and closes them when the test ends (see
+tests/support/browser.py, which also starts the server a module's pages talk to).
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from support.browser import Pages, browser
 from support.fake_bluez import BusEnvironment, FakeBlueZ
 
 # Property tests explore the same examples on every run (a red CI must mean a real
@@ -58,3 +64,21 @@ def _isolated_data_dir(
     """No test touches the user's real session store: VAGUS_DATA_DIR points at a temp dir
     unless the test sets its own."""
     monkeypatch.setenv("VAGUS_DATA_DIR", str(tmp_path_factory.mktemp("vagus-data")))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium (Playwright's sync API) for the module's tests; skips,
+    saying how to install it, where there is none."""
+    with browser() as b:
+        yield b
+
+
+@pytest.fixture
+def pages(chromium: Any) -> Iterator[Pages]:
+    """The test's pages (:class:`support.browser.Pages`), closed when it ends."""
+    opened = Pages(chromium)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -1,6 +1,6 @@
 """The breathing view and the dashboard in a real browser against a real ``vagus demo``.
 
-Debian's chromium under Playwright (see tests/browser_harness.py). One demo server for the
+Debian's chromium under Playwright (see tests/support/browser.py). One demo server for the
 module (a simulated participant breathing with the pacer, in real time); the tests run in
 file order, the slowest check (coherence needs 64 s of beats) last, so the whole module
 takes about as long as that one window.
@@ -14,34 +14,18 @@ import statistics
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from browser_harness import Console, VagusServer, browser, new_page, sample_pacer, screenshot
+from support.browser import Pages, VagusServer, sample_pacer, screenshot, server_fixture
 
 #: The rate the demo starts with: fast, so 30 s of sampling hold 10 breaths.
 START_RATE_BPM = 20.0
 
 pytestmark = pytest.mark.timeout(150)
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
-    server = VagusServer(["demo", "--rate", str(START_RATE_BPM)], tmp_path_factory.mktemp("data"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
+demo = server_fixture("demo", "--rate", str(START_RATE_BPM))
 
 
 def _unwrap(phases: list[float]) -> list[float]:
@@ -100,12 +84,9 @@ def test_pages_without_their_token_are_refused(demo: VagusServer) -> None:
 
 
 def test_pacer_drawn_size_follows_the_configured_rate(
-    demo: VagusServer, chromium: Any, tmp_path: Path
+    demo: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
-    console = Console()
-    page = new_page(chromium, console)
-    page.goto(demo.links["urls"]["participant"])
-    page.wait_for_function("document.body.dataset.ready === '1'")
+    page = pages.open(demo.links["urls"]["participant"])
     page.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
     samples = sample_pacer(page, 30.0)  # the issue's 30 s: 10 breaths at the start rate
     assert len(samples) > 30 * 20, f"only {len(samples)} frames drawn in 30 s"
@@ -122,20 +103,13 @@ def test_pacer_drawn_size_follows_the_configured_rate(
     assert page.inner_text("#cue") in ("breathe in", "breathe out", "hold")
     assert page.inner_text("#rate") == f"{START_RATE_BPM:g}"
     screenshot(page, "breathe-1440", tmp_path)
-    console.assert_clean()
-    page.context.close()
+    pages.console.assert_clean()
 
 
 def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
-    demo: VagusServer, chromium: Any
+    demo: VagusServer, pages: Pages
 ) -> None:
-    console = Console()
-    breathe = new_page(chromium, console, width=800, height=700)
-    dash = new_page(chromium, console)
-    breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe, dash = pages.participant_and_practitioner(demo)
     breathe.wait_for_function("document.querySelector('#pacer').dataset.phase !== ''")
     # Sample the breathing view in the background (every frame) while the rate changes.
     breathe.evaluate(
@@ -178,30 +152,20 @@ def test_practitioner_rate_change_reaches_the_breathing_view_without_a_jump(
     breathe.wait_for_function(
         f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'"
     )
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
 @pytest.mark.parametrize(("width", "height"), [(375, 667), (1440, 900)])
 def test_views_fit_phone_and_desktop(
-    demo: VagusServer, chromium: Any, tmp_path: Path, width: int, height: int
+    demo: VagusServer, pages: Pages, tmp_path: Path, width: int, height: int
 ) -> None:
-    console = Console()
     for kind, url in (
         ("breathe", demo.links["urls"]["participant"]),
         ("dashboard", demo.links["urls"]["practitioner"]),
     ):
-        page = new_page(
-            chromium,
-            console,
-            width=width,
-            height=height,
-            is_mobile=width < 500,
-            has_touch=width < 500,
+        page = pages.open(
+            url, width=width, height=height, is_mobile=width < 500, has_touch=width < 500
         )
-        page.goto(url)
-        page.wait_for_function("document.body.dataset.ready === '1'")
         page.wait_for_timeout(800)
         scroll_w = page.evaluate("document.documentElement.scrollWidth")
         client_w = page.evaluate("document.documentElement.clientWidth")
@@ -223,19 +187,20 @@ def test_views_fit_phone_and_desktop(
             assert el.is_enabled()
         screenshot(page, f"{kind}-{width}", tmp_path)
         page.context.close()
-    console.assert_clean()
+    pages.console.assert_clean()
 
 
 def test_breathing_view_first_notice_dark_reduced_motion_and_tone(
-    demo: VagusServer, chromium: Any, tmp_path: Path
+    demo: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
-    console = Console()
-    ctx = chromium.new_context(
-        viewport={"width": 800, "height": 700}, reduced_motion="reduce", color_scheme="dark"
+    page = pages.open(
+        demo.links["urls"]["participant"],
+        width=800,
+        height=700,
+        first_notice_seen=False,
+        reduced_motion="reduce",
+        color_scheme="dark",
     )
-    page = console.watch(ctx.new_page())
-    page.goto(demo.links["urls"]["participant"])
-    page.wait_for_function("document.body.dataset.ready === '1'")
     # Dark when the system says so: a dark background, light text.
     bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
     fg = page.evaluate("getComputedStyle(document.body).color")
@@ -267,20 +232,15 @@ def test_breathing_view_first_notice_dark_reduced_motion_and_tone(
     page.click("#sound")
     assert page.get_attribute("#sound", "aria-pressed") == "false"
     screenshot(page, "breathe-reduced-motion", tmp_path)
-    console.assert_clean()
-    ctx.close()
+    pages.console.assert_clean()
 
 
 def test_solo_participant_sets_the_pacer_and_adds_a_marker(
-    demo: VagusServer, chromium: Any, tmp_path: Path
+    demo: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
-    console = Console()
-    breathe = new_page(chromium, console, width=375, height=667, is_mobile=True, has_touch=True)
-    dash = new_page(chromium, console)
-    breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe, dash = pages.participant_and_practitioner(
+        demo, width=375, height=667, is_mobile=True, has_touch=True
+    )
     breathe.click("#open-controls")
     breathe.fill("#c-rate", "10")
     breathe.select_option("#c-ratio", "0.5")
@@ -303,16 +263,11 @@ def test_solo_participant_sets_the_pacer_and_adds_a_marker(
     breathe.wait_for_function(
         f"document.querySelector('#rate').textContent === '{START_RATE_BPM:g}'"
     )
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
-def test_dashboard_invite_links_with_copy_and_qr(demo: VagusServer, chromium: Any) -> None:
-    console = Console()
-    dash = new_page(chromium, console)
-    dash.goto(demo.links["urls"]["practitioner"])
-    dash.wait_for_function("document.body.dataset.ready === '1'")
+def test_dashboard_invite_links_with_copy_and_qr(demo: VagusServer, pages: Pages) -> None:
+    dash = pages.open(demo.links["urls"]["practitioner"])
     dash.click("#invite")
     rows = dash.locator("#links .link-row")
     urls = rows.locator("code").all_inner_texts()
@@ -320,19 +275,12 @@ def test_dashboard_invite_links_with_copy_and_qr(demo: VagusServer, chromium: An
     assert demo.links["urls"]["viewer"] in urls
     assert dash.locator("#qr-box .qr svg path").count() == 1
     assert rows.first.get_by_role("button", name="copy").is_visible()
-    console.assert_clean()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
-def test_recording_stops_and_starts_from_the_dashboard(demo: VagusServer, chromium: Any) -> None:
-    console = Console()
-    breathe = new_page(chromium, console, width=800, height=700)
-    dash = new_page(chromium, console)
+def test_recording_stops_and_starts_from_the_dashboard(demo: VagusServer, pages: Pages) -> None:
+    breathe, dash = pages.participant_and_practitioner(demo)
     dash.on("dialog", lambda d: d.accept())  # "Stop recording?" asks first
-    breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
     assert dash.inner_text("#rec") == "● recording"
     dash.click("#rec-toggle")
     dash.wait_for_function("document.querySelector('#rec').dataset.recording === 'false'")
@@ -343,21 +291,13 @@ def test_recording_stops_and_starts_from_the_dashboard(demo: VagusServer, chromi
     dash.click("#rec-toggle")
     dash.wait_for_function("document.querySelector('#rec').dataset.recording === 'true'")
     breathe.wait_for_function("document.querySelector('#state .text').textContent === 'connected'")
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
 def test_hr_and_coherence_update_from_live_data(
-    demo: VagusServer, chromium: Any, tmp_path: Path
+    demo: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
-    console = Console()
-    breathe = new_page(chromium, console, width=800, height=700)
-    dash = new_page(chromium, console)
-    breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe, dash = pages.participant_and_practitioner(demo)
     # HR: a number that keeps changing with the beats.
     breathe.wait_for_function("document.body.dataset.hr !== ''", timeout=20_000)
     hr0 = breathe.evaluate("document.body.dataset.hr")
@@ -392,6 +332,4 @@ def test_hr_and_coherence_update_from_live_data(
     dash.wait_for_timeout(500)
     screenshot(breathe, "breathe-coherence", tmp_path)
     screenshot(dash, "dashboard-1440-live", tmp_path)
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()

@@ -1,6 +1,6 @@
 """The browser's pacer maths (web/static/js/pacer.js) equals the core's (vagus.core.pacer).
 
-The module runs in Debian's chromium (Playwright; see tests/browser_harness.py), served
+The module runs in Debian's chromium (Playwright; see tests/support/browser.py), served
 from web/ through a routed origin (no server needed), and is compared with the Python
 functions on fixed cases: the breath shape over phases, rates, ratios and holds; and the
 phase and shape a view draws from the latest ``pacer_state`` alone, against the core
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from browser_harness import REPO, browser
+from support.browser import REPO
 from vagus.core.events import PacerChange, PacerState
 from vagus.core.pacer import Pacer, breath_shape
 
@@ -23,25 +23,25 @@ ORIGIN = "http://vagus.test"
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    with browser() as b:
-        pg = b.new_page()
+def page(chromium: Any) -> Iterator[Any]:
+    pg = chromium.new_page()
 
-        def serve(route: Any) -> None:
-            path = route.request.url[len(ORIGIN) :].split("?")[0]
-            if path == "/":
-                route.fulfill(body="<!doctype html><title>pacer</title>", content_type="text/html")
-                return
-            f = REPO / "web" / path.lstrip("/")
-            if f.is_file():
-                route.fulfill(body=f.read_bytes(), content_type="text/javascript")
-            else:
-                route.fulfill(status=404, body="not found")
+    def serve(route: Any) -> None:
+        path = route.request.url[len(ORIGIN) :].split("?")[0]
+        if path == "/":
+            route.fulfill(body="<!doctype html><title>pacer</title>", content_type="text/html")
+            return
+        f = REPO / "web" / path.lstrip("/")
+        if f.is_file():
+            route.fulfill(body=f.read_bytes(), content_type="text/javascript")
+        else:
+            route.fulfill(status=404, body="not found")
 
-        pg.route(f"{ORIGIN}/**", serve)
-        pg.goto(f"{ORIGIN}/")
-        pg.evaluate("async () => { window.P = await import('/static/js/pacer.js'); }")
-        yield pg
+    pg.route(f"{ORIGIN}/**", serve)
+    pg.goto(f"{ORIGIN}/")
+    pg.evaluate("async () => { window.P = await import('/static/js/pacer.js'); }")
+    yield pg
+    pg.close()
 
 
 def _state_json(s: PacerState) -> dict[str, Any]:

@@ -14,35 +14,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from browser_harness import Console, VagusServer, browser, new_page
+from support.browser import READY, Pages, VagusServer, server_fixture
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
-    server = VagusServer(["demo", "--rate", "20"], tmp_path_factory.mktemp("data"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+demo = server_fixture("demo", "--rate", "20")
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
-
-
-def test_subtle_guidance_fades_the_pacer_and_it_comes_back(
-    demo: VagusServer, chromium: Any
-) -> None:
+def test_subtle_guidance_fades_the_pacer_and_it_comes_back(demo: VagusServer, pages: Pages) -> None:
     subtle = {"on": True}
 
     def mark(message: str | bytes) -> str | bytes:
@@ -58,14 +41,11 @@ def test_subtle_guidance_fades_the_pacer_and_it_comes_back(
         server = ws.connect_to_server()
         server.on_message(lambda m: ws.send(mark(m)))
 
-    console = Console()
-    breathe = new_page(chromium, console, width=800, height=700)
+    breathe = pages.new(width=800, height=700)
     breathe.route_web_socket(re.compile(r"/ws/"), route)
-    dash = new_page(chromium, console)
     breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe.wait_for_function(READY)
+    dash = pages.open(demo.links["urls"]["practitioner"])
     breathe.wait_for_function("document.body.dataset.guidance === 'subtle'")
     # Faded to a faint cue, gradually (a few seconds), still moving with the pacer.
     breathe.wait_for_function("Number(document.querySelector('#pacer').dataset.alpha) < 0.3")
@@ -83,21 +63,13 @@ def test_subtle_guidance_fades_the_pacer_and_it_comes_back(
     breathe.wait_for_function(
         "Number(document.querySelector('#pacer').dataset.alpha) === 1", timeout=5000
     )
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
 def test_scan_shows_finding_your_rate_and_the_amplitude_per_rate(
-    demo: VagusServer, chromium: Any
+    demo: VagusServer, pages: Pages
 ) -> None:
-    console = Console()
-    breathe = new_page(chromium, console, width=800, height=700)
-    dash = new_page(chromium, console)
-    breathe.goto(demo.links["urls"]["participant"])
-    dash.goto(demo.links["urls"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    breathe, dash = pages.participant_and_practitioner(demo)
     assert breathe.evaluate("() => document.body.dataset.finding") == ""
     assert not breathe.is_visible("#finding")
     # Live RSA per breath from the fast fixed pacer already running.
@@ -130,6 +102,4 @@ def test_scan_shows_finding_your_rate_and_the_amplitude_per_rate(
     amps = dash.evaluate("() => document.querySelector('#scan-plot').dataset.amps")
     assert float(amps) > 0.5, amps
     assert "running" in dash.inner_text("#scan-title")
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()

@@ -1,6 +1,6 @@
 """The admin page, two participants, a server restart, markers and review in a real
 browser against a real ``vagus serve`` (Debian's chromium under Playwright; see
-tests/browser_harness.py).
+tests/support/browser.py).
 
 One server for the module; the tests run in file order and build on each other: the
 session the admin page creates is the one the later tests use.
@@ -13,34 +13,19 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from browser_harness import Console, VagusServer, browser, new_page, screenshot
+from support.browser import Pages, VagusServer, screenshot, server_fixture
 
 pytestmark = pytest.mark.timeout(150)
 
 #: What the admin page created (filled by the first test, read by the others).
 CREATED: dict[str, Any] = {}
 
-
-@pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
-    server = VagusServer(["serve"], tmp_path_factory.mktemp("data"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
+serve = server_fixture("serve")
 
 
 def _admin_url(serve: VagusServer) -> str:
@@ -54,15 +39,14 @@ def _need_created() -> None:
 
 
 def test_admin_page_creates_a_session_with_links(
-    serve: VagusServer, chromium: Any, tmp_path: Path
+    serve: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
     admin = _admin_url(serve)
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(admin.split("?")[0], timeout=10)
     err.value.close()
     assert err.value.code == 403
-    console = Console()
-    page = new_page(chromium, console)
+    page = pages.new()
     page.goto(admin)
     page.fill("#title", "Tuesday group")
     page.fill(".person .p-name", "ann")
@@ -86,14 +70,12 @@ def test_admin_page_creates_a_session_with_links(
     session = page.locator("#rows tr[data-session]").first.get_attribute("data-session")
     CREATED.update(links=links, session=session)
     screenshot(page, "admin-1440", tmp_path)
-    console.assert_clean()
-    page.context.close()
+    pages.console.assert_clean()
 
 
-def test_a_participant_sees_only_their_own_data(serve: VagusServer, chromium: Any) -> None:
+def test_a_participant_sees_only_their_own_data(serve: VagusServer, pages: Pages) -> None:
     _need_created()
-    console = Console()
-    page = new_page(chromium, console, width=800, height=700)
+    page = pages.new(width=800, height=700)
     frames: list[dict[str, Any]] = []
     page.on(
         "websocket",
@@ -112,38 +94,30 @@ def test_a_participant_sees_only_their_own_data(serve: VagusServer, chromium: An
         assert f.get("participant") in (None, "ann"), f
     assert "bob" not in page.content()
     # The practitioner sees both, side by side.
-    dash = new_page(chromium, console)
+    dash = pages.new()
     dash.goto(CREATED["links"]["practitioner"])
     dash.wait_for_function("document.querySelectorAll('.card').length === 2")
     names = dash.locator(".card .pname").all_inner_texts()
     assert sorted(names) == ["ann", "bob"]
     # The viewer's dashboard is read only: the same cards, no controls.
-    view = new_page(chromium, console)
+    view = pages.new()
     view.goto(CREATED["links"]["viewer"])
     view.wait_for_function("document.querySelectorAll('.card').length === 2")
     assert view.evaluate("document.body.dataset.role") == "viewer"
     for sel in ("#p-apply", "#marker-add", "#end", "#invite"):
         assert not view.locator(sel).is_visible(), sel
     assert view.locator("#role-chip").inner_text() == "read only"
-    console.assert_clean()
-    page.context.close()
-    dash.context.close()
-    view.context.close()
+    pages.console.assert_clean()
 
 
 def test_pages_keep_working_after_the_server_restarts(
-    serve: VagusServer, chromium: Any, tmp_path: Path
+    serve: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
     _need_created()
-    console = Console()
     # While the server is down the browser itself logs the failed connection attempts.
-    console.allow = ["WebSocket connection to", "ERR_CONNECTION_REFUSED"]
-    breathe = new_page(chromium, console, width=800, height=700)
-    dash = new_page(chromium, console)
-    breathe.goto(CREATED["links"]["ann"])
-    dash.goto(CREATED["links"]["practitioner"])
-    for p in (breathe, dash):
-        p.wait_for_function("document.body.dataset.ready === '1'")
+    pages.console.allow = ["WebSocket connection to", "ERR_CONNECTION_REFUSED"]
+    breathe = pages.open(CREATED["links"]["ann"], width=800, height=700)
+    dash = pages.open(CREATED["links"]["practitioner"])
     dash.fill("#p-rate", "7.5")
     dash.click("#p-apply")
     breathe.wait_for_function("document.querySelector('#rate').textContent === '7.5'")
@@ -166,19 +140,14 @@ def test_pages_keep_working_after_the_server_restarts(
     breathe.wait_for_function("document.querySelector('#rate').textContent === '8.5'")
     breathe.wait_for_function("document.querySelector('#pacer').dataset.scale !== ''")
     assert dash.inner_text("#pacer-now").startswith("now 8.5/min")
-    console.assert_clean()
-    breathe.context.close()
-    dash.context.close()
+    pages.console.assert_clean()
 
 
 def test_a_dashboard_marker_is_stored_and_on_the_review_timeline(
-    serve: VagusServer, chromium: Any, tmp_path: Path
+    serve: VagusServer, pages: Pages, tmp_path: Path
 ) -> None:
     _need_created()
-    console = Console()
-    dash = new_page(chromium, console)
-    dash.goto(CREATED["links"]["practitioner"])
-    dash.wait_for_function("document.body.dataset.ready === '1'")
+    dash = pages.open(CREATED["links"]["practitioner"])
     dash.wait_for_timeout(1500)
     # M stamps the moment; the note is typed after it; Enter adds it.
     stamped = dash.evaluate("window.vagusDashboard.sock.serverNow()")
@@ -213,9 +182,7 @@ def test_a_dashboard_marker_is_stored_and_on_the_review_timeline(
     assert len(stored) == 1
     assert abs(stored[0]["t_s"] - t_marker) < 1e-3
     # The review page shows it on the timeline, and seeks there from the marker list.
-    review = new_page(chromium, console)
-    review.goto(CREATED["links"]["practitioner"].replace("/dashboard?", "/review?"))
-    review.wait_for_function("document.body.dataset.ready === '1'")
+    review = pages.open(CREATED["links"]["practitioner"].replace("/dashboard?", "/review?"))
     tick = review.locator(".timeline .tick.marker", has_text="")
     titles = [t.get_attribute("title") or "" for t in tick.all()]
     assert sum("eyes closed" in t for t in titles) == 1, titles
@@ -229,6 +196,4 @@ def test_a_dashboard_marker_is_stored_and_on_the_review_timeline(
         timeout=30_000,
     )
     screenshot(review, "review-1440", tmp_path)
-    console.assert_clean()
-    dash.context.close()
-    review.context.close()
+    pages.console.assert_clean()

@@ -5,6 +5,18 @@ with ``--no-browser --json``; its links are the first stdout line) and a real br
 Debian's ``chromium`` driven by Playwright's Python package (``executable_path`` from
 PATH; Playwright never downloads a browser). Without chromium the tests skip and say so;
 CI installs it (tests/install-system-deps.sh).
+
+How a browser test uses it (the fixtures ``chromium`` and ``pages`` are in
+tests/conftest.py)::
+
+    from support.browser import VagusServer, server_fixture
+
+    demo = server_fixture("demo", "--rate", "20")  # one server for the module
+
+    def test_x(demo: VagusServer, pages: Pages) -> None:
+        breathe, dash = pages.participant_and_practitioner(demo)  # both loaded and ready
+        ...
+        pages.console.assert_clean()  # every page closes when the test ends
 """
 
 from __future__ import annotations
@@ -20,13 +32,13 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "img"
 #: Environment variable: save screenshots to docs/img (the README's pictures) when "1";
 #: otherwise they go to the test's tmp_path.
@@ -161,6 +173,21 @@ class VagusServer:
         self.stop()
 
 
+def server_fixture(*args: str) -> Callable[..., Iterator[VagusServer]]:
+    """A module-scoped fixture: ``vagus ARGS`` running for the module's tests, on a free
+    port with its own data directory, stopped (SIGINT, a clean stop) after the last test.
+
+    Assign it to the fixture's name in the test module: ``demo = server_fixture("demo")``.
+    """
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VagusServer]:
+        with VagusServer(list(args), tmp_path_factory.mktemp("data")) as running:
+            yield running
+
+    return server
+
+
 class Console:
     """Every console error and uncaught page error of the pages it watches."""
 
@@ -195,11 +222,69 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def new_page(b: Any, console: Console, *, width: int = 1440, height: int = 900, **kw: Any) -> Any:
-    """A page in a fresh context (the first-session notice already seen)."""
+def new_page(
+    b: Any,
+    console: Console,
+    *,
+    width: int = 1440,
+    height: int = 900,
+    first_notice_seen: bool = True,
+    **kw: Any,
+) -> Any:
+    """A page in a fresh context (by default the first-session notice already seen);
+    ``kw`` are Playwright's context options (``is_mobile``, ``color_scheme``, ...)."""
     ctx = b.new_context(viewport={"width": width, "height": height}, **kw)
-    ctx.add_init_script("try { localStorage.setItem('vagus.firstNoticeSeen', '1'); } catch (e) {}")
+    if first_notice_seen:
+        ctx.add_init_script(
+            "try { localStorage.setItem('vagus.firstNoticeSeen', '1'); } catch (e) {}"
+        )
     return console.watch(ctx.new_page())
+
+
+#: The page script sets this once it has its state (every page: breathe, dashboard, ...).
+READY = "document.body.dataset.ready === '1'"
+
+
+class Pages:
+    """The pages one test opens: each in a fresh context of ``browser``, all watched by one
+    :class:`Console` (``console``), all closed by :meth:`close` (the ``pages`` fixture
+    calls it when the test ends, passed or failed)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.console = Console()
+        self._contexts: list[Any] = []
+
+    def new(self, **kw: Any) -> Any:
+        """A blank page; ``kw`` as :func:`new_page` (size, first_notice_seen, context
+        options). Route or listen on it before its first ``goto``."""
+        page = new_page(self.browser, self.console, **kw)
+        self._contexts.append(page.context)
+        return page
+
+    def open(self, url: str, **kw: Any) -> Any:
+        """:meth:`new`, then load ``url`` and wait until the page says it is ready."""
+        page = self.new(**kw)
+        page.goto(url)
+        page.wait_for_function(READY)
+        return page
+
+    def participant_and_practitioner(
+        self, server: VagusServer, *, width: int = 800, height: int = 700, **kw: Any
+    ) -> tuple[Any, Any]:
+        """The server's breathing view (``width`` x ``height``, ``kw`` for its context)
+        and its dashboard (1440 x 900), both loaded and ready."""
+        urls = server.links["urls"]
+        breathe = self.open(urls["participant"], width=width, height=height, **kw)
+        return breathe, self.open(urls["practitioner"])
+
+    def close(self) -> None:
+        from playwright.sync_api import Error as PlaywrightError
+
+        for ctx in self._contexts:
+            with contextlib.suppress(PlaywrightError):  # the browser is gone already
+                ctx.close()
+        self._contexts.clear()
 
 
 def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
