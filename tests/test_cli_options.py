@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from support.processes import signal_when, sim_session, vagus_process
 from vagus.cli import main
 from vagus.cli._common import ProgressBar, parse_speed
 from vagus.cli._live import LiveStatus
@@ -23,27 +21,6 @@ from vagus.cli.replay import parse_offset
 from vagus.core.events import Marker
 from vagus.store.base import ControlRecord
 from vagus.store.sqlite import SqliteStore
-
-
-def _popen(data: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vagus", *args],
-        env={**os.environ, "VAGUS_DATA_DIR": str(data)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _sim_session(data: Path, capsys: pytest.CaptureFixture[str], seconds: int = 600) -> str:
-    code = main(
-        ["record", "--sim", "--speed", "max", "--duration", str(seconds), "--data-dir", str(data)]
-    )
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out.strip()
-
 
 # ------------------------------------------------------------------ --speed, --device/--sim
 
@@ -148,7 +125,7 @@ def test_sessions_and_show_say_where_the_store_is(
     db = tmp_path / "sessions.sqlite3"
     assert main(["sessions", "--data-dir", str(tmp_path)]) == 0
     assert f"store: {db}" in capsys.readouterr().err  # even before there is one
-    sid = _sim_session(tmp_path, capsys, 60)
+    sid = sim_session(tmp_path, capsys, 60)
     for args in (["sessions"], ["sessions", "--json"], ["show", sid], ["show", sid, "--json"]):
         assert main([*args, "--data-dir", str(tmp_path)]) == 0
         out, err = capsys.readouterr()
@@ -202,45 +179,10 @@ def test_a_file_as_data_dir_gives_no_traceback_in_a_real_process(tmp_path: Path)
 # ------------------------------------------------------------------ Ctrl-C
 
 
-def interrupt_when(
-    proc: subprocess.Popen[str], needle: str | re.Pattern[str], timeout_s: float = 60.0
-) -> tuple[int, str]:
-    """Send SIGINT once ``needle`` (text or pattern) shows on the process's stderr.
-
-    Returns (exit status, stderr).
-    """
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if needle.search(line) if isinstance(needle, re.Pattern) else needle in line:
-                proc.send_signal(signal.SIGINT)
-                break
-        _out, rest = proc.communicate(timeout=timeout_s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, "".join(seen) + rest
-
-
 def test_ctrl_c_ends_the_recording_with_a_stop_marker_and_status_130(tmp_path: Path) -> None:
-    env = {**os.environ, "VAGUS_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vagus", "record", "--sim", "--speed", "5", "--seed", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = vagus_process(tmp_path, "record", "--sim", "--speed", "5", "--seed", "1")
     # Ctrl-C once packets have arrived (the first seconds after connecting are settling).
-    code, err = interrupt_when(proc, re.compile(r"packets [1-9]"))
+    code, err = signal_when(proc, re.compile(r"packets [1-9]"))
     assert code == 130, err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert "saved session" in err
@@ -254,17 +196,17 @@ def test_ctrl_c_ends_the_recording_with_a_stop_marker_and_status_130(tmp_path: P
 def test_ctrl_c_during_replay_closes_cleanly_with_status_130(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sid = _sim_session(tmp_path, capsys)
-    proc = _popen(tmp_path, "replay", sid, "--speed", "2")
-    code, err = interrupt_when(proc, "REPLAY")
+    sid = sim_session(tmp_path, capsys)
+    proc = vagus_process(tmp_path, "replay", sid, "--speed", "2")
+    code, err = signal_when(proc, "REPLAY")
     assert code == 130, err
     assert "Exception ignored" not in err and "Traceback" not in err
     assert "stopped (Ctrl-C)" in err
 
 
 def test_ctrl_c_during_monitor_exits_with_status_130(tmp_path: Path) -> None:
-    proc = _popen(tmp_path, "monitor", "--sim", "--speed", "5")
-    code, err = interrupt_when(proc, "HR ")
+    proc = vagus_process(tmp_path, "monitor", "--sim", "--speed", "5")
+    code, err = signal_when(proc, "HR ")
     assert code == 130, err
     assert "stopped (Ctrl-C)" in err and "packets" in err and "Traceback" not in err
 
@@ -282,7 +224,7 @@ def test_status_line_battery_has_a_percent_sign_only_when_known() -> None:
 def test_replay_status_line_shows_no_battery_percent(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sid = _sim_session(tmp_path, capsys, 30)
+    sid = sim_session(tmp_path, capsys, 30)
     assert main(["replay", sid, "--speed", "100", "--data-dir", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "REPLAY" in err and "battery --" in err and "--%" not in err

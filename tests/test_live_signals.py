@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from support.processes import signal_when, sim_session, vagus_process
 from vagus.cli import main
 from vagus.exceptions import InvalidInput
 from vagus.sources.base import DeviceInfo, LinkGap, Packet, SimSpec
@@ -108,47 +105,14 @@ async def test_a_long_dropout_never_holds_the_event_loop() -> None:
 # ------------------------------------------------------------------ signals
 
 
-def _popen(data: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vagus", *args],
-        env={**os.environ, "VAGUS_DATA_DIR": str(data)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _signal_when(proc: subprocess.Popen[str], needle: str, sig: int) -> tuple[int, str]:
-    """Send ``sig`` once ``needle`` shows on stderr; (exit status, stderr)."""
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if needle in line:
-                proc.send_signal(sig)
-                break
-        _out, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, "".join(seen) + rest
-
-
 @pytest.mark.parametrize(
     ("sig", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
 )
 def test_monitor_ends_on_sigterm_as_on_ctrl_c(
     tmp_path: Path, sig: int, code: int, name: str
 ) -> None:
-    proc = _popen(tmp_path, "monitor", "--sim", "--speed", "10")
-    status, err = _signal_when(proc, "packets 1", sig)
+    proc = vagus_process(tmp_path, "monitor", "--sim", "--speed", "10")
+    status, err = signal_when(proc, "packets 1", sig)
     assert status == code, err
     assert f"stopped ({name})" in err and "Traceback" not in err
     assert "Vagus Simulated Strap" in err and " packets, " in err and " beats (" in err
@@ -160,15 +124,9 @@ def test_monitor_ends_on_sigterm_as_on_ctrl_c(
 def test_replay_ends_on_sigterm_as_on_ctrl_c(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sig: int, code: int, name: str
 ) -> None:
-    assert (
-        main(
-            ["record", "--sim", "--speed", "max", "--duration", "300", "--data-dir", str(tmp_path)]
-        )
-        == 0
-    )
-    sid = capsys.readouterr().out.strip()
-    proc = _popen(tmp_path, "replay", sid, "--speed", "5")
-    status, err = _signal_when(proc, "REPLAY", sig)
+    sid = sim_session(tmp_path, capsys, 300)
+    proc = vagus_process(tmp_path, "replay", sid, "--speed", "5")
+    status, err = signal_when(proc, "REPLAY", sig)
     assert status == code, err
     assert f"vagus replay: stopped ({name}) at " in err and "Traceback" not in err
     assert " beats, " in err and " gaps replayed in " in err
