@@ -446,6 +446,28 @@ def _definitions_html() -> str:
     )
 
 
+def _events_html(replay: SessionReplay, t0_s: float) -> str:
+    """The session's markers (numbered [1], [2], ... in stored order) and pacer changes as
+    one table in time order (a marker before a pacer change at the same instant), times
+    from ``t0_s``; a note where there are none."""
+    ev_rows: list[tuple[float, str, str]] = []
+    for i, m in enumerate(replay.markers, 1):
+        ev_rows.append((m.t_s, f"marker [{i}]", esc(m.text)))
+    for pc in replay.pacer_changes:
+        what = (
+            "pacer off"
+            if pc.rate_bpm is None
+            else f"pacer {pc.rate_bpm:g} breaths/min, inhale {100 * pc.inhale_fraction:.0f} %"
+        )
+        ev_rows.append((pc.t_s, "pacer", esc(what)))
+    ev_rows.sort(key=lambda x: x[0])
+    if not ev_rows:
+        return "<p class='note'>No markers and no pacer changes in this session.</p>"
+    return html_table(
+        ("at (from start)", "event", "text"), [(clock(t - t0_s), k, v) for t, k, v in ev_rows], ()
+    )
+
+
 def _pieces(
     replay: SessionReplay,
     summary: SessionSummary,
@@ -665,27 +687,7 @@ def _pieces(
             else ""
         )
     )
-    # --- events (markers and pacer)
-    ev_rows: list[tuple[float, str, str]] = []
-    for i, m in enumerate(r.markers, 1):
-        ev_rows.append((m.t_s, f"marker [{i}]", esc(m.text)))
-    for p in r.pacer_changes:
-        what = (
-            "pacer off"
-            if p.rate_bpm is None
-            else f"pacer {p.rate_bpm:g} breaths/min, inhale {100 * p.inhale_fraction:.0f} %"
-        )
-        ev_rows.append((p.t_s, "pacer", esc(what)))
-    ev_rows.sort(key=lambda x: x[0])
-    events_html = (
-        html_table(
-            ("at (from start)", "event", "text"),
-            [(clock(t - r.t0_s), k, v) for t, k, v in ev_rows],
-            (),
-        )
-        if ev_rows
-        else "<p class='note'>No markers and no pacer changes in this session.</p>"
-    )
+    events_html = _events_html(r, r.t0_s)
     # --- spectrum text
     cmp_ = s.spectrum
     if not cmp_.has_pacer:
@@ -960,26 +962,7 @@ def render_group_html(
     first = parts[0].replay
     t0, t_end = _session_span([p.replay for p in parts])
     names = ", ".join(esc(p.replay.participant) for p in parts)
-    ev_rows: list[tuple[float, str, str]] = []
-    for i, m in enumerate(first.markers, 1):
-        ev_rows.append((m.t_s, f"marker [{i}]", esc(m.text)))
-    for pc in first.pacer_changes:
-        what = (
-            "pacer off"
-            if pc.rate_bpm is None
-            else f"pacer {pc.rate_bpm:g} breaths/min, inhale {100 * pc.inhale_fraction:.0f} %"
-        )
-        ev_rows.append((pc.t_s, "pacer", esc(what)))
-    ev_rows.sort(key=lambda x: x[0])
-    events_html = (
-        html_table(
-            ("at (from start)", "event", "text"),
-            [(clock(t - t0), k, v) for t, k, v in ev_rows],
-            (),
-        )
-        if ev_rows
-        else "<p class='note'>No markers and no pacer changes in this session.</p>"
-    )
+    events_html = _events_html(first, t0)
     track = (
         "<figure>" + shared_figure + "<figcaption>The session's pacer rate (step line) "
         "and markers [n] (dashed), shared by every participant; time from the session's "
