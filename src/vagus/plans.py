@@ -1,4 +1,5 @@
-"""Plans and pacer options for the command line (``--plan NAME|FILE``, ``--pacer MODE[:RATE]``).
+"""Plans and pacer options for the command line (``--plan NAME|FILE``, ``--pacer MODE[:RATE]``,
+``--guidance LEVEL``).
 
 The plans themselves are :mod:`vagus.core.plans` (sans-I/O); this module reads a plan
 file and parses the options, with errors that say what to write instead.
@@ -8,11 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vagus.core.events import PACER_MODES, PacerChange
+from vagus.core.events import GUIDANCE_LEVEL_NAMES, PACER_MODES, PacerChange
 from vagus.core.plans import PRESETS, Plan, plan_from_toml, preset
+from vagus.core.resonance import GUIDANCE_LEVELS
 from vagus.exceptions import InvalidInput
 
-__all__ = ["PACER_OPTION_HELP", "PLAN_OPTION_HELP", "load_plan", "pacer_change_from_option"]
+__all__ = [
+    "GUIDANCE_OPTION_HELP",
+    "PACER_OPTION_HELP",
+    "PLAN_OPTION_HELP",
+    "guidance_from_option",
+    "load_plan",
+    "pacer_change_from_option",
+]
 
 #: ``--pacer`` help text.
 PACER_OPTION_HELP = (
@@ -24,8 +33,33 @@ PACER_OPTION_HELP = (
 PLAN_OPTION_HELP = (
     "follow a session plan: a preset ("
     + ", ".join(repr(k) for k in PRESETS)
-    + ") or a TOML file with [[phase]] tables (name, minutes, pacer, rate_bpm)"
+    + ") or a TOML file with [[phase]] tables (name, minutes, pacer, rate_bpm, guidance)"
 )
+#: ``--guidance`` help text.
+GUIDANCE_OPTION_HELP = (
+    "coherence-adaptive guidance on top of any pacer: once your coherence has stayed high "
+    "for a minute the breathing shape fades to a faint cue, and it comes back when "
+    "coherence drops. The level sets how high is high (coherence ratio at or above / "
+    "back below): "
+    + ", ".join(f"{k} {hi:g}/{lo:g}" for k, (hi, lo) in GUIDANCE_LEVELS.items())
+    + "; off (the default) never fades"
+)
+
+
+def guidance_from_option(text: str) -> str | None:
+    """The guidance level ``--guidance TEXT`` asks for (None for ``off``).
+
+    Raises:
+        InvalidInput: not a level or off, with the accepted values.
+    """
+    level = text.strip().lower()
+    if level == "off":
+        return None
+    if level not in GUIDANCE_LEVEL_NAMES:
+        raise InvalidInput(
+            f"--guidance {text!r}: unknown level; write {', '.join(GUIDANCE_LEVEL_NAMES)} or off"
+        )
+    return level
 
 
 def pacer_change_from_option(

@@ -212,7 +212,9 @@ class Session:
         guidance: the challenge level of the coherence-adaptive guidance
             (:class:`~vagus.core.resonance.Guidance`: the pacer fades to a subtle cue,
             ``pacer_state.guidance``, while the followed participant's coherence stays
-            high), e.g. ``"medium"``; None (the default) for no guidance.
+            high), e.g. ``"medium"``; None (the default) for no guidance. A
+            :class:`~vagus.core.events.PacerChange` with ``guidance`` turns it on, off or
+            to another level (a live session does it that way: stored and replayed).
 
     Raises:
         InvalidInput: a bad or repeated participant name, or a bad offset.
@@ -248,6 +250,7 @@ class Session:
         self._closed = False
         self.pacer = Pacer(pacer_modes)
         self._guidance = Guidance(guidance) if guidance is not None else None
+        self.pacer.set_guidance_level(guidance)
         for name in participants:
             self.add_participant(name)
         for name, offset in (clock_offsets or {}).items():
@@ -413,6 +416,13 @@ class Session:
                         field="follow",
                     )
                 self._follow = checked.follow
+            if checked.guidance is not None:
+                # Guidance on, off or at another level (a control: stored, replayed); the
+                # change's own state below carries it.
+                level = None if checked.guidance == "off" else checked.guidance
+                if level != self.pacer.guidance_level:
+                    self._guidance = Guidance(level) if level is not None else None
+                    self.pacer.set_guidance_level(level)
             states = self.pacer.receive_change(checked)
             events = self._events
             # States the time before the change caused (a deferred shape), then the change.

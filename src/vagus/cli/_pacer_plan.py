@@ -1,4 +1,5 @@
-"""``--pacer MODE[:RATE]`` and ``--plan NAME|FILE`` for ``vagus demo`` and ``vagus live``.
+"""``--pacer MODE[:RATE]``, ``--plan NAME|FILE`` and ``--guidance LEVEL`` for ``vagus demo``
+and ``vagus live``.
 
 The options are parsed by :mod:`vagus.plans` (errors say what to write instead). A rate
 left out (``--pacer fixed``, ``--pacer adaptive``, a plan phase without ``rate_bpm``)
@@ -7,7 +8,10 @@ is the first participant's latest resonance rate from the store
 scan or confident adaptive session), else 6 breaths/min. ``--pacer`` sets the pacer when
 the session starts; ``--plan`` sends, from the start, each phase's marker and pacer change
 when the session clock reaches it (control events: stored and replayed like a
-practitioner's; the practitioner can still change the pacer in between).
+practitioner's; the practitioner can still change the pacer in between). ``--guidance``
+turns coherence-adaptive guidance on with the pacer change the session starts with (the
+``guidance`` of that :class:`~vagus.core.events.PacerChange`: stored, replayed); a plan's
+phases keep it unless one sets its own.
 """
 
 from __future__ import annotations
@@ -15,19 +19,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from vagus.core.events import Marker, PacerChange
 from vagus.core.plans import Plan
 from vagus.exceptions import InvalidInput, VagusError
-from vagus.plans import PACER_OPTION_HELP, PLAN_OPTION_HELP, load_plan, pacer_change_from_option
+from vagus.plans import (
+    GUIDANCE_OPTION_HELP,
+    PACER_OPTION_HELP,
+    PLAN_OPTION_HELP,
+    guidance_from_option,
+    load_plan,
+    pacer_change_from_option,
+)
 
 __all__ = ["PacerPlan", "add_pacer_plan_arguments", "pacer_plan_from_args"]
 
 
 def add_pacer_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--pacer`` and ``--plan``."""
+    """Add ``--pacer``, ``--plan`` and ``--guidance``."""
     parser.add_argument(
         "--pacer",
         default=None,
@@ -44,15 +56,29 @@ def add_pacer_plan_arguments(parser: argparse.ArgumentParser) -> None:
         + ". The phases' markers and pacer changes are stored with the session; e.g. "
         "--plan '10-minute practice'",
     )
+    parser.add_argument(
+        "--guidance",
+        default=None,
+        metavar="LEVEL",
+        help=GUIDANCE_OPTION_HELP + ". E.g. --guidance medium (the dashboard can change it)",
+    )
 
 
 class PacerPlan:
     """What ``--pacer``/``--plan`` asked for, checked before the server starts."""
 
-    def __init__(self, pacer: str | None, plan: Plan | None, data_dir: Path | None) -> None:
+    def __init__(
+        self,
+        pacer: str | None,
+        plan: Plan | None,
+        data_dir: Path | None,
+        guidance: str | None = None,
+    ) -> None:
         self.pacer = pacer
         self.plan = plan
         self.data_dir = data_dir
+        #: the guidance level to start with (None: off)
+        self.guidance = guidance
         self._task: asyncio.Task[None] | None = None
 
     def _needs_stored_rate(self) -> bool:
@@ -83,31 +109,50 @@ class PacerPlan:
         finally:
             store.close()
 
-    def start(self, hosted: Any, participant: str) -> PacerChange | None:
+    def start(
+        self, hosted: Any, participant: str, *, rate_bpm: float | None = None
+    ) -> PacerChange | None:
         """Set the pacer (``--pacer``) or start the plan (``--plan``) on a started session
-        (:class:`vagus.service.host.HostedSession`). Returns the pacer change applied at
-        the start (None with neither option)."""
+        (:class:`vagus.service.host.HostedSession`), with ``--guidance`` in its first pacer
+        change. ``rate_bpm``: the fixed rate to start with when neither option is given
+        (None or 0: the pacer stays off). Returns the pacer change applied at the start
+        (None when there is none)."""
         default = self.default_rate_bpm(participant)
         if self.plan is not None:
             controls = self.plan.controls(hosted.now_s(), default_rate_bpm=default)
-            first = next(c for c in controls if isinstance(c, PacerChange))
+            k, first = next((k, c) for k, c in enumerate(controls) if isinstance(c, PacerChange))
+            if self.guidance is not None and first.guidance is None:
+                first = dataclasses.replace(first, guidance=self.guidance)
+                controls[k] = first
             self._task = asyncio.get_running_loop().create_task(_run_plan(hosted, controls))
             return first
-        if self.pacer is None:
+        if self.pacer is not None:
+            change = pacer_change_from_option(self.pacer, default_rate_bpm=default)
+        elif rate_bpm:
+            change = PacerChange(0.0, float(rate_bpm), 0.4, "fixed")
+        elif self.guidance is not None:
+            change = PacerChange(0.0, None, 0.4, "off")  # guidance waits for a pacer
+        else:
             return None
-        change = pacer_change_from_option(self.pacer, default_rate_bpm=default)
+        if self.guidance is not None:
+            change = dataclasses.replace(change, guidance=self.guidance)
         hosted.set_pacer(_fields(change))
         return change
 
 
 def _fields(change: PacerChange) -> dict[str, Any]:
-    if change.rate_bpm is None:
-        return {"mode": "off"}
-    return {
-        "mode": change.mode,
-        "rate_bpm": change.rate_bpm,
-        "inhale_fraction": change.inhale_fraction,
-    }
+    """The fields of ``hosted.set_pacer`` that make ``change`` (stamped with the
+    session's time now)."""
+    fields: dict[str, Any] = {"mode": "off"}
+    if change.rate_bpm is not None:
+        fields = {
+            "mode": change.mode,
+            "rate_bpm": change.rate_bpm,
+            "inhale_fraction": change.inhale_fraction,
+        }
+    if change.guidance is not None:
+        fields["guidance"] = change.guidance
+    return fields
 
 
 async def _run_plan(hosted: Any, controls: list[Marker | PacerChange]) -> None:
@@ -129,7 +174,8 @@ def pacer_plan_from_args(args: argparse.Namespace) -> PacerPlan:
     """Check ``--pacer``/``--plan`` (before anything starts).
 
     Raises:
-        InvalidInput: a bad value, or both options (a plan sets the pacer itself).
+        InvalidInput: a bad value, or both ``--pacer`` and ``--plan`` (a plan sets the
+            pacer itself).
     """
     if args.pacer is not None and args.plan is not None:
         raise InvalidInput(
@@ -138,4 +184,5 @@ def pacer_plan_from_args(args: argparse.Namespace) -> PacerPlan:
     if args.pacer is not None:
         pacer_change_from_option(args.pacer)  # raises with the accepted forms
     plan = load_plan(args.plan) if args.plan is not None else None
-    return PacerPlan(args.pacer, plan, args.data_dir)
+    guidance = guidance_from_option(args.guidance) if args.guidance is not None else None
+    return PacerPlan(args.pacer, plan, args.data_dir, guidance)

@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
             record=not args.no_record,
             solo=True,
         )
-        if pacer_plan.pacer is None and pacer_plan.plan is None and args.rate:
-            hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})
-        pacer_plan.start(hosted, "me")
+        pacer_plan.start(hosted, "me", rate_bpm=args.rate or None)
         links = service.links[hosted.id]
         print_links(
             links,

@@ -75,10 +75,8 @@ def run(args: argparse.Namespace) -> int:
         hosted = await service.create_session(
             participants, title=args.title or "vagus live", record=not args.no_record, solo=True
         )
-        if pacer_plan.pacer is None and pacer_plan.plan is None and args.rate:
-            hosted.set_pacer({"mode": "fixed", "rate_bpm": float(args.rate)})
         # The stored resonance rate and the plan's pacer follow the first participant.
-        pacer_plan.start(hosted, participants[0][0])
+        pacer_plan.start(hosted, participants[0][0], rate_bpm=args.rate or None)
         links = service.links[hosted.id]
         print_links(
             links, as_json=args.json, heading=f"vagus live: session {hosted.id}, Ctrl-C to end"

@@ -33,6 +33,7 @@ from vagus.exceptions import ProtocolError
 
 __all__ = [
     "ARTIFACT_CLASSES",
+    "GUIDANCE_LEVEL_NAMES",
     "MAX_HOLD_S",
     "MIN_BREATHING_S",
     "PACER_MODES",
@@ -222,6 +223,10 @@ class PacerChange(_EventMixin):
         follow: the participant whose heart rhythm ``scan`` and ``adaptive`` follow in a
             session with several (None: keep the one followed so far, at first the first
             participant). Left out of the JSON form when None.
+        guidance: coherence-adaptive guidance from ``t_s`` on: a challenge level
+            (``"gentle"``, ``"medium"``, ``"challenging"``; :mod:`vagus.core.resonance`
+            ``GUIDANCE_LEVELS``), ``"off"``, or None: keep it as it is (at first off).
+            Left out of the JSON form when None.
 
     How a change keeps the pacer's phase continuous: :mod:`vagus.core.pacer`. Stored
     sessions written before ``mode`` and the holds existed read with their defaults
@@ -236,12 +241,16 @@ class PacerChange(_EventMixin):
     hold_in_s: float = 0.0
     hold_out_s: float = 0.0
     follow: str | None = None
+    guidance: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form; ``follow`` only when set (older forms stay as they were)."""
+        """The JSON form; ``follow`` and ``guidance`` only when set (older forms stay as
+        they were)."""
         out = _EventMixin.to_json(self)
         if self.follow is None:
             del out["follow"]
+        if self.guidance is None:
+            del out["guidance"]
         return out
 
 
@@ -265,6 +274,9 @@ class PacerState(_EventMixin):
         guidance: ``"full"`` (draw the pacer as usual) or ``"subtle"`` (coherence has
             stayed high: fade the pacer to a subtle cue; :mod:`vagus.core.resonance`
             ``Guidance``). Left out of the JSON form when ``"full"``.
+        guidance_level: the guidance's challenge level while it is on (the last
+            :class:`PacerChange` ``guidance``), None while it is off. Left out of the JSON
+            form when None.
     """
 
     type: ClassVar[str] = "pacer_state"
@@ -276,12 +288,16 @@ class PacerState(_EventMixin):
     hold_out_s: float
     phase: float | None
     guidance: str = "full"
+    guidance_level: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form; ``guidance`` only when not ``"full"``."""
+        """The JSON form; ``guidance`` only when not ``"full"``, ``guidance_level`` only
+        when set."""
         out = _EventMixin.to_json(self)
         if self.guidance == "full":
             del out["guidance"]
+        if self.guidance_level is None:
+            del out["guidance_level"]
         return out
 
 
@@ -449,6 +465,9 @@ _BY_TYPE: dict[str, Any] = {cls.type: cls for cls in _CLASSES}  # type: ignore[a
 
 #: The pacer's modes (:class:`PacerChange`, :class:`PacerState`).
 PACER_MODES: tuple[str, ...] = ("off", "fixed", "scan", "adaptive")
+#: The challenge levels of coherence-adaptive guidance (their thresholds:
+#: ``vagus.core.resonance.GUIDANCE_LEVELS``).
+GUIDANCE_LEVEL_NAMES: tuple[str, ...] = ("gentle", "medium", "challenging")
 #: The pacer's rate range, breaths/min (as ``pacer N`` during a recording).
 PACER_RATE_RANGE_BPM: tuple[float, float] = (1.0, 40.0)
 #: The longest hold after an inhale or after an exhale, s.
@@ -669,6 +688,7 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "hold_in_s": _HOLD,
         "hold_out_s": _HOLD,
         "follow": _follow_field,
+        "guidance": _optional(_choice("off", *GUIDANCE_LEVEL_NAMES)),
     },
     "pacer_state": {
         "t_s": _time_field,
@@ -681,6 +701,7 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "hold_out_s": _STATE_HOLD,
         "phase": _optional(_ranged(0.0, 1.0, "null (off) or a number from 0 to below 1")),
         "guidance": _choice("full", "subtle"),
+        "guidance_level": _optional(_choice(*GUIDANCE_LEVEL_NAMES)),
     },
     "rsa": {
         "t_s": _time_field,

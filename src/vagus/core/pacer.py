@@ -269,6 +269,7 @@ class Pacer:
         self._modes = dict(modes)
         self._mode_events: list[ComputedEvent] = []
         self._guidance = "full"
+        self._guidance_level: str | None = None
         self._segments: list[_Segment] = []
         self._starts: list[float] = []  # segment start times, for bisect
         self._pending: tuple[float, PacerSettings] | None = None  # (t, settings) deferred
@@ -310,9 +311,32 @@ class Pacer:
         return bool(self._mode_events)
 
     @property
+    def next_change_s(self) -> float:
+        """The earliest time :meth:`advance_to` can change anything at (a deferred shape
+        starts, or the mode is asked at an inhale); ``inf`` when nothing is planned.
+        Advancing to an earlier time emits nothing (a session feeds beats in bulk up to it)."""
+        pending = self._pending
+        if pending is not None and pending[0] < self._next_inhale_s:
+            return pending[0]
+        return self._next_inhale_s
+
+    @property
     def guidance(self) -> str:
         """The current guidance cue: ``"full"`` or ``"subtle"`` (see :meth:`set_guidance`)."""
         return self._guidance
+
+    @property
+    def guidance_level(self) -> str | None:
+        """The coherence-adaptive guidance's level (None: off), carried by every state."""
+        return self._guidance_level
+
+    def set_guidance_level(self, level: str | None) -> None:
+        """Guidance was turned on at ``level`` or off (None), or its level changed: note
+        it and show the pacer in full again. Emits nothing: call it just before the
+        :meth:`receive_change` that set it, whose state carries both (a state the pacer
+        emits is always the whole picture)."""
+        self._guidance_level = level
+        self._guidance = "full"
 
     def set_guidance(self, t_s: float, cue: str) -> PacerState | None:
         """Show the pacer as ``cue`` (``"full"`` or ``"subtle"``) from ``t_s`` (or from the
@@ -421,6 +445,7 @@ class Pacer:
         """
         self._rewind(state.t_s)
         self._guidance = state.guidance
+        self._guidance_level = state.guidance_level
         self._pending = None
         self._mode = None
         self._next_inhale_s = math.inf
@@ -574,11 +599,11 @@ class Pacer:
             s = pending[1]
             return PacerState(
                 t_s, s.mode, s.rate_bpm, s.inhale_fraction, s.hold_in_s, s.hold_out_s,
-                self.phase_at(t_s), st.guidance,
+                self.phase_at(t_s), st.guidance, st.guidance_level,
             )  # fmt: skip
         return PacerState(
             t_s, st.mode, st.rate_bpm, st.inhale_fraction, st.hold_in_s, st.hold_out_s,
-            self.phase_at(t_s), st.guidance,
+            self.phase_at(t_s), st.guidance, st.guidance_level,
         )  # fmt: skip
 
     def history(self) -> list[PacerState]:
@@ -600,8 +625,12 @@ class Pacer:
         self._t_s = min(self._t_s, t_s)
 
     def _push(self, seg: _Segment) -> PacerState:
-        if seg.state.guidance != self._guidance:
-            seg = seg._replace(state=dataclasses.replace(seg.state, guidance=self._guidance))
+        st = seg.state
+        if st.guidance != self._guidance or st.guidance_level != self._guidance_level:
+            st = dataclasses.replace(
+                st, guidance=self._guidance, guidance_level=self._guidance_level
+            )
+            seg = seg._replace(state=st)
         segs = self._segments
         # Two states at the same time: the later replaces the earlier (a view would too).
         while segs and segs[-1].t0_s >= seg.t0_s:

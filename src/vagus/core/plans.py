@@ -7,7 +7,9 @@ as **control events** (so it is stored and replayed like any practitioner's inpu
 whose text names the phase (``"phase 2/3: practice (10 min)"``, read back with
 :func:`phase_of_marker`) followed by the :class:`~vagus.core.events.PacerChange` of its
 pacer, and a ``"plan end"`` marker at the end. :meth:`Plan.phase_at` tells a view the
-phase and the time left at any elapsed time.
+phase and the time left at any elapsed time; :func:`plan_state_of_marker` turns a phase
+marker into the small ``plan`` state a breathing view is sent (the phase's name, its
+number and when it ends), since participants are not sent markers.
 
 Presets (:data:`PRESETS`): ``"resonance assessment"`` (2 min baseline, 12 min scan,
 2 min recovery), ``"10-minute practice"`` (2 min baseline, 10 min adaptive, 2 min
@@ -24,6 +26,8 @@ small TOML text::
     pacer = "fixed"      # off (default), fixed, scan or adaptive
     rate_bpm = 5.5       # fixed: the rate; scan/adaptive: where they start
     inhale_fraction = 0.4
+    guidance = "medium"  # coherence-adaptive guidance from here: gentle, medium,
+                         # challenging or off (left out: as it was before the phase)
 """
 
 from __future__ import annotations
@@ -34,7 +38,14 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from vagus.core.events import PACER_MODES, ControlEvent, Marker, PacerChange, check_control
+from vagus.core.events import (
+    GUIDANCE_LEVEL_NAMES,
+    PACER_MODES,
+    ControlEvent,
+    Marker,
+    PacerChange,
+    check_control,
+)
 from vagus.exceptions import InvalidInput
 
 __all__ = [
@@ -43,6 +54,7 @@ __all__ = [
     "PlanPhase",
     "phase_of_marker",
     "plan_from_toml",
+    "plan_state_of_marker",
     "preset",
 ]
 
@@ -62,6 +74,9 @@ class PlanPhase:
         rate_bpm: the fixed rate, or where scan/adaptive start (None: the participant's
             resonance rate if known, else :data:`DEFAULT_START_BPM`).
         inhale_fraction: the pacer's inhale share (0.1-0.9).
+        guidance: coherence-adaptive guidance from this phase on: a level
+            (``"gentle"``, ``"medium"``, ``"challenging"``) or ``"off"``; None keeps it
+            as it was (:class:`~vagus.core.events.PacerChange` ``guidance``).
     """
 
     name: str
@@ -69,6 +84,7 @@ class PlanPhase:
     pacer: str = "off"
     rate_bpm: float | None = None
     inhale_fraction: float = 0.4
+    guidance: str | None = None
 
     def __post_init__(self) -> None:
         where = f"plan phase {self.name!r}"
@@ -87,18 +103,25 @@ class PlanPhase:
         f = self.inhale_fraction
         if not (isinstance(f, int | float) and 0.1 <= f <= 0.9):
             raise InvalidInput(f"{where}: inhale_fraction must be 0.1-0.9, got {f!r}")
+        g = self.guidance
+        if g is not None and g not in ("off", *GUIDANCE_LEVEL_NAMES):
+            raise InvalidInput(
+                f"{where}: guidance must be one of {['off', *GUIDANCE_LEVEL_NAMES]}, got {g!r}"
+            )
 
     def change(self, t_s: float, default_rate_bpm: float | None = None) -> PacerChange:
         """The pacer change that starts this phase at ``t_s``."""
         if self.pacer == "off":
-            return PacerChange(t_s, None, self.inhale_fraction, "off")
+            return PacerChange(t_s, None, self.inhale_fraction, "off", guidance=self.guidance)
         if self.rate_bpm is not None:
             rate = self.rate_bpm
         elif self.pacer != "scan" and default_rate_bpm is not None:
             rate = default_rate_bpm
         else:
             rate = DEFAULT_START_BPM[self.pacer]
-        return PacerChange(t_s, float(rate), self.inhale_fraction, self.pacer)
+        return PacerChange(
+            t_s, float(rate), self.inhale_fraction, self.pacer, guidance=self.guidance
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +181,35 @@ def phase_of_marker(text: str) -> tuple[int, int, str, float] | None:
     if m is None:
         return None
     return int(m.group(1)), int(m.group(2)), m.group(3), float(m.group(4))
+
+
+def plan_state_of_marker(marker: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``plan`` state a marker's JSON form starts, else None.
+
+    A phase marker (:meth:`Plan.controls`: ``"phase 2/3: practice (10 min)"``) at ``t_s``
+    gives ``{"type": "plan", "t_s": t_s, "participant": None, "phase": "practice",
+    "number": 2, "of": 3, "ends_s": t_s + 600.0}`` (``ends_s`` on the session clock: a view
+    shows the time left as ``ends_s − now``); ``"plan end"`` gives the same with
+    ``phase``, ``number``, ``of`` and ``ends_s`` None (no plan running); any other marker
+    None. Derived from the stored markers alone, so a replay derives the same.
+    """
+    text = marker.get("text")
+    t_s = marker.get("t_s")
+    if not isinstance(text, str) or not isinstance(t_s, int | float):
+        return None
+    if text == "plan end":
+        found: tuple[int, int, str, float] | None = None
+    else:
+        found = phase_of_marker(text)
+        if found is None:
+            return None
+    state: dict[str, Any] = {"type": "plan", "t_s": t_s, "participant": None}
+    if found is None:
+        state.update(phase=None, number=None, of=None, ends_s=None)
+    else:
+        number, of, name, minutes = found
+        state.update(phase=name, number=number, of=of, ends_s=round(t_s + 60.0 * minutes, 3))
+    return state
 
 
 #: The built-in plans.
@@ -222,7 +274,7 @@ def plan_from_toml(text: str, default_name: str = "plan") -> Plan:
     if not isinstance(raw, list) or not raw:
         raise InvalidInput("a plan needs at least one [[phase]] table")
     phases = []
-    allowed = {"name", "minutes", "seconds", "pacer", "rate_bpm", "inhale_fraction"}
+    allowed = {"name", "minutes", "seconds", "pacer", "rate_bpm", "inhale_fraction", "guidance"}
     for k, item in enumerate(raw):
         if not isinstance(item, dict):
             raise InvalidInput(f"plan phase {k + 1} must be a table")
@@ -255,10 +307,17 @@ def _phase(k: int, item: dict[str, Any]) -> PlanPhase:
     frac = item.get("inhale_fraction", 0.4)
     if isinstance(frac, bool) or not isinstance(frac, int | float):
         raise InvalidInput(f"plan phase {k + 1}: inhale_fraction must be a number, got {frac!r}")
+    guidance = item.get("guidance")
+    if guidance is not None and not isinstance(guidance, str):
+        raise InvalidInput(
+            f"plan phase {k + 1}: guidance must be a string ({', '.join(GUIDANCE_LEVEL_NAMES)} "
+            f"or off), got {guidance!r}"
+        )
     return PlanPhase(
         str(name),
         float(value) * scale,
         str(item.get("pacer", "off")),
         None if rate is None else float(rate),
         float(frac),
+        guidance,
     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from vagus.core.events import Marker, PacerChange
+from vagus.core.plans import plan_state_of_marker
 from vagus.exceptions import InvalidInput, VagusError
 from vagus.runner import Participant, Runner
 from vagus.service.bus import Bus, OutFrame
@@ -300,6 +301,8 @@ class HostedSession:
                 event["ended"] = self.ended and not self.suspended
                 event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
             out.append(event)
+            if kind == "marker" and (plan := plan_state_of_marker(event)) is not None:
+                out.append(plan)  # a plan's phase, for the views that get no markers
         if out:
             # the runner's dicts are fresh for each batch: completed in place, not copied
             self.bus.publish(self.id, [OutFrame.make(self.id, e, own=True) for e in out])
@@ -416,6 +419,8 @@ class HostedSession:
                     f"({', '.join(self.participants)})",
                 )
             fields["follow"] = changes["follow"]
+        if "guidance" in changes:  # a level or "off"; left out: guidance as it is
+            fields["guidance"] = changes["guidance"]
         try:
             self.runner.control(PacerChange(t_s=t_s, **fields))
         except InvalidInput as exc:

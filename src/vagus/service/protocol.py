@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, get_args
 
 import orjson
 
-from vagus.core.events import PACER_MODES
+from vagus.core.events import GUIDANCE_LEVEL_NAMES, PACER_MODES
 from vagus.exceptions import InvalidInput
 
 __all__ = [
@@ -171,7 +171,7 @@ ClientFrame = (
 _FIELDS: Final[dict[str, frozenset[str]]] = {
     "ping": frozenset({"client_time"}),
     "pacer": frozenset(
-        {"mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s", "follow"}
+        {"mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s", "follow", "guidance"}
     ),
     "marker": frozenset({"text", "t_s"}),
     "packets": frozenset({"packets", "participant"}),
@@ -384,6 +384,15 @@ def _pacer_changes(obj: dict[str, Any], re: int | None) -> dict[str, Any]:
                 "bad_field", f"'follow' must be a participant's name, not {_show(follow)}", re
             )
         changes["follow"] = follow
+    if "guidance" in obj:
+        if obj["guidance"] not in ("off", *GUIDANCE_LEVEL_NAMES):
+            raise FrameError(
+                "bad_field",
+                f"'guidance' must be one of {['off', *GUIDANCE_LEVEL_NAMES]}, "
+                f"not {_show(obj['guidance'])}",
+                re,
+            )
+        changes["guidance"] = obj["guidance"]
     return changes
 
 

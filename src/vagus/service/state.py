@@ -2,7 +2,7 @@
 
 Kept up to date from the session's own frames: the latest ``pacer_state``, the last
 ``metrics``, ``spectrum``, ``contact`` and ``rsa`` per participant, the latest
-``resonance`` estimate, the ``beat`` and ``gap`` events
+``resonance`` estimate, the latest ``plan`` (a plan's phase), the ``beat`` and ``gap`` events
 of the last :data:`HISTORY_S` seconds of session time per participant, and every
 ``marker``. :meth:`SessionState.snapshot` gives the part a role may see.
 """
@@ -43,6 +43,7 @@ class SessionState:
         self.markers: list[dict[str, Any]] = []
         self.rsa: dict[str, dict[str, Any]] = {}
         self.resonance: dict[str, Any] | None = None
+        self.plan: dict[str, Any] | None = None  # the latest ``plan`` (a plan's phase)
         self.latest_t_s = 0.0
 
     def offer(self, frames: Iterable[OutFrame]) -> None:
@@ -79,6 +80,8 @@ class SessionState:
             self.rsa[who] = event
         elif kind == "resonance":
             self.resonance = event
+        elif kind == "plan":
+            self.plan = event
 
     def _trim(self, events: deque[dict[str, Any]]) -> None:
         horizon = float(events[-1]["t_s"]) - HISTORY_S
@@ -109,4 +112,5 @@ class SessionState:
             "markers": [_bare(e) for e in self.markers] if participant is None else [],
             "rsa": {p: _bare(e) for p, e in mine(self.rsa).items()},
             "resonance": None if self.resonance is None else _bare(self.resonance),
+            "plan": None if self.plan is None else _bare(self.plan),
         }
