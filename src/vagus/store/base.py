@@ -171,6 +171,21 @@ class SessionInfo:
             return "ended"
         return "recording" if self.recording else "interrupted"
 
+    def labels_json(self, participants: Sequence[str] | None = None) -> dict[str, Any]:
+        """The session's labels as its JSON forms write them, in this order: ``title``,
+        ``participants`` (``participants``, default all of them), ``device_profile``,
+        ``source``, ``tags``, ``notes``. One definition for ``vagus sessions/show --json``
+        (:func:`vagus.cli.sessions.session_json`) and the JSON export
+        (:func:`vagus.formats.export.session_document`)."""
+        return {
+            "title": self.title,
+            "participants": list(self.participants if participants is None else participants),
+            "device_profile": self.device_profile,
+            "source": self.source,
+            "tags": list(self.tags),
+            "notes": self.notes,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PacketRecord:
