@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from support.loop import LoopTurns
 from vagus.cli._common import MAX_LINE_CHARS, StdinLines
 from vagus.core.events import Marker
 from vagus.store.base import ControlRecord
@@ -71,21 +72,10 @@ async def test_the_limit_is_in_characters_not_bytes() -> None:
 
 async def test_the_loop_keeps_running_while_a_huge_line_arrives() -> None:
     """Each read is looked at once: other tasks run between the reads of a 10 MB line."""
-    ticks = 0
-    stop = False
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not stop:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    lines, too_long = await _read_lines(b"z" * (10 * 1024 * 1024) + b"\nlast\n")
-    stop = True
-    await task
+    async with LoopTurns() as turns:
+        lines, too_long = await _read_lines(b"z" * (10 * 1024 * 1024) + b"\nlast\n")
     assert lines == ["last"] and too_long
-    assert ticks > 20  # the loop ran while the line came in (not blocked by it)
+    assert turns.count > 20  # the loop ran while the line came in (not blocked by it)
 
 
 def test_record_keeps_the_lines_after_a_huge_one(tmp_path: Path) -> None:

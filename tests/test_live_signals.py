@@ -5,13 +5,13 @@ Ctrl-C (exit status 143 and 130)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
 
 import pytest
 
+from support.loop import LoopTurns
 from support.processes import signal_when, sim_session, vagus_process
 from vagus.cli import main
 from vagus.exceptions import InvalidInput
@@ -77,29 +77,17 @@ async def test_a_long_dropout_never_holds_the_event_loop() -> None:
     """An hour without packets at max speed is simulated in steps, the loop running
     between them: other tasks (signal handlers, the status line) keep their turn."""
     spec = SimSpec(seed=1, speed=None, options={"dropouts": [[5.0, 3600.0]]})
-    ticks = 0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
     ticks_in_dropout = None
-    async with SimulatorSource(spec) as source:
+    async with LoopTurns() as turns, SimulatorSource(spec) as source:
         async for item in source:
             if isinstance(item, LinkGap):
-                ticks_in_dropout = ticks
+                ticks_in_dropout = turns.count
             elif isinstance(item, Packet) and item.t_arrival_s > 3605.0:
                 break
             assert isinstance(item, Packet | LinkGap | DeviceInfo)
-    done = True
-    await task
     assert ticks_in_dropout is not None
     # 3600 s in steps of at most 30 s: the loop ran at least once per step
-    assert ticks - ticks_in_dropout >= 3600 / 30
+    assert turns.count - ticks_in_dropout >= 3600 / 30
 
 
 # ------------------------------------------------------------------ signals
