@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 import pytest
 
-from support.browser import READY, Pages, VagusServer, server_fixture
+from support.browser import READY, Pages, VagusServer, edit_pacer_states, server_fixture
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,21 +26,13 @@ demo = server_fixture("demo", "--rate", "20")
 def test_subtle_guidance_fades_the_pacer_and_it_comes_back(demo: VagusServer, pages: Pages) -> None:
     subtle = {"on": True}
 
-    def mark(message: str | bytes) -> str | bytes:
-        if not subtle["on"] or isinstance(message, bytes):
-            return message
-        frame = json.loads(message)
-        st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
-        if isinstance(st, dict) and st.get("type") == "pacer_state":
+    def mark(st: dict[str, Any]) -> bool:
+        if subtle["on"]:
             st["guidance"] = "subtle"
-        return json.dumps(frame)
-
-    def route(ws: Any) -> None:
-        server = ws.connect_to_server()
-        server.on_message(lambda m: ws.send(mark(m)))
+        return subtle["on"]
 
     breathe = pages.new(width=800, height=700)
-    breathe.route_web_socket(re.compile(r"/ws/"), route)
+    edit_pacer_states(breathe, mark)
     breathe.goto(demo.links["urls"]["participant"])
     breathe.wait_for_function(READY)
     dash = pages.open(demo.links["urls"]["practitioner"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -285,6 +286,30 @@ class Pages:
             with contextlib.suppress(PlaywrightError):  # the browser is gone already
                 ctx.close()
         self._contexts.clear()
+
+
+def edit_pacer_states(page: Any, edit: Callable[[dict[str, Any]], bool]) -> None:
+    """Route ``page``'s websocket (``/ws/``) through this process: each ``pacer_state``
+    the server sends (a frame of its own, or the pacer in ``hello``'s state) goes to
+    ``edit``, which may change it in place and returns whether it did; a frame so changed
+    reaches the page re-encoded, every other frame as the server sent it. Call it before
+    the page's first ``goto``. E.g. an ``edit`` that sets ``st["guidance"] = "subtle"``
+    shows the faded pacer without waiting minutes for real coherence to stay high."""
+
+    def relay(message: str | bytes) -> str | bytes:
+        if isinstance(message, bytes):
+            return message
+        frame = json.loads(message)
+        st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
+        if isinstance(st, dict) and st.get("type") == "pacer_state" and edit(st):
+            return json.dumps(frame)
+        return message
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        server.on_message(lambda m: ws.send(relay(m)))
+
+    page.route_web_socket(re.compile(r"/ws/"), route)
 
 
 def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
