@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from support.browser import READY, Pages, VagusServer, edit_pacer_states, server_fixture
+from support.browser import (
+    READY,
+    Pages,
+    VagusServer,
+    edit_pacer_states,
+    server_fixture,
+    wait_faded_but_moving,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,14 +43,8 @@ def test_subtle_guidance_fades_the_pacer_and_it_comes_back(demo: VagusServer, pa
     breathe.goto(demo.links["urls"]["participant"])
     breathe.wait_for_function(READY)
     dash = pages.open(demo.links["urls"]["practitioner"])
-    breathe.wait_for_function("document.body.dataset.guidance === 'subtle'")
     # Faded to a faint cue, gradually (a few seconds), still moving with the pacer.
-    breathe.wait_for_function("Number(document.querySelector('#pacer').dataset.alpha) < 0.3")
-    scales = set()
-    for _ in range(10):
-        scales.add(breathe.evaluate("() => document.querySelector('#pacer').dataset.scale"))
-        breathe.wait_for_timeout(150)
-    assert len(scales) > 3, scales
+    wait_faded_but_moving(breathe)
     # Coherence dropped: the next pacer_state is full guidance again, and the shape is back.
     subtle["on"] = False
     dash.fill("#p-rate", "18")

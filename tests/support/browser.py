@@ -312,6 +312,19 @@ def edit_pacer_states(page: Any, edit: Callable[[dict[str, Any]], bool]) -> None
     page.route_web_socket(re.compile(r"/ws/"), route)
 
 
+def wait_faded_but_moving(page: Any, looks: int = 10) -> None:
+    """Wait until the breathing view says its pacer is "subtle" and draws it as a faint cue
+    (``data-alpha`` below 0.3: it fades over a few seconds), then check that the cue
+    still moves with the pacer: more than 3 drawn sizes in ``looks`` looks 150 ms apart."""
+    page.wait_for_function("document.body.dataset.guidance === 'subtle'")
+    page.wait_for_function("Number(document.querySelector('#pacer').dataset.alpha) < 0.3")
+    scales = set()
+    for _ in range(looks):
+        scales.add(page.evaluate("() => document.querySelector('#pacer').dataset.scale"))
+        page.wait_for_timeout(150)
+    assert len(scales) > 3, scales
+
+
 def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
     """Save a screenshot: to docs/img/NAME.png when $VAGUS_SAVE_SCREENSHOTS=1 (the README's
     pictures), else under the test's tmp_path."""
