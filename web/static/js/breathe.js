@@ -29,6 +29,7 @@ const view = {
   lastFrameS: null,
   paused: false, // the participant pressed stop (not solo): breathe normally
   lastSegment: "",
+  plan: null, // the session plan's phase now (a `plan` frame: phase, number, of, ends_s), or null
 };
 
 const sock = new SessionSocket(ctx.ws, {
@@ -55,6 +56,7 @@ function hello(h) {
   view.spectrum = st.spectrum && view.me ? st.spectrum[view.me] || null : null;
   if (st.contact && view.me && st.contact[view.me]) view.contact = st.contact[view.me].contact;
   if (view.spectrum && view.spectrum.coherence_ratio !== null) coherence.push(view.spectrum.t_s, { cr: view.spectrum.coherence_ratio });
+  setPlan(st.plan || null);
   const now = sock.serverNow();
   pacer.update(st.pacer || null, now ?? 0);
   for (const id of ["open-controls", "mark"]) $(id).classList.toggle("hidden", !view.solo);
@@ -89,6 +91,9 @@ function frame(f) {
     case "contact":
       view.contact = f.contact;
       renderState();
+      break;
+    case "plan":
+      setPlan(f);
       break;
     case "status":
       if (f.participant == null) {
@@ -151,6 +156,29 @@ function renderNumbers() {
   }
   document.body.dataset.hr = m && m.hr_bpm !== null ? String(m.hr_bpm) : "";
   document.body.dataset.coherence = cr === null || cr === undefined ? "" : String(cr);
+}
+
+// ---------- the session plan: its phase and the time left, small and dim ----------
+// From the server's `plan` frames (a plan's phase markers, which participants are not sent).
+function setPlan(p) {
+  view.plan = p && typeof p.phase === "string" && typeof p.ends_s === "number" ? p : null;
+  const el = $("plan");
+  el.classList.toggle("hidden", view.plan === null);
+  el.dataset.phase = view.plan ? view.plan.phase : "";
+  el.title = view.plan
+    ? `The session plan: phase ${view.plan.number} of ${view.plan.of}, "${view.plan.phase}", and the time left in it`
+    : "";
+  if (view.plan === null) el.dataset.leftS = "";
+}
+
+function renderPlan(now) {
+  const p = view.plan;
+  if (p === null || now === null) return;
+  const left = Math.max(0, Math.ceil(p.ends_s - now));
+  const el = $("plan");
+  if (el.dataset.leftS === String(left)) return;
+  el.dataset.leftS = String(left);
+  el.textContent = `${p.phase} · ${clock(left)} left`;
 }
 
 // ---------- the pacer, every animation frame ----------
@@ -294,6 +322,7 @@ function drawFrame() {
   }
   const elapsed = clock(now);
   if ($("elapsed").textContent !== elapsed) $("elapsed").textContent = elapsed;
+  renderPlan(now);
   if (frameS - traceDrawnS >= 1) {
     traceDrawnS = frameS;
     drawSparkline($("coh-trace"), coherence, "cr", now ?? 0, {

@@ -197,13 +197,21 @@ function renderPacer(p) {
   $("pacer-now").textContent = pacerOn(p)
     ? `now ${Number(p.rate_bpm.toFixed(2))}/min · in:out ${ratioLabel(p.inhale_fraction)}${p.hold_in_s || p.hold_out_s ? ` · holds ${p.hold_in_s}/${p.hold_out_s} s` : ""}${p.mode !== "fixed" ? ` · ${p.mode}` : ""}`
     : "off";
-  if (p && p.guidance === "subtle") $("pacer-now").textContent += " · faded (coherence high)";
+  // Coherence-adaptive guidance: its level, and whether the participants' pacer is faded.
+  const guidance = p && p.guidance_level ? `guidance ${p.guidance_level}` : "";
+  const faded = p && p.guidance === "subtle" ? "faded (coherence high)" : "";
+  const gText = [guidance, faded].filter(Boolean).join(": ");
+  if (gText) $("pacer-now").textContent += ` · ${gText}`;
+  const nowEl = $("pacer-now");
+  nowEl.dataset.guidance = p && p.guidance === "subtle" ? "subtle" : "full";
+  nowEl.dataset.guidanceLevel = (p && p.guidance_level) || "off";
   if (!p || document.activeElement && $("pacer-form").contains(document.activeElement)) return;
   if (typeof p.rate_bpm === "number") $("p-rate").value = p.rate_bpm;
   $("p-ratio").value = String([0.5, 0.4, 0.3333].reduce((a, b) => (Math.abs(b - p.inhale_fraction) < Math.abs(a - p.inhale_fraction) ? b : a)));
   $("p-hold-in").value = p.hold_in_s ?? 0;
   $("p-hold-out").value = p.hold_out_s ?? 0;
   $("p-mode").value = pacerOn(p) ? p.mode : "off";
+  $("p-guidance").value = p.guidance_level || "off";
 }
 
 function ratioLabel(f) {
@@ -236,6 +244,9 @@ $("pacer-form").addEventListener("submit", async (e) => {
           hold_in_s: clampNum($("p-hold-in").value, 0, 30, 0),
           hold_out_s: clampNum($("p-hold-out").value, 0, 30, 0),
         };
+  // Guidance only when it changes (left out, the server keeps it as it is).
+  const level = $("p-guidance").value;
+  if (level !== ((view.pacer && view.pacer.guidance_level) || "off")) fields.guidance = level;
   $("p-sent").textContent = "sending…";
   lastSentPacer = { at: performance.now(), fields };
   try {
@@ -359,7 +370,7 @@ function tick() {
   const now = sock.serverNow();
   $("elapsed").textContent = clock(now);
   if (planPhase !== null && now !== null) {
-    const text = `${planPhase.name} (${planPhase.n}/${planPhase.of}) · ${clock(Math.max(0, planPhase.endS - now))} left`;
+    const text = `${planPhase.name} (${planPhase.n}/${planPhase.of}) · ${clock(Math.max(0, Math.ceil(planPhase.endS - now)))} left`;
     if ($("plan-chip").textContent !== text) $("plan-chip").textContent = text;
   }
   const c = $("preview");
