@@ -290,20 +290,23 @@ class Pages:
 
 def edit_pacer_states(page: Any, edit: Callable[[dict[str, Any]], bool]) -> None:
     """Route ``page``'s websocket (``/ws/``) through this process: each ``pacer_state``
-    the server sends (a frame of its own, or the pacer in ``hello``'s state) goes to
-    ``edit``, which may change it in place and returns whether it did; a frame so changed
-    reaches the page re-encoded, every other frame as the server sent it. Call it before
-    the page's first ``goto``. E.g. an ``edit`` that sets ``st["guidance"] = "subtle"``
-    shows the faded pacer without waiting minutes for real coherence to stay high."""
+    the server sends (a frame of its own, one in a ``batch`` message, or the pacer in
+    ``hello``'s state) goes to ``edit``, which may change it in place and returns whether
+    it did; a message so changed reaches the page re-encoded, every other message as the
+    server sent it. Call it before the page's first ``goto``. E.g. an ``edit`` that sets
+    ``st["guidance"] = "subtle"`` shows the faded pacer without waiting minutes for real
+    coherence to stay high."""
 
     def relay(message: str | bytes) -> str | bytes:
         if isinstance(message, bytes):
             return message
-        frame = json.loads(message)
-        st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
-        if isinstance(st, dict) and st.get("type") == "pacer_state" and edit(st):
-            return json.dumps(frame)
-        return message
+        msg = json.loads(message)
+        changed = False
+        for frame in msg.get("frames", []) if msg.get("type") == "batch" else [msg]:
+            st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
+            if isinstance(st, dict) and st.get("type") == "pacer_state" and edit(st):
+                changed = True
+        return json.dumps(msg) if changed else message
 
     def route(ws: Any) -> None:
         server = ws.connect_to_server()
