@@ -251,3 +251,16 @@ def test_plan_state_of_each_phase_marker_and_the_end() -> None:
     ]
     assert plan_state_of_marker(Marker(3.0, "eyes closed").to_json()) is None
     assert plan_state_of_marker({"type": "marker", "t_s": None, "text": "plan end"}) is None
+
+
+def test_demo_and_live_refuse_an_unknown_guidance_level_before_starting(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vagus.cli import main
+
+    for command in ("demo", "live"):
+        base = [command, "--no-browser", "--port", "0", "--data-dir", str(tmp_path)]
+        assert main([*base, "--guidance", "hard"]) == 1
+        err = capsys.readouterr().err
+        assert "--guidance 'hard'" in err and "gentle, medium, challenging or off" in err
+        assert "Traceback" not in err

@@ -5,18 +5,24 @@ a real server on loopback, plain websocket clients, a real store.
   change's ``guidance``); a relayed heart that follows a 6/min breath keeps coherence
   high, so the participant's pacer fades ("subtle") and comes back when the rhythm turns
   irregular. Replaying the stored session gives the same pacer states as were sent live.
+- ``vagus demo --guidance LEVEL`` starts the session with guidance on.
 - A plan's phase markers reach the participant (who gets no markers) as ``plan`` frames,
   and a late joiner has the latest in ``hello.state.plan``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import os
 import random
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from service_helpers import Client, beat_packets, check_server_frame, client, service
+from service_helpers import WAIT_S, Client, beat_packets, check_server_frame, client, service
 from vagus.core.events import PacerChange, PacerState
 from vagus.store.base import ControlRecord
 from vagus.store.open import open_store
@@ -140,3 +146,32 @@ async def test_plan_phase_reaches_the_participant_and_a_late_joiner(tmp_path: Pa
             check_server_frame(end)
             assert end["phase"] is None and end["ends_s"] is None
             assert not any(f["type"] == "marker" for f in ann.frames)
+
+
+async def test_demo_guidance_option_starts_the_session_with_guidance(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "vagus", "demo", "--json", "--no-browser", "--port", "0"),
+        *("--data-dir", str(tmp_path / "data"), "--rate", "5.5", "--guidance", "Medium"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S * 3)
+        links = json.loads(line)
+        async with client(links["ws"]["practitioner"]) as pr:
+            pacer = (await pr.recv())["state"]["pacer"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), WAIT_S * 2)
+    assert pacer["rate_bpm"] == 5.5 and pacer["mode"] == "fixed"
+    assert pacer["guidance_level"] == "medium"
+    with open_store(tmp_path / "data") as store:
+        (info,) = store.list_sessions()
+        changes = [
+            r.event
+            for r in store.iter_input(info.id)
+            if isinstance(r, ControlRecord) and isinstance(r.event, PacerChange)
+        ]
+    assert [(c.rate_bpm, c.guidance) for c in changes] == [(5.5, "medium")]
