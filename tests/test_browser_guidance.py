@@ -16,7 +16,6 @@ guidance set from the dashboard.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from support.browser import READY, Pages, VagusServer, screenshot
+from support.browser import (
+    READY,
+    Pages,
+    VagusServer,
+    edit_pacer_states,
+    screenshot,
+    wait_faded_but_moving,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,35 +101,21 @@ def test_breathing_view_shows_the_plan_phase_and_the_time_left(
 def test_guidance_from_the_dashboard_fades_the_breathing_view_and_off_brings_it_back(
     planned: VagusServer, pages: Pages
 ) -> None:
-    def mark(message: str | bytes) -> str | bytes:
+    def mark(st: dict[str, Any]) -> bool:
         # What the server sends once coherence has stayed high: "subtle", while guidance
         # is on (the states carry its level).
-        if isinstance(message, bytes):
-            return message
-        frame = json.loads(message)
-        st = frame.get("state", {}).get("pacer") if frame.get("type") == "hello" else frame
-        if isinstance(st, dict) and st.get("type") == "pacer_state" and st.get("guidance_level"):
+        if st.get("guidance_level"):
             st["guidance"] = "subtle"
-        return json.dumps(frame)
-
-    def route(ws: Any) -> None:
-        server = ws.connect_to_server()
-        server.on_message(lambda m: ws.send(mark(m)))
+            return True
+        return False
 
     breathe = pages.new(width=800, height=700)
-    breathe.route_web_socket(re.compile(r"/ws/"), route)
+    edit_pacer_states(breathe, mark)
     breathe.goto(planned.links["urls"]["participant"])
     breathe.wait_for_function(READY)
     dash = pages.open(planned.links["urls"]["practitioner"])
     dash.wait_for_function("document.querySelector('#p-guidance').value !== 'off'")
-    breathe.wait_for_function("document.body.dataset.guidance === 'subtle'")
-    breathe.wait_for_function("Number(document.querySelector('#pacer').dataset.alpha) < 0.3")
-    # Faded, still moving with the pacer.
-    scales = set()
-    for _ in range(8):
-        scales.add(breathe.evaluate("() => document.querySelector('#pacer').dataset.scale"))
-        breathe.wait_for_timeout(150)
-    assert len(scales) > 3, scales
+    wait_faded_but_moving(breathe, 8)
     # The practitioner turns guidance off: the next pacer state has no level, the shape
     # comes back in full.
     dash.select_option("#p-guidance", "off")
