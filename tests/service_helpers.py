@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import struct
@@ -27,6 +28,9 @@ _SCHEMA = load_schema()
 
 _SERVER = jsonschema.Draft202012Validator(
     {"$ref": "#/$defs/server_frame", "$defs": _SCHEMA["$defs"]}
+)
+_MESSAGE = jsonschema.Draft202012Validator(
+    {"$ref": "#/$defs/server_message", "$defs": _SCHEMA["$defs"]}
 )
 _CLIENT = jsonschema.Draft202012Validator(
     {"$ref": "#/$defs/client_frame", "$defs": _SCHEMA["$defs"]}
@@ -67,12 +71,26 @@ def beat_packets(
     return out
 
 
+def check_server_message(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Raise if ``message`` (one websocket message from the server) is not valid per the
+    JSON Schema; returns its frames (a ``batch``'s, in order, or the frame itself)."""
+    errors = sorted(_MESSAGE.iter_errors(message), key=str)
+    assert not errors, f"{message.get('type')}: {[e.message for e in errors][:3]}"
+    if message.get("type") == "batch":
+        return list(message["frames"])
+    return [message]
+
+
 class Client:
-    """A websocket client that keeps every frame it received, in order."""
+    """A websocket client that keeps every frame it received, in order (the frames of a
+    ``batch`` message one by one; :attr:`messages` counts the websocket messages)."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
+        self.messages = 0
+        self.batches = 0
+        self._inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._seq = 0
 
     async def send(self, obj: Any) -> None:
@@ -84,8 +102,20 @@ class Client:
         return self._seq
 
     async def recv(self) -> dict[str, Any]:
-        frame = json.loads(await asyncio.wait_for(self.ws.recv(), WAIT_S))
-        assert isinstance(frame, dict)
+        """The next frame (a batch's frames one at a time)."""
+        if not self._inbox:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), WAIT_S))
+            assert isinstance(message, dict)
+            self.messages += 1
+            if message.get("type") == "batch":
+                self.batches += 1
+                assert set(message) == {"type", "v", "session", "frames"}, message.keys()
+                assert len(message["frames"]) >= 2, "a batch holds several frames"
+                self._inbox.extend(message["frames"])
+            else:
+                self._inbox.append(message)
+        frame = self._inbox.popleft()
+        assert isinstance(frame, dict) and frame.get("type") != "batch"
         self.frames.append(frame)
         return frame
 

@@ -79,7 +79,13 @@ def test_a_participant_sees_only_their_own_data(serve: VagusServer, pages: Pages
     frames: list[dict[str, Any]] = []
     page.on(
         "websocket",
-        lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))),
+        lambda ws: ws.on(
+            "framereceived",
+            # a "batch" message holds several frames (docs/protocol.md)
+            lambda payload: frames.extend(
+                m["frames"] if (m := json.loads(payload)).get("type") == "batch" else [m]
+            ),
+        ),
     )
     page.goto(CREATED["links"]["ann"])
     page.wait_for_function("document.body.dataset.ready === '1'")

@@ -438,7 +438,7 @@ async def drain(c: Client, beats: int) -> list[float]:
     times: list[float] = []
     async with asyncio.timeout(WAIT_S * 3):
         while len(times) < beats:
-            frame = json.loads(await c.ws.recv())
+            frame = await c.recv()
             if frame["type"] == "beat":
                 times.append(frame["t_s"])
     return times

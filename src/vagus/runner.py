@@ -83,6 +83,7 @@ from vagus.store.writer import SessionWriter, StoreWriter
 
 __all__ = [
     "START_MARKER",
+    "BatchCallback",
     "EventCallback",
     "JsonCallback",
     "Participant",
@@ -98,6 +99,9 @@ START_MARKER = "start"
 JsonCallback = Callable[[list[dict[str, Any]]], None]
 #: Subscriber of event batches as objects: ``(participant or None, event)`` pairs.
 EventCallback = Callable[[list[tuple[str | None, Event]]], None]
+#: Subscriber of batches as objects: the session's ``(participant, event)`` pairs (a
+#: sequence of :class:`~vagus.session.SessionEvent`) and the ``status`` dicts.
+BatchCallback = Callable[[Sequence[Any], list[dict[str, Any]]], None]
 
 _MALFORMED_EXAMPLES = 3
 
@@ -288,6 +292,7 @@ class Runner:
             self.clock_speed = speeds.pop()
         self._json_subscribers: list[JsonCallback] = []
         self._event_subscribers: list[EventCallback] = []
+        self._batch_subscribers: list[BatchCallback] = []
         #: errors of subscribers that raised (each was removed)
         self.subscriber_errors: list[BaseException] = []
         self._recording: SessionWriter | None = None
@@ -499,22 +504,49 @@ class Runner:
         self._event_subscribers.append(callback)
         return lambda: _remove(self._event_subscribers, callback)
 
+    def subscribe_batches(self, callback: BatchCallback) -> Callable[[], None]:
+        """Call ``callback(events, statuses)`` with each batch: the session's events as
+        ``(participant, event)`` pairs (objects) and the ``status`` dicts of the
+        participants whose link changed (what :meth:`subscribe` gets, less the JSON
+        conversion: the service serialises the events itself); returns the unsubscribe
+        function. The callback runs on the loop and must only queue."""
+        self._batch_subscribers.append(callback)
+        return lambda: _remove(self._batch_subscribers, callback)
+
     def _publish(self, extra: Sequence[dict[str, Any]] = ()) -> None:
         events = self.session.events_received()
         if not events and not extra:
             return
-        # JSON forms only for JSON subscribers (record and monitor read the objects)
-        batch = [ev.to_json() for ev in events] if self._json_subscribers else []
-        pairs: list[tuple[str | None, Event]] = [(ev.participant, ev.event) for ev in events]
+        # Summaries: one call per run of one participant's events (a packet's batch is
+        # one participant's beat, metrics and sometimes a spectrum), not one per event.
         summaries = self._summaries
-        for participant, event in pairs:
-            summaries.add_events(participant, (event,))
-        if extra:
-            batch.extend(extra)
+        start = 0
+        for i in range(1, len(events) + 1):
+            if i == len(events) or events[i][0] != events[start][0]:
+                summaries.add_events(events[start][0], [ev[1] for ev in events[start:i]])
+                start = i
         for event_cb in list(self._event_subscribers):  # no event: a participant's status
+            pairs: list[tuple[str | None, Event]] = [(ev[0], ev[1]) for ev in events]
             self._call(event_cb, pairs, self._event_subscribers)
-        for json_cb in list(self._json_subscribers):
-            self._call(json_cb, batch, self._json_subscribers)
+        if self._batch_subscribers:
+            statuses = list(extra)
+            for batch_cb in list(self._batch_subscribers):
+                self._call_batch(batch_cb, events, statuses)
+        if self._json_subscribers:
+            # JSON forms only for JSON subscribers (record and monitor read the objects)
+            batch = [ev.to_json() for ev in events]
+            batch.extend(extra)
+            for json_cb in list(self._json_subscribers):
+                self._call(json_cb, batch, self._json_subscribers)
+
+    def _call_batch(
+        self, cb: BatchCallback, events: Sequence[Any], statuses: list[dict[str, Any]]
+    ) -> None:
+        try:
+            cb(events, statuses)
+        except Exception as exc:  # a subscriber's bug never stops the session
+            self.subscriber_errors.append(exc)
+            _remove(self._batch_subscribers, cb)
 
     def _call(self, cb: Any, batch: Any, where: list[Any]) -> None:
         try:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import heapq
 import json
 import math
 import os
@@ -35,7 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
+from urllib.parse import urlsplit
 
 __all__ = ["TARGET_N", "TARGET_P99_MS", "add_arguments", "run"]
 
@@ -168,107 +171,237 @@ def _child(argv: list[str]) -> None:
 # ---------------------------------------------------------------------- load generator
 
 
+class _Ws(asyncio.Protocol):
+    """A minimal websocket client on one asyncio connection (RFC 6455), the load
+    generator's own: thousands of them in one process must cost the load generator less
+    than the server it measures. It sends text messages masked with the all-zero key (a
+    valid mask that leaves the bytes as they are), reads the server's frame headers only
+    (no JSON parsing), answers pings and counts whole messages (and the frames in them,
+    by their ``"seq":``)."""
+
+    def __init__(self, load: _Load, pair: _Pair | None, request: bytes) -> None:
+        self.load = load
+        self.pair = pair  # a viewer's pair (None: a relay's connection)
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.handshaken = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.first_message: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.messages = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # (uvloop's: no subclass)
+        self.transport.write(self.request)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.load.closed += 1
+        for fut in (self.opened, self.first_message):
+            if not fut.done():
+                fut.set_exception(ConnectionError("the server closed the connection"))
+
+    def send_text(self, data: bytes) -> None:
+        n = len(data)
+        if n < 126:
+            head = bytes((0x81, 0x80 | n))
+        elif n < 65536:
+            head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+        else:
+            head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+        assert self.transport is not None
+        self.transport.write(head + b"\0\0\0\0" + data)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self.buf
+        buf += data
+        if not self.handshaken:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(
+                    ConnectionError(bytes(buf[: buf.find(b"\r\n")]).decode(errors="replace"))
+                )
+                assert self.transport is not None
+                self.transport.close()
+                return
+            del buf[: end + 4]
+            self.handshaken = True
+            self.opened.set_result(None)
+        pos = 0
+        complete = 0
+        frames = 0
+        while len(buf) - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n = b1 & 0x7F
+            head = 2
+            if n == 126:
+                if len(buf) - pos < 4:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif n == 127:
+                if len(buf) - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if len(buf) - pos < head + n:
+                break
+            opcode = b0 & 0x0F
+            if opcode == 0x9:  # ping: pong with the same data
+                payload = bytes(buf[pos + head : pos + head + n])
+                assert self.transport is not None
+                self.transport.write(bytes((0x8A, 0x80 | n)) + b"\0\0\0\0" + payload)
+            elif opcode == 0x8:  # close
+                assert self.transport is not None
+                self.transport.close()
+            elif opcode != 0xA:
+                frames += buf.count(b'"seq":', pos + head, pos + head + n)
+                if b0 & 0x80:
+                    complete += 1
+            pos += head + n
+        if pos:
+            del buf[:pos]
+        if complete:
+            self.messages += complete
+            if not self.first_message.done():
+                self.first_message.set_result(None)
+            pair = self.pair
+            if pair is not None:
+                self.load.on_viewer(pair, now, complete, frames)
+
+
 class _Pair:
     """One session's relay and viewer."""
 
-    def __init__(self, index: int, ingest: str, viewer: str, phase_s: float) -> None:
+    __slots__ = ("index", "ingest_url", "pending_send", "relay", "seq", "t_source", "viewer_url")
+
+    def __init__(self, index: int, ingest: str, viewer: str) -> None:
         self.index = index
         self.ingest_url = ingest
         self.viewer_url = viewer
-        self.phase_s = phase_s
         self.pending_send: float | None = None
-        self.frames = 0
+        self.relay: _Ws | None = None
+        self.seq = 0
+        self.t_source = 1000.0
+
+
+#: The two packets the relays send by turns (RR 1020 and 980 ms: one beat each, about one
+#: a second), as the payload's hex.
+_PAYLOADS: Final = (_hrm(1020.0), _hrm(980.0))
 
 
 class _Load:
+    """The load generator: every relay and viewer in this one process, on its loop."""
+
     def __init__(self) -> None:
         self.pairs: list[_Pair] = []
         self.latencies_s: list[float] = []
         self.measuring = False
         self.packets = 0
         self.frames = 0
-        self.tasks: list[asyncio.Task[None]] = []
+        self.messages = 0
         self.errors = 0
+        self.closed = 0
         self.t0 = time.monotonic()
+        self._heap: list[tuple[float, int]] = []
+        self._wake = asyncio.Event()
+        self.sender: asyncio.Task[None] | None = None
 
-    async def viewer(self, pair: _Pair, ready: asyncio.Event) -> None:
-        from websockets.asyncio.client import connect
+    def on_viewer(self, pair: _Pair, now: float, messages: int, frames: int) -> None:
+        if self.measuring:
+            self.messages += messages
+            self.frames += frames
+        sent = pair.pending_send
+        if sent is not None:
+            pair.pending_send = None
+            if self.measuring:
+                self.latencies_s.append(now - sent)
 
-        async with connect(
-            pair.viewer_url, max_size=2**22, open_timeout=60, compression=None
-        ) as ws:
-            ready.set()
-            async for _ in ws:
-                now = time.monotonic()
-                if self.measuring:
-                    self.frames += 1
-                sent = pair.pending_send
-                if sent is not None:
-                    pair.pending_send = None
-                    if self.measuring:
-                        self.latencies_s.append(now - sent)
+    async def _open(self, url: str, pair: _Pair | None) -> _Ws:
+        parts = urlsplit(url)
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        loop = asyncio.get_running_loop()
+        _, ws = await loop.create_connection(
+            lambda: _Ws(self, pair, request), parts.hostname or "127.0.0.1", parts.port or 80
+        )
+        await ws.opened
+        return ws
 
-    async def relay(self, pair: _Pair, ready: asyncio.Event) -> None:
-        from websockets.asyncio.client import connect
-
-        async with connect(pair.ingest_url, open_timeout=60, compression=None) as ws:
-            await ws.recv()  # hello
-            await ready.wait()
-            drain = asyncio.create_task(self._drain(ws))
-            seq = 0
-            start = self.t0 + pair.phase_s
-            t_source = 1000.0
-            try:
-                while True:
-                    seq += 1
-                    target = start + seq
-                    delay = target - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    rr = 1000.0 + (20.0 if seq % 2 else -20.0)
-                    t_source += rr / 1000.0
-                    frame = {
-                        "type": "packets",
-                        "v": 1,
-                        "packets": [{"seq": seq, "t_s": round(t_source, 3), "payload": _hrm(rr)}],
-                    }
-                    pair.pending_send = time.monotonic()
-                    await ws.send(json.dumps(frame))
-                    if self.measuring:
-                        self.packets += 1
-            finally:
-                drain.cancel()
-
-    async def _drain(self, ws: Any) -> None:
-        async for _ in ws:  # acks
-            pass
+    async def _connect(self, pair: _Pair) -> None:
+        try:
+            viewer = await self._open(pair.viewer_url, pair)
+            await viewer.first_message  # hello
+            relay = await self._open(pair.ingest_url, None)
+            await relay.first_message  # hello
+        except (OSError, ConnectionError):
+            self.errors += 1
+            return
+        pair.relay = relay
+        # one packet a second, the sessions spread over the second
+        due = time.monotonic() + 0.1 + (pair.index * 0.618034) % 1.0
+        heapq.heappush(self._heap, (due, pair.index))
+        self._wake.set()
 
     async def add(self, links: list[list[str]]) -> None:
         start = len(self.pairs)
-        readies = []
+        tasks = []
         for i, (ingest, viewer) in enumerate(links):
-            pair = _Pair(start + i, ingest, viewer, ((start + i) * 0.618034) % 1.0)
+            pair = _Pair(start + i, ingest, viewer)
             self.pairs.append(pair)
-            ready = asyncio.Event()
-            readies.append(ready)
-            self.tasks.append(asyncio.create_task(self._guard(self.viewer(pair, ready), ready)))
-            self.tasks.append(asyncio.create_task(self._guard(self.relay(pair, ready))))
-            if i % 50 == 49:
+            tasks.append(asyncio.create_task(self._connect(pair)))
+            if i % 100 == 99:
                 await asyncio.sleep(0.05)  # connect in waves
+        if self.sender is None:
+            self.sender = asyncio.create_task(self._send_loop())
         async with asyncio.timeout(120):
-            for ready in readies:
-                await ready.wait()
+            await asyncio.gather(*tasks)
 
-    async def _guard(self, coro: Any, ready: asyncio.Event | None = None) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.errors += 1
-        finally:
-            if ready is not None:
-                ready.set()  # a viewer that failed does not hold the others up
+    async def _send_loop(self) -> None:
+        """Every relay's packets, each at its second: one task for all of them."""
+        heap = self._heap
+        pairs = self.pairs
+        while True:
+            if not heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = time.monotonic()
+            while heap and heap[0][0] <= now:
+                due, index = heapq.heappop(heap)
+                pair = pairs[index]
+                relay = pair.relay
+                if relay is None or relay.transport is None or relay.transport.is_closing():
+                    continue
+                pair.seq += 1
+                pair.t_source += 1.02 if pair.seq % 2 else 0.98
+                payload = _PAYLOADS[pair.seq % 2 == 0]
+                frame = (
+                    f'{{"type":"packets","v":1,"packets":[{{"seq":{pair.seq},'
+                    f'"t_s":{pair.t_source:.3f},"payload":"{payload}"}}]}}'
+                )
+                pair.pending_send = time.monotonic()
+                relay.send_text(frame.encode())
+                if self.measuring:
+                    self.packets += 1
+                heapq.heappush(heap, (due + 1.0, index))
+            if heap:
+                await asyncio.sleep(max(0.001, heap[0][0] - time.monotonic()))
+
+    async def close(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sender
+        for pair in self.pairs:
+            if pair.relay is not None and pair.relay.transport is not None:
+                pair.relay.transport.close()
 
 
 async def _line(proc: asyncio.subprocess.Process) -> bytes:
@@ -313,6 +446,7 @@ async def _bench(args: argparse.Namespace) -> int:
         )
         print(
             f"{'N':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'pkts/s':>8} {'frames/s':>9} "
+            f"{'msgs/s':>7} "
             f"{'server CPU':>10} {'ms/packet':>9} {'server RSS':>10} {'load CPU':>9}",
             flush=True,
         )
@@ -335,7 +469,7 @@ async def _bench(args: argparse.Namespace) -> int:
                     break
                 await asyncio.sleep(args.warmup)
                 load.latencies_s.clear()
-                load.packets = load.frames = 0
+                load.packets = load.frames = load.messages = 0
                 cpu0, mine0, t0 = _proc_cpu_s(proc.pid), time.process_time(), time.monotonic()
                 load.measuring = True
                 await asyncio.sleep(args.seconds)
@@ -353,6 +487,7 @@ async def _bench(args: argparse.Namespace) -> int:
                     "max_ms": max(lat, default=math.nan),
                     "packets_per_s": load.packets / dt,
                     "frames_per_s": load.frames / dt,
+                    "messages_per_s": load.messages / dt,
                     "server_cpu_pct": server_cpu,
                     "server_rss_mb": _proc_rss_mb(proc.pid),
                     "load_cpu_pct": load_cpu,
@@ -363,6 +498,7 @@ async def _bench(args: argparse.Namespace) -> int:
                 print(
                     f"{n:>6} {p50:>8.1f} {p99:>8.1f} {row['max_ms']:>8.1f} "
                     f"{row['packets_per_s']:>8.0f} {row['frames_per_s']:>9.0f} "
+                    f"{row['messages_per_s']:>7.0f} "
                     f"{server_cpu:>9.0f}% {row['server_cpu_ms_per_packet']:>9.2f} "
                     f"{row['server_rss_mb']:>7.0f} MB {load_cpu:>8.0f}%"
                     + (f"  ({load.errors} connection errors)" if load.errors else ""),
@@ -373,9 +509,7 @@ async def _bench(args: argparse.Namespace) -> int:
                 if p99 > args.stop_above_ms:
                     break
         finally:
-            for task in load.tasks:
-                task.cancel()
-            await asyncio.gather(*load.tasks, return_exceptions=True)
+            await load.close()
             with contextlib.suppress(Exception):
                 proc.stdin.write(b"quit\n")
                 await proc.stdin.drain()

@@ -30,8 +30,9 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
+
+import orjson
 
 from vagus.service.protocol import PROTOCOL_VERSION, dumps
 
@@ -44,6 +45,8 @@ __all__ = [
     "InProcessBus",
     "OutFrame",
     "Subscriber",
+    "batch_text",
+    "frame_prefix",
 ]
 
 #: A client whose socket has taken no data for this long (s) is disconnected.
@@ -54,16 +57,32 @@ MAX_QUEUED: Final = 10_000
 COALESCED: Final = frozenset({"metrics", "spectrum"})
 
 
-@dataclass(slots=True)
 class OutFrame:
     """A server frame ready to send: ``body`` is its JSON without the closing brace and
-    without ``seq`` (each connection numbers its own frames); ``event`` is the dict form
-    (envelope included) for the late joiners' state."""
+    without ``seq`` (each connection numbers its own frames).
 
-    kind: str
-    participant: str | None
-    event: dict[str, Any]
-    body: str = field(default="")
+    Made from a dict (:meth:`make`: service frames, status, control events) or straight
+    from a session event object (:meth:`from_event`: the beats, metrics and spectra of
+    every packet, serialised by orjson from the event's fields without building a dict;
+    ``obj`` keeps the event for the late joiners' state). ``event`` is the dict form,
+    envelope included (built on first use for a frame made from an object).
+    """
+
+    __slots__ = ("_event", "body", "kind", "obj", "participant")
+
+    def __init__(
+        self,
+        kind: str,
+        participant: str | None,
+        event: dict[str, Any] | None,
+        body: str = "",
+        obj: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.participant = participant
+        self._event = event
+        self.body = body
+        self.obj = obj
 
     @classmethod
     def make(cls, session: str, event: dict[str, Any], *, own: bool = False) -> OutFrame:
@@ -76,9 +95,59 @@ class OutFrame:
             full["participant"] = None
         return cls(str(full["type"]), full["participant"], full, dumps(full)[:-1])
 
+    @classmethod
+    def from_event(
+        cls, session: str, participant: str | None, event: Any, prefix: str | None = None
+    ) -> OutFrame:
+        """A frame from an event object whose JSON form is its type and all its dataclass
+        fields (:class:`~vagus.core.events.Beat`, ``Metrics``, ``Spectrum``, ``Rsa``: the
+        generic ``to_json``), the same JSON as :meth:`make` of ``event.to_json()`` plus
+        ``participant`` (NaN and infinities null, tuples lists, numpy scalars numbers).
+        ``prefix``: :func:`frame_prefix` of the kind, session and participant (cached by
+        the caller)."""
+        kind: str = event.type
+        if prefix is None:
+            prefix = frame_prefix(kind, session, participant)
+        fields = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+        body = prefix + "," + fields[1:-1].decode() if len(fields) > 2 else prefix
+        return cls(kind, participant, None, body, event)
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The frame as a dict, envelope included (no ``seq``)."""
+        if self._event is None:
+            self._event = orjson.loads(self.body + "}")
+        return self._event
+
+    def bare(self) -> dict[str, Any]:
+        """The frame's event without ``v``, ``session`` and ``seq`` (``hello.state``)."""
+        if self.obj is not None:
+            out: dict[str, Any] = self.obj.to_json()
+            out["participant"] = self.participant
+            return out
+        return {k: v for k, v in self.event.items() if k not in ("v", "session", "seq")}
+
     def text(self, seq: int) -> str:
         """The frame as sent: ``body`` with ``"seq": seq``."""
         return f'{self.body},"seq":{seq}}}'
+
+
+def frame_prefix(kind: str, session: str, participant: str | None) -> str:
+    """The start of a frame's JSON (type and envelope), for :meth:`OutFrame.from_event`."""
+    return (
+        f'{{"type":{dumps(kind)},"v":{PROTOCOL_VERSION},"session":{dumps(session)},'
+        f'"participant":{dumps(participant)}'
+    )
+
+
+def batch_text(session_json: str, texts: list[str]) -> str:
+    """One websocket message holding several frames (docs/protocol.md ``batch``):
+    ``{"type": "batch", "v": 1, "session": ..., "frames": [frame, ...]}``; each frame
+    keeps its own ``seq``. ``session_json``: the session id as JSON."""
+    return (
+        f'{{"type":"batch","v":{PROTOCOL_VERSION},"session":{session_json},'
+        f'"frames":[{",".join(texts)}]}}'
+    )
 
 
 class Subscriber(Protocol):

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,7 +28,7 @@ from vagus.core.events import Marker, PacerChange
 from vagus.core.plans import plan_state_of_marker
 from vagus.exceptions import InvalidInput, VagusError
 from vagus.runner import Participant, Runner
-from vagus.service.bus import Bus, OutFrame
+from vagus.service.bus import Bus, OutFrame, frame_prefix
 from vagus.service.protocol import FrameError, PacketItem
 from vagus.service.sources import parse_source
 from vagus.service.state import SessionState
@@ -57,6 +57,9 @@ EVENT_KINDS: Final = frozenset(
         "resonance",
     }
 )
+#: Event kinds serialised straight from the event object (their JSON form is their type
+#: and every field: :meth:`OutFrame.from_event`), the frames of every packet.
+_OBJECT_KINDS: Final = frozenset({"beat", "metrics", "spectrum", "rsa"})
 _PACER_KEYS: Final = ("mode", "rate_bpm", "inhale_fraction", "hold_in_s", "hold_out_s")
 
 
@@ -138,7 +141,8 @@ class HostedSession:
         self.state = SessionState()
         self._unsubscribe_state: Callable[[], None] = lambda: None
         self._pending: list[dict[str, Any]] = []
-        self.runner.subscribe(self._from_runner)
+        self._prefixes: dict[tuple[str, str], str] = {}
+        self.runner.subscribe_batches(self._from_runner)
         self.created_unix_s = time.time()
         self.ended = False
         #: stopped with the server to be resumed when it starts again (not ended)
@@ -270,42 +274,67 @@ class HostedSession:
             }
         return {k: getattr(state, k) for k in _PACER_KEYS}
 
-    def _from_runner(self, batch: list[dict[str, Any]]) -> None:
-        """The runner's subscriber: only queues (publishing never waits)."""
+    def _from_runner(self, events: Sequence[Any], statuses: list[dict[str, Any]]) -> None:
+        """The runner's subscriber (events as objects, statuses as dicts): only queues
+        (publishing never waits)."""
         if not self.id:
-            self._pending.extend(batch)
+            self._pending.extend(ev.to_json() for ev in events)
+            self._pending.extend(statuses)
             return
-        self._publish(batch)
+        out: list[OutFrame] = []
+        prefixes = self._prefixes
+        for ev in events:
+            participant, event = ev[0], ev[1]
+            kind = event.type
+            if kind in _OBJECT_KINDS and participant is not None:
+                # the frequent frames (every packet's beat and metrics): serialised from
+                # the object, no dict (vagus bench serve --profile)
+                key = (kind, participant)
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    prefix = prefixes[key] = frame_prefix(kind, self.id, participant)
+                out.append(OutFrame.from_event(self.id, participant, event, prefix))
+            elif kind in EVENT_KINDS:
+                self._add_frames(out, ev.to_json())
+        for status in statuses:
+            self._add_frames(out, status)
+        if out:
+            self.bus.publish(self.id, out)
 
     def _publish(self, batch: list[dict[str, Any]]) -> None:
-        out: list[dict[str, Any]] = []
+        out: list[OutFrame] = []
         for event in batch:
-            kind = event.get("type")
-            if kind not in EVENT_KINDS:
-                continue
-            who = event.get("participant")
-            link = self.participants.get(who) if isinstance(who, str) else None
-            if kind == "contact" and link is not None:
-                link.contact = event.get("contact")
-            elif kind == "status":
-                event = dict(event)
-                if link is not None:
-                    if event.get("connected") is not None and link.source != "relay":
-                        link.connected = event["connected"]
-                    if event.get("battery_pct") is not None:
-                        link.battery_pct = event["battery_pct"]
-                    event["connected"] = link.connected
-                    event["contact"] = link.contact
-                    event["battery_pct"] = link.battery_pct
-                event["recording"] = self.recording
-                event["ended"] = self.ended and not self.suspended
-                event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
-            out.append(event)
-            if kind == "marker" and (plan := plan_state_of_marker(event)) is not None:
-                out.append(plan)  # a plan's phase, for the views that get no markers
+            self._add_frames(out, event)
         if out:
-            # the runner's dicts are fresh for each batch: completed in place, not copied
-            self.bus.publish(self.id, [OutFrame.make(self.id, e, own=True) for e in out])
+            self.bus.publish(self.id, out)
+
+    def _add_frames(self, out: list[OutFrame], event: dict[str, Any]) -> None:
+        """The frames of one event dict (fresh for this call: completed in place, not
+        copied), appended to ``out``."""
+        kind = event.get("type")
+        if kind not in EVENT_KINDS:
+            return
+        who = event.get("participant")
+        link = self.participants.get(who) if isinstance(who, str) else None
+        if kind == "contact" and link is not None:
+            link.contact = event.get("contact")
+        elif kind == "status":
+            event = dict(event)
+            if link is not None:
+                if event.get("connected") is not None and link.source != "relay":
+                    link.connected = event["connected"]
+                if event.get("battery_pct") is not None:
+                    link.battery_pct = event["battery_pct"]
+                event["connected"] = link.connected
+                event["contact"] = link.contact
+                event["battery_pct"] = link.battery_pct
+            event["recording"] = self.recording
+            event["ended"] = self.ended and not self.suspended
+            event["t_s"] = round(float(event.get("t_s") or 0.0), 3)
+        out.append(OutFrame.make(self.id, event, own=True))
+        if kind == "marker" and (plan := plan_state_of_marker(event)) is not None:
+            # a plan's phase, for the views that get no markers
+            out.append(OutFrame.make(self.id, plan, own=True))
 
     def status_event(self, participant: str | None) -> dict[str, Any]:
         link = self.participants.get(participant) if participant is not None else None

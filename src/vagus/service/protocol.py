@@ -252,9 +252,15 @@ def parse_client_frame(message: str | bytes, *, session: str) -> ClientFrame:
             f"send at most {MAX_PACKETS_PER_FRAME} packets per frame",
         )
     try:
-        obj = json.loads(message, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise FrameError("bad_json", f"not valid JSON: {str(exc)[:200]}") from None
+        # orjson first (a relay's packets frame every second from every relay); what it
+        # refuses (1e400, lone surrogates, deep nesting...) the standard library decides,
+        # so the answer (and its error) is the same either way
+        obj = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(message, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise FrameError("bad_json", f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise FrameError("bad_json", f"a frame is a JSON object, not {type(obj).__name__}")
     re: int | None = None
@@ -453,7 +459,7 @@ def _packet_items(obj: dict[str, Any], re: int | None) -> tuple[PacketItem, ...]
     return tuple(items)
 
 
-def dumps(obj: dict[str, Any]) -> str:
+def dumps(obj: Any) -> str:
     """Compact JSON text (orjson: encoding every frame with the standard library's
     encoder was the largest share of the server's own CPU in ``vagus bench serve
     --profile``, a spectrum's 200 floats above all). A non-finite number becomes null, as

@@ -270,14 +270,17 @@ class Relay:
 
     async def _receive(self, ws: ClientConnection) -> None:
         async for message in ws:
-            frame = json.loads(message)
-            kind = frame.get("type")
-            if kind == "ack" and "packets_upto" in frame:
-                self._take_ack(int(frame["packets_upto"]))
-            elif kind == "error":
-                self._note(f"server: {frame.get('message')}")
-            elif kind == "status" and frame.get("ended") and frame.get("participant") is None:
-                self._note("the session has ended")
+            received = json.loads(message)
+            # several frames may come in one message (docs/protocol.md "batch")
+            frames = received["frames"] if received.get("type") == "batch" else [received]
+            for frame in frames:
+                kind = frame.get("type")
+                if kind == "ack" and "packets_upto" in frame:
+                    self._take_ack(int(frame["packets_upto"]))
+                elif kind == "error":
+                    self._note(f"server: {frame.get('message')}")
+                elif kind == "status" and frame.get("ended") and frame.get("participant") is None:
+                    self._note("the session has ended")
 
     def _take_ack(self, upto: int) -> None:
         if upto <= self.acked:

@@ -155,9 +155,14 @@ export class SessionSocket {
   _receive(data) {
     let frame;
     try {
-      frame = JSON.parse(data);
+      frame = typeof data === "string" ? JSON.parse(data) : data;
     } catch (err) {
       return; // not ours to crash on; the server only sends JSON
+    }
+    // Several frames in one message (docs/protocol.md "batch"): each as if it came alone.
+    if (frame && frame.type === "batch" && Array.isArray(frame.frames)) {
+      for (const f of frame.frames) this._receive(f);
+      return;
     }
     const now = SessionSocket.clientNow();
     if (frame.type === "hello") {
