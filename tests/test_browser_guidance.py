@@ -135,3 +135,21 @@ def test_guidance_from_the_dashboard_fades_the_breathing_view_and_off_brings_it_
     assert dash.input_value("#p-guidance") == "challenging"
     breathe.wait_for_function("document.body.dataset.guidance === 'subtle'")
     pages.console.assert_clean()
+
+
+def test_solo_participant_sets_guidance_from_the_breathing_view(
+    planned: VagusServer, pages: Pages
+) -> None:
+    breathe, dash = pages.participant_and_practitioner(planned)
+    breathe.click("#open-controls")
+    assert breathe.is_visible("#c-guidance")
+    breathe.wait_for_function("document.querySelector('#c-guidance').value !== ''")
+    level = "medium" if breathe.input_value("#c-guidance") != "medium" else "gentle"
+    breathe.select_option("#c-guidance", level)
+    breathe.click("#c-apply")
+    breathe.wait_for_function("document.querySelector('#c-sent').textContent === 'applied'")
+    dash.wait_for_function(
+        f"document.querySelector('#pacer-now').dataset.guidanceLevel === '{level}'"
+    )
+    assert breathe.input_value("#c-guidance") == level
+    pages.console.assert_clean()

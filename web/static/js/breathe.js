@@ -394,6 +394,7 @@ function syncControls(st) {
   $("c-ratio").value = String(near);
   $("c-hold-in").value = st.hold_in_s ?? 0;
   $("c-hold-out").value = st.hold_out_s ?? 0;
+  $("c-guidance").value = st.guidance_level || "off";
   $("c-toggle").textContent = pacerOn(st) ? "pacer off" : "pacer on";
 }
 
@@ -409,13 +410,17 @@ async function sendPacer(fields) {
 
 function pacerFields() {
   const rate = Math.min(40, Math.max(1, Number($("c-rate").value) || 6));
-  return {
+  const fields = {
     mode: "fixed",
     rate_bpm: rate,
     inhale_fraction: Number($("c-ratio").value),
     hold_in_s: Math.min(30, Math.max(0, Number($("c-hold-in").value) || 0)),
     hold_out_s: Math.min(30, Math.max(0, Number($("c-hold-out").value) || 0)),
   };
+  // Guidance only when it changes (left out, the server keeps it as it is).
+  const level = $("c-guidance").value;
+  if (level !== ((pacer.state && pacer.state.guidance_level) || "off")) fields.guidance = level;
+  return fields;
 }
 
 function step(d) {
