@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from service_helpers import WAIT_S, Client, beat_packets, check_server_frame, client, service
 from vagus.core.events import PacerChange, PacerState
 from vagus.store.base import ControlRecord
@@ -148,10 +150,17 @@ async def test_plan_phase_reaches_the_participant_and_a_late_joiner(tmp_path: Pa
             assert not any(f["type"] == "marker" for f in ann.frames)
 
 
-async def test_demo_guidance_option_starts_the_session_with_guidance(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("rate", "guidance", "level"),
+    [("5.5", "Medium", "medium"), ("0", "gentle", "gentle")],
+)
+async def test_demo_guidance_option_starts_the_session_with_guidance(
+    tmp_path: Path, rate: str, guidance: str, level: str
+) -> None:
+    # With the pacer off (--rate 0) guidance is on from the start, for when it is set.
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "vagus", "demo", "--json", "--no-browser", "--port", "0"),
-        *("--data-dir", str(tmp_path / "data"), "--rate", "5.5", "--guidance", "Medium"),
+        *("--data-dir", str(tmp_path / "data"), "--rate", rate, "--guidance", guidance),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -165,8 +174,9 @@ async def test_demo_guidance_option_starts_the_session_with_guidance(tmp_path: P
     finally:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), WAIT_S * 2)
-    assert pacer["rate_bpm"] == 5.5 and pacer["mode"] == "fixed"
-    assert pacer["guidance_level"] == "medium"
+    rate_bpm = float(rate) or None
+    assert pacer["rate_bpm"] == rate_bpm and pacer["mode"] == ("fixed" if rate_bpm else "off")
+    assert pacer["guidance_level"] == level
     with open_store(tmp_path / "data") as store:
         (info,) = store.list_sessions()
         changes = [
@@ -174,4 +184,4 @@ async def test_demo_guidance_option_starts_the_session_with_guidance(tmp_path: P
             for r in store.iter_input(info.id)
             if isinstance(r, ControlRecord) and isinstance(r.event, PacerChange)
         ]
-    assert [(c.rate_bpm, c.guidance) for c in changes] == [(5.5, "medium")]
+    assert [(c.rate_bpm, c.guidance) for c in changes] == [(rate_bpm, level)]
