@@ -65,9 +65,11 @@ before it: a replay of the same input makes the same decisions.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from vagus.core.events import (
@@ -125,6 +127,13 @@ class SessionEvent(NamedTuple):
         out = self.event.to_json()
         out["participant"] = self.participant
         return out
+
+
+#: ``_tag((participant, event))`` is ``SessionEvent(participant, event)``, made in C (the
+#: tuple's own constructor: a session tags every event it hands out).
+_tag: Callable[[tuple[str | None, Event]], SessionEvent] = functools.partial(
+    tuple.__new__, SessionEvent
+)
 
 
 def session_event_from_json(obj: Any) -> SessionEvent:
@@ -378,6 +387,43 @@ class Session:
             raise InvalidInput(f"participant {participant!r}: {exc}") from None
         self._input_done(participant, offset, new, t)
 
+    def receive_beats(self, participant: str, rr_ms: Sequence[float], t_s: Sequence[float]) -> None:
+        """Feed beats of ``participant``: RR intervals (ms), each with the time of the beat
+        ending it (its source clock). Exactly ``receive_rr(participant, rr, t)`` for each
+        pair in turn (the same events in the same order, the same state afterwards), at
+        a lower cost per beat: how a replay feeds a stored or imported RR record.
+
+        How: while the pacer plans no change (before :attr:`Pacer.next_change_s
+        <vagus.core.pacer.Pacer.next_change_s>`, so advancing it emits nothing) the beats
+        go to the participant's pipeline one by one and its events are collected, tagged
+        and handed to the breath tracker once for the run, which is what one beat at a
+        time does too, minus the per-beat bookkeeping. A beat at or past a planned
+        change, the participant's first timed input (it fixes the clock offset), a time
+        that is not a float, and every beat of the participant that the guidance or an
+        observing pacer mode follows (they interleave with each beat's events) go
+        through :meth:`receive_rr`. ``tests/test_session_beats.py`` pins the equivalence.
+
+        Raises:
+            InvalidInput: an unknown participant, not one time per RR interval, or a bad
+                value or time (named, as :meth:`receive_rr` names it): the beats before
+                it were fed, as one by one; it and those after it were not.
+        """
+        pipeline = self._pipeline(participant)
+        n = len(rr_ms)
+        if len(t_s) != n:
+            raise InvalidInput(
+                f"participant {participant!r}: give one beat time per RR interval, got "
+                f"{n} RR intervals and {len(t_s)} times"
+            )
+        i = 0
+        while i < n:
+            if participant in self._offsets and not self._observed(participant):
+                i = self._beat_run(participant, pipeline, rr_ms, t_s, i)
+                if i >= n:
+                    return
+            self.receive_rr(participant, rr_ms[i], t_s[i])
+            i += 1
+
     def receive_gap(self, participant: str, t_s: float, reason: str = "link_lost") -> None:
         """Declare a break in ``participant``'s beat chain at ``t_s`` (its source clock),
         e.g. its strap's link was lost.
@@ -545,23 +591,82 @@ class Session:
             who = self.followed
             self._events.extend([SessionEvent(who, e) for e in pacer.take_mode_events()])
 
+    def _observed(self, participant: str) -> bool:
+        """True if the guidance or the pacer's running mode reads ``participant``'s events."""
+        if self._guidance is None:
+            mode = self.pacer.mode
+            if mode is None or not mode.observes:
+                return False
+        return participant == self.followed
+
+    def _beat_run(
+        self,
+        participant: str,
+        pipeline: Pipeline,
+        rr_ms: Sequence[float],
+        t_s: Sequence[float],
+        start: int,
+    ) -> int:
+        """Feed beats from ``start`` on while the pacer plans nothing (see
+        :meth:`receive_beats`), then take their events at once; returns the index of the
+        first beat not fed (``len(rr_ms)`` after the last)."""
+        offset = self._offsets[participant]
+        t_stop = self.pacer.next_change_s
+        receive = pipeline.receive_rr
+        t_max = self._t_s
+        n = len(rr_ms)
+        k = start
+        error: InvalidInput | None = None
+        try:
+            while k < n:
+                t = t_s[k]
+                if type(t) is not float:
+                    break  # receive_rr checks and names it
+                if offset != 0.0:
+                    if not -MAX_ABS_TIME_S <= t <= MAX_ABS_TIME_S:
+                        break  # receive_rr names it
+                    t = t + offset
+                    if not -MAX_ABS_TIME_S <= t <= MAX_ABS_TIME_S:
+                        break
+                if t >= t_stop:
+                    break  # the pacer changes: receive_rr advances it at this beat
+                receive(rr_ms[k], t)
+                if t > t_max:
+                    t_max = t
+                k += 1
+        except InvalidInput as exc:
+            error = exc
+        if k > start:
+            if t_max > self._t_s:
+                self._note_time(t_max)  # nothing planned before t_stop: no state
+            self._drain(participant, pipeline)
+        if error is not None:
+            raise InvalidInput(f"participant {participant!r}: {error}") from None
+        return k
+
     def _drain(self, participant: str, pipeline: Pipeline) -> float | None:
-        """Tag the pipeline's new events; return the time of the last, if any."""
+        """Tag the pipeline's new events (each breath the participant's tracker ends
+        right after the event that ended it); return the time of the last, if any."""
         out = pipeline.events_received()
         if not out:
             return None
         t_last = out[-1].t_s
-        tracker = self._rsa[participant]
+        ended = self._rsa[participant].feed_all(out)
         events = self._events
-        breaths: list[Event] = []
-        feed = tracker.feed
-        for e in out:
-            events.append(SessionEvent(participant, e))
-            for r in feed(e):
-                breaths.append(r)
-                events.append(SessionEvent(participant, r))
-        if breaths:
+        if ended:
+            merged: list[Event] = []
+            breaths: list[Event] = []
+            done = 0
+            for k, rsa in ended:
+                merged += out[done : k + 1]
+                merged += rsa
+                breaths += rsa
+                done = k + 1
+            merged += out[done:]
+            events.extend(map(_tag, zip(repeat(participant), merged)))
             out = out + breaths
+        else:
+            events.extend(map(_tag, zip(repeat(participant), out)))
         guidance = self._guidance
         if guidance is not None and participant == self.followed:
             for e in out:

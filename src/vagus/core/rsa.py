@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -129,29 +130,40 @@ class RsaTracker:
 
     def feed(self, event: Event) -> list[Rsa] | tuple[()]:
         """Take one computed event; return the breaths it ended (0 or 1, rarely more)."""
-        kind = type(event)
-        if kind is Beat:
-            assert isinstance(event, Beat)
-            if event.artifact is not None:
+        ended = self.feed_all((event,))
+        return ended[0][1] if ended else ()
+
+    def feed_all(self, events: Sequence[Event]) -> list[tuple[int, list[Rsa]]]:
+        """:meth:`feed` each event in turn (the same breaths, the same state after);
+        returns ``(index, breaths)`` for each event that ended breaths, in order. For a
+        batch of one input's events: the pacer must not change during the call."""
+        out: list[tuple[int, list[Rsa]]] = []
+        off = self._pacer.off_since_s  # the pacer holds still: off for good or running
+        for i, event in enumerate(events):
+            kind = type(event)
+            if kind is Beat:
+                assert isinstance(event, Beat)
+                if event.artifact is not None:
+                    self._dirty = True
+                nn = event.nn_ms
+                if nn is None:
+                    continue
+                t = event.t_s - nn / 2000.0 + self._delta_s
+                if off is not None and t >= off and not self._paced and t < self._end_s:
+                    self._samples.append((t, 60000.0 / nn, nn))  # within an unpaced breath
+                    continue
+                ended = self._sample(t, 60000.0 / nn, nn)
+                if ended:
+                    out.append((i, ended))
+            elif kind is Gap:
                 self._dirty = True
-            nn = event.nn_ms
-            if nn is None:
-                return ()
-            t = event.t_s - nn / 2000.0 + self._delta_s
-            off = self._pacer.off_since_s
-            if off is not None and t >= off and not self._paced and t < self._end_s:
-                self._samples.append((t, 60000.0 / nn, nn))  # within an unpaced breath
-                return ()
-            return self._sample(t, 60000.0 / nn, nn)
-        if kind is Gap:
-            self._dirty = True
-            self._before = None
-            self._lags.clear()
-        elif kind is Spectrum:
-            assert isinstance(event, Spectrum)
-            if event.peak_hz is not None and event.peak_hz > 0:
-                self._peak_hz = event.peak_hz
-        return ()
+                self._before = None
+                self._lags.clear()
+            elif kind is Spectrum:
+                assert isinstance(event, Spectrum)
+                if event.peak_hz is not None and event.peak_hz > 0:
+                    self._peak_hz = event.peak_hz
+        return out
 
     # ------------------------------------------------------------------ internals
 

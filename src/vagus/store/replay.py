@@ -223,9 +223,8 @@ def replay_items(
                 session.receive_gap(who, record.t_s, reason=record.reason)
             elif record.t_s is None:
                 session.receive_rr(who, record.rr_ms)
-            else:
-                for rr, t in zip(record.rr_ms, record.t_s, strict=True):
-                    session.receive_rr(who, rr, t_s=t)
+            else:  # as receive_rr beat by beat, in bulk (test_session_beats.py)
+                session.receive_beats(who, record.rr_ms, record.t_s)
         except MalformedPacket:
             ok = False
         yield Replayed(record, who, not ok, session.events_received(), item, index)
