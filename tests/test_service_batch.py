@@ -180,3 +180,29 @@ async def test_a_viewer_gets_each_packets_frames_in_one_message(tmp_path: Path) 
                     {k: v for k, v in b.items() if k not in ("v", "session", "seq")} for b in beats
                 ]
                 check_server_frame(late_hello)
+
+
+# ---------------------------------------------------------------------- the event loop
+
+
+def test_run_on_the_chosen_loop() -> None:
+    from vagus.exceptions import InvalidInput
+    from vagus.service.app import run
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run(which()).startswith("asyncio")
+    coro = which()
+    with pytest.raises(InvalidInput, match="asyncio, uvloop"):
+        run(coro, loop="trio")
+    coro.close()
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        coro = which()
+        with pytest.raises(InvalidInput, match="pip install uvloop"):
+            run(coro, loop="uvloop")
+        coro.close()
+    else:
+        assert run(which(), loop="uvloop").startswith("uvloop")

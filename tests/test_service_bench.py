@@ -3,6 +3,7 @@ themselves are the benchmark's business, not a test's)."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -34,5 +35,7 @@ def test_bench_serve_runs_and_reports() -> None:
     assert [r[0] for r in rows] == ["3", "6"]
     for r in rows:
         assert float(r[4]) > 0  # packets per second were sent and measured
+        assert math.isfinite(float(r[1])) and math.isfinite(float(r[2]))  # latencies too
+        assert float(r[5]) >= float(r[6]) > 0  # frames and messages reached the viewers
     assert any(line.startswith("largest N with p99 < 100 ms") for line in lines)
     assert "Traceback" not in done.stderr

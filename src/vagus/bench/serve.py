@@ -66,6 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile", action="store_true", help="run the server under cProfile; print its top"
     )
     parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop of the server and the load generator: asyncio's own (default, "
+        "as vagus serve) or uvloop, if installed (measured here: no less server CPU per "
+        "packet)",
+    )
+    parser.add_argument(
         "--stop-above-ms",
         type=float,
         default=1000.0,
@@ -152,7 +160,9 @@ async def _server_main(data_dir: str, record: bool) -> None:
 
 
 def _child(argv: list[str]) -> None:
-    data_dir, record, profile = argv[0], argv[1] == "1", argv[2]
+    from vagus.service.app import run
+
+    data_dir, record, profile, loop = argv[0], argv[1] == "1", argv[2], argv[3]
     if profile:
         import cProfile
         import pstats
@@ -160,12 +170,12 @@ def _child(argv: list[str]) -> None:
         prof = cProfile.Profile()
         prof.enable()
         try:
-            asyncio.run(_server_main(data_dir, record))
+            run(_server_main(data_dir, record), loop=loop)
         finally:
             prof.disable()
             pstats.Stats(prof).dump_stats(profile)
     else:
-        asyncio.run(_server_main(data_dir, record))
+        run(_server_main(data_dir, record), loop=loop)
 
 
 # ---------------------------------------------------------------------- load generator
@@ -432,6 +442,7 @@ async def _bench(args: argparse.Namespace) -> int:
             str(Path(tmp) / "data"),
             "0" if args.no_record else "1",
             profile_path,
+            args.loop,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             limit=1 << 26,  # one line holds the links of every new session
@@ -441,7 +452,8 @@ async def _bench(args: argparse.Namespace) -> int:
         load = _Load()
         print(
             f"vagus bench serve: {'recording' if not args.no_record else 'not recording'}, "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+            f"event loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}",
             flush=True,
         )
         print(
@@ -538,7 +550,9 @@ async def _bench(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_bench(args))
+    from vagus.service.app import run as run_loop
+
+    return run_loop(_bench(args), loop=args.loop)
 
 
 if __name__ == "__main__":

@@ -820,7 +820,11 @@ class Service:
             hello["packets_upto"] = link.durable_upto
         q.put(OutFrame.make(hosted.id, hello))
         # No await between the snapshot and the subscription: nothing missed, nothing twice.
-        unsubscribe = self.bus.subscribe(hosted.id, q)
+        # A relay's connection takes no events: not subscribed at all (one subscriber
+        # less to offer every frame of the session to).
+        unsubscribe: Callable[[], None] = (
+            _nothing if conn.ingest else self.bus.subscribe(hosted.id, q)
+        )
         unlisten: Callable[[], None] | None = None
         last_packets_seq: list[int | None] = [None]
         if link is not None and link.source == "relay":
@@ -958,6 +962,10 @@ class Service:
 
     async def _end(self, hosted: HostedSession) -> None:
         await hosted.end("ended by the practitioner")
+
+
+def _nothing() -> None:
+    pass
 
 
 def dumps_links(links: dict[str, Any]) -> str:

@@ -353,9 +353,17 @@ class StoreWriter:
                     recorder.recording = False
 
     def _tick(self) -> None:
+        # commit_if_due is store-wide: the first recorder still recording does it for
+        # all (a server with thousands of sessions called it for each, ten times a
+        # second); one whose tick failed stopped recording, and the next one tries.
+        stopped = False
         for recorder in self._recorders:
-            recorder.tick()  # commit_if_due: store-wide, so the first one does it
-        self._recorders = [r for r in self._recorders if r.recording]
+            recorder.tick()
+            if recorder.recording:
+                break
+            stopped = True
+        if stopped:
+            self._recorders = [r for r in self._recorders if r.recording]
 
     def _run(self) -> None:
         try:
