@@ -39,6 +39,8 @@ log = logging.getLogger("vagus.service")
 
 #: How often the relayed packets' durable position is advanced (s): one store commit.
 COMMIT_PROBE_S: Final = 1.0
+#: The committer acknowledges this many sessions' relays, then lets the loop run.
+ACK_CHUNK: Final = 50
 #: A marker may be stamped this far in the past (s), no further.
 MARKER_PAST_S: Final = 60.0
 #: The event kinds sent to clients (the session's ``pacer`` control echo is not: its
@@ -554,8 +556,12 @@ class Committer:
                 except Exception as exc:  # the store failed: recording stops, no ack
                     log.warning("store commit failed: %s", exc)
                     continue
-            for hosted, p in pending:
+            for i, (hosted, p) in enumerate(pending):
                 hosted.made_durable(p)
+                if i % ACK_CHUNK == ACK_CHUNK - 1:
+                    # thousands of relays' acks at once would hold every viewer's
+                    # frames up behind their sends: let the loop send in between
+                    await asyncio.sleep(0)
 
     async def close(self) -> None:
         if self._task is not None:
