@@ -133,7 +133,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vagus.core.events import Beat
+from vagus.core.events import Beat, _new_beat
 from vagus.exceptions import InvalidInput
 
 __all__ = ["Lipponen2019", "check_corrector_params", "correct_rr", "starts_new_level"]
@@ -398,8 +398,8 @@ class Lipponen2019:
                 fwd = r1 + r2
                 if not has2 or not lo <= fwd <= hi or abs(s - med) <= abs(fwd - med):
                     self._force_ectopic = False
-                    out.append(Beat(t0, r0, "extra", s))
-                    out.append(Beat(pt[1], r1, "range", None))
+                    out.append(_new_beat(t0, r0, "extra", s))
+                    out.append(_new_beat(pt[1], r1, "range", None))
                     self._accept(s)
                     self._hist.append(r0)
                     del pt[:2]
@@ -497,8 +497,8 @@ class Lipponen2019:
             # Missed: a jump up to about twice the local interval -> split in two.
             if dd0 > 1.0 and abs(0.5 * r0 - ref_m) < tol:
                 half = 0.5 * r0
-                out.append(Beat(t0 - half / 1000.0, r0, "missed", half, True))
-                out.append(Beat(t0, r0, "missed", half))
+                out.append(_new_beat(t0 - half / 1000.0, r0, "missed", half, True))
+                out.append(_new_beat(t0, r0, "missed", half))
                 self._accept(half)
                 self._accept(half)
                 self._hist.append(r0)
@@ -517,8 +517,8 @@ class Lipponen2019:
                 and s <= hi
                 and abs(s - ref_e) < tol
             ):
-                out.append(Beat(t0, r0, "extra", None))
-                out.append(Beat(pt[1], r1, "extra", s))
+                out.append(_new_beat(t0, r0, "extra", None))
+                out.append(_new_beat(pt[1], r1, "extra", s))
                 self._accept(s)
                 self._hist.append(r0)
                 self._hist.append(r1)
@@ -558,7 +558,7 @@ class Lipponen2019:
                     cls = "long" if dd0 > 0.0 else "short"
 
         if cls is None:
-            out.append(Beat(t0, r0, None, r0))
+            out.append(_new_beat(t0, r0, None, r0))
             # self._accept(r0), inlined: the path of almost every beat.
             self._prev_d = 0.0 if self._prev_nn is None else r0 - self._prev_nn
             self._prev_nn = r0
@@ -566,7 +566,7 @@ class Lipponen2019:
         else:
             # Linear interpolation between NN_j-1 and the next plausible interval.
             nn = 0.5 * (prev + _median3(f1, f2, med))
-            out.append(Beat(t0, r0, cls, nn))
+            out.append(_new_beat(t0, r0, cls, nn))
             self._accept(nn)
             self._hist.append(r0)
         del pt[0]
@@ -590,15 +590,15 @@ class Lipponen2019:
         if has1 and 0.0 <= r0 < lo and med is not None:
             s = r0 + r1
             if lo <= s <= self._max_rr and (not ok1 or abs(s - med) < abs(r1 - med)):
-                out.append(Beat(t0, r0, "range", None))
-                out.append(Beat(pt[1], r1, "extra" if ok1 else "range", s))
+                out.append(_new_beat(t0, r0, "range", None))
+                out.append(_new_beat(pt[1], r1, "extra" if ok1 else "range", s))
                 self._accept(s)
                 if ok1:
                     self._hist.append(r1)
                 del pt[:2]
                 del pr[:2]
                 return
-        out.append(Beat(t0, r0, "range", None))
+        out.append(_new_beat(t0, r0, "range", None))
         del pt[0]
         del pr[0]
 

@@ -60,6 +60,8 @@ from vagus.core.events import (
     Metrics,
     PacerChange,
     Spectrum,
+    _new_metrics,
+    _new_spectrum,
 )
 from vagus.core.hrm import RR_TICKS_PER_S, parse_fields
 from vagus.core.spectrum import (
@@ -230,7 +232,7 @@ class _NNWindows:
         if nd60 >= MIN_VALUES and cd60 >= MIN_COVERAGE * 60.0:
             rmssd60 = math.sqrt(s60d2 / nd60 if not s60d2 <= 0.0 else 0.0)
             pnn50 = 100.0 * ov60 / nd60
-        return Metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, artifact_rate, mean_nn)
+        return _new_metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, artifact_rate, mean_nn)
 
     def _trim(self, sums: _Sums) -> _Sums:
         """Drop the expired beats (before the 60 s window) and recompute every sum exactly."""
@@ -837,8 +839,8 @@ class Pipeline:
             hf = bands[2]
             lf_hf = lf / hf if hf >= POWER_FLOOR_MS2 else None
         if coh is None:
-            return Spectrum(t_end, None, None, lf, hf, lf_hf, (), ())
-        return Spectrum(
+            return _new_spectrum(t_end, None, None, lf, hf, lf_hf, (), ())
+        return _new_spectrum(
             t_end,
             coh[0],
             coh[1],
