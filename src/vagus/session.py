@@ -68,6 +68,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -617,6 +618,26 @@ class Session:
         n = len(rr_ms)
         k = start
         error: InvalidInput | None = None
+        if offset == 0.0 and t_stop == math.inf:
+            # Nothing planned, times as given: each beat straight to the pipeline, which
+            # checks it as receive_rr would have it checked.
+            rr_left = iter(rr_ms[start:])
+            times = t_s[start:]
+            try:
+                for rr, t in zip(rr_left, times, strict=False):
+                    receive(rr, t)
+                k = n
+            except InvalidInput as exc:
+                error = exc
+                k = n - operator.length_hint(rr_left) - 1  # the beat refused
+            if k > start:
+                t_max = float(max(times[: k - start]))
+                if t_max > self._t_s:
+                    self._note_time(t_max)
+                self._drain(participant, pipeline)
+            if error is not None:
+                raise InvalidInput(f"participant {participant!r}: {error}") from None
+            return k
         try:
             while k < n:
                 t = t_s[k]

@@ -138,7 +138,14 @@ class RsaTracker:
         returns ``(index, breaths)`` for each event that ended breaths, in order. For a
         batch of one input's events: the pacer must not change during the call."""
         out: list[tuple[int, list[Rsa]]] = []
-        off = self._pacer.off_since_s  # the pacer holds still: off for good or running
+        # Within an unpaced breath (the common case) a beat only adds a sample: when the
+        # pacer is off from `unpaced_from` on and the breath under way is unpaced and ends
+        # after it. The pacer holds still during the call; `_sample` may start a breath.
+        off = self._pacer.off_since_s
+        unpaced_from = off if off is not None else math.inf
+        end_s = -math.inf if self._paced else self._end_s
+        add = self._samples.append
+        delta_s = self._delta_s
         for i, event in enumerate(events):
             kind = type(event)
             if kind is Beat:
@@ -148,13 +155,15 @@ class RsaTracker:
                 nn = event.nn_ms
                 if nn is None:
                     continue
-                t = event.t_s - nn / 2000.0 + self._delta_s
-                if off is not None and t >= off and not self._paced and t < self._end_s:
-                    self._samples.append((t, 60000.0 / nn, nn))  # within an unpaced breath
+                t = event.t_s - nn / 2000.0 + delta_s
+                if unpaced_from <= t < end_s:
+                    add((t, 60000.0 / nn, nn))
                     continue
                 ended = self._sample(t, 60000.0 / nn, nn)
                 if ended:
                     out.append((i, ended))
+                end_s = -math.inf if self._paced else self._end_s
+                add = self._samples.append
             elif kind is Gap:
                 self._dirty = True
                 self._before = None
