@@ -232,19 +232,38 @@ class ClientQueue:
         self.sending_since: float | None = None
         #: frames replaced by a newer one before they were sent
         self.coalesced = 0
+        #: sends frames at once, without waiting (the connection's socket takes them
+        #: into its buffer), or returns False when it cannot (the socket's buffer is
+        #: full, it is closing...); used only while nothing is queued or being sent, so
+        #: the order stays; None: every frame goes through the queue
+        self.direct: Callable[[list[OutFrame]], bool] | None = None
+        #: frames sent at once by :attr:`direct`
+        self.sent_directly = 0
 
     def __len__(self) -> int:
         return self._live
 
+    def _send_now(self, frames: list[OutFrame]) -> bool:
+        direct = self.direct
+        if direct is None or self._live or self.sending_since is not None:
+            return False
+        if not direct(frames):
+            return False
+        self.sent_directly += len(frames)
+        return True
+
     def offer(self, frames: Iterable[OutFrame]) -> None:
-        """Queue the frames this client may see; never blocks."""
+        """Queue the frames this client may see (or send them at once: :attr:`direct`);
+        never blocks."""
         if self.stalled is not None:
+            return
+        accept = self._accept
+        accepted = [frame for frame in frames if accept(frame)]
+        if not accepted or self._send_now(accepted):
             return
         now = self._clock()
         added = False
-        for frame in frames:
-            if not self._accept(frame):
-                continue
+        for frame in accepted:
             entry = [frame, now]
             if frame.kind in COALESCED:
                 key = (frame.kind, frame.participant)
@@ -262,8 +281,9 @@ class ClientQueue:
             self.check(now)
 
     def put(self, frame: OutFrame) -> None:
-        """Queue one frame for this client only (hello, ack, error, pong)."""
-        if self.stalled is not None:
+        """Queue one frame for this client only (hello, ack, error, pong), or send it at
+        once (:attr:`direct`)."""
+        if self.stalled is not None or self._send_now([frame]):
             return
         self._entries.append([frame, self._clock()])
         self._live += 1
