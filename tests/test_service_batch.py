@@ -206,3 +206,47 @@ def test_run_on_the_chosen_loop() -> None:
         coro.close()
     else:
         assert run(which(), loop="uvloop").startswith("uvloop")
+
+
+# ---------------------------------------------------------------------- direct sends
+
+
+async def test_frames_go_out_at_once_only_while_nothing_waits() -> None:
+    """ClientQueue.direct: used while the queue is empty and no send is waiting; when it
+    refuses, the frames are queued, and later frames queue behind them (order kept)."""
+    from vagus.service.bus import ClientQueue
+
+    sent: list[list[str]] = []
+    ok = [True]
+
+    def direct(frames: list[OutFrame]) -> bool:
+        if not ok[0]:
+            return False
+        sent.append([f.kind for f in frames])
+        return True
+
+    q = ClientQueue(lambda f: f.kind != "marker", lambda reason: None)
+    q.direct = direct
+
+    def frame(kind: str) -> OutFrame:
+        return OutFrame.make("s1", {"type": kind, "participant": "ann", "t_s": 1.0})
+
+    q.offer([frame("beat"), frame("marker"), frame("metrics")])
+    q.put(frame("ack"))
+    assert sent == [["beat", "metrics"], ["ack"]] and len(q) == 0 and q.sent_directly == 3
+    ok[0] = False  # the socket's buffer is full: queued
+    q.offer([frame("beat"), frame("metrics")])
+    ok[0] = True
+    q.offer([frame("beat")])  # behind the queued ones, not before them
+    q.put(frame("pong"))
+    assert len(sent) == 2 and len(q) == 4
+    assert [f.kind for f in await q.get_batch()] == ["beat", "metrics", "beat", "pong"]
+    q.sending_since = 1.0  # a send waiting for the socket: queued too
+    q.offer([frame("beat")])
+    assert len(sent) == 2 and len(q) == 1
+    q.sending_since = None
+    q.offer([frame("beat")])
+    assert len(q) == 2  # still behind the queued one
+    assert [f.kind for f in await q.get_batch()] == ["beat", "beat"]
+    q.offer([frame("beat")])
+    assert sent[-1] == ["beat"] and len(q) == 0
