@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +242,7 @@ async def test_frames_go_out_at_once_only_while_nothing_waits() -> None:
     q.put(frame("pong"))
     assert len(sent) == 2 and len(q) == 4
     assert [f.kind for f in await q.get_batch()] == ["beat", "metrics", "beat", "pong"]
-    q.sending_since = 1.0  # a send waiting for the socket: queued too
+    q.sending_since = time.monotonic()  # a send waiting for the socket: queued too
     q.offer([frame("beat")])
     assert len(sent) == 2 and len(q) == 1
     q.sending_since = None
