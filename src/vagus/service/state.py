@@ -38,9 +38,8 @@ class SessionState:
     off when a snapshot is made).
 
     Compact: the frames made from event objects (:meth:`OutFrame.from_event`: beats,
-    metrics, spectra) are kept as those objects (a frozen, slotted dataclass: about a
-    sixth of the size of the frame's dict, and no container for the garbage collector
-    to walk), turned into dicts only when a snapshot is made.
+    metrics, spectra) are kept as those objects (a frozen, slotted dataclass: a beat
+    takes about 190 bytes, half of what its frame's dict took), turned into dicts only when a snapshot is made.
     """
 
     def __init__(self) -> None:
