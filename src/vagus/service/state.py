@@ -39,7 +39,8 @@ class SessionState:
 
     Compact: the frames made from event objects (:meth:`OutFrame.from_event`: beats,
     metrics, spectra) are kept as those objects (a frozen, slotted dataclass: a beat
-    takes about 190 bytes, half of what its frame's dict took), turned into dicts only when a snapshot is made.
+    takes about 190 bytes, half of what its frame's dict took), turned into dicts only
+    when a snapshot is made.
     """
 
     def __init__(self) -> None:
