@@ -84,7 +84,12 @@ __all__ = ["Pipeline"]
 MIN_COVERAGE = 0.75
 #: ... and at least this many values.
 MIN_VALUES = 5
+# The coverage thresholds as constants (the per-beat code compares against them).
+_MIN_COVER_60_S = MIN_COVERAGE * 60.0
+_MIN_COVER_60_MS = MIN_COVERAGE * 60_000.0
+_MIN_COVER_30_S = MIN_COVERAGE * 30.0
 HR_WINDOW_S = 10.0
+_HR_MIN_SUM_MS = 500.0 * HR_WINDOW_S  # HR needs beats covering half its window
 #: Beat, arrival and event times (s) must lie within ±this: about 317 years, so any Unix
 #: time up to the year 2286 and any monotonic or recording clock. Beyond it float64
 #: seconds lose the resolution the beat timeline needs (at 1e18 s one float step is
@@ -219,17 +224,17 @@ class _NNWindows:
             s10, s30d2, c30, s60, s60sq, s60d2, cd60 = sums[8:]
         self.sums = sums
         # The metrics, from the sums just updated (coverage of NN sums: sum / 1000 s).
-        hr_bpm = 60000.0 * n10 / s10 if n10 >= 3 and s10 >= 500.0 * HR_WINDOW_S else None
+        hr_bpm = 60000.0 * n10 / s10 if n10 >= 3 and s10 >= _HR_MIN_SUM_MS else None
         sdnn = mean_nn = None
-        if n60 >= MIN_VALUES and s60 >= MIN_COVERAGE * 60_000.0:
+        if n60 >= MIN_VALUES and s60 >= _MIN_COVER_60_MS:
             mean_nn = s60 / n60
             var = (s60sq - n60 * mean_nn * mean_nn) / (n60 - 1)
             sdnn = math.sqrt(var) if var > 0 else 0.0
         rmssd30 = None
-        if n30 >= MIN_VALUES and c30 >= MIN_COVERAGE * 30.0:
+        if n30 >= MIN_VALUES and c30 >= _MIN_COVER_30_S:
             rmssd30 = math.sqrt(s30d2 / n30 if not s30d2 <= 0.0 else 0.0)
         rmssd60 = pnn50 = None
-        if nd60 >= MIN_VALUES and cd60 >= MIN_COVERAGE * 60.0:
+        if nd60 >= MIN_VALUES and cd60 >= _MIN_COVER_60_S:
             rmssd60 = math.sqrt(s60d2 / nd60 if not s60d2 <= 0.0 else 0.0)
             pnn50 = 100.0 * ov60 / nd60
         return _new_metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, artifact_rate, mean_nn)
@@ -278,9 +283,11 @@ class _ArtifactWindow:
         (None below :data:`MIN_VALUES` beats or :data:`MIN_COVERAGE` of the window)."""
         a = 1 if is_artifact else 0
         ts = self.t
+        arts = self.art
+        rrs = self.rr_s
         ts.append(t)
-        self.art.append(a)
-        self.rr_s.append(rr_s)
+        arts.append(a)
+        rrs.append(rr_s)
         n = self.n + 1
         n_art = self.n_art + a
         cover = self.cover + rr_s
@@ -288,18 +295,18 @@ class _ArtifactWindow:
         t_min = t - 60.0
         while ts[i] <= t_min:
             n -= 1
-            n_art -= self.art[i]
-            cover -= self.rr_s[i]
+            n_art -= arts[i]
+            cover -= rrs[i]
             i += 1
         self.n = n
         self.n_art = n_art
         if i > _TRIM_AT:
-            del self.t[:i], self.art[:i], self.rr_s[:i]
+            del ts[:i], arts[:i], rrs[:i]
             i = 0
-            cover = math.fsum(self.rr_s)
+            cover = math.fsum(rrs)
         self.cover = cover
         self.i = i
-        if n < MIN_VALUES or cover < MIN_COVERAGE * 60.0:
+        if n < MIN_VALUES or cover < _MIN_COVER_60_S:
             return None
         return 100.0 * n_art / n
 
