@@ -5,14 +5,19 @@ every session through the store writer into a temporary data directory) hosts N
 sessions of one relayed participant each. The load generator (this process) opens, per
 session, one relay (``mode=ingest``) that sends one realistic Heart Rate Measurement
 packet per second (one RR of about 1 s, the sessions' sends spread over the second) and
-one viewer that reads every frame, all over loopback websockets, and steps N up.
+one viewer that reads every message, all over loopback websockets, and steps N up. It
+shares the machine with the server, so it is lean: one process, its own minimal
+websocket client on asyncio protocols (frames masked with the zero key, the server's
+frame headers read but no JSON parsed), one task sending every relay's packets at its
+second from a heap.
 
 **Packet-to-viewer latency**: from the relay sending packet *k* to its viewer receiving
 the first frame the server made from it (each packet makes a batch: the beat and metrics
 the corrector decided, at 1 packet/s per session; a frame arriving more than 1 s late
 would be counted against the next packet, so latencies near 1 s are underestimated:
 the figures that matter here are far below). Printed per step: p50/p99/max latency,
-frames and packets per second, the server's CPU (% of one core, from /proc; and CPU ms
+packets, frames and websocket messages per second (a packet's frames come in one
+``batch`` message), the server's CPU (% of one core, from /proc; and CPU ms
 per packet, which does not depend on how busy the machine is) and memory (RSS), and the
 load generator's CPU; at the end the largest N with p99 under
 :data:`TARGET_P99_MS` (target: at least :data:`TARGET_N` on a 2-core machine, the load
