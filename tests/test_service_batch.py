@@ -251,3 +251,32 @@ async def test_frames_go_out_at_once_only_while_nothing_waits() -> None:
     assert [f.kind for f in await q.get_batch()] == ["beat", "beat"]
     q.offer([frame("beat")])
     assert sent[-1] == ["beat"] and len(q) == 0
+
+
+async def test_an_ended_session_closes_its_clients_only(tmp_path: Path) -> None:
+    """The end of a session closes its live connections (code 1000) and no other
+    session's (each session's connections are kept together, not found by a scan)."""
+    from websockets.exceptions import ConnectionClosed
+
+    async with service(tmp_path / "data", record=False) as svc:
+        one = await svc.create_session([("ann", "relay")], record=False)
+        two = await svc.create_session([("bob", "relay")], record=False)
+        l1, l2 = svc.links[one.id], svc.links[two.id]
+        async with (
+            client(l1["ws"]["practitioner"]) as boss,
+            client(l1["ws"]["viewer"]) as viewer,
+            client(l1["ws"]["participant"] + "&mode=ingest") as relay,
+            client(l2["ws"]["viewer"]) as other,
+        ):
+            for c in (boss, viewer, relay, other):
+                assert (await c.recv())["type"] == "hello"
+            seq = await boss.request({"type": "end"})
+            assert (await boss.reply_to(seq))["type"] == "ack"
+            for c in (boss, viewer, relay):
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await c.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1000
+            seq = await other.request({"type": "ping"})
+            assert (await other.reply_to(seq))["type"] == "pong"  # the other one lives on
+            assert not two.ended

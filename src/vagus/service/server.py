@@ -235,6 +235,8 @@ class Service:
         self._conns: weakref.WeakKeyDictionary[ServerConnection, _Conn] = (
             weakref.WeakKeyDictionary()
         )
+        #: each session's connections (its end closes them without a scan of all)
+        self._session_conns: dict[str, weakref.WeakSet[ServerConnection]] = {}
         self._queues: set[ClientQueue] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._file_cache: dict[Path, tuple[float, bytes]] = {}
@@ -420,7 +422,11 @@ class Service:
         self.ended_sessions[hosted.id] = hosted
         while len(self.ended_sessions) > 100:
             del self.ended_sessions[next(iter(self.ended_sessions))]
-        closing = [c for c, i in self._conns.items() if i.session == hosted.id and not i.review]
+        closing = [
+            c
+            for c in self._session_conns.pop(hosted.id, ())
+            if (info := self._conns.get(c)) is not None and not info.review
+        ]
         if closing:
             asyncio.get_running_loop().create_task(self._close_later(closing))
 
@@ -620,6 +626,8 @@ class Service:
         elif session_id not in self.sessions:
             return self._text(http.HTTPStatus.NOT_FOUND, "404: this session is not running here")
         self._conns[connection] = _Conn(grant, session_id, review, ingest=mode == "ingest")
+        if not review:
+            self._session_conns.setdefault(session_id, weakref.WeakSet()).add(connection)
         # A bounded kernel send buffer: what a stalled client can hold is small, so the
         # stall policy (bus.py) applies within seconds instead of after megabytes.
         sock = connection.transport.get_extra_info("socket")
