@@ -74,6 +74,8 @@ async def test_relay_survives_a_server_restart_exactly_once(tmp_path: Path) -> N
         await wait_for(lambda: relay.connected, "connected")
         feed(relay, 40)
         await wait_for(lambda: relay.acked == 40, "first acks")
+        first.sessions[session].set_pacer({"rate_bpm": 6.0, "guidance": "gentle"})
+        # a later change leaves guidance out (keep it): the restart keeps it too
         first.sessions[session].set_pacer({"rate_bpm": 5.5, "inhale_fraction": 0.45})
         feed(relay, 25)  # taken in by the server, not yet acknowledged when it stops
         await wait_for(
@@ -105,6 +107,7 @@ async def test_relay_survives_a_server_restart_exactly_once(tmp_path: Path) -> N
             pacer = hello["state"]["pacer"]
             assert pacer is not None and pacer["mode"] == "fixed"
             assert (pacer["rate_bpm"], pacer["inhale_fraction"]) == (5.5, 0.45)
+            assert pacer.get("guidance_level") == "gentle"
         # the resumed session told the relay what the store holds: nothing was resent
         assert second.sessions[session].participants["ann"].received_upto == 95
     stop.set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import ipaddress
 import json
@@ -403,15 +404,16 @@ class Service:
             if pacer is not None and pacer.rate_bpm is not None and pacer.mode != "off":
                 # the pacer as it was when the server stopped, set again now (a control
                 # record of its own: a replay shows the pacer the pages showed)
-                hosted.set_pacer(
-                    {
-                        "mode": pacer.mode,
-                        "rate_bpm": pacer.rate_bpm,
-                        "inhale_fraction": pacer.inhale_fraction,
-                        "hold_in_s": pacer.hold_in_s,
-                        "hold_out_s": pacer.hold_out_s,
-                    }
-                )
+                settings: dict[str, Any] = {
+                    "mode": pacer.mode,
+                    "rate_bpm": pacer.rate_bpm,
+                    "inhale_fraction": pacer.inhale_fraction,
+                    "hold_in_s": pacer.hold_in_s,
+                    "hold_out_s": pacer.hold_out_s,
+                }
+                if pacer.guidance is not None:  # set by this change or an earlier one
+                    settings["guidance"] = pacer.guidance
+                hosted.set_pacer(settings)
             self.sessions[hosted.id] = hosted
             resumed.append(hosted)
         return resumed
@@ -1047,11 +1049,16 @@ def _resume(writer: Any, session_id: str) -> tuple[Any, dict[str, int], PacerCha
             return None
         counts: Counter[str] = Counter()
         pacer: PacerChange | None = None
+        guidance: str | None = None  # the latest change that set it (None: keep)
         for r in store.iter_input(info.id):
             if isinstance(r, PacketRecord | GapRecord):
                 counts[r.participant] += 1
             elif isinstance(r, ControlRecord) and isinstance(r.event, PacerChange):
                 pacer = r.event
+                if pacer.guidance is not None:
+                    guidance = pacer.guidance
+        if pacer is not None and pacer.guidance is None and guidance is not None:
+            pacer = dataclasses.replace(pacer, guidance=guidance)
     except StoreError:
         return None
     recorder = Recorder(store, info.id, started_unix_s=info.started_unix_s)
