@@ -10,6 +10,7 @@ Calling contract::
 
     session = Session(participants=("ann", "bob"))
     session.receive_packet("ann", t_s, payload)      # or receive_rr / receive_gap
+    session.receive_beats("bob", rr_ms, t_s)         # many beats with their times (replay)
     session.receive_control(PacerChange(t_s, 6.0))   # markers and pacer: session-wide
     for event in session.events_received():          # call after any receive method
         event.participant, event.event, event.to_json()
