@@ -81,6 +81,11 @@ def _clean(value: Any) -> Any:
 
 
 class _EventMixin:
+    # No __dict__ on any event: each is a slots dataclass, and so is this base (an event
+    # with a per-instance dict costs about 60 bytes more; the late-joiner state and a
+    # replay's event lists hold many of them).
+    __slots__ = ()
+
     type: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:

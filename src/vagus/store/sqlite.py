@@ -1270,7 +1270,10 @@ class SqliteStore:
                             column="records",
                         ) from exc
         finally:
-            cursor.close()
+            # A reader dropped after the store was closed (e.g. kept alive by an error's
+            # traceback) finds its cursor closed with the connection: nothing to do.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cursor.close()
 
     # ------------------------------------------------------------ lifetime
 
