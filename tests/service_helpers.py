@@ -6,7 +6,10 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
+import signal
 import struct
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,29 @@ async def service(
             await asyncio.wrap_future(writer.close())
             writer.join(WAIT_S)
         tokens.close()
+
+
+@contextlib.asynccontextmanager
+async def demo(data: Path, *extra: str) -> AsyncIterator[dict[str, Any]]:
+    """A real ``vagus demo --json`` subprocess on a free port with its own store in
+    ``data``; yields its links; ends it with Ctrl-C and checks no traceback was printed."""
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "vagus", "demo", "--json", "--no-browser", "--port", "0"),
+        *("--data-dir", str(data), *extra),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S * 3)
+        assert line, (await proc.stderr.read()).decode() if proc.stderr else ""
+        yield json.loads(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), WAIT_S * 2)
+    stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
+    assert "Traceback" not in stderr
 
 
 def make_web(tmp: Path) -> Path:

@@ -8,46 +8,18 @@ the practitioner.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from service_helpers import WAIT_S, client
+from service_helpers import client, demo
+from support.closed_loop import records_of_run
 from vagus.bench.pacer import run_closed_loop
 from vagus.cli import main
 from vagus.core.events import Marker, PacerChange
 from vagus.sources.simulator import SubjectConfig
-from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord
+from vagus.store.base import ControlRecord
 from vagus.store.open import open_store
-
-
-@asynccontextmanager
-async def demo(data: Path, *extra: str) -> AsyncIterator[dict[str, Any]]:
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "vagus", "demo", "--json", "--no-browser", "--port", "0"),
-        *("--data-dir", str(data), *extra),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S * 3)
-        assert line, (await proc.stderr.read()).decode() if proc.stderr else ""
-        yield json.loads(line)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), WAIT_S * 2)
-    stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
-    assert "Traceback" not in stderr
 
 
 async def test_demo_pacer_scan_starts_a_scan(tmp_path: Path) -> None:
@@ -66,16 +38,7 @@ def _store_scan(data: Path, who: str) -> float:
     run = run_closed_loop(
         PacerChange(0.0, 6.5, 0.4, "scan"), 660.0, subject=SubjectConfig(resonance_bpm=5.0)
     )
-    records: list[InputRecord] = []
-    for kind, t, value in run.inputs:
-        if kind == "control":
-            assert isinstance(value, PacerChange)
-            records.append(ControlRecord(value))
-        elif kind == "packet":
-            assert isinstance(value, bytes)
-            records.append(PacketRecord(t, value, who))
-        else:
-            records.append(GapRecord(t, str(value), who))
+    records = records_of_run(run, who)
     with open_store(data) as store:
         store.import_session(
             records, started_unix_s=1.7e9, ended_unix_s=1.7e9 + 700, participants=(who,)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.closed_loop import records_of_run
 from vagus.bench.pacer import run_closed_loop
 from vagus.cli import main
 from vagus.core.events import ControlEvent, PacerChange, PacerState, Resonance
@@ -68,16 +69,7 @@ def _scan_records(who: str, truth: float) -> tuple[list[InputRecord], Resonance]
     run = run_closed_loop(
         PacerChange(0.0, 6.5, 0.4, "scan"), 660.0, subject=SubjectConfig(resonance_bpm=truth)
     )
-    records: list[InputRecord] = []
-    for kind, t, value in run.inputs:
-        if kind == "control":
-            assert isinstance(value, PacerChange)
-            records.append(ControlRecord(value))
-        elif kind == "packet":
-            assert isinstance(value, bytes)
-            records.append(PacketRecord(t, value, who))
-        else:
-            records.append(GapRecord(t, str(value), who))
+    records = records_of_run(run, who)
     return records, next(r for r in run.resonance() if r.final)
 
 

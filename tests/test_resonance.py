@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.closed_loop import records_of_run
 from vagus.bench.pacer import ClosedLoopRun, converged_at_s, noisy, replay_inputs, run_closed_loop
 from vagus.core.events import PacerChange, PacerState, Resonance, Rsa
 from vagus.core.pacer import PacerMode, PacerSettings
@@ -402,20 +403,10 @@ def test_the_resonance_rate_found_comes_back_from_the_store(tmp_path: Path) -> N
         resonance_history,
         session_resonance,
     )
-    from vagus.store.base import ControlRecord, GapRecord, InputRecord, PacketRecord
     from vagus.store.open import open_store
 
     run = _run("scan", 5.0, "clean")
-    records: list[InputRecord] = []
-    for kind, t, value in run.inputs:
-        if kind == "control":
-            assert isinstance(value, PacerChange)
-            records.append(ControlRecord(value))
-        elif kind == "packet":
-            assert isinstance(value, bytes)
-            records.append(PacketRecord(t, value, "eve"))
-        else:
-            records.append(GapRecord(t, str(value), "eve"))
+    records = records_of_run(run, "eve")
     store = open_store(tmp_path)
     try:
         assert latest_resonance_rate(store, "eve") is None

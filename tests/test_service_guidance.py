@@ -12,19 +12,14 @@ a real server on loopback, plain websocket clients, a real store.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
-import os
 import random
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service_helpers import WAIT_S, Client, beat_packets, check_server_frame, client, service
+from service_helpers import Client, beat_packets, check_server_frame, client, demo, service
 from vagus.core.events import PacerChange, PacerState
 from vagus.store.base import ControlRecord
 from vagus.store.open import open_store
@@ -158,22 +153,11 @@ async def test_demo_guidance_option_starts_the_session_with_guidance(
     tmp_path: Path, rate: str, guidance: str, level: str
 ) -> None:
     # With the pacer off (--rate 0) guidance is on from the start, for when it is set.
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "vagus", "demo", "--json", "--no-browser", "--port", "0"),
-        *("--data-dir", str(tmp_path / "data"), "--rate", rate, "--guidance", guidance),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S * 3)
-        links = json.loads(line)
-        async with client(links["ws"]["practitioner"]) as pr:
-            pacer = (await pr.recv())["state"]["pacer"]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), WAIT_S * 2)
+    async with (
+        demo(tmp_path / "data", "--rate", rate, "--guidance", guidance) as links,
+        client(links["ws"]["practitioner"]) as pr,
+    ):
+        pacer = (await pr.recv())["state"]["pacer"]
     rate_bpm = float(rate) or None
     assert pacer["rate_bpm"] == rate_bpm and pacer["mode"] == ("fixed" if rate_bpm else "off")
     assert pacer["guidance_level"] == level
