@@ -109,8 +109,11 @@ class RsaTracker:
         self._start_s: float | None = None
         self._end_s = -math.inf  # unpaced: the breath's planned end (-inf: none)
         self._rate_bpm = 0.0
-        self._samples: list[tuple[float, float, float]] = []  # (mid t, HR, NN)
-        self._before: tuple[float, float, float] | None = None  # last sample before it
+        # The breath's samples as parallel float lists (mid t, NN; HR = 60000 / NN is
+        # computed when the breath closes): no tuple per beat for the GC to track.
+        self._ts: list[float] = []
+        self._nns: list[float] = []
+        self._before: tuple[float, float] | None = None  # (mid t, NN) of the sample before it
         self._dirty = False  # an artifact or gap in the breath under way
         self._peak_hz: float | None = None
         self._recent: deque[tuple[float, float]] = deque()  # (end, amplitude)
@@ -144,12 +147,11 @@ class RsaTracker:
         off = self._pacer.off_since_s
         unpaced_from = off if off is not None else math.inf
         end_s = -math.inf if self._paced else self._end_s
-        add = self._samples.append
+        add_t = self._ts.append
+        add_nn = self._nns.append
         delta_s = self._delta_s
         for i, event in enumerate(events):
-            kind = type(event)
-            if kind is Beat:
-                assert isinstance(event, Beat)
+            if type(event) is Beat:
                 if event.artifact is not None:
                     self._dirty = True
                 nn = event.nn_ms
@@ -157,84 +159,89 @@ class RsaTracker:
                     continue
                 t = event.t_s - nn / 2000.0 + delta_s
                 if unpaced_from <= t < end_s:
-                    add((t, 60000.0 / nn, nn))
+                    add_t(t)
+                    add_nn(nn)
                     continue
-                ended = self._sample(t, 60000.0 / nn, nn)
+                ended = self._sample(t, nn)
                 if ended:
                     out.append((i, ended))
                 end_s = -math.inf if self._paced else self._end_s
-                add = self._samples.append
-            elif kind is Gap:
+                add_t = self._ts.append
+                add_nn = self._nns.append
+            elif type(event) is Gap:
                 self._dirty = True
                 self._before = None
                 self._lags.clear()
-            elif kind is Spectrum:
-                assert isinstance(event, Spectrum)
-                if event.peak_hz is not None and event.peak_hz > 0:
-                    self._peak_hz = event.peak_hz
+            elif type(event) is Spectrum:
+                peak_hz = event.peak_hz
+                if peak_hz is not None and peak_hz > 0:
+                    self._peak_hz = peak_hz
         return out
 
     # ------------------------------------------------------------------ internals
 
-    def _sample(self, t: float, hr: float, nn: float) -> list[Rsa] | tuple[()]:
+    def _sample(self, t: float, nn: float) -> list[Rsa] | tuple[()]:
+        """Add the sample (mid time ``t``, NN ``nn``); return the breaths it ended."""
         pacer = self._pacer
         cycles = pacer.cycles_at(t)
-        sample = (t, hr, nn)
         if cycles is None and not self._paced and self._start_s is not None and t < self._end_s:
-            self._samples.append(sample)  # the common unpaced case
+            self._ts.append(t)  # the common unpaced case
+            self._nns.append(nn)
             return ()
         out: list[Rsa] = []
         if cycles is not None:
             key = math.floor(cycles)
             if self._paced and self._key is not None and key == self._key:
-                self._samples.append(sample)
+                self._ts.append(t)
+                self._nns.append(nn)
                 return ()
             hz = pacer.rate_hz_at(t) or 1.0
             boundary = t - (cycles - key) / hz
             if self._paced and self._key is not None and key == self._key + 1:
-                ended = self._close(boundary, sample)
+                ended = self._close(boundary, t, nn)
                 if ended is not None:
                     out.append(ended)
-            self._restart(boundary, sample, paced=True, key=key)
+            self._restart(boundary, t, nn, paced=True, key=key)
             return out
         # Unpaced.
         if self._paced:
-            self._restart(t, sample, paced=False, key=None)
+            self._restart(t, t, nn, paced=False, key=None)
             return out
         peak = self._peak_hz
         if peak is None:
-            self._before = sample
+            self._before = (t, nn)
             self._start_s = None
             self._end_s = -math.inf
             return out
         if self._start_s is None:
-            self._restart(t, sample, paced=False, key=None)
+            self._restart(t, t, nn, paced=False, key=None)
             return out
         if t < self._end_s:
-            self._samples.append(sample)
+            self._ts.append(t)
+            self._nns.append(nn)
             return out
         boundary = self._end_s
         if t - boundary < 1.0 / peak:
-            ended = self._close(boundary, sample)
+            ended = self._close(boundary, t, nn)
             if ended is not None:
                 out.append(ended)
-            self._restart(boundary, sample, paced=False, key=None)
+            self._restart(boundary, t, nn, paced=False, key=None)
         else:  # a long stretch without beats: start again here
-            self._restart(t, sample, paced=False, key=None)
+            self._restart(t, t, nn, paced=False, key=None)
         return out
 
-    def _restart(
-        self, start: float, sample: tuple[float, float, float], *, paced: bool, key: int | None
-    ) -> None:
-        if self._samples:
-            self._before = self._samples[-1]
-        self._samples = [sample]
+    def _restart(self, start: float, t: float, nn: float, *, paced: bool, key: int | None) -> None:
+        """Start a breath at ``start`` with the sample (``t``, ``nn``)."""
+        if self._ts:
+            self._before = (self._ts[-1], self._nns[-1])
+        self._ts = [t]
+        self._nns = [nn]
         self._start_s = start
         self._paced = paced
         self._key = key
         self._dirty = False
         if paced:
-            hz = self._pacer.rate_hz_at(sample[0]) or 0.0
+            hz = self._pacer.rate_hz_at(t) or 0.0
             self._rate_bpm = hz * 60.0
             self._end_s = math.inf
         else:
@@ -242,14 +249,15 @@ class RsaTracker:
             self._rate_bpm = peak * 60.0
             self._end_s = start + 1.0 / peak if peak > 0 else -math.inf
 
-    def _close(self, end: float, after: tuple[float, float, float]) -> Rsa | None:
+    def _close(self, end: float, after_t: float, after_nn: float) -> Rsa | None:
+        """The breath under way ended at ``end``; (``after_t``, ``after_nn``) is the
+        sample after it (the phase's interpolation reaches over the edge)."""
         start = self._start_s
-        samples = self._samples
+        nns = self._nns
         if start is None or end <= start:
             return None
-        n = len(samples)
-        hrs = [s[1] for s in samples]
-        nns = [s[2] for s in samples]
+        n = len(nns)
+        hrs = [60000.0 / nn for nn in nns]
         amp_bpm = max(hrs) - min(hrs) if n >= 3 else None
         amp_ms = max(nns) - min(nns) if n >= 3 else None
         covered = sum(nns) / 1000.0
@@ -257,12 +265,15 @@ class RsaTracker:
         phase: float | None = None
         fit: float | None = None
         if self._paced and n >= 4:
-            pts = list(samples)
+            pts_t = list(self._ts)
+            pts_hr = list(hrs)
             if self._before is not None:
-                pts.insert(0, self._before)
-            pts.append(after)
-            ts = np.array([p[0] for p in pts])
-            hr = np.array([p[1] for p in pts])
+                pts_t.insert(0, self._before[0])
+                pts_hr.insert(0, 60000.0 / self._before[1])
+            pts_t.append(after_t)
+            pts_hr.append(60000.0 / after_nn)
+            ts = np.array(pts_t)
+            hr = np.array(pts_hr)
             grid = start + (np.arange(GRID_POINTS) + 0.5) * ((end - start) / GRID_POINTS)
             hr_grid = np.interp(grid, ts, hr)
             ends = np.interp(np.array([start, end]), ts, hr)
