@@ -105,6 +105,10 @@ _EXACT_BELOW_MS2 = 1e-6
 _TRIM_AT = 4096  # expired beats kept before the lists are trimmed and the sums recomputed
 _HIST_CAPACITY = 2048  # NN beats of the current segment kept for the spectrum
 _DISPLAY_STEP = 2  # display PSD: every 2nd bin of the coherence periodogram (spectrum.py)
+# 0x2A37 flags (hrm.py): bits 0 (uint16 heart rate), 3 (energy field) and 4 (RR present)
+# fix where the RR values start; 0x10 of these three is the usual layout (RR at byte 2).
+_FLAGS_LAYOUT = 0x19
+_FLAG_RR_PRESENT = 0x10
 
 
 #: _NNWindows state: i10, i30, i60 (first beat of each window), n10, n30, n60, nd60, ov60
@@ -479,10 +483,14 @@ class Pipeline:
         # NN history of the current segment: for ΔNN and the spectrum.
         self._segment = 0
         self._last_nn_ms: float | None = None  # last NN of the current segment
-        # NN of the current segment for the spectrum, in preallocated arrays.
+        # NN of the current segment for the spectrum, in preallocated arrays (the first
+        # _hist_n entries). New beats wait in plain lists and are copied into the arrays
+        # when a spectrum is due (a list append costs a tenth of a numpy element write).
         self._hist_t = np.empty(_HIST_CAPACITY)
         self._hist_nn = np.empty(_HIST_CAPACITY)
         self._hist_n = 0
+        self._new_t: list[float] = []
+        self._new_nn: list[float] = []
         # Beats kept: the Welch window, the spline's context knots before it (at most
         # SPLINE_CONTEXT_KNOTS × 2.5 s) and one spectrum interval.
         self._hist_keep_s = max(WELCH_WINDOW_S, COHERENCE_WINDOW_S) + 60.0
@@ -522,7 +530,22 @@ class Pipeline:
                     f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
                 )
             payload = bytes(payload)
-        flags, _, _, rr_ticks = parse_fields(payload)  # MalformedPacket before any change
+        # The usual notification (4 bytes: flags, a uint8 heart rate, one RR value; no
+        # energy field) is read here, as parse_fields reads it; any other goes through it.
+        # RR (ms) = ticks * 1000 / 1024 = ticks * 0.9765625, exactly (a binary fraction).
+        rr_ms: list[float] | tuple[float]
+        if len(payload) == 4 and payload[0] & _FLAGS_LAYOUT == _FLAG_RR_PRESENT:
+            flags = payload[0]
+            ticks = payload[2] | (payload[3] << 8)
+            rr = ticks * 0.9765625
+            rr_ms = (rr,)
+            too_long = rr > self._max_rr_ms
+            span_s = ticks / RR_TICKS_PER_S
+        else:
+            flags, _, _, rr_ticks = parse_fields(payload)  # MalformedPacket before any change
+            rr_ms = [v * 0.9765625 for v in rr_ticks]
+            too_long = bool(rr_ms) and max(rr_ms) > self._max_rr_ms
+            span_s = sum(rr_ticks) / RR_TICKS_PER_S
         self.packets += 1
         contact = bool(flags & 0x02) if flags & 0x04 else None  # flags bits 1, 2 (hrm.py)
         if contact is not self._contact:
@@ -530,14 +553,11 @@ class Pipeline:
             self._events.append(Contact(t_s=t_arrival_s, contact=contact))
             if contact is False:
                 self._break_chain("contact_lost")
-        if not rr_ticks or contact is False:
+        if not rr_ms or contact is False:
             return
-        # ticks * 1000 / 1024, exactly (1000 / 1024 = 0.9765625 is a binary fraction).
-        rr_ms = [v * 0.9765625 for v in rr_ticks]
-        if max(rr_ms) > self._max_rr_ms:
+        if too_long:
             self._receive_long_rr(rr_ms, t_arrival_s)
             return
-        span_s = sum(rr_ticks) / RR_TICKS_PER_S
         if self._t_last_s is None or self._gap_start is not None:
             self._anchor(t_arrival_s - span_s)
         else:
@@ -759,6 +779,8 @@ class Pipeline:
             self._segment += 1
             self._last_nn_ms = None
             self._hist_n = 0
+            self._new_t.clear()
+            self._new_nn.clear()
             self._tach.reset()
         self._lags.clear()
         self._t_last_s = t_start_s
@@ -798,17 +820,9 @@ class Pipeline:
         last = self._last_nn_ms
         events.append(self._win.push(t, nn, None if last is None else nn - last, rate))
         self._last_nn_ms = nn
-        # Spectrum history (current segment only).
-        k = self._hist_n
-        if k == _HIST_CAPACITY:
-            keep = int(np.searchsorted(self._hist_t, t - self._hist_keep_s))
-            keep = max(keep, 1)
-            self._hist_t[: k - keep] = self._hist_t[keep:k]
-            self._hist_nn[: k - keep] = self._hist_nn[keep:k]
-            k -= keep
-        self._hist_t[k] = t
-        self._hist_nn[k] = nn
-        self._hist_n = k + 1
+        # Spectrum history (current segment only), copied into the arrays by _spectrum.
+        self._new_t.append(t)
+        self._new_nn.append(nn)
         nxt = self._next_spectrum_t
         if nxt is None or t >= nxt:
             step = self.spectrum_interval_s
@@ -818,13 +832,47 @@ class Pipeline:
 
     # --------------------------------------------------------------- spectrum
 
+    def _take_new_beats(self) -> int:
+        """Copy the beats waiting in ``_new_t``/``_new_nn`` into the history arrays and
+        return how many the arrays hold.
+
+        The arrays keep at most :data:`_HIST_CAPACITY` beats: when a beat finds them
+        full, the beats older than ``_hist_keep_s`` before it are dropped (at least one).
+        """
+        new_t = self._new_t
+        m = len(new_t)
+        k = self._hist_n
+        if not m:
+            return k
+        hist_t = self._hist_t
+        hist_nn = self._hist_nn
+        new_nn = self._new_nn
+        if k + m <= _HIST_CAPACITY:
+            hist_t[k : k + m] = new_t
+            hist_nn[k : k + m] = new_nn
+            k += m
+        else:  # beat by beat, dropping old beats whenever the arrays are full
+            for t, nn in zip(new_t, new_nn, strict=True):
+                if k == _HIST_CAPACITY:
+                    keep = max(int(np.searchsorted(hist_t, t - self._hist_keep_s)), 1)
+                    hist_t[: k - keep] = hist_t[keep:k]
+                    hist_nn[: k - keep] = hist_nn[keep:k]
+                    k -= keep
+                hist_t[k] = t
+                hist_nn[k] = nn
+                k += 1
+        new_t.clear()
+        new_nn.clear()
+        self._hist_n = k
+        return k
+
     def _spectrum(self, t_end: float) -> Spectrum:
         """Spectrum and coherence of the current segment at ``t_end`` (see :mod:`.spectrum`).
 
         The same computations as :func:`~vagus.core.spectrum.coherence` and
         :func:`~vagus.core.spectrum.welch_lf_hf`, without their result objects.
         """
-        k = self._hist_n
+        k = self._take_new_beats()
         hist_t = self._hist_t[:k]
         hist_nn = self._hist_nn[:k]
         # The whole segment history: np.interp finds the same intervals in it.
