@@ -111,29 +111,51 @@ _FLAGS_LAYOUT = 0x19
 _FLAG_RR_PRESENT = 0x10
 
 
-#: _NNWindows state: i10, i30, i60 (first beat of each window), n10, n30, n60, nd60, ov60
-#: (counts), s10, s30d2, c30, s60, s60sq, s60d2, cd60 (sums).
+#: _Windows state. NN windows: i10, i30, i60 (first beat of each window), n10, n30, n60,
+#: nd60, ov60 (counts), s10, s30d2, c30, s60, s60sq, s60d2, cd60 (sums). Artifact window:
+#: ia (first beat), na, na_art (counts), cover (s).
 _Sums = tuple[
+    int, int, int, int, int, int, int, int, float, float, float, float, float, float, float,
+    int, int, int, float,
+]  # fmt: skip
+_NNSums = tuple[
     int, int, int, int, int, int, int, int, float, float, float, float, float, float, float
 ]
 
 
-class _NNWindows:
-    """Running sums over sliding windows of beat time, O(1) amortised per beat.
+class _Windows:
+    """Running sums over sliding windows of beat time, O(1) amortised per beat: the NN
+    windows of the metrics (10, 30, 60 s) and the 60 s artifact window.
 
     The NN beats are kept in parallel lists (all segments); each window keeps the
     index of its first beat and running sums, advanced as beats arrive. The ΔNN sums
     (RMSSD, pNN50) hold only differences between two beats both inside the window: the
     ΔNN of a window's first beat (to the beat before the window) is left out, as in
-    Kubios and neurokit2 over the same beats; so are differences across a gap. Coverage
-    is the time the values stand for (their NN in seconds: ``sum(NN) / 1000`` for HR,
-    SDNN and the mean, the NN of beats with a counted ΔNN for RMSSD and pNN50), so a
-    window with a gap inside reports less coverage than its length. Per-beat work is plain Python
-    arithmetic (no numpy call); the sums live in one list, unpacked into locals and
-    stored back once per beat (cheaper than a dozen attribute reads and writes).
+    Kubios and neurokit2 over the same beats; so are differences across a gap
+    (:meth:`new_segment`). Coverage is the time the values stand for (their NN in
+    seconds: ``sum(NN) / 1000`` for HR, SDNN and the mean, the NN of beats with a counted
+    ΔNN for RMSSD and pNN50), so a window with a gap inside reports less coverage than
+    its length. The artifact window holds the measured beats (every beat but the
+    inserted half of a split one, NN or not) and their RR as its coverage.
+
+    Per-beat work is plain Python arithmetic (no numpy call) in one call per beat; the
+    sums live in one tuple, unpacked into locals and stored back once per beat (cheaper
+    than a dozen attribute reads and writes).
     """
 
-    __slots__ = ("d2", "dcov", "has_d", "nn", "over", "sums", "t")
+    __slots__ = (
+        "a_art",
+        "a_rr_s",
+        "a_t",
+        "d2",
+        "dcov",
+        "has_d",
+        "last_nn",
+        "nn",
+        "over",
+        "sums",
+        "t",
+    )
 
     def __init__(self) -> None:
         self.t: list[float] = []
@@ -142,19 +164,66 @@ class _NNWindows:
         self.has_d: list[int] = []  # 1 when the beat has a ΔNN
         self.over: list[int] = []  # 1 when |ΔNN| > 50 ms
         self.dcov: list[float] = []  # NN (s) of beats with a ΔNN
-        self.sums: _Sums = (0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        self.last_nn: float | None = None  # last NN of the current segment
+        self.a_t: list[float] = []  # measured beats: time (s),
+        self.a_art: list[int] = []  # 1 when classified as an artifact,
+        self.a_rr_s: list[float] = []  # RR (s)
+        self.sums: _Sums = (
+            0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0
+        )  # fmt: skip
 
-    def push(self, t: float, nn: float, d: float | None, artifact_rate: float | None) -> Metrics:
-        """Add one NN beat (``d``: its ΔNN, None at a segment start), expire old beats and
-        return the metrics at ``t`` (formulas: :class:`~vagus.core.events.Metrics`).
+    def new_segment(self) -> None:
+        """A gap: the next NN beat has no ΔNN."""
+        self.last_nn = None
 
-        Each metric is None until its window holds at least :data:`MIN_VALUES` values
-        covering :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s).
-        ``artifact_rate`` (from :class:`_ArtifactWindow`) is passed through.
+    def push(self, beat: Beat) -> Metrics | None:
+        """Add one beat, expire old beats and return the metrics at its time (formulas:
+        :class:`~vagus.core.events.Metrics`), or None for a beat without an NN value.
+
+        A measured beat enters the artifact window; a beat with an NN value enters the
+        NN windows, with its ΔNN to the previous NN beat of the segment. Each metric is
+        None until its window holds at least :data:`MIN_VALUES` values covering
+        :data:`MIN_COVERAGE` of the window (HR: 3 beats covering half of 10 s); so is
+        the artifact rate (% of the measured beats of the last 60 s that are artifacts).
         """
-        (i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60) = (
-            self.sums
-        )
+        (
+            i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60,
+            ia, na, na_art, cover,
+        ) = self.sums  # fmt: skip
+        t = beat.t_s
+        if not beat.inserted:
+            # 60 s artifact window: measured beats.
+            a = 0 if beat.artifact is None else 1
+            rr_s = beat.rr_ms / 1000.0
+            ats = self.a_t
+            aarts = self.a_art
+            arrs = self.a_rr_s
+            ats.append(t)
+            aarts.append(a)
+            arrs.append(rr_s)
+            na += 1
+            na_art += a
+            cover += rr_s
+            t_min = t - 60.0
+            while ats[ia] <= t_min:
+                na -= 1
+                na_art -= aarts[ia]
+                cover -= arrs[ia]
+                ia += 1
+            if ia > _TRIM_AT:
+                del ats[:ia], aarts[:ia], arrs[:ia]
+                ia = 0
+                cover = math.fsum(arrs)
+        nn = beat.nn_ms
+        if nn is None:
+            self.sums = (
+                i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2,
+                cd60, ia, na, na_art, cover,
+            )  # fmt: skip
+            return None
+        rate = None if na < MIN_VALUES or cover < _MIN_COVER_60_S else 100.0 * na_art / na
+        last = self.last_nn
+        self.last_nn = nn
         ts = self.t
         nns = self.nn
         d2s = self.d2
@@ -162,10 +231,11 @@ class _NNWindows:
         has_ds = self.has_d
         ts.append(t)
         nns.append(nn)
-        if d is None:
+        if last is None:
             d2 = dc = 0.0
             hd = ov = 0
         else:
+            d = nn - last
             d2 = d * d
             hd = 1
             ov = 1 if d > 50.0 or d < -50.0 else 0
@@ -220,13 +290,14 @@ class _NNWindows:
             s30d2 = math.fsum(d2s[i30 + 1 :])
         if s60d2 < _EXACT_BELOW_MS2:
             s60d2 = math.fsum(d2s[i60 + 1 :])
-        sums: _Sums = (
-            i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60
-        )  # fmt: skip
         if i60 > _TRIM_AT:
-            sums = self._trim(sums)
-            s10, s30d2, c30, s60, s60sq, s60d2, cd60 = sums[8:]
-        self.sums = sums
+            i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60 = (
+                self._trim(i10, i30, i60, n10, n30, n60, nd60, ov60)
+            )
+        self.sums = (
+            i10, i30, i60, n10, n30, n60, nd60, ov60, s10, s30d2, c30, s60, s60sq, s60d2, cd60,
+            ia, na, na_art, cover,
+        )  # fmt: skip
         # The metrics, from the sums just updated (coverage of NN sums: sum / 1000 s).
         hr_bpm = 60000.0 * n10 / s10 if n10 >= 3 and s10 >= _HR_MIN_SUM_MS else None
         sdnn = mean_nn = None
@@ -241,11 +312,13 @@ class _NNWindows:
         if nd60 >= MIN_VALUES and cd60 >= _MIN_COVER_60_S:
             rmssd60 = math.sqrt(s60d2 / nd60 if not s60d2 <= 0.0 else 0.0)
             pnn50 = 100.0 * ov60 / nd60
-        return _new_metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, artifact_rate, mean_nn)
+        return _new_metrics(t, hr_bpm, rmssd30, rmssd60, sdnn, pnn50, rate, mean_nn)
 
-    def _trim(self, sums: _Sums) -> _Sums:
-        """Drop the expired beats (before the 60 s window) and recompute every sum exactly."""
-        i10, i30, k, n10, n30, n60, nd60, ov60 = sums[:8]
+    def _trim(
+        self, i10: int, i30: int, k: int, n10: int, n30: int, n60: int, nd60: int, ov60: int
+    ) -> _NNSums:
+        """Drop the expired NN beats (before the 60 s window, first beat ``k``) and
+        recompute every NN sum exactly."""
         for name in ("t", "nn", "d2", "has_d", "over", "dcov"):
             del getattr(self, name)[:k]
         i10 -= k
@@ -268,58 +341,6 @@ class _NNWindows:
             math.fsum(self.d2[1:]),
             math.fsum(self.dcov[1:]),
         )
-
-
-class _ArtifactWindow:
-    """Share of measured beats classified as artifacts over the last 60 s."""
-
-    __slots__ = ("art", "cover", "i", "n", "n_art", "rr_s", "t")
-
-    def __init__(self) -> None:
-        self.t: list[float] = []
-        self.art: list[int] = []
-        self.rr_s: list[float] = []
-        self.i = self.n = self.n_art = 0
-        self.cover = 0.0
-
-    def push(self, t: float, is_artifact: bool, rr_s: float) -> float | None:
-        """Add one measured beat; return the artifact rate (%) of the 60 s ending at ``t``
-        (None below :data:`MIN_VALUES` beats or :data:`MIN_COVERAGE` of the window)."""
-        a = 1 if is_artifact else 0
-        ts = self.t
-        arts = self.art
-        rrs = self.rr_s
-        ts.append(t)
-        arts.append(a)
-        rrs.append(rr_s)
-        n = self.n + 1
-        n_art = self.n_art + a
-        cover = self.cover + rr_s
-        i = self.i
-        t_min = t - 60.0
-        while ts[i] <= t_min:
-            n -= 1
-            n_art -= arts[i]
-            cover -= rrs[i]
-            i += 1
-        self.n = n
-        self.n_art = n_art
-        if i > _TRIM_AT:
-            del ts[:i], arts[:i], rrs[:i]
-            i = 0
-            cover = math.fsum(rrs)
-        self.cover = cover
-        self.i = i
-        if n < MIN_VALUES or cover < _MIN_COVER_60_S:
-            return None
-        return 100.0 * n_art / n
-
-    def rate(self) -> float | None:
-        """The artifact rate (%) as :meth:`push` last returned it."""
-        n = self.n
-        if n < MIN_VALUES or self.cover < MIN_COVERAGE * 60.0:
-            return None
-        return 100.0 * self.n_art / n
 
 
 def _finite(value: object, name: str) -> float:
@@ -482,7 +503,6 @@ class Pipeline:
         self._closed = False
         # NN history of the current segment: for ΔNN and the spectrum.
         self._segment = 0
-        self._last_nn_ms: float | None = None  # last NN of the current segment
         # NN of the current segment for the spectrum, in preallocated arrays (the first
         # _hist_n entries). New beats wait in plain lists and are copied into the arrays
         # when a spectrum is due (a list append costs a tenth of a numpy element write).
@@ -497,8 +517,7 @@ class Pipeline:
         self._tach = IncrementalTachogram()
         self._next_spectrum_t: float | None = None
         # Metric windows.
-        self._win = _NNWindows()
-        self._art = _ArtifactWindow()
+        self._win = _Windows()
         # Counters for status displays.
         self.packets = 0
         self.beats_measured = 0
@@ -539,11 +558,13 @@ class Pipeline:
             ticks = payload[2] | (payload[3] << 8)
             rr = ticks * 0.9765625
             rr_ms = (rr,)
+            one_rr: float | None = rr
             too_long = rr > self._max_rr_ms
             span_s = ticks / RR_TICKS_PER_S
         else:
             flags, _, _, rr_ticks = parse_fields(payload)  # MalformedPacket before any change
             rr_ms = [v * 0.9765625 for v in rr_ticks]
+            one_rr = None
             too_long = bool(rr_ms) and max(rr_ms) > self._max_rr_ms
             span_s = sum(rr_ticks) / RR_TICKS_PER_S
         self.packets += 1
@@ -574,10 +595,20 @@ class Pipeline:
             elif floor_s is not None and floor_s - lag_s > self.gap_tolerance_s:
                 self._break_chain("clock")
                 self._anchor(t_arrival_s - span_s)
-        self._add_beats(rr_ms)
-        assert self._t_last_s is not None
+        t_last = self._t_last_s
+        assert t_last is not None
+        if one_rr is not None:  # _add_beats for the one beat of the usual packet
+            t_last += one_rr / 1000.0
+            self.beats_measured += 1
+            for beat in self._corrector.push(t_last, one_rr):
+                self._emit_beat(beat)
+            self._t_last_s = t_last
+        else:
+            self._add_beats(rr_ms)
+            t_last = self._t_last_s
+            assert t_last is not None
         # Monotonic deque: lags increase from front to back, so the front is the floor.
-        lag_now = t_arrival_s - self._t_last_s
+        lag_now = t_arrival_s - t_last
         lags = self._lags
         while lags and lags[-1][1] >= lag_now:
             lags.pop()
@@ -777,7 +808,7 @@ class Pipeline:
             self._events.append(Gap(t_s=t_gap, duration_s=t_start_s - t_gap, reason=reason))
             self._gap_start = None
             self._segment += 1
-            self._last_nn_ms = None
+            self._win.new_segment()
             self._hist_n = 0
             self._new_t.clear()
             self._new_nn.clear()
@@ -809,17 +840,13 @@ class Pipeline:
     def _emit_beat(self, beat: Beat) -> None:
         events = self._events
         events.append(beat)
-        t = beat.t_s
-        if beat.inserted:
-            rate = self._art.rate()
-        else:
-            rate = self._art.push(t, beat.artifact is not None, beat.rr_ms / 1000.0)
-        nn = beat.nn_ms
-        if nn is None:
+        metrics = self._win.push(beat)
+        if metrics is None:
             return
-        last = self._last_nn_ms
-        events.append(self._win.push(t, nn, None if last is None else nn - last, rate))
-        self._last_nn_ms = nn
+        events.append(metrics)
+        t = beat.t_s
+        nn = beat.nn_ms
+        assert nn is not None  # a beat with metrics has an NN value
         # Spectrum history (current segment only), copied into the arrays by _spectrum.
         self._new_t.append(t)
         self._new_nn.append(nn)
