@@ -48,10 +48,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import is_not
 
 import numpy as np
 
-from vagus.core.events import Beat, Event, Gap, Rsa, Spectrum
+from vagus.core.events import Beat, Event, Gap, Metrics, Rsa, Spectrum
 from vagus.core.pacer import Pacer
 
 __all__ = ["GRID_POINTS", "RsaTracker", "breath_phase"]
@@ -116,7 +118,9 @@ class RsaTracker:
         self._before: tuple[float, float] | None = None  # (mid t, NN) of the sample before it
         self._dirty = False  # an artifact or gap in the breath under way
         self._peak_hz: float | None = None
-        self._recent: deque[tuple[float, float]] = deque()  # (end, amplitude)
+        # The breaths with an amplitude that ended in the last 60 s: ends, amplitudes.
+        self._recent_end: deque[float] = deque()
+        self._recent_bpm: deque[float] = deque()
         self._lags: deque[tuple[float, float]] = deque()  # (arrival, lag), lags increasing
         self._delta_s = 0.0
 
@@ -150,7 +154,9 @@ class RsaTracker:
         add_t = self._ts.append
         add_nn = self._nns.append
         delta_s = self._delta_s
-        for i, event in enumerate(events):
+        # Metrics (one per beat) play no part here: skipped in C, not looked at in Python.
+        wanted = map(is_not, map(type, events), repeat(Metrics))
+        for i, event in compress(enumerate(events), wanted):
             if type(event) is Beat:
                 if event.artifact is not None:
                     self._dirty = True
@@ -284,12 +290,15 @@ class RsaTracker:
             got = breath_phase(hr_grid, vol, float(ends[1] - ends[0]))
             if got is not None:
                 phase, fit = got
-        recent = self._recent
+        recent_end = self._recent_end
+        recent_bpm = self._recent_bpm
         if amp_bpm is not None:
-            recent.append((end, amp_bpm))
-        while recent and recent[0][0] <= end - MEAN_WINDOW_S:
-            recent.popleft()
-        mean = sum(a for _, a in recent) / len(recent) if recent else None
+            recent_end.append(end)
+            recent_bpm.append(amp_bpm)
+        while recent_end and recent_end[0] <= end - MEAN_WINDOW_S:
+            recent_end.popleft()
+            recent_bpm.popleft()
+        mean = sum(recent_bpm) / len(recent_bpm) if recent_bpm else None
         rate = self._rate_bpm if self._paced else 60.0 / (end - start)
         return Rsa(
             end,
