@@ -146,7 +146,8 @@ _RR_STRUCTS: dict[int, struct.Struct] = {}
 def parse_fields(payload: bytes) -> tuple[int, int, int | None, tuple[int, ...]]:
     """The fields of a 0x2A37 payload as a plain tuple ``(flags, hr_bpm, energy_kj,
     rr_ticks)``: :func:`parse_heart_rate_measurement` without building its result object
-    (the real-time pipeline parses every notification with it).
+    (the real-time pipeline parses notifications with it, all but the usual 4-byte one:
+    flags, a uint8 heart rate, one RR value, which it reads inline the same way).
 
     Raises:
         MalformedPacket: as :func:`parse_heart_rate_measurement`.
