@@ -675,9 +675,9 @@ class Session:
         t_last = out[-1].t_s
         ended = self._rsa[participant].feed_all(out)
         events = self._events
+        breaths: list[Event] = []
         if ended:
             merged: list[Event] = []
-            breaths: list[Event] = []
             done = 0
             for k, rsa in ended:
                 merged += out[done : k + 1]
@@ -686,10 +686,11 @@ class Session:
                 done = k + 1
             merged += out[done:]
             events.extend(map(_tag, zip(repeat(participant), merged)))
-            out = out + breaths
         else:
             events.extend(map(_tag, zip(repeat(participant), out)))
         guidance = self._guidance
+        if breaths and (guidance is not None or self.pacer.mode is not None):
+            out = out + breaths  # what the guidance and the pacer's mode observe
         if guidance is not None and participant == self.followed:
             for e in out:
                 if isinstance(e, Spectrum) and (cue := guidance.observe(e)) is not None:
