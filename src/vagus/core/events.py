@@ -461,23 +461,33 @@ del _cls
 _T = TypeVar("_T")
 
 
-def _fast_factory(cls: type[_T]) -> Callable[..., _T]:
+def _mutable_twin(cls: type) -> type:
+    """A mutable class with the memory layout of the frozen slots dataclass ``cls``
+    (same base, same ``__slots__`` in the same order): an instance of it, its slots set
+    with plain attribute assignments, becomes a ``cls`` instance by ``__class__``
+    assignment (see :func:`_fast_factory`)."""
+    names = tuple(f.name for f in fields(cls))
+    return type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": names})
+
+
+def _fast_factory(cls: type[_T], twin: type) -> Callable[..., _T]:
     """A constructor for the frozen slots dataclass ``cls``, with ``cls(...)``'s
     positional parameters and defaults, for the pipeline's hot path (a Beat and a
     Metrics event on every beat).
 
     Even :func:`_fast_init` sets each field through a slot descriptor call (about a
     microsecond per field on this project's machine); here the fields are stored with
-    plain attribute assignments on an instance of a mutable twin class (same base, same
-    ``__slots__`` in the same order, hence the same memory layout), which then becomes a
-    ``cls`` instance by ``__class__`` assignment. The result is an ordinary ``cls``:
+    plain attribute assignments on an instance of ``twin`` (:func:`_mutable_twin`: same
+    base, same ``__slots__`` in the same order, hence the same memory layout), which
+    then becomes a ``cls`` instance by ``__class__`` assignment. The instance is made by
+    calling ``twin()`` (cheaper than ``object.__new__(twin)``, a call through the
+    ``__new__`` wrapper and its safety checks). The result is an ordinary ``cls``:
     frozen, equal to and indistinguishable from ``cls(...)`` with the same arguments
     (``tests/test_events_factory.py``). A Metrics event costs about a third.
     """
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": tuple(names)})
     params: list[str] = []
-    env: dict[str, Any] = {"_twin": twin, "_cls": cls, "_new": object.__new__}
+    env: dict[str, Any] = {"_twin": twin, "_cls": cls}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.default is not MISSING:
             env[f"_default_{f.name}"] = f.default
@@ -487,17 +497,21 @@ def _fast_factory(cls: type[_T]) -> Callable[..., _T]:
     body = [f"    o.{name} = {name}" for name in names]
     src = (
         f"def new_{cls.__name__.lower()}({', '.join(params)}):\n"
-        "    o = _new(_twin)\n" + "\n".join(body) + "\n    o.__class__ = _cls\n    return o\n"
+        "    o = _twin()\n" + "\n".join(body) + "\n    o.__class__ = _cls\n    return o\n"
     )
     exec(src, env)  # generated from the field names, as dataclasses does
     factory: Callable[..., _T] = env[f"new_{cls.__name__.lower()}"]
     return factory
 
 
+#: The mutable twin of :class:`Beat`, for code that inlines :data:`_new_beat` on its
+#: hottest path (the artifact corrector's normal beat: ``o = _BeatTwin()``, the five
+#: fields assigned in order, ``o.__class__ = Beat``), saving the call.
+_BeatTwin = _mutable_twin(Beat)
 #: Fast constructors (same parameters as the classes) for the pipeline's hot path.
-_new_beat = _fast_factory(Beat)
-_new_metrics = _fast_factory(Metrics)
-_new_spectrum = _fast_factory(Spectrum)
+_new_beat = _fast_factory(Beat, _BeatTwin)
+_new_metrics = _fast_factory(Metrics, _mutable_twin(Metrics))
+_new_spectrum = _fast_factory(Spectrum, _mutable_twin(Spectrum))
 
 #: Control input: what a practitioner, a user or a script sends into a session.
 ControlEvent = Marker | PacerChange
