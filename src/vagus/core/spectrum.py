@@ -480,13 +480,23 @@ def natural_cubic_spline(x: FloatArray, y: FloatArray, x_new: FloatArray) -> Flo
     return _spline(x, y, x_new)
 
 
-def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
-    """:func:`natural_cubic_spline` for ``xq`` already within ``[x[0], x[-1]]``."""
+def _spline(
+    x: FloatArray, y: FloatArray, xq: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """:func:`natural_cubic_spline` for ``xq`` already within ``[x[0], x[-1]]``.
+
+    The values are written into ``out`` when it is given (an array of ``xq.size``
+    floats, not overlapping ``xq``) and returned.
+    """
     n = x.size
     if n < 3:
-        return np.interp(xq, x, y)
+        if out is None:
+            return np.interp(xq, x, y)
+        out[:] = np.interp(xq, x, y)
+        return out
     h = x[1:] - x[:-1]
-    slope = (y[1:] - y[:-1]) / h
+    slope = y[1:] - y[:-1]
+    slope /= h
     # m = M / 6 (the system divided by 6, which saves three array operations).
     m = np.zeros(n)
     if n > 3:
@@ -494,7 +504,7 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
         # side is written into m[1:-1] and solved in place there (overwrite_b); the
         # diagonal is a temporary; the off-diagonal, a view of h, is left alone.
         rhs = m[1:-1]
-        np.subtract(slope[1:], slope[:-1], out=rhs)
+        np.subtract(slope[1:], slope[:-1], rhs)
         diag = h[:-1] + h[1:]
         diag += diag
         dptsv(diag, h[1:-1], rhs, 1, 0, 1)
@@ -507,13 +517,18 @@ def _spline(x: FloatArray, y: FloatArray, xq: FloatArray) -> FloatArray:
     c = m0 + m0  # c_i = Δy_i/h_i − h_i (2 M_i + M_{i+1}) / 6
     c += m1
     c *= h
-    np.subtract(slope, c, out=c)
+    np.subtract(slope, c, c)
     d = m1 - m0  # d_i = (M_{i+1} − M_i) / (6 h_i)
     d /= h
     # Fancy indexing: the same gathers as .take, with less call overhead.
     b = xq - x[i]
-    out: FloatArray = d[i] * b
-    out += 3.0 * m0[i]  # M_i / 2
+    if out is None:
+        out = d[i] * b
+    else:
+        np.multiply(d[i], b, out)
+    m_i = m0[i]
+    m_i *= 3.0  # M_i / 2
+    out += m_i
     out *= b
     out += c[i]
     out *= b
@@ -614,11 +629,12 @@ class IncrementalTachogram:
         capacity: grid points kept (2048 = 512 s at 4 Hz).
     """
 
-    __slots__ = ("_buf", "_j0", "_n", "_unsettled_t")
+    __slots__ = ("_buf", "_j0", "_n", "_t_s", "_unsettled_t")
 
     def __init__(self, capacity: int = 2048) -> None:
         self._buf = np.empty(capacity)
         self._j0 = 0  # grid index of _buf[0]
+        self._t_s = _grid_ramp(capacity).copy()  # grid times (s) of _buf: (_j0 + i) / 4
         self._n = 0  # _buf[:_n] holds grid indices _j0 .. _j0 + _n - 1
         self._unsettled_t = -math.inf  # grid points after this time must be recomputed
 
@@ -642,28 +658,35 @@ class IncrementalTachogram:
         j_first = j_end - n_win + 1
         j0 = self._j0
         valid_end = j0 + self._n
+        buf = self._buf
         if self._n and j0 <= j_first <= valid_end:
             r = max(j_first, min(valid_end, math.floor(self._unsettled_t * WELCH_FS_HZ) + 1))
+            if j_end - j0 + 1 > buf.size:  # keep the window's part, move it to the front
+                keep = r - j_first
+                buf[:keep] = buf[j_first - j0 : r - j0]
+                j0 = self._set_origin(j_first)
         else:
             r = j_first
-            j0 = self._j0 = j_first
-            self._n = 0
-        buf = self._buf
-        if j_end - j0 + 1 > buf.size:  # keep the window's part, move it to the front
-            keep = r - j_first
-            buf[:keep] = buf[j_first - j0 : r - j0]
-            j0 = self._j0 = j_first
+            j0 = self._set_origin(j_first)
         # Knots: SPLINE_CONTEXT_KNOTS before the first grid point to recompute, to the end.
         k = x.size
         a = int(x.searchsorted(r / WELCH_FS_HZ)) - 1 - SPLINE_CONTEXT_KNOTS
         a = max(a, 0)
         xs = x[a:]
-        tq = _grid_ramp(j_end - r + 1) + r / WELCH_FS_HZ  # r/4, (r+1)/4, … s
+        # r/4, (r+1)/4, … s: the cached grid times (exact: quarters of integers).
+        tq = self._t_s[r - j0 : j_end - j0 + 1]
         x_first = float(xs[0])
         x_last = float(xs[-1])
         if r / WELCH_FS_HZ < x_first or j_end / WELCH_FS_HZ > x_last:
             tq = np.minimum(np.maximum(tq, x_first), x_last)
-        buf[r - j0 : j_end - j0 + 1] = _spline(xs, y[a:], tq)
+        _spline(xs, y[a:], tq, buf[r - j0 : j_end - j0 + 1])
         self._n = j_end - j0 + 1
         self._unsettled_t = float(x[max(k - 1 - SPLINE_CONTEXT_KNOTS, a)])
         return buf[j_first - j0 : j_end - j0 + 1]
+
+    def _set_origin(self, j0: int) -> int:
+        """Make grid index ``j0`` the buffer's first sample (and its times j/4 s)."""
+        if j0 != self._j0:
+            self._t_s = _grid_ramp(self._buf.size) + j0 / WELCH_FS_HZ
+            self._j0 = j0
+        return j0
