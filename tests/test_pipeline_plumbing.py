@@ -1,7 +1,7 @@
 """The pipeline's per-packet and per-beat shortcuts give what the general paths give.
 
-The usual notification (4 bytes: flags, uint8 heart rate, one RR value) is read inline
-by ``Pipeline.receive_packet``; beats wait in lists until a spectrum is due and are then
+The usual notifications (4 or 6 bytes: flags, uint8 heart rate, one or two RR values) are
+read inline by ``Pipeline.receive_packet``; beats wait in lists until a spectrum is due and are then
 copied into the spectrum history (dropping old beats when it is full).
 """
 
@@ -23,17 +23,21 @@ def _json(events: list[Event]) -> list[dict[str, object]]:
     return [e.to_json() for e in events]
 
 
+@pytest.mark.parametrize("n_rr", [1, 2])
 @pytest.mark.parametrize("flags", range(256))
-def test_a_four_byte_notification_reads_as_parse_fields_reads_it(flags: int) -> None:
-    """Every flags byte of a 4-byte payload: the pipeline's events equal those of the
+def test_a_short_notification_reads_as_parse_fields_reads_it(flags: int, n_rr: int) -> None:
+    """Every flags byte of a 4- and a 6-byte payload (one or two RR values in the usual
+    layout, read inline by the pipeline): the pipeline's events equal those of the
     same content sent with a uint16 heart rate (a layout that goes through parse_fields),
     and a payload parse_fields rejects is rejected by the pipeline too, changing nothing."""
-    rr_ticks = [1000, 1010, 990, 1020, 3000, 1005, 995] * 3  # one out of range
+    rr_ticks = [1000, 1010, 990, 1020, 3000, 1005, 995, 1002, 1010, 3100] * 3  # 2 too long
     hr = 0x4B
     p = Pipeline()
     q = Pipeline()
-    for i, tick in enumerate(rr_ticks):
-        payload = bytes([flags, hr, tick & 0xFF, tick >> 8])
+    saw_rr = False
+    for i in range(0, len(rr_ticks), n_rr):
+        ticks = rr_ticks[i : i + n_rr]
+        payload = bytes([flags, hr, *(b for v in ticks for b in (v & 0xFF, v >> 8))])
         t = 1.0 + i
         try:
             m = parse_heart_rate_measurement(payload)
@@ -42,6 +46,7 @@ def test_a_four_byte_notification_reads_as_parse_fields_reads_it(flags: int) -> 
                 p.receive_packet(t, payload)
             assert p.packets == 0 and p.events_received() == []
             return
+        saw_rr = saw_rr or bool(m.rr_ticks)
         p.receive_packet(t, payload)
         q.receive_packet(
             t,
@@ -58,9 +63,9 @@ def test_a_four_byte_notification_reads_as_parse_fields_reads_it(flags: int) -> 
     q.close()
     got = _json(p.events_received())
     assert got == _json(q.events_received())
-    assert p.packets == q.packets == len(rr_ticks)
-    # Beats from the usual layout (RR at byte 2) unless the strap reports no contact.
-    assert (p.beats_measured > 0) == (flags & 0x19 == 0x10 and flags & 0x06 != 0x04)
+    assert p.packets == q.packets == len(rr_ticks) // n_rr
+    # Beats whenever RR values were sent, unless the strap reports no contact.
+    assert (p.beats_measured > 0) == (saw_rr and flags & 0x06 != 0x04)
 
 
 def _rsa_rr(n: int, mean_ms: float) -> list[float]:

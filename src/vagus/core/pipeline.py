@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -549,22 +549,32 @@ class Pipeline:
                     f"(bytes), got {type(t_arrival_s).__name__} and {type(payload).__name__}"
                 )
             payload = bytes(payload)
-        # The usual notification (4 bytes: flags, a uint8 heart rate, one RR value; no
-        # energy field) is read here, as parse_fields reads it; any other goes through it.
+        # The usual notifications (flags, a uint8 heart rate, one or two RR values; no
+        # energy field) are read here, as parse_fields reads them; any other goes through it.
         # RR (ms) = ticks * 1000 / 1024 = ticks * 0.9765625, exactly (a binary fraction).
-        rr_ms: list[float] | tuple[float]
-        if len(payload) == 4 and payload[0] & _FLAGS_LAYOUT == _FLAG_RR_PRESENT:
+        rr_ms: Sequence[float]
+        n_bytes = len(payload)
+        one_rr: float | None = None
+        if n_bytes == 4 and payload[0] & _FLAGS_LAYOUT == _FLAG_RR_PRESENT:
             flags = payload[0]
             ticks = payload[2] | (payload[3] << 8)
             rr = ticks * 0.9765625
             rr_ms = (rr,)
-            one_rr: float | None = rr
+            one_rr = rr
             too_long = rr > self._max_rr_ms
             span_s = ticks / RR_TICKS_PER_S
+        elif n_bytes == 6 and payload[0] & _FLAGS_LAYOUT == _FLAG_RR_PRESENT:
+            flags = payload[0]
+            ticks = payload[2] | (payload[3] << 8)
+            ticks2 = payload[4] | (payload[5] << 8)
+            rr = ticks * 0.9765625
+            rr2 = ticks2 * 0.9765625
+            rr_ms = (rr, rr2)
+            too_long = rr > self._max_rr_ms or rr2 > self._max_rr_ms
+            span_s = (ticks + ticks2) / RR_TICKS_PER_S
         else:
             flags, _, _, rr_ticks = parse_fields(payload)  # MalformedPacket before any change
             rr_ms = [v * 0.9765625 for v in rr_ticks]
-            one_rr = None
             too_long = bool(rr_ms) and max(rr_ms) > self._max_rr_ms
             span_s = sum(rr_ticks) / RR_TICKS_PER_S
         self.packets += 1
@@ -747,7 +757,7 @@ class Pipeline:
             t_s = resume_s
         self._anchor(t_s)
 
-    def _receive_long_rr(self, rr_ms: list[float] | tuple[float], t_end_s: float | None) -> None:
+    def _receive_long_rr(self, rr_ms: Sequence[float], t_end_s: float | None) -> None:
         """Input holding an RR longer than the physiological range (``max_rr_ms``, 2.5 s).
 
         Such a value is not a beat that can be placed or corrected: the strap saw no
