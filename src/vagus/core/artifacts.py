@@ -133,7 +133,7 @@ brought up to date only when a beat needs its thresholds: value by value with
 ``bisect`` when they lag by at most :data:`CATCH_UP_VALUES` values, else re-sorted. The
 decisions are the same as with thresholds computed for every beat (the quartiles of
 the same values). The median of the 11 RR is a sort of a list of 11 floats. On the
-24 h nsr001 Holter record 0.3 % of the beats leave the short path.
+24 h nsr001 Holter record about 1 % of the beats leave the short path.
 """
 
 from __future__ import annotations
